@@ -102,6 +102,12 @@ $(BIN)/%: $(BUILD)/tools/%.o $(TOOL_COMMON_OBJ) $(LIB_A)
 	@mkdir -p $(@D)
 	$(CC) -o $@ $< $(TOOL_COMMON_OBJ) $(LIB_A) $(LDFLAGS_ALL) $(LDLIBS_ALL)
 
+# vol-stage loads plugins that call back into libcore: export all of it from the executable.
+$(BIN)/vol-stage: $(BUILD)/tools/vol-stage.o $(TOOL_COMMON_OBJ) $(LIB_A)
+	@mkdir -p $(@D)
+	$(CC) -o $@ $< $(TOOL_COMMON_OBJ) -Wl,--export-dynamic -Wl,--whole-archive $(LIB_A) \
+	  -Wl,--no-whole-archive $(LDFLAGS_ALL) $(LDLIBS_ALL)
+
 all: $(TOOL_BINS) $(LIB_A) $(LIB_SO)
 
 # ---- tests -------------------------------------------------------------------
