@@ -1,0 +1,108 @@
+/* nn_backend.h — the compute context of the neural-network engine.
+ *
+ * Every layer call (nn_layers.h) takes a struct cryo_nn_ctx: it names the backend that
+ * does the arithmetic (CPU now, CUDA later), holds that backend's state (oneDNN engine and
+ * stream, a cache of oneDNN primitives keyed by shape, the thread count) and a grow-once
+ * scratch workspace, so that no layer call allocates memory once shapes have been seen.
+ *
+ * The same layer calls run on every backend: behind the context sits a const table of ops
+ * (libcore/nn/backend_impl.h, private). The CPU backend is always built and is the
+ * reference. Asking a backend for an op it lacks returns CRYO_E_UNSUPPORTED with a message
+ * naming op and backend; nothing ever falls back silently to another device.
+ *
+ * Memory: the float pointers passed to layer calls live where the context's device can
+ * address them (host memory for CPU, device memory for CUDA). Allocate tensors, parameter
+ * and gradient arenas with cryo_nn_alloc() and move data with cryo_nn_upload() /
+ * cryo_nn_download() so the same code serves both. On the CPU backend cryo_nn_alloc is
+ * cryo_alloc_big (64-byte aligned, huge pages for big buffers) and upload/download are
+ * memcpy.
+ *
+ * Threads: a context is used by one thread at a time. cryo_nn_ctx_create(nthreads) sets
+ * the OpenMP thread count of the calling thread (0 keeps the OpenMP default); oneDNN and
+ * the engine's own loops use OpenMP, OpenBLAS its own pool sized to the same count.
+ *
+ * OpenBLAS kernels: Debian's OpenBLAS 0.3.21 does not know Zen 5 and picks its Haswell
+ * (AVX2) kernels, half the speed of its SkylakeX (AVX-512) ones on this machine. When
+ * OPENBLAS_CORETYPE is not set in the environment and the CPU has AVX-512 F/BW/DQ/VL, the
+ * first cryo_nn_ctx_create() re-selects the SkylakeX kernels (OpenBLAS's own dynamic-arch
+ * re-initialisation, exactly what OPENBLAS_CORETYPE=SkylakeX does at load time). Set
+ * OPENBLAS_CORETYPE yourself to override; cryo_nn_ctx_name() reports the choice.
+ */
+#ifndef CRYOLVM_NN_BACKEND_H
+#define CRYOLVM_NN_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "cryolvm/error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum cryo_nn_device {
+    CRYO_NN_DEVICE_CPU = 0,
+    CRYO_NN_DEVICE_CUDA = 1 /* not built yet: cryo_nn_ctx_create returns CRYO_E_UNSUPPORTED */
+};
+
+/* The layers, for cryo_nn_supports(). */
+enum cryo_nn_op {
+    CRYO_NN_OP_CONV3D = 0,
+    CRYO_NN_OP_CONVT3D,
+    CRYO_NN_OP_LINEAR,
+    CRYO_NN_OP_LAYERNORM,
+    CRYO_NN_OP_FRN,
+    CRYO_NN_OP_GELU,
+    CRYO_NN_OP_RELU,
+    CRYO_NN_OP_SOFTMAX,
+    CRYO_NN_OP_WMSA,
+    CRYO_NN_OP_CONCAT,
+    CRYO_NN_OP_ADD,
+    CRYO_NN_OP_ROLL,
+    CRYO_NN_OP_DROPPATH,
+    CRYO_NN_OP_COUNT
+};
+
+struct cryo_nn_ctx; /* opaque */
+
+/* Create a context on `device` using `nthreads` threads (0: OpenMP default).
+ * Errors: CRYO_E_UNSUPPORTED (device not built), CRYO_E_DEVICE (backend init failed),
+ * CRYO_E_NOMEM, CRYO_E_INVALID (nthreads < 0). On failure *out is NULL. */
+int cryo_nn_ctx_create(struct cryo_nn_ctx **out, enum cryo_nn_device device, int nthreads,
+                       struct cryo_error *err);
+/* Releases the workspace, the primitive cache and the backend state. NULL is a no-op.
+ * Tensors allocated with cryo_nn_alloc() are the caller's and must be freed before. */
+void cryo_nn_ctx_free(struct cryo_nn_ctx *ctx);
+
+enum cryo_nn_device cryo_nn_ctx_device(const struct cryo_nn_ctx *ctx);
+/* A human-readable description, e.g. "cpu: 2 threads, oneDNN 2.6.3, OpenBLAS SkylakeX". */
+const char *cryo_nn_ctx_name(const struct cryo_nn_ctx *ctx);
+/* 1 if the backend implements both forward and backward of `op`, else 0. */
+int cryo_nn_supports(const struct cryo_nn_ctx *ctx, enum cryo_nn_op op);
+/* Bytes currently held by the scratch workspace (grows to the largest request, never
+ * shrinks until cryo_nn_ctx_free). */
+size_t cryo_nn_workspace_bytes(const struct cryo_nn_ctx *ctx);
+
+/* Device memory for `n` floats, 64-byte aligned, not initialised. NULL + CRYO_E_NOMEM
+ * recorded on failure or overflow. Release with cryo_nn_free (NULL is a no-op). */
+float *cryo_nn_alloc(struct cryo_nn_ctx *ctx, size_t n, struct cryo_error *err);
+void cryo_nn_free(struct cryo_nn_ctx *ctx, float *p);
+/* host -> device, device -> host, device -> device (n floats; regions must not overlap). */
+int cryo_nn_upload(struct cryo_nn_ctx *ctx, float *dst, const float *src, size_t n,
+                   struct cryo_error *err);
+int cryo_nn_download(struct cryo_nn_ctx *ctx, float *dst, const float *src, size_t n,
+                     struct cryo_error *err);
+int cryo_nn_copy(struct cryo_nn_ctx *ctx, float *dst, const float *src, size_t n,
+                 struct cryo_error *err);
+/* p[0..n) = value (e.g. zeroing gradients before a step). */
+int cryo_nn_fill(struct cryo_nn_ctx *ctx, float *p, float value, size_t n,
+                 struct cryo_error *err);
+/* dst[i] += src[i]: gradient accumulation where a tensor feeds two layers. */
+int cryo_nn_accumulate(struct cryo_nn_ctx *ctx, float *dst, const float *src, size_t n,
+                       struct cryo_error *err);
+/* Wait until queued work is done (no-op on CPU, which is synchronous). */
+int cryo_nn_sync(struct cryo_nn_ctx *ctx, struct cryo_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
