@@ -44,6 +44,10 @@ void cryo_stream_reader_free(struct cryo_stream_reader *r);
 int cryo_stream_writer_open(struct cryo_stream_writer **w, FILE *f, const char *name,
                             const struct cryo_stream_opts *opts, struct cryo_error *err);
 int cryo_stream_write(struct cryo_stream_writer *w, const struct cryo_volume *v, struct cryo_error *err);
+/* Raw bytes per compressed chunk (default 4 MiB; 8 .. 256 MiB, rounded down to whole
+ * elements). Smaller chunks parallelise more and cost a little ratio. CRYO_E_INVALID if out
+ * of range. Added for tests and benchmarks; the default suits maps. */
+int cryo_stream_writer_set_chunk_bytes(struct cryo_stream_writer *w, size_t bytes, struct cryo_error *err);
 /* Writes the end-of-stream record and flushes; does not fclose. */
 int cryo_stream_writer_finish(struct cryo_stream_writer *w, struct cryo_error *err);
 void cryo_stream_writer_free(struct cryo_stream_writer *w);
