@@ -1,0 +1,279 @@
+/* model.c — the atom list shared by the PDB and mmCIF readers: growth, filtering,
+ * alternate-location resolution, element table, file reading (zlib reads plain and gzip
+ * alike) with format sniffing, and PDB output (used to write Q-scores into the B column). */
+#include "cryolvm/mem.h"
+#include "cryolvm/model.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zlib.h>
+
+void cryo_model_opts_default(struct cryo_model_opts *o)
+{
+    o->hydrogens = 0;
+    o->waters = 0;
+    o->ligands = 1;
+}
+
+void cryo_model_init(struct cryo_model *m) { memset(m, 0, sizeof *m); }
+
+void cryo_model_free(struct cryo_model *m)
+{
+    free(m->atoms);
+    cryo_model_init(m);
+}
+
+int cryo_model_push(struct cryo_model *m, const struct cryo_atom *a, struct cryo_error *err)
+{
+    if (m->n == m->cap) {
+        size_t cap = m->cap ? m->cap * 2 : 1024, bytes;
+        CRYO_TRY(cryo_mul_size(cap, sizeof *m->atoms, &bytes, err));
+        struct cryo_atom *p = realloc(m->atoms, bytes);
+        if (!p)
+            return cryo_fail(err, CRYO_E_NOMEM, "out of memory for %zu atoms", cap);
+        m->atoms = p;
+        m->cap = cap;
+    }
+    m->atoms[m->n++] = *a;
+    return CRYO_OK;
+}
+
+/* Periodic table up to Lr: index = atomic number. */
+static const char *const elements[] = {
+    "",   "H",  "HE", "LI", "BE", "B",  "C",  "N",  "O",  "F",  "NE", "NA", "MG", "AL", "SI",
+    "P",  "S",  "CL", "AR", "K",  "CA", "SC", "TI", "V",  "CR", "MN", "FE", "CO", "NI", "CU",
+    "ZN", "GA", "GE", "AS", "SE", "BR", "KR", "RB", "SR", "Y",  "ZR", "NB", "MO", "TC", "RU",
+    "RH", "PD", "AG", "CD", "IN", "SN", "SB", "TE", "I",  "XE", "CS", "BA", "LA", "CE", "PR",
+    "ND", "PM", "SM", "EU", "GD", "TB", "DY", "HO", "ER", "TM", "YB", "LU", "HF", "TA", "W",
+    "RE", "OS", "IR", "PT", "AU", "HG", "TL", "PB", "BI", "PO", "AT", "RN", "FR", "RA", "AC",
+    "TH", "PA", "U",  "NP", "PU", "AM", "CM", "BK", "CF", "ES", "FM", "MD", "NO", "LR"};
+
+int cryo_element_z(const char *symbol)
+{
+    char up[4] = {0};
+    size_t k = 0;
+    for (const char *p = symbol; *p && k < 3; p++)
+        if (!isspace((unsigned char)*p))
+            up[k++] = (char)toupper((unsigned char)*p);
+    if (k == 0 || k > 2)
+        return 0;
+    if (strcmp(up, "D") == 0) /* deuterium scatters as hydrogen */
+        return 1;
+    for (int z = 1; z < (int)(sizeof elements / sizeof *elements); z++)
+        if (strcmp(up, elements[z]) == 0)
+            return z;
+    return 0;
+}
+
+int cryo_resname_is_water(const char *r)
+{
+    return strcmp(r, "HOH") == 0 || strcmp(r, "WAT") == 0 || strcmp(r, "DOD") == 0 ||
+           strcmp(r, "H2O") == 0 || strcmp(r, "TIP") == 0 || strcmp(r, "TIP3") == 0;
+}
+
+static int same_site(const struct cryo_atom *a, const struct cryo_atom *b)
+{
+    return a->resseq == b->resseq && a->icode == b->icode && strcmp(a->chain, b->chain) == 0 &&
+           strcmp(a->name, b->name) == 0;
+}
+
+static int same_residue(const struct cryo_atom *a, const struct cryo_atom *b)
+{
+    return a->resseq == b->resseq && a->icode == b->icode && strcmp(a->chain, b->chain) == 0;
+}
+
+void cryo_model_filter(struct cryo_model *m, const struct cryo_model_opts *o)
+{
+    size_t n = m->n;
+    /* drop[] marks atoms to remove; reuse a small heap buffer. */
+    unsigned char *drop = calloc(n ? n : 1, 1);
+    if (!drop)
+        return; /* filtering is best effort without memory; atoms stay */
+    for (size_t i = 0; i < n; i++) {
+        const struct cryo_atom *a = &m->atoms[i];
+        int water = cryo_resname_is_water(a->resname);
+        if (!o->hydrogens && a->z == 1)
+            drop[i] = 1;
+        else if (!o->waters && water)
+            drop[i] = 1;
+        else if (!o->ligands && a->het && !water)
+            drop[i] = 1;
+    }
+    /* Alternate locations: within one residue (atoms of a residue are contiguous in both
+     * formats, so the scan is residue-local), keep the highest occupancy of each site. */
+    size_t start = 0;
+    while (start < n) {
+        size_t end = start + 1;
+        while (end < n && same_residue(&m->atoms[end], &m->atoms[start]))
+            end++;
+        for (size_t i = start; i < end; i++) {
+            if (drop[i] || m->atoms[i].altloc == ' ')
+                continue;
+            for (size_t j = i + 1; j < end; j++) {
+                if (drop[j] || !same_site(&m->atoms[i], &m->atoms[j]))
+                    continue;
+                if (m->atoms[j].occ > m->atoms[i].occ) {
+                    drop[i] = 1;
+                    break;
+                }
+                drop[j] = 1;
+            }
+        }
+        start = end;
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!drop[i])
+            m->atoms[k++] = m->atoms[i];
+    m->n = k;
+    free(drop);
+}
+
+int cryo_model_bounds(const struct cryo_model *m, double lo[3], double hi[3], struct cryo_error *err)
+{
+    if (m->n == 0)
+        return cryo_fail(err, CRYO_E_INVALID, "model has no atoms");
+    for (int d = 0; d < 3; d++)
+        lo[d] = hi[d] = m->atoms[0].xyz[d];
+    for (size_t i = 1; i < m->n; i++)
+        for (int d = 0; d < 3; d++) {
+            double x = m->atoms[i].xyz[d];
+            if (x < lo[d])
+                lo[d] = x;
+            if (x > hi[d])
+                hi[d] = x;
+        }
+    return CRYO_OK;
+}
+
+/* Whole file (decompressed when gzip) into a NUL-terminated buffer. */
+static int slurp(const char *path, char **out, size_t *len, struct cryo_error *err)
+{
+    int is_stdin = strcmp(path, "-") == 0;
+    gzFile g = is_stdin ? gzdopen(dup(STDIN_FILENO), "rb") : gzopen(path, "rb");
+    if (is_stdin)
+        path = "stdin";
+    if (!g)
+        return cryo_fail(err, CRYO_E_IO, "%s: cannot open: %s", path,
+                         errno ? strerror(errno) : "out of memory");
+    size_t cap = 1 << 20, n = 0;
+    char *buf = malloc(cap);
+    if (!buf) {
+        gzclose(g);
+        return cryo_fail(err, CRYO_E_NOMEM, "%s: out of memory", path);
+    }
+    for (;;) {
+        if (cap - n < (1u << 16) + 1) {
+            if (cap > SIZE_MAX / 2) {
+                free(buf);
+                gzclose(g);
+                return cryo_fail(err, CRYO_E_NOMEM, "%s: file too large", path);
+            }
+            char *p = realloc(buf, cap * 2);
+            if (!p) {
+                free(buf);
+                gzclose(g);
+                return cryo_fail(err, CRYO_E_NOMEM, "%s: out of memory", path);
+            }
+            buf = p;
+            cap *= 2;
+        }
+        int r = gzread(g, buf + n, 1u << 16);
+        if (r < 0) {
+            int zerr;
+            const char *msg = gzerror(g, &zerr);
+            char tmp[256];
+            snprintf(tmp, sizeof tmp, "%s", msg);
+            free(buf);
+            gzclose(g);
+            return cryo_fail(err, zerr == Z_ERRNO ? CRYO_E_IO : CRYO_E_TRUNCATED,
+                             "%s: read failed: %s", path, tmp);
+        }
+        if (r == 0)
+            break;
+        n += (size_t)r;
+    }
+    /* gzread returns 0 at a cut gzip member too: ask zlib whether it ended cleanly. */
+    int zerr;
+    gzerror(g, &zerr);
+    gzclose(g);
+    if (zerr != Z_OK && zerr != Z_STREAM_END) {
+        free(buf);
+        return cryo_fail(err, CRYO_E_TRUNCATED, "%s: gzip data is truncated or corrupt", path);
+    }
+    buf[n] = '\0';
+    if (memchr(buf, '\0', n)) {
+        free(buf);
+        return cryo_fail(err, CRYO_E_FORMAT, "%s: binary data, not a PDB or mmCIF text file", path);
+    }
+    *out = buf;
+    *len = n;
+    return CRYO_OK;
+}
+
+/* mmCIF if a line starts with "data_" or "_atom_site." before any ATOM/HETATM record. */
+static int looks_like_cif(const char *t, size_t len)
+{
+    const char *p = t, *end = t + len;
+    while (p < end) {
+        while (p < end && (*p == ' ' || *p == '\t'))
+            p++;
+        if (end - p >= 5 && strncmp(p, "data_", 5) == 0)
+            return 1;
+        if (end - p >= 11 && strncmp(p, "_atom_site.", 11) == 0)
+            return 1;
+        if (end - p >= 6 && (strncmp(p, "ATOM  ", 6) == 0 || strncmp(p, "HETATM", 6) == 0))
+            return 0;
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        if (!nl)
+            break;
+        p = nl + 1;
+    }
+    return 0;
+}
+
+int cryo_model_read(struct cryo_model *m, const char *path, const struct cryo_model_opts *o,
+                    struct cryo_error *err)
+{
+    struct cryo_model_opts def;
+    if (!o) {
+        cryo_model_opts_default(&def);
+        o = &def;
+    }
+    char *text = NULL;
+    size_t len = 0;
+    errno = 0;
+    CRYO_TRY(slurp(path, &text, &len, err));
+    const char *name = strcmp(path, "-") == 0 ? "stdin" : path;
+    int s = looks_like_cif(text, len) ? cryo_model_parse_cif(m, text, len, name, o, err)
+                                      : cryo_model_parse_pdb(m, text, len, name, o, err);
+    free(text);
+    return s;
+}
+
+int cryo_model_write_pdb(FILE *f, const struct cryo_model *m, const double *bfac, const char *name,
+                         struct cryo_error *err)
+{
+    for (size_t i = 0; i < m->n; i++) {
+        const struct cryo_atom *a = &m->atoms[i];
+        /* PDB convention: 4-character names start in column 13, shorter ones in 14
+         * unless the element has two letters. */
+        char nm[8];
+        if (strlen(a->name) >= 4 || strlen(a->element) == 2)
+            snprintf(nm, sizeof nm, "%-4.4s", a->name);
+        else
+            snprintf(nm, sizeof nm, " %-3.3s", a->name);
+        double b = bfac ? bfac[i] : a->b;
+        if (fprintf(f, "%-6s%5d %4s%c%3.3s %c%4d%c   %8.3f%8.3f%8.3f%6.2f%6.2f          %2.2s\n",
+                    a->het ? "HETATM" : "ATOM", (a->serial % 100000 + 100000) % 100000, nm,
+                    a->altloc, a->resname, a->chain[0] ? a->chain[0] : ' ', a->resseq % 10000,
+                    a->icode, a->xyz[0], a->xyz[1], a->xyz[2], a->occ, b, a->element) < 0)
+            return cryo_fail(err, CRYO_E_IO, "%s: write failed: %s", name, strerror(errno));
+    }
+    if (fprintf(f, "END\n") < 0 || fflush(f) != 0)
+        return cryo_fail(err, CRYO_E_IO, "%s: write failed: %s", name, strerror(errno));
+    return CRYO_OK;
+}

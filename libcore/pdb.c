@@ -1,0 +1,169 @@
+/* pdb.c — PDB format reader: ATOM/HETATM fixed columns (wwPDB format v3.3), first MODEL.
+ * Numbers are parsed from their exact column ranges so a malformed coordinate is an
+ * error with its line number, never a silent zero. The element comes from columns 77-78
+ * when present, else from the atom name as the format defines its alignment. */
+#include "cryolvm/model.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Copy columns [a,b] (1-based, inclusive) of a line of length n, trimmed. */
+static void field(const char *line, size_t n, int a, int b, char *out, size_t cap)
+{
+    size_t k = 0;
+    for (int c = a; c <= b && (size_t)c <= n; c++)
+        if (k + 1 < cap)
+            out[k++] = line[c - 1];
+    out[k] = '\0';
+    char *s = out;
+    while (*s == ' ')
+        s++;
+    memmove(out, s, strlen(s) + 1);
+    size_t l = strlen(out);
+    while (l > 0 && (out[l - 1] == ' ' || out[l - 1] == '\r'))
+        out[--l] = '\0';
+}
+
+static int parse_num(const char *s, double *v)
+{
+    char *end;
+    errno = 0;
+    double x = strtod(s, &end);
+    if (end == s || *end != '\0' || errno == ERANGE || !isfinite(x))
+        return -1;
+    *v = x;
+    return 0;
+}
+
+/* Element from the 4-column atom name field (columns 13-16): the symbol is right-aligned
+ * in columns 13-14, so " CA " is carbon and "FE  " iron; ATOM names starting in column 13
+ * with a letter are hydrogens like "HD21". */
+static void element_from_name(const char *raw4, int het, char *el)
+{
+    char c0 = raw4[0], c1 = raw4[1];
+    el[0] = el[1] = el[2] = '\0';
+    if (c0 == ' ' || isdigit((unsigned char)c0)) {
+        el[0] = (char)toupper((unsigned char)c1);
+        return;
+    }
+    if (het && isalpha((unsigned char)c1)) {
+        char two[3] = {(char)toupper((unsigned char)c0), (char)toupper((unsigned char)c1), 0};
+        if (cryo_element_z(two) > 0) {
+            memcpy(el, two, 3);
+            return;
+        }
+    }
+    el[0] = (char)toupper((unsigned char)c0);
+}
+
+int cryo_model_parse_pdb(struct cryo_model *m, const char *text, size_t len, const char *name,
+                         const struct cryo_model_opts *o, struct cryo_error *err)
+{
+    cryo_model_free(m);
+    const char *p = text, *end = text + len;
+    long lineno = 0;
+    int models_seen = 0;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
+        const char *line = p;
+        p = nl ? nl + 1 : end;
+        lineno++;
+        if (n > 0 && line[n - 1] == '\r')
+            n--;
+        if (n >= 5 && strncmp(line, "MODEL", 5) == 0) {
+            if (++models_seen > 1)
+                break;
+            continue;
+        }
+        if (n >= 6 && strncmp(line, "ENDMDL", 6) == 0)
+            break;
+        int het = n >= 6 && strncmp(line, "HETATM", 6) == 0;
+        if (!het && !(n >= 6 && strncmp(line, "ATOM  ", 6) == 0) &&
+            !(n == 4 && strncmp(line, "ATOM", 4) == 0))
+            continue;
+        if (n < 54) {
+            cryo_model_free(m);
+            return cryo_fail(err, CRYO_E_FORMAT,
+                             "%s:%ld: %s record is %zu characters, needs coordinates in columns 31-54",
+                             name, lineno, het ? "HETATM" : "ATOM", n);
+        }
+        struct cryo_atom a;
+        memset(&a, 0, sizeof a);
+        char buf[16];
+        double v;
+        for (int d = 0; d < 3; d++) {
+            field(line, n, 31 + 8 * d, 38 + 8 * d, buf, sizeof buf);
+            if (parse_num(buf, &v) < 0) {
+                cryo_model_free(m);
+                return cryo_fail(err, CRYO_E_FORMAT, "%s:%ld: %c coordinate '%s' is not a number",
+                                 name, lineno, "xyz"[d], buf);
+            }
+            a.xyz[d] = v;
+        }
+        a.occ = 1.0f;
+        field(line, n, 55, 60, buf, sizeof buf);
+        if (buf[0]) {
+            if (parse_num(buf, &v) < 0) {
+                cryo_model_free(m);
+                return cryo_fail(err, CRYO_E_FORMAT, "%s:%ld: occupancy '%s' is not a number", name,
+                                 lineno, buf);
+            }
+            a.occ = (float)v;
+        }
+        field(line, n, 61, 66, buf, sizeof buf);
+        if (buf[0]) {
+            if (parse_num(buf, &v) < 0) {
+                cryo_model_free(m);
+                return cryo_fail(err, CRYO_E_FORMAT, "%s:%ld: B-factor '%s' is not a number", name,
+                                 lineno, buf);
+            }
+            a.b = (float)v;
+        }
+        field(line, n, 7, 11, buf, sizeof buf);
+        a.serial = buf[0] && parse_num(buf, &v) == 0 ? (int)v : (int)m->n + 1;
+        field(line, n, 13, 16, a.name, sizeof a.name);
+        a.altloc = n >= 17 ? line[16] : ' ';
+        field(line, n, 18, 20, a.resname, sizeof a.resname);
+        a.chain[0] = n >= 22 ? line[21] : ' ';
+        if (a.chain[0] == ' ')
+            a.chain[0] = '\0';
+        field(line, n, 23, 26, buf, sizeof buf);
+        if (buf[0] && parse_num(buf, &v) < 0) {
+            cryo_model_free(m);
+            return cryo_fail(err, CRYO_E_FORMAT, "%s:%ld: residue number '%s' is not a number", name,
+                             lineno, buf);
+        }
+        a.resseq = buf[0] ? (int)v : 0;
+        a.icode = n >= 27 ? line[26] : ' ';
+        a.het = het;
+        field(line, n, 77, 78, buf, sizeof buf);
+        if (buf[0]) {
+            for (char *c = buf; *c; c++)
+                *c = (char)toupper((unsigned char)*c);
+            memcpy(a.element, buf, 3); /* field() of 2 columns: at most 2 chars + NUL */
+            a.element[3] = '\0';
+        } else {
+            char raw[5] = "    ";
+            for (int c = 0; c < 4 && (size_t)(12 + c) < n; c++)
+                raw[c] = line[12 + c];
+            element_from_name(raw, het, a.element);
+        }
+        a.z = cryo_element_z(a.element);
+        int s = cryo_model_push(m, &a, err);
+        if (s < 0) {
+            cryo_model_free(m);
+            return s;
+        }
+    }
+    if (m->n == 0)
+        return cryo_fail(err, CRYO_E_FORMAT, "%s: no ATOM/HETATM records (not a PDB file?)", name);
+    cryo_model_filter(m, o);
+    if (m->n == 0)
+        return cryo_fail(err, CRYO_E_FORMAT, "%s: no atoms left after filtering (hydrogens, waters, ligands)",
+                         name);
+    return CRYO_OK;
+}
