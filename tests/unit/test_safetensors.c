@@ -1,0 +1,143 @@
+/* test_safetensors.c — safetensors write/read round trip and refusal of lying headers.
+ * (Interchange with numpy and PyTorch is tested in tests/bats/engine-model.bats.) */
+#include "cryolvm/safetensors.h"
+#include "testutil.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static char *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *b = malloc((size_t)n + 1);
+    *len = fread(b, 1, (size_t)n, f);
+    fclose(f);
+    return b;
+}
+
+/* A file image with the given JSON header and `datalen` bytes of zeros. */
+static char *image(const char *json, size_t datalen, size_t *len)
+{
+    size_t hl = strlen(json);
+    *len = 8 + hl + datalen;
+    char *b = calloc(1, *len);
+    for (int i = 0; i < 8; i++)
+        b[i] = (char)((uint64_t)hl >> (8 * i));
+    memcpy(b + 8, json, hl);
+    return b;
+}
+
+static int parse_status(const char *json, size_t datalen, char *msg, size_t msgcap)
+{
+    size_t len;
+    char *b = image(json, datalen, &len);
+    struct cryo_safetensors *st = NULL;
+    struct cryo_error e = {0};
+    int rc = cryo_safetensors_parse(&st, b, len, "bad.safetensors", &e);
+    snprintf(msg, msgcap, "%s", e.msg);
+    cryo_safetensors_free(st);
+    free(b);
+    return rc;
+}
+
+TEST(roundtrip)
+{
+    struct cryo_safetensors *st;
+    struct cryo_error e = {0};
+    CHECK(cryo_safetensors_create(&st, &e) == 0);
+    float w[24];
+    for (int i = 0; i < 24; i++)
+        w[i] = (float)i * 0.5f - 3.0f;
+    int64_t sw[3] = {2, 3, 4}, sb[1] = {3}, sc[1] = {1};
+    double b[3] = {1.5, -2.0, 1e-300};
+    int64_t step = 123456789012345LL;
+    CHECK(cryo_safetensors_add(st, "enc.0.weight", CRYO_ST_F32, 3, sw, w, &e) == 0);
+    CHECK(cryo_safetensors_add(st, "enc.0.bias", CRYO_ST_F64, 1, sb, b, &e) == 0);
+    CHECK(cryo_safetensors_add(st, "step", CRYO_ST_I64, 1, sc, &step, &e) == 0);
+    CHECK(cryo_safetensors_add(st, "step", CRYO_ST_I64, 1, sc, &step, &e) == CRYO_E_INVALID);
+    CHECK(cryo_safetensors_add(st, "__metadata__", CRYO_ST_I64, 1, sc, &step, &e) == CRYO_E_INVALID);
+    CHECK(cryo_meta_set(&st->meta, "config", "width=32,depth=2", &e) == 0);
+    char path[512];
+    snprintf(path, sizeof path, "%s/a.safetensors", tu_tmpdir());
+    CHECK(cryo_safetensors_write(st, path, &e) == 0);
+    cryo_safetensors_free(st);
+
+    size_t len = 0;
+    char *raw = slurp(path, &len);
+    CHECK(raw != NULL && len >= 8);
+    if (!raw || len < 8)
+        return;
+    uint64_t hl = 0;
+    for (int i = 7; i >= 0; i--)
+        hl = hl << 8 | (unsigned char)raw[i];
+    CHECK((8 + hl) % 8 == 0);
+    CHECK(len == 8 + hl + sizeof w + sizeof b + 8);
+    free(raw);
+
+    struct cryo_safetensors *r = NULL;
+    CHECK(cryo_safetensors_read(&r, path, &e) == 0);
+    if (!r)
+        return;
+    CHECK_EQ_INT(r->n, 3);
+    const float *wr;
+    CHECK(cryo_safetensors_get_f32(r, "enc.0.weight", 3, sw, &wr, &e) == 0);
+    CHECK(memcmp(wr, w, sizeof w) == 0);
+    int64_t wrong[3] = {2, 4, 3};
+    CHECK(cryo_safetensors_get_f32(r, "enc.0.weight", 3, wrong, &wr, &e) == CRYO_E_FORMAT);
+    CHECK(strstr(e.msg, "[2,3,4]") != NULL);
+    CHECK(cryo_safetensors_get_f32(r, "enc.0.bias", 1, sb, &wr, &e) == CRYO_E_FORMAT);
+    CHECK(cryo_safetensors_get_f32(r, "nope", 1, sb, &wr, &e) == CRYO_E_FORMAT);
+    const struct cryo_st_tensor *tb = cryo_safetensors_find(r, "enc.0.bias");
+    CHECK(tb && tb->dtype == CRYO_ST_F64 && memcmp(tb->data, b, sizeof b) == 0);
+    const struct cryo_st_tensor *ts = cryo_safetensors_find(r, "step");
+    CHECK(ts && *(const int64_t *)ts->data == step);
+    CHECK(cryo_meta_get(&r->meta, "config") && strcmp(cryo_meta_get(&r->meta, "config"), "width=32,depth=2") == 0);
+    cryo_safetensors_free(r);
+}
+
+TEST(lying_headers_refused)
+{
+    char m[1024];
+    const char *ok = "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}";
+    CHECK(parse_status(ok, 8, m, sizeof m) == 0);
+    /* data beyond the tensors */
+    CHECK(parse_status(ok, 12, m, sizeof m) == CRYO_E_FORMAT);
+    /* offsets out of range */
+    CHECK(parse_status("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", 4, m, sizeof m) == CRYO_E_FORMAT);
+    CHECK(strstr(m, "bad.safetensors") && strstr(m, "'a'"));
+    /* shape does not match the byte count */
+    CHECK(parse_status("{\"a\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,8]}}", 8, m, sizeof m) == CRYO_E_FORMAT);
+    /* overlap */
+    CHECK(parse_status("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+                       "\"b\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}", 8, m, sizeof m) == CRYO_E_FORMAT);
+    /* hole */
+    CHECK(parse_status("{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}", 8, m, sizeof m) == CRYO_E_FORMAT);
+    /* unknown dtype, negative dim, overflowing shape, bad JSON, duplicate key */
+    CHECK(parse_status("{\"a\":{\"dtype\":\"F33\",\"shape\":[2],\"data_offsets\":[0,8]}}", 8, m, sizeof m) == CRYO_E_FORMAT);
+    CHECK(parse_status("{\"a\":{\"dtype\":\"F32\",\"shape\":[-2],\"data_offsets\":[0,8]}}", 8, m, sizeof m) == CRYO_E_FORMAT);
+    CHECK(parse_status("{\"a\":{\"dtype\":\"F32\",\"shape\":[4294967296,4294967296,8],\"data_offsets\":[0,8]}}", 8, m, sizeof m) == CRYO_E_FORMAT);
+    CHECK(parse_status("{\"a\":{\"dtype\":\"F32\",", 8, m, sizeof m) == CRYO_E_FORMAT);
+    CHECK(parse_status("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+                       "\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", 8, m, sizeof m) == CRYO_E_FORMAT);
+    CHECK(parse_status("{\"__metadata__\":{\"k\":3}}", 0, m, sizeof m) == CRYO_E_FORMAT);
+    /* absurd header length and truncated header */
+    char b[16] = {0};
+    b[7] = 0x10;
+    struct cryo_safetensors *st = NULL;
+    struct cryo_error e = {0};
+    CHECK(cryo_safetensors_parse(&st, b, sizeof b, "x", &e) == CRYO_E_FORMAT && !st);
+    memset(b, 0, sizeof b);
+    b[0] = 100;
+    CHECK(cryo_safetensors_parse(&st, b, sizeof b, "x", &e) == CRYO_E_TRUNCATED && !st);
+    CHECK(cryo_safetensors_parse(&st, b, 5, "x", &e) == CRYO_E_TRUNCATED && !st);
+    CHECK(cryo_safetensors_read(&st, "/nonexistent/w.safetensors", &e) == CRYO_E_IO);
+    CHECK(strstr(e.msg, "/nonexistent/w.safetensors") != NULL);
+}
+
+int main(void) { return RUN_TESTS(roundtrip, lying_headers_refused); }
