@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# stream.sh — size and speed of the CVOL stream (cryolvm-stream(5)) against plain zstd.
+#
+# Builds three 256^3 float32 maps (x fastest, 64 MiB raw):
+#   tiled     EMD-5168 (real, 100^3) tiled to 256^3 plus Gaussian noise of 0.1 x its std,
+#             so that the tiles are not exact repeats (which zstd would find);
+#   upnoise   EMD-5168 upsampled 2.56x (cubic) plus Gaussian noise of 0.3 x its std;
+#   simulated a noise-free map: 4000 Gaussian "atoms" (B ~ 2 A^2 at 1 A/voxel), no noise;
+# and the shared real maps at their own size. For each: raw bytes, CVOL bytes and ratio at
+# level 3 (shuffled, 4 MiB chunks), the ratio of `zstd -3` on the raw bytes, and median
+# in-memory encode/decode MB/s of the C library (bench/stream_bench.c, 2 threads).
+# Needs the shared data (../shared/data or $CRYO_DATA); prints a Markdown table.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/.." && pwd)
+data=${CRYO_DATA:-$root/../shared/data}
+PY=/usr/bin/python3
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+# Only the stream and the core it needs, so that work in progress elsewhere cannot break it.
+(cd "$root" && cc -std=c11 -O2 -march=native -fopenmp -D_GNU_SOURCE -Ilibcore/include -Ilibcore \
+  -o "$tmp/stream_bench" bench/stream_bench.c libcore/stream.c libcore/stream_read.c \
+  libcore/stream_write.c libcore/error.c libcore/mem.c libcore/meta.c libcore/volume.c libcore/dtype.c \
+  -lzstd -lz -lm)
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
+
+[ -f "$data/tempy_emd5168_actin/emd_5168.map" ] || { echo "stream.sh: no shared data in $data" >&2; exit 1; }
+"$PY" - "$data" "$tmp" <<'EOF'
+import sys, numpy as np, mrcfile, scipy.ndimage as ndi
+data, tmp = sys.argv[1], sys.argv[2]
+m = mrcfile.open(f"{data}/tempy_emd5168_actin/emd_5168.map", permissive=True).data.astype(np.float32)
+n = 256
+rng = np.random.default_rng(1)
+t = np.tile(m, (3, 3, 3))[:n, :n, :n]
+t = t + rng.normal(0, 0.1 * t.std(), t.shape)
+np.ascontiguousarray(t, np.float32).tofile(f"{tmp}/tiled.raw")
+u = ndi.zoom(m, n / m.shape[0], order=3)[:n, :n, :n]
+u = u + rng.normal(0, 0.3 * u.std(), u.shape)
+np.ascontiguousarray(u, np.float32).tofile(f"{tmp}/upnoise.raw")
+pts = np.zeros((n, n, n), np.float32)
+idx = rng.integers(40, n - 40, size=(4000, 3))
+np.add.at(pts, (idx[:, 0], idx[:, 1], idx[:, 2]), rng.uniform(6, 16, 4000).astype(np.float32))
+s = ndi.gaussian_filter(pts, 1.2)
+s.astype(np.float32).tofile(f"{tmp}/simulated.raw")
+import glob, os
+with open(f"{tmp}/list", "w") as f:
+    for name in ("tiled", "upnoise", "simulated"):
+        f.write(f"{name} {n} {n} {n}\n")
+    for p in sorted(glob.glob(f"{data}/*/*.map") + glob.glob(f"{data}/*/*.mrc") + glob.glob(f"{data}/*/*.ccp4")):
+        v = mrcfile.open(p, permissive=True).data
+        if v.dtype != np.float32 or v.ndim != 3:
+            continue
+        b = os.path.basename(p).split(".")[0]
+        np.ascontiguousarray(v).tofile(f"{tmp}/{b}.raw")
+        f.write(f"{b} {v.shape[2]} {v.shape[1]} {v.shape[0]}\n")
+EOF
+
+echo "| map | shape | raw MiB | CVOL -3 ratio | zstd -3 raw ratio | CVOL -3 no shuffle | encode MB/s | decode MB/s |"
+echo "|---|---|---|---|---|---|---|---|"
+while read -r name nx ny nz; do
+  f=$tmp/$name.raw
+  raw=$(stat -c %s "$f")
+  reps=5; [ "$raw" -lt 4000000 ] && reps=21
+  line=$("$tmp/stream_bench" "$f" float32 "$nx" "$ny" "$nz" 3 1 0 $reps)
+  ratio=$(awk '{print $6}' <<<"$line"); enc=$(awk '{print $8}' <<<"$line"); dec=$(awk '{print $11}' <<<"$line")
+  noshuf=$("$tmp/stream_bench" "$f" float32 "$nx" "$ny" "$nz" 3 0 0 1 | awk '{print $6}')
+  z=$(zstd -3 -q -c "$f" | wc -c)
+  zr=$(awk -v a="$raw" -v b="$z" 'BEGIN{printf "%.3f", a/b}')
+  mib=$(awk -v a="$raw" 'BEGIN{printf "%.2f", a/1048576}')
+  echo "| $name | ${nx}x${ny}x${nz} | $mib | $ratio | $zr | $noshuf | $enc | $dec |"
+done <"$tmp/list"
+# Plain zstd speed on the tiled map for scale (one thread, file to /dev/null, incl. I/O).
+t0=$(date +%s.%N); zstd -3 -q -c "$tmp/tiled.raw" >/dev/null; t1=$(date +%s.%N)
+awk -v a="$(stat -c %s "$tmp/tiled.raw")" -v t="$(echo "$t1 - $t0" | bc)" \
+  'BEGIN{printf "\nzstd -3 (1 thread, whole process) on tiled: %.0f MB/s\n", a/1e6/t}'
