@@ -1,0 +1,111 @@
+/* backend_impl.h — what a backend provides to the engine (private to libcore).
+ *
+ * The idea is ggml's backend vtable: one const table of function pointers per backend,
+ * one entry per op with the same signature as the public layer call in nn_layers.h. The
+ * public calls (libcore/nn/layer_*.c) validate arguments once, for every backend, and then
+ * dispatch through ctx->ops; an entry left NULL means "this backend cannot run that op"
+ * and the call returns CRYO_E_UNSUPPORTED. Backends never call each other.
+ *
+ * A backend's own state (oneDNN engine, primitive cache, cuBLAS handle...) hangs off
+ * ctx->state, created by ops->init and released by ops->fini.
+ */
+#ifndef CRYOLVM_NN_BACKEND_IMPL_H
+#define CRYOLVM_NN_BACKEND_IMPL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "cryolvm/nn_layers.h"
+
+struct cryo_nn_ops {
+    const char *name; /* "cpu", "cuda" */
+    int (*init)(struct cryo_nn_ctx *ctx, struct cryo_error *err);
+    void (*fini)(struct cryo_nn_ctx *ctx);
+
+    /* memory */
+    float *(*alloc)(struct cryo_nn_ctx *ctx, size_t n, struct cryo_error *err);
+    void (*free)(struct cryo_nn_ctx *ctx, float *p);
+    int (*upload)(struct cryo_nn_ctx *ctx, float *dst, const float *src, size_t n,
+                  struct cryo_error *err);
+    int (*download)(struct cryo_nn_ctx *ctx, float *dst, const float *src, size_t n,
+                    struct cryo_error *err);
+    int (*copy)(struct cryo_nn_ctx *ctx, float *dst, const float *src, size_t n,
+                struct cryo_error *err);
+    int (*fill)(struct cryo_nn_ctx *ctx, float *p, float value, size_t n, struct cryo_error *err);
+    int (*accumulate)(struct cryo_nn_ctx *ctx, float *dst, const float *src, size_t n,
+                      struct cryo_error *err);
+    int (*sync)(struct cryo_nn_ctx *ctx, struct cryo_error *err);
+
+    /* layers: signatures as in nn_layers.h, arguments already validated */
+    int (*conv3d_forward)(struct cryo_nn_ctx *, float *, const float *, const float *,
+                          const float *, const struct cryo_nn_conv3d *, struct cryo_error *);
+    int (*conv3d_backward)(struct cryo_nn_ctx *, float *, float *, float *, const float *,
+                           const float *, const float *, const struct cryo_nn_conv3d *,
+                           struct cryo_error *);
+    int (*convt3d_forward)(struct cryo_nn_ctx *, float *, const float *, const float *,
+                           const float *, const struct cryo_nn_conv3d *, struct cryo_error *);
+    int (*convt3d_backward)(struct cryo_nn_ctx *, float *, float *, float *, const float *,
+                            const float *, const float *, const struct cryo_nn_conv3d *,
+                            struct cryo_error *);
+    int (*linear_forward)(struct cryo_nn_ctx *, float *, const float *, const float *,
+                          const float *, int64_t, int, int, struct cryo_error *);
+    int (*linear_backward)(struct cryo_nn_ctx *, float *, float *, float *, const float *,
+                           const float *, const float *, int64_t, int, int, struct cryo_error *);
+    int (*layernorm_forward)(struct cryo_nn_ctx *, float *, float *, float *, const float *,
+                             const float *, const float *, int64_t, int, float,
+                             struct cryo_error *);
+    int (*layernorm_backward)(struct cryo_nn_ctx *, float *, float *, float *, const float *,
+                              const float *, const float *, const float *, const float *,
+                              int64_t, int, struct cryo_error *);
+    int (*frn_forward)(struct cryo_nn_ctx *, float *, float *, const float *, const float *,
+                       const float *, const float *, int, int64_t, int, float,
+                       struct cryo_error *);
+    int (*frn_backward)(struct cryo_nn_ctx *, float *, float *, float *, float *, const float *,
+                        const float *, const float *, const float *, const float *,
+                        const float *, int, int64_t, int, struct cryo_error *);
+    int (*gelu_forward)(struct cryo_nn_ctx *, float *, const float *, size_t, struct cryo_error *);
+    int (*gelu_backward)(struct cryo_nn_ctx *, float *, const float *, const float *, size_t,
+                         struct cryo_error *);
+    int (*relu_forward)(struct cryo_nn_ctx *, float *, const float *, size_t, struct cryo_error *);
+    int (*relu_backward)(struct cryo_nn_ctx *, float *, const float *, const float *, size_t,
+                         struct cryo_error *);
+    int (*softmax_forward)(struct cryo_nn_ctx *, float *, const float *, int64_t, int,
+                           struct cryo_error *);
+    int (*softmax_backward)(struct cryo_nn_ctx *, float *, const float *, const float *, int64_t,
+                            int, struct cryo_error *);
+    int (*wmsa_forward)(struct cryo_nn_ctx *, float *, float *, const float *, const float *,
+                        const float *, const float *, const float *, const float *,
+                        const struct cryo_nn_wmsa *, struct cryo_error *);
+    int (*wmsa_backward)(struct cryo_nn_ctx *, float *, float *, float *, float *, float *,
+                         float *, const float *, const float *, const float *, const float *,
+                         const float *, const float *, const struct cryo_nn_wmsa *,
+                         struct cryo_error *);
+    int (*concat_forward)(struct cryo_nn_ctx *, float *, const float *, const float *, int64_t,
+                          int, int, struct cryo_error *);
+    int (*split_forward)(struct cryo_nn_ctx *, float *, float *, const float *, int64_t, int,
+                         int, struct cryo_error *);
+    int (*add_forward)(struct cryo_nn_ctx *, float *, const float *, const float *, size_t,
+                       struct cryo_error *);
+    int (*roll_forward)(struct cryo_nn_ctx *, float *, const float *, int, int, int, int, int,
+                        int, int, int, struct cryo_error *);
+    int (*scale_samples)(struct cryo_nn_ctx *, float *, const float *, const float *, int,
+                         size_t, struct cryo_error *); /* out[i,:] = inp[i,:]·s[i] (s on host) */
+};
+
+struct cryo_nn_ctx {
+    const struct cryo_nn_ops *ops;
+    enum cryo_nn_device device;
+    int nthreads;    /* as requested (0 = OpenMP default) */
+    char name[160];  /* filled by the backend's init */
+    void *state;     /* backend-private */
+    void *ws;        /* grow-once scratch workspace (backend memory) */
+    size_t ws_bytes;
+};
+
+/* The scratch workspace, at least `bytes` long (64-byte aligned). Grows (never shrinks)
+ * when a call needs more; pointers from an earlier call are invalid after a later one. */
+void *cryo_nn_workspace(struct cryo_nn_ctx *ctx, size_t bytes, struct cryo_error *err);
+
+/* The backends that are built. */
+extern const struct cryo_nn_ops cryo_nn_cpu_ops;
+
+#endif
