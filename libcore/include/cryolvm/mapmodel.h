@@ -1,0 +1,119 @@
+/* mapmodel.h — how well a map agrees with an atomic model placed in it.
+ *
+ * Global metrics (cryo_mapmodel_eval), following phenix.map_model_cc and phenix.mtriage
+ * (Afonine et al. 2018, Acta Cryst D74:814). The model map is molmap's (molmap.h) at the
+ * given resolution on exactly the map's grid. All correlations are Pearson coefficients
+ * (about the mean) over a set of voxels:
+ *   cc_box     all voxels of the box;
+ *   cc_mask    voxels within R of any atom centre, R = max(3, min(10, d)) Å (mmtbx's
+ *              resolution-dependent atom mask radius, without its B-dependent image-radius
+ *              term), or a radius given by the caller;
+ *   cc_volume  the N voxels with the highest model-map values, N = voxels in the mask;
+ *   cc_peaks   the union of the N highest voxels of the model map and the N highest of
+ *              the experimental map.
+ * FSC between map and model map in Fourier shells of width 1/max(n_d a_d); d_fsc_0143 and
+ * d_fsc_05 are the resolutions where the curve first falls below 0.143 / 0.5 (linear
+ * interpolation between shells; the Nyquist value if it never does).
+ * d_model (mtriage): the resolution of the model map that correlates best with the
+ * experimental map (CC_mask maximised over a scan of d from 2 voxels up to 3x the stated
+ * resolution, then refined by golden-section search).
+ *
+ * Q-score (cryo_qscore; Pintilie et al. 2020, Nat Methods 17:328, as mapq computes it):
+ * for each atom, map values are sampled at radial distances 0, 0.1, ..., 2.0 Å, N points
+ * per shell (default 8) on a Saff-Kuijlaars spiral, rotated until all N points are
+ * farther than 0.9 r from every other atom (up to 50 deterministic rotations; else the
+ * rotation that kept most points). Map values are trilinearly interpolated and normalised
+ * by the map's mean and standard deviation; the reference is the Gaussian
+ * g(r) = A exp(-r^2 / (2 sigma^2)) + B with A = 10 and B = -1 in those units (mapq's
+ * A = avg + 10 sd, B = avg - sd), sigma = 0.6 Å by default. Q is the Pearson correlation
+ * of the sampled values with the reference over all the atom's points (invariant to A, B
+ * and the normalisation). The expected Q at resolution d for proteins from the paper's
+ * fit is Q = -0.1775 d + 1.1192.
+ *
+ * Errors: CRYO_E_INVALID (parameters, empty model, non-float32 map), CRYO_E_NUMERIC (a
+ * flat map or model map: correlation undefined), CRYO_E_NOMEM.
+ */
+#ifndef CRYOLVM_MAPMODEL_H
+#define CRYOLVM_MAPMODEL_H
+
+#include <stdio.h>
+#include "cryolvm/model.h"
+#include "cryolvm/volume.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct cryo_mapmodel_opts {
+    double resolution;  /* Å, > 0: model map resolution and the mask radius rule */
+    double mask_radius; /* Å; 0 = max(3, min(10, resolution)) */
+    int d_model;        /* 1 = also search d_model (costs ~40 model maps) */
+};
+
+struct cryo_mapmodel_result {
+    double cc_box, cc_mask, cc_volume, cc_peaks;
+    double mask_radius;
+    size_t n_mask;                 /* voxels in the atom mask */
+    double d_fsc_0143, d_fsc_05;   /* Å */
+    double d_model;                /* Å, 0 if not computed */
+    size_t nshell;
+    double *shell_s;               /* owned: shell centre frequency, 1/Å */
+    double *fsc;                   /* owned: FSC per shell */
+};
+void cryo_mapmodel_result_free(struct cryo_mapmodel_result *r);
+
+/* Model map on the map's grid, then all the global metrics. `map` must be float32 with one
+ * channel. r is overwritten (free it with cryo_mapmodel_result_free). */
+int cryo_mapmodel_eval(const struct cryo_volume *map, const struct cryo_model *m,
+                       const struct cryo_mapmodel_opts *o, struct cryo_mapmodel_result *r,
+                       struct cryo_error *err);
+
+/* Pearson correlation of a and b over the voxels where sel != 0 (sel NULL = all);
+ * NAN if fewer than 2 voxels or one side is constant. */
+double cryo_cc_masked(const float *a, const float *b, const unsigned char *sel, size_t n);
+
+/* sel[i] = 1 for voxels within `radius` Å of an atom centre (grid of `like`). Returns the
+ * count in *count. sel has cryo_volume_channel_count(like) entries. */
+int cryo_atom_mask(unsigned char *sel, const struct cryo_volume *like, const struct cryo_model *m,
+                   double radius, size_t *count, struct cryo_error *err);
+
+/* sel[i] = 1 for the `count` voxels with the highest values of a (ties broken by index). */
+int cryo_top_voxels(unsigned char *sel, const float *a, size_t n, size_t count, struct cryo_error *err);
+
+/* FSC of two same-shape single-channel float32 volumes; allocates *s and *fsc (free()). */
+int cryo_fsc_simple(const struct cryo_volume *a, const struct cryo_volume *b, double **s, double **fsc,
+                    size_t *nshell, struct cryo_error *err);
+/* Resolution (Å) where the curve first drops below `threshold` (from shell 1 on). */
+double cryo_fsc_crossing(const double *s, const double *fsc, size_t nshell, double threshold);
+
+struct cryo_qscore_opts {
+    double sigma;   /* Å, reference Gaussian width, default 0.6 */
+    double r_max;   /* Å, default 2.0 */
+    double r_step;  /* Å, default 0.1 */
+    int n_points;   /* points per shell, default 8 */
+    int max_tries;  /* rotations tried per shell, default 50 */
+};
+void cryo_qscore_opts_default(struct cryo_qscore_opts *o);
+
+/* Per-atom Q-scores into q[m->n] (NAN for an atom with no usable samples). */
+int cryo_qscore(const struct cryo_volume *map, const struct cryo_model *m,
+                const struct cryo_qscore_opts *o, double *q, struct cryo_error *err);
+/* Mean of the finite per-atom values. */
+double cryo_qscore_mean(const double *q, size_t n);
+/* Expected Q at resolution d (Å) from Pintilie et al. 2020: -0.1775 d + 1.1192. */
+double cryo_qscore_expected(double d);
+
+/* TSV: per atom "chain resseq icode resname atom element q", or per residue
+ * "chain resseq icode resname n_atoms q_mean". CRYO_E_IO on write failure. */
+int cryo_qscore_write_atoms(FILE *f, const struct cryo_model *m, const double *q, const char *name,
+                            struct cryo_error *err);
+int cryo_qscore_write_residues(FILE *f, const struct cryo_model *m, const double *q, const char *name,
+                               struct cryo_error *err);
+
+/* Point i (0..n-1) of the Saff-Kuijlaars spiral on the unit sphere (n >= 1). */
+void cryo_sphere_point(int i, int n, double p[3]);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,361 @@
+/* mapmodel.c — global map-versus-model metrics (see mapmodel.h): the model map on the
+ * map's grid, CC_box / CC_mask / CC_volume / CC_peaks as phenix.map_model_cc defines
+ * them, the map-model FSC with its 0.143 and 0.5 crossings, and mtriage's d_model.
+ * Sums are in double; the "N highest voxels" sets come from a quickselect threshold, not
+ * a full sort, so 300^3 maps stay fast. */
+#include "cryolvm/mapmodel.h"
+#include "cryolvm/mem.h"
+#include "cryolvm/molmap.h"
+
+#include <fftw3.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+void cryo_mapmodel_result_free(struct cryo_mapmodel_result *r)
+{
+    free(r->shell_s);
+    free(r->fsc);
+    memset(r, 0, sizeof *r);
+}
+
+double cryo_cc_masked(const float *a, const float *b, const unsigned char *sel, size_t n)
+{
+    double sa = 0, sb = 0, cnt = 0;
+#pragma omp parallel for reduction(+ : sa, sb, cnt) schedule(static)
+    for (size_t i = 0; i < n; i++)
+        if (!sel || sel[i]) {
+            sa += a[i];
+            sb += b[i];
+            cnt += 1;
+        }
+    if (cnt < 2)
+        return NAN;
+    double ma = sa / cnt, mb = sb / cnt, sab = 0, saa = 0, sbb = 0;
+#pragma omp parallel for reduction(+ : sab, saa, sbb) schedule(static)
+    for (size_t i = 0; i < n; i++)
+        if (!sel || sel[i]) {
+            double x = a[i] - ma, y = b[i] - mb;
+            sab += x * y;
+            saa += x * x;
+            sbb += y * y;
+        }
+    if (!(saa > 0) || !(sbb > 0))
+        return NAN;
+    return sab / sqrt(saa * sbb);
+}
+
+int cryo_atom_mask(unsigned char *sel, const struct cryo_volume *like, const struct cryo_model *m,
+                   double radius, size_t *count, struct cryo_error *err)
+{
+    if (!(radius > 0) || !isfinite(radius))
+        return cryo_fail(err, CRYO_E_INVALID, "mask radius must be > 0 Å (got %g)", radius);
+    const int64_t nx = like->nx, ny = like->ny, nz = like->nz;
+    const int64_t nn[3] = {nx, ny, nz};
+    size_t n = cryo_volume_channel_count(like);
+    memset(sel, 0, n);
+    const double r2 = radius * radius;
+    for (size_t a = 0; a < m->n; a++) {
+        int64_t lo[3], hi[3];
+        double u[3];
+        int skip = 0;
+        for (int d = 0; d < 3; d++) {
+            u[d] = (m->atoms[a].xyz[d] - like->origin[d]) / like->apix[d];
+            double rv = radius / like->apix[d];
+            double l = ceil(u[d] - rv), h = floor(u[d] + rv);
+            if (l < 0)
+                l = 0;
+            if (h > (double)(nn[d] - 1))
+                h = (double)(nn[d] - 1);
+            if (!(l <= h)) {
+                skip = 1;
+                break;
+            }
+            lo[d] = (int64_t)l, hi[d] = (int64_t)h;
+        }
+        if (skip)
+            continue;
+        for (int64_t k = lo[2]; k <= hi[2]; k++) {
+            double dz = (k - u[2]) * like->apix[2];
+            for (int64_t j = lo[1]; j <= hi[1]; j++) {
+                double dy = (j - u[1]) * like->apix[1];
+                double rest = r2 - dz * dz - dy * dy;
+                if (rest < 0)
+                    continue;
+                unsigned char *row = sel + ((size_t)k * (size_t)ny + (size_t)j) * (size_t)nx;
+                for (int64_t i = lo[0]; i <= hi[0]; i++) {
+                    double dx = (i - u[0]) * like->apix[0];
+                    if (dx * dx <= rest)
+                        row[i] = 1;
+                }
+            }
+        }
+    }
+    size_t c = 0;
+    for (size_t i = 0; i < n; i++)
+        c += sel[i];
+    *count = c;
+    return CRYO_OK;
+}
+
+/* k-th smallest (0-based) of x[0..n-1], reordering x (Hoare partition quickselect). */
+static float quickselect(float *x, size_t n, size_t k)
+{
+    ptrdiff_t lo = 0, hi = (ptrdiff_t)n - 1, kk = (ptrdiff_t)k;
+    while (lo < hi) {
+        float pivot = x[lo + (hi - lo) / 2];
+        ptrdiff_t i = lo, j = hi;
+        while (i <= j) {
+            while (x[i] < pivot)
+                i++;
+            while (x[j] > pivot)
+                j--;
+            if (i <= j) {
+                float t = x[i];
+                x[i] = x[j];
+                x[j] = t;
+                i++;
+                j--;
+            }
+        }
+        if (kk <= j)
+            hi = j;
+        else if (kk >= i)
+            lo = i;
+        else
+            return x[k];
+    }
+    return x[k];
+}
+
+int cryo_top_voxels(unsigned char *sel, const float *a, size_t n, size_t count, struct cryo_error *err)
+{
+    memset(sel, 0, n);
+    if (count == 0)
+        return CRYO_OK;
+    if (count >= n) {
+        memset(sel, 1, n);
+        return CRYO_OK;
+    }
+    float *tmp = cryo_alloc_big(n * sizeof *tmp, err);
+    if (!tmp)
+        return CRYO_E_NOMEM;
+    memcpy(tmp, a, n * sizeof *tmp);
+    float thr = quickselect(tmp, n, n - count); /* count values are >= thr */
+    cryo_free_big(tmp);
+    size_t taken = 0;
+    for (size_t i = 0; i < n; i++)
+        if (a[i] > thr)
+            sel[i] = 1, taken++;
+    for (size_t i = 0; i < n && taken < count; i++)
+        if (a[i] == thr)
+            sel[i] = 1, taken++;
+    return CRYO_OK;
+}
+
+int cryo_fsc_simple(const struct cryo_volume *a, const struct cryo_volume *b, double **s_out,
+                    double **fsc_out, size_t *nshell_out, struct cryo_error *err)
+{
+    if (a->dtype != CRYO_DTYPE_F32 || b->dtype != CRYO_DTYPE_F32 || a->nx != b->nx || a->ny != b->ny ||
+        a->nz != b->nz)
+        return cryo_fail(err, CRYO_E_INVALID, "FSC needs two float32 volumes of the same shape");
+    const int64_t nx = a->nx, ny = a->ny, nz = a->nz, nh = nx / 2 + 1;
+    size_t nr = cryo_volume_channel_count(a), nc = (size_t)nz * (size_t)ny * (size_t)nh;
+    double L = 0, nyq = INFINITY;
+    const double n3[3] = {(double)nx, (double)ny, (double)nz};
+    for (int d = 0; d < 3; d++) {
+        L = n3[d] * a->apix[d] > L ? n3[d] * a->apix[d] : L;
+        nyq = 0.5 / a->apix[d] < nyq ? 0.5 / a->apix[d] : nyq;
+    }
+    const double ds = 1.0 / L;
+    size_t nshell = (size_t)floor(nyq / ds + 1e-9) + 1;
+    float *r = cryo_alloc_big(nr * sizeof *r, err);
+    fftwf_complex *fa = cryo_alloc_big(nc * sizeof *fa, err);
+    fftwf_complex *fb = cryo_alloc_big(nc * sizeof *fb, err);
+    double *acc = cryo_alloc_array(3 * nshell, sizeof *acc, err);
+    double *s = cryo_alloc_array(nshell, sizeof *s, err);
+    double *fsc = cryo_alloc_array(nshell, sizeof *fsc, err);
+    int st = CRYO_OK;
+    if (!r || !fa || !fb || !acc || !s || !fsc)
+        st = CRYO_E_NOMEM;
+    fftwf_plan p = NULL;
+    if (st == CRYO_OK) {
+        p = fftwf_plan_dft_r2c_3d((int)nz, (int)ny, (int)nx, r, fa, FFTW_ESTIMATE);
+        if (!p)
+            st = cryo_fail(err, CRYO_E_NOMEM, "FFTW could not plan the FSC transform");
+    }
+    if (st == CRYO_OK) {
+        memcpy(r, a->data, nr * sizeof *r);
+        fftwf_execute_dft_r2c(p, r, fa);
+        memcpy(r, b->data, nr * sizeof *r);
+        fftwf_execute_dft_r2c(p, r, fb);
+        for (int64_t k = 0; k < nz; k++) {
+            int64_t kk = k <= nz / 2 ? k : k - nz;
+            for (int64_t j = 0; j < ny; j++) {
+                int64_t jj = j <= ny / 2 ? j : j - ny;
+                for (int64_t i = 0; i < nh; i++) {
+                    double kx = i / (nx * a->apix[0]), ky = jj / (ny * a->apix[1]), kz = kk / (nz * a->apix[2]);
+                    size_t sh = (size_t)lround(sqrt(kx * kx + ky * ky + kz * kz) / ds);
+                    if (sh >= nshell)
+                        continue;
+                    double w = (i == 0 || (nx % 2 == 0 && i == nx / 2)) ? 1.0 : 2.0;
+                    size_t idx = ((size_t)k * (size_t)ny + (size_t)j) * (size_t)nh + (size_t)i;
+                    double ar = fa[idx][0], ai = fa[idx][1], br = fb[idx][0], bi = fb[idx][1];
+                    acc[3 * sh] += w * (ar * br + ai * bi);
+                    acc[3 * sh + 1] += w * (ar * ar + ai * ai);
+                    acc[3 * sh + 2] += w * (br * br + bi * bi);
+                }
+            }
+        }
+        for (size_t q = 0; q < nshell; q++) {
+            s[q] = q * ds;
+            double den = sqrt(acc[3 * q + 1] * acc[3 * q + 2]);
+            fsc[q] = den > 0 ? acc[3 * q] / den : 0.0;
+        }
+    }
+    if (p)
+        fftwf_destroy_plan(p);
+    cryo_free_big(r);
+    cryo_free_big(fa);
+    cryo_free_big(fb);
+    free(acc);
+    if (st < 0) {
+        free(s);
+        free(fsc);
+        return st;
+    }
+    *s_out = s;
+    *fsc_out = fsc;
+    *nshell_out = nshell;
+    return CRYO_OK;
+}
+
+double cryo_fsc_crossing(const double *s, const double *fsc, size_t nshell, double thr)
+{
+    for (size_t i = 1; i < nshell; i++)
+        if (fsc[i] < thr) {
+            if (i == 1)
+                return 1.0 / s[1];
+            double t = (fsc[i - 1] - thr) / (fsc[i - 1] - fsc[i]);
+            double sx = s[i - 1] + t * (s[i] - s[i - 1]);
+            return 1.0 / sx;
+        }
+    return 1.0 / s[nshell - 1];
+}
+
+/* CC_mask of the model map at resolution d. */
+static int cc_at(const struct cryo_volume *map, const struct cryo_model *m, struct cryo_volume *mm,
+                 const unsigned char *mask, double d, double *cc, struct cryo_error *err)
+{
+    struct cryo_molmap_opts mo;
+    cryo_molmap_opts_default(&mo, d);
+    CRYO_TRY(cryo_molmap_render(mm, m, &mo, err));
+    *cc = cryo_cc_masked(map->data, mm->data, mask, cryo_volume_channel_count(map));
+    if (!isfinite(*cc))
+        *cc = -2;
+    return CRYO_OK;
+}
+
+static int find_d_model(const struct cryo_volume *map, const struct cryo_model *m, struct cryo_volume *mm,
+                        const unsigned char *mask, double res, double *d_best, struct cryo_error *err)
+{
+    double amax = map->apix[0];
+    for (int d = 1; d < 3; d++)
+        amax = map->apix[d] > amax ? map->apix[d] : amax;
+    double lo = 2 * amax, hi = 3 * res > lo * 1.5 ? 3 * res : lo * 1.5;
+    enum { NSCAN = 25 };
+    double ds[NSCAN], cc[NSCAN];
+    int best = 0;
+    for (int i = 0; i < NSCAN; i++) {
+        ds[i] = lo * pow(hi / lo, (double)i / (NSCAN - 1));
+        CRYO_TRY(cc_at(map, m, mm, mask, ds[i], &cc[i], err));
+        if (cc[i] > cc[best])
+            best = i;
+    }
+    double a = ds[best > 0 ? best - 1 : 0], b = ds[best < NSCAN - 1 ? best + 1 : NSCAN - 1];
+    const double g = (sqrt(5.0) - 1) / 2;
+    double x1 = b - g * (b - a), x2 = a + g * (b - a), f1, f2;
+    CRYO_TRY(cc_at(map, m, mm, mask, x1, &f1, err));
+    CRYO_TRY(cc_at(map, m, mm, mask, x2, &f2, err));
+    for (int it = 0; it < 14; it++) {
+        if (f1 > f2) {
+            b = x2, x2 = x1, f2 = f1;
+            x1 = b - g * (b - a);
+            CRYO_TRY(cc_at(map, m, mm, mask, x1, &f1, err));
+        } else {
+            a = x1, x1 = x2, f1 = f2;
+            x2 = a + g * (b - a);
+            CRYO_TRY(cc_at(map, m, mm, mask, x2, &f2, err));
+        }
+    }
+    double xm = (a + b) / 2, fm;
+    CRYO_TRY(cc_at(map, m, mm, mask, xm, &fm, err));
+    *d_best = fm >= cc[best] ? xm : ds[best];
+    return CRYO_OK;
+}
+
+int cryo_mapmodel_eval(const struct cryo_volume *map, const struct cryo_model *m,
+                       const struct cryo_mapmodel_opts *o, struct cryo_mapmodel_result *r,
+                       struct cryo_error *err)
+{
+    memset(r, 0, sizeof *r);
+    if (map->dtype != CRYO_DTYPE_F32 || map->c != 1)
+        return cryo_fail(err, CRYO_E_INVALID, "map-model metrics need a single-channel float32 map");
+    if (!(o->resolution > 0) || !isfinite(o->resolution))
+        return cryo_fail(err, CRYO_E_INVALID, "resolution must be > 0 Å (got %g)", o->resolution);
+    if (m->n == 0)
+        return cryo_fail(err, CRYO_E_INVALID, "model has no atoms");
+    const size_t n = cryo_volume_channel_count(map);
+    struct cryo_volume mm;
+    cryo_volume_init(&mm);
+    CRYO_TRY(cryo_volume_alloc(&mm, CRYO_DTYPE_F32, 1, map->nz, map->ny, map->nx, err));
+    memcpy(mm.apix, map->apix, sizeof mm.apix);
+    memcpy(mm.origin, map->origin, sizeof mm.origin);
+    unsigned char *mask = cryo_alloc_big(n, err), *sel = cryo_alloc_big(n, err), *sel2 = cryo_alloc_big(n, err);
+    int st = (!mask || !sel || !sel2) ? CRYO_E_NOMEM : CRYO_OK;
+    struct cryo_molmap_opts mo;
+    cryo_molmap_opts_default(&mo, o->resolution);
+    if (st == CRYO_OK)
+        st = cryo_molmap_render(&mm, m, &mo, err);
+    r->mask_radius = o->mask_radius > 0 ? o->mask_radius : fmax(3.0, fmin(10.0, o->resolution));
+    if (st == CRYO_OK)
+        st = cryo_atom_mask(mask, map, m, r->mask_radius, &r->n_mask, err);
+    if (st == CRYO_OK && r->n_mask == 0)
+        st = cryo_fail(err, CRYO_E_INVALID, "no atom of the model lies inside the map's box");
+    const float *a = map->data, *b = mm.data;
+    if (st == CRYO_OK) {
+        r->cc_box = cryo_cc_masked(a, b, NULL, n);
+        r->cc_mask = cryo_cc_masked(a, b, mask, n);
+        st = cryo_top_voxels(sel, b, n, r->n_mask, err);
+    }
+    if (st == CRYO_OK) {
+        r->cc_volume = cryo_cc_masked(a, b, sel, n);
+        st = cryo_top_voxels(sel2, a, n, r->n_mask, err);
+    }
+    if (st == CRYO_OK) {
+        for (size_t i = 0; i < n; i++)
+            sel2[i] |= sel[i];
+        r->cc_peaks = cryo_cc_masked(a, b, sel2, n);
+        if (!isfinite(r->cc_box))
+            st = cryo_fail(err, CRYO_E_NUMERIC, "map or model map is constant: correlation undefined");
+    }
+    if (st == CRYO_OK)
+        st = cryo_fsc_simple(map, &mm, &r->shell_s, &r->fsc, &r->nshell, err);
+    if (st == CRYO_OK) {
+        r->d_fsc_0143 = cryo_fsc_crossing(r->shell_s, r->fsc, r->nshell, 0.143);
+        r->d_fsc_05 = cryo_fsc_crossing(r->shell_s, r->fsc, r->nshell, 0.5);
+    }
+    if (st == CRYO_OK && o->d_model)
+        st = find_d_model(map, m, &mm, mask, o->resolution, &r->d_model, err);
+    cryo_free_big(mask);
+    cryo_free_big(sel);
+    cryo_free_big(sel2);
+    cryo_volume_free(&mm);
+    if (st < 0)
+        cryo_mapmodel_result_free(r);
+    return st;
+}

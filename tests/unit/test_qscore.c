@@ -1,0 +1,214 @@
+/* test_qscore.c — map-model metrics and Q-score on synthetic cases with known answers:
+ * correlations of affinely related data are +-1; the top-N selection is exact with ties;
+ * the FSC of a map with itself is 1; a molmap map scored against its own model gives
+ * CC = 1 and d_model = the molmap resolution; an isolated atom drawn as a 0.6 Å Gaussian
+ * has Q ~ 1 and blurrier maps give lower Q; sample points near other atoms are avoided.
+ * The comparison with an independent numpy Q-score is in tests/bats/mapmodel.bats. */
+#include "cryolvm/mapmodel.h"
+#include "cryolvm/molmap.h"
+#include "testutil.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void add_atom(struct cryo_model *m, double x, double y, double z, const char *el, int resseq)
+{
+    struct cryo_atom a;
+    memset(&a, 0, sizeof a);
+    a.xyz[0] = x, a.xyz[1] = y, a.xyz[2] = z;
+    snprintf(a.element, sizeof a.element, "%s", el);
+    snprintf(a.name, sizeof a.name, "%s", el);
+    strcpy(a.resname, "ALA");
+    strcpy(a.chain, "A");
+    a.resseq = resseq;
+    a.icode = ' ';
+    a.altloc = ' ';
+    a.occ = 1;
+    a.z = cryo_element_z(el);
+    cryo_model_push(m, &a, NULL);
+}
+
+static void grid(struct cryo_volume *v, int n, double apix, double org)
+{
+    cryo_volume_init(v);
+    cryo_volume_alloc(v, CRYO_DTYPE_F32, 1, n, n, n, NULL);
+    for (int d = 0; d < 3; d++)
+        v->apix[d] = apix, v->origin[d] = org;
+}
+
+TEST(cc_and_top_voxels)
+{
+    float a[6] = {1, 2, 3, 4, 5, 6}, b[6], c[6];
+    for (int i = 0; i < 6; i++)
+        b[i] = 2 * a[i] + 1, c[i] = -a[i];
+    CHECK_CLOSE(cryo_cc_masked(a, b, NULL, 6), 1.0, 1e-12);
+    CHECK_CLOSE(cryo_cc_masked(a, c, NULL, 6), -1.0, 1e-12);
+    unsigned char sel[6] = {1, 0, 0, 0, 0, 0};
+    CHECK(isnan(cryo_cc_masked(a, b, sel, 6))); /* one voxel: undefined */
+    float t[8] = {5, 1, 5, 3, 9, 5, 0, 2};
+    unsigned char s[8];
+    CHECK_EQ_INT(cryo_top_voxels(s, t, 8, 3, NULL), 0);
+    /* 9, then two of the three 5s: the first two by index */
+    unsigned char want[8] = {1, 0, 1, 0, 1, 0, 0, 0};
+    CHECK(memcmp(s, want, 8) == 0);
+    CHECK_EQ_INT(cryo_top_voxels(s, t, 8, 8, NULL), 0);
+    int n = 0;
+    for (int i = 0; i < 8; i++)
+        n += s[i];
+    CHECK_EQ_INT(n, 8);
+}
+
+TEST(fsc_self_and_crossing)
+{
+    struct cryo_volume v;
+    grid(&v, 24, 1.5, 0);
+    uint64_t st = 9;
+    float *p = v.data;
+    for (int i = 0; i < 24 * 24 * 24; i++)
+        p[i] = (float)tu_rand(&st);
+    double *s, *f;
+    size_t ns;
+    CHECK_EQ_INT(cryo_fsc_simple(&v, &v, &s, &f, &ns, NULL), 0);
+    CHECK_EQ_INT(ns, 13);
+    for (size_t i = 1; i < ns; i++)
+        CHECK_CLOSE(f[i], 1.0, 1e-6);
+    CHECK_CLOSE(cryo_fsc_crossing(s, f, ns, 0.143), 3.0, 1e-9); /* never crosses: Nyquist */
+    free(s);
+    free(f);
+    double ss[4] = {0, 0.1, 0.2, 0.3}, ff[4] = {1, 0.9, 0.3, 0.1};
+    /* 0.5 is crossed between 0.1 (0.9) and 0.2 (0.3): s = 0.1 + 0.4/0.6*0.1 */
+    CHECK_CLOSE(cryo_fsc_crossing(ss, ff, 4, 0.5), 1.0 / (0.1 + 0.4 / 0.6 * 0.1), 1e-12);
+    cryo_volume_free(&v);
+}
+
+static void small_model(struct cryo_model *m)
+{
+    cryo_model_init(m);
+    uint64_t st = 17;
+    static const char *els[] = {"C", "N", "O", "C", "S"};
+    /* a random-walk chain of 60 atoms, 1.5 Å steps */
+    double p[3] = {15, 15, 15};
+    for (int i = 0; i < 60; i++) {
+        add_atom(m, p[0], p[1], p[2], els[i % 5], i / 5 + 1);
+        double d[3] = {tu_rand(&st), tu_rand(&st), tu_rand(&st)};
+        double n = sqrt(d[0] * d[0] + d[1] * d[1] + d[2] * d[2]);
+        for (int k = 0; k < 3; k++) {
+            p[k] += 1.5 * d[k] / n;
+            if (p[k] < 8 || p[k] > 22)
+                p[k] -= 3.0 * d[k] / n;
+        }
+    }
+}
+
+TEST(mapmodel_self_consistent)
+{
+    struct cryo_model m;
+    small_model(&m);
+    struct cryo_volume map;
+    grid(&map, 40, 0.75, 0);
+    struct cryo_molmap_opts mo;
+    cryo_molmap_opts_default(&mo, 4.0);
+    CHECK_EQ_INT(cryo_molmap_render(&map, &m, &mo, NULL), 0);
+    struct cryo_mapmodel_opts o = {4.0, 0, 1};
+    struct cryo_mapmodel_result r;
+    struct cryo_error err = {0};
+    CHECK_EQ_INT(cryo_mapmodel_eval(&map, &m, &o, &r, &err), 0);
+    CHECK_CLOSE(r.cc_box, 1.0, 1e-6);
+    CHECK_CLOSE(r.cc_mask, 1.0, 1e-6);
+    CHECK_CLOSE(r.cc_volume, 1.0, 1e-6);
+    CHECK_CLOSE(r.cc_peaks, 1.0, 1e-6);
+    CHECK_CLOSE(r.mask_radius, 4.0, 1e-12);
+    CHECK(r.n_mask > 1000 && r.n_mask < 40 * 40 * 40);
+    CHECK_CLOSE(r.d_model, 4.0, 0.02);
+    CHECK_CLOSE(r.d_fsc_0143, 1.5, 1e-6); /* FSC = 1 to Nyquist */
+    cryo_mapmodel_result_free(&r);
+    /* a shifted model fits worse */
+    for (size_t i = 0; i < m.n; i++)
+        m.atoms[i].xyz[0] += 1.0;
+    CHECK_EQ_INT(cryo_mapmodel_eval(&map, &m, &o, &r, &err), 0);
+    CHECK(r.cc_mask < 0.95 && r.cc_mask > 0.0);
+    cryo_mapmodel_result_free(&r);
+    cryo_volume_free(&map);
+    cryo_model_free(&m);
+}
+
+TEST(qscore_isolated_atom_and_blur)
+{
+    struct cryo_model m;
+    cryo_model_init(&m);
+    add_atom(&m, 6.03, 5.97, 6.01, "C", 1);
+    struct cryo_volume map;
+    grid(&map, 61, 0.2, 0);
+    struct cryo_molmap_opts mo;
+    /* sigma 0.6 Å: res = 0.6 / sigma_factor */
+    cryo_molmap_opts_default(&mo, 0.6 / CRYO_MOLMAP_SIGMA_FACTOR);
+    mo.cutoff = 10;
+    CHECK_EQ_INT(cryo_molmap_render(&map, &m, &mo, NULL), 0);
+    struct cryo_qscore_opts qo;
+    cryo_qscore_opts_default(&qo);
+    double q[1];
+    CHECK_EQ_INT(cryo_qscore(&map, &m, &qo, q, NULL), 0);
+    CHECK(q[0] > 0.995 && q[0] <= 1.0);
+    double prev = q[0];
+    for (double res = 4.0; res <= 10.0; res += 3.0) {
+        cryo_molmap_opts_default(&mo, res);
+        mo.cutoff = 10;
+        CHECK_EQ_INT(cryo_molmap_render(&map, &m, &mo, NULL), 0);
+        CHECK_EQ_INT(cryo_qscore(&map, &m, &qo, q, NULL), 0);
+        CHECK(q[0] < prev);
+        prev = q[0];
+    }
+    CHECK_CLOSE(cryo_qscore_expected(1.75), 0.808575, 1e-9);
+    cryo_volume_free(&map);
+    cryo_model_free(&m);
+}
+
+/* A neighbour 1.4 Å away: its density bump must not be sampled as ours. With exclusion
+ * the Q of a sharp two-atom map stays close to that of an isolated atom. */
+TEST(qscore_neighbour_excluded)
+{
+    struct cryo_model m;
+    cryo_model_init(&m);
+    add_atom(&m, 6.0, 6.0, 6.0, "C", 1);
+    add_atom(&m, 7.4, 6.0, 6.0, "C", 1);
+    struct cryo_volume map;
+    grid(&map, 61, 0.2, 0);
+    struct cryo_molmap_opts mo;
+    cryo_molmap_opts_default(&mo, 0.6 / CRYO_MOLMAP_SIGMA_FACTOR);
+    mo.cutoff = 10;
+    CHECK_EQ_INT(cryo_molmap_render(&map, &m, &mo, NULL), 0);
+    struct cryo_qscore_opts qo;
+    cryo_qscore_opts_default(&qo);
+    double q[2];
+    CHECK_EQ_INT(cryo_qscore(&map, &m, &qo, q, NULL), 0);
+    CHECK(q[0] > 0.9 && q[1] > 0.9);
+    CHECK_CLOSE(q[0], q[1], 1e-3); /* symmetric pair */
+    struct cryo_error err = {0};
+    qo.n_points = 0;
+    CHECK_EQ_INT(cryo_qscore(&map, &m, &qo, q, &err), CRYO_E_INVALID);
+    cryo_volume_free(&map);
+    cryo_model_free(&m);
+}
+
+TEST(sphere_points)
+{
+    for (int n = 1; n <= 40; n += 13) {
+        for (int i = 0; i < n; i++) {
+            double p[3];
+            cryo_sphere_point(i, n, p);
+            CHECK_CLOSE(p[0] * p[0] + p[1] * p[1] + p[2] * p[2], 1.0, 1e-12);
+        }
+    }
+    double a[3], b[3];
+    cryo_sphere_point(0, 8, a);
+    cryo_sphere_point(7, 8, b);
+    CHECK_CLOSE(a[2], -1.0, 1e-12);
+    CHECK_CLOSE(b[2], 1.0, 1e-12);
+}
+
+int main(void)
+{
+    return RUN_TESTS(cc_and_top_voxels, fsc_self_and_crossing, mapmodel_self_consistent,
+                     qscore_isolated_atom_and_blur, qscore_neighbour_excluded, sphere_points);
+}
