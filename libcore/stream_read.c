@@ -315,7 +315,7 @@ static int read_frame_header(struct cryo_stream_reader *r, uint64_t fno, struct 
         free(mb);
         return st;
     }
-    *wire = 4 + (uint64_t)fixed + meta_bytes + 4;
+    *wire = (uint64_t)fixed + meta_bytes + 4; /* the tag is part of `fixed` */
 
     /* The header is what the writer wrote; now check that the writer made sense. */
     const unsigned char *h = fixedbuf;
