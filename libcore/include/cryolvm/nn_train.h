@@ -1,0 +1,121 @@
+/* nn_train.h — losses, AdamW, learning-rate schedule, clipping, EMA, checkpoints, and a
+ * trainer that drives a SCUNet-3D (nn_model.h) with them.
+ *
+ * Definitions (all as PyTorch 1.13 computes them, checked in tests/unit/test_optim.c):
+ *   MSE        mean((p − t)²);                         ∂/∂p = 2(p − t)/n
+ *   SmoothL1   mean(0.5 d²/β if |d| < β else |d| − 0.5β), d = p − t (β = 0: L1)
+ *   HistKL     cryo_histkl_loss (hist.h): Jensen–Shannon divergence of soft histograms
+ *   combined   α·MSE + (1 − α)·HistKL
+ *   AdamW      θ ← θ(1 − lr·λ); m ← β1 m + (1−β1) g; v ← β2 v + (1−β2) g²;
+ *              θ ← θ − lr/(1−β1^t) · m / (√v/√(1−β2^t) + ε)          (t = step, from 1)
+ *              λ applies only to tensors whose table entry has decay = 1 (conv and linear
+ *              weights), never to biases, norm parameters or relative-position tables.
+ *   schedule   lr(t) = lr·t/warmup for t ≤ warmup, then
+ *              min_lr + ½(lr − min_lr)(1 + cos(π·(t − warmup)/(total − warmup))), t ≤ total
+ *   clipping   norm = ‖g‖₂ over all parameters; if norm > max: g ← g·max/(norm + 1e-6)
+ *              (torch.nn.utils.clip_grad_norm_)
+ *   EMA        e ← d·e + (1 − d)·θ
+ * The optimiser arithmetic runs on host memory: on the CPU backend the model's arenas are
+ * host memory; on another device the trainer returns CRYO_E_UNSUPPORTED (for now).
+ *
+ * Checkpoints are safetensors files (safetensors.h) with the PyTorch names of the
+ * parameter table; __metadata__ holds "format" = "cryolvm-scunet3d", "config" (as
+ * cryo_scunet_config_format) and, for training state, "step" and "rng". Training
+ * checkpoints add "optim.m.<name>", "optim.v.<name>" and "ema.<name>" tensors. A weights
+ * file therefore loads straight into the PyTorch module of tests/ref/torch_scunet.py.
+ */
+#ifndef CRYOLVM_NN_TRAIN_H
+#define CRYOLVM_NN_TRAIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "cryolvm/error.h"
+#include "cryolvm/hist.h"
+#include "cryolvm/nn_model.h"
+#include "cryolvm/safetensors.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- losses (host memory; grad may be NULL, else grad[i] = ∂loss/∂pred[i]) ----------- */
+int cryo_loss_mse(double *loss, float *grad, const float *pred, const float *target, size_t n,
+                  struct cryo_error *err);
+int cryo_loss_smooth_l1(double *loss, float *grad, const float *pred, const float *target,
+                        size_t n, double beta, struct cryo_error *err);
+/* α·MSE + (1 − α)·HistKL; 0 <= α <= 1. */
+int cryo_loss_combined(double *loss, float *grad, const float *pred, const float *target,
+                       size_t n, double alpha, const struct cryo_hist_spec *spec,
+                       struct cryo_error *err);
+
+/* ---- optimiser pieces (host memory) -------------------------------------------------- */
+struct cryo_adamw {
+    double lr, beta1, beta2, eps, weight_decay;
+};
+void cryo_adamw_default(struct cryo_adamw *o); /* PyTorch defaults: 1e-3, 0.9, 0.999, 1e-8, 1e-2 */
+/* One AdamW update of n values at step t (>= 1) with learning rate lr and decay on/off. */
+void cryo_adamw_update(float *param, const float *grad, float *m, float *v, size_t n,
+                       const struct cryo_adamw *o, double lr, int64_t t, int decay);
+
+struct cryo_lr_schedule {
+    double lr, min_lr;
+    int64_t warmup, total; /* total 0: constant after warm-up */
+};
+double cryo_lr_at(const struct cryo_lr_schedule *s, int64_t t);
+
+/* Scale g in place so that ‖g‖₂ <= max_norm; returns the norm before clipping. */
+double cryo_clip_grad_norm(float *g, size_t n, double max_norm);
+/* e ← d·e + (1 − d)·p */
+void cryo_ema_update(float *ema, const float *p, size_t n, double decay);
+
+/* ---- weights -------------------------------------------------------------------------- */
+/* Config of a weights file (its "config" metadata). CRYO_E_FORMAT naming the file if absent
+ * or invalid. */
+int cryo_scunet_config_from_file(const struct cryo_safetensors *st, struct cryo_scunet_config *c,
+                                 struct cryo_error *err);
+/* Load every parameter by name (exact shape, F32). CRYO_E_FORMAT naming file and tensor. */
+int cryo_scunet_load(struct cryo_scunet *m, const struct cryo_safetensors *st, struct cryo_error *err);
+/* Write the weights (and nothing else) atomically. */
+int cryo_scunet_save(struct cryo_scunet *m, const char *path, struct cryo_error *err);
+
+/* ---- trainer -------------------------------------------------------------------------- */
+enum cryo_loss_kind { CRYO_LOSS_MSE = 0, CRYO_LOSS_SMOOTH_L1, CRYO_LOSS_COMBINED };
+
+struct cryo_train_opts {
+    struct cryo_adamw adamw;
+    struct cryo_lr_schedule sched;
+    double clip;           /* max gradient norm, 0 = off */
+    double ema_decay;      /* 0 = no EMA copy */
+    enum cryo_loss_kind loss;
+    double smooth_l1_beta; /* 1.0 */
+    double alpha;          /* combined loss weight of MSE */
+    struct cryo_hist_spec hist;
+    uint64_t seed;         /* RNG for anything random in training (drop-path, sampling) */
+};
+void cryo_train_opts_default(struct cryo_train_opts *o);
+
+struct cryo_trainer {
+    struct cryo_scunet *model; /* borrowed */
+    struct cryo_train_opts o;
+    int64_t step;              /* completed steps */
+    uint64_t rng;
+    float *m, *v, *ema;        /* nparams floats each (ema NULL when off); owned */
+    double last_loss, last_norm, last_lr;
+};
+
+int cryo_trainer_create(struct cryo_trainer **t, struct cryo_scunet *model,
+                        const struct cryo_train_opts *o, struct cryo_error *err);
+void cryo_trainer_free(struct cryo_trainer *t);
+/* One step on a batch: input and target are host arrays of the model's input and output
+ * shapes. forward, loss, zero_grad, backward, clip, AdamW at lr(step + 1), EMA. */
+int cryo_trainer_step(struct cryo_trainer *t, const float *input, const float *target,
+                      struct cryo_error *err);
+/* Full training state (weights, moments, EMA, step, RNG, config), atomically. */
+int cryo_trainer_save(struct cryo_trainer *t, const char *path, struct cryo_error *err);
+/* Restore what _save wrote into a trainer built for the same config. */
+int cryo_trainer_load(struct cryo_trainer *t, const struct cryo_safetensors *st, struct cryo_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,306 @@
+/* checkpoint.c — weights and training state in safetensors, and the trainer step.
+ *
+ * Names come from the model's parameter table, so a checkpoint is a PyTorch state_dict
+ * (plus "optim.m.*", "optim.v.*", "ema.*" and metadata for training). Resuming restores
+ * every bit the next step depends on: weights, both moments, EMA, step count and RNG
+ * state; the test trains 4 steps straight and 2 + save + load + 2 and compares bits.
+ */
+#include "cryolvm/nn_train.h"
+#include "cryolvm/mem.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define FORMAT_NAME "cryolvm-scunet3d"
+
+int cryo_scunet_config_from_file(const struct cryo_safetensors *st, struct cryo_scunet_config *c,
+                                 struct cryo_error *err)
+{
+    const char *file = st->name ? st->name : "weights";
+    const char *fmt = cryo_meta_get(&st->meta, "format");
+    const char *cfg = cryo_meta_get(&st->meta, "config");
+    if (fmt && strcmp(fmt, FORMAT_NAME) != 0)
+        return cryo_fail(err, CRYO_E_FORMAT, "%s: format '%s' is not %s", file, fmt, FORMAT_NAME);
+    if (!cfg)
+        return cryo_fail(err, CRYO_E_FORMAT, "%s: no 'config' in the safetensors metadata", file);
+    cryo_scunet_config_default(c);
+    if (cryo_scunet_config_parse(c, cfg, err) < 0) {
+        if (err)
+            err->status = CRYO_E_FORMAT;
+        cryo_error_prefix(err, file);
+        return CRYO_E_FORMAT;
+    }
+    return CRYO_OK;
+}
+
+/* Upload every tensor `prefix<name>` of the table into dst (device arena, or host when
+ * host = 1). */
+static int load_set(struct cryo_nn_ctx *ctx, float *dst, int host, const struct cryo_nn_param *tab,
+                    size_t n, const struct cryo_safetensors *st, const char *prefix,
+                    struct cryo_error *err)
+{
+    char name[160];
+    for (size_t i = 0; i < n; i++) {
+        const float *src;
+        snprintf(name, sizeof name, "%s%s", prefix, tab[i].name);
+        CRYO_TRY(cryo_safetensors_get_f32(st, name, tab[i].ndim, tab[i].shape, &src, err));
+        if (host)
+            memcpy(dst + tab[i].offset, src, tab[i].count * sizeof(float));
+        else
+            CRYO_TRY(cryo_nn_upload(ctx, dst + tab[i].offset, src, tab[i].count, err));
+    }
+    return CRYO_OK;
+}
+
+int cryo_scunet_load(struct cryo_scunet *m, const struct cryo_safetensors *st, struct cryo_error *err)
+{
+    size_t n;
+    const struct cryo_nn_param *tab = cryo_scunet_params(m, &n);
+    /* The PyTorch module built for the same config has exactly these tensors; anything
+     * else (apart from training state) means the file is for another model. */
+    for (size_t i = 0; i < st->n; i++) {
+        const char *nm = st->t[i].name;
+        if (strncmp(nm, "optim.", 6) == 0 || strncmp(nm, "ema.", 4) == 0)
+            continue;
+        size_t j = 0;
+        while (j < n && strcmp(tab[j].name, nm) != 0)
+            j++;
+        if (j == n)
+            return cryo_fail(err, CRYO_E_FORMAT, "%s: unexpected tensor '%s' for this config",
+                             st->name ? st->name : "weights", nm);
+    }
+    return load_set(cryo_scunet_ctx(m), cryo_scunet_param_data(m), 0, tab, n, st, "", err);
+}
+
+/* Add the table's tensors, data from `host` (borrowed until the write), under `prefix`. */
+static int add_set(struct cryo_safetensors *st, const float *host, const struct cryo_nn_param *tab,
+                   size_t n, const char *prefix, struct cryo_error *err)
+{
+    char name[160];
+    for (size_t i = 0; i < n; i++) {
+        snprintf(name, sizeof name, "%s%s", prefix, tab[i].name);
+        CRYO_TRY(cryo_safetensors_add(st, name, CRYO_ST_F32, tab[i].ndim, tab[i].shape,
+                                      host + tab[i].offset, err));
+    }
+    return CRYO_OK;
+}
+
+static int set_config_meta(struct cryo_safetensors *st, const struct cryo_scunet_config *c,
+                           struct cryo_error *err)
+{
+    char cfg[512];
+    cryo_scunet_config_format(c, cfg, sizeof cfg);
+    CRYO_TRY(cryo_meta_set(&st->meta, "format", FORMAT_NAME, err));
+    return cryo_meta_set(&st->meta, "config", cfg, err);
+}
+
+int cryo_scunet_save(struct cryo_scunet *m, const char *path, struct cryo_error *err)
+{
+    size_t n, np = cryo_scunet_num_params(m);
+    const struct cryo_nn_param *tab = cryo_scunet_params(m, &n);
+    float *host = cryo_alloc_big(np * sizeof(float), err);
+    if (!host)
+        return CRYO_E_NOMEM;
+    struct cryo_safetensors *st = NULL;
+    int rc = cryo_nn_download(cryo_scunet_ctx(m), host, cryo_scunet_param_data(m), np, err);
+    if (rc == 0)
+        rc = cryo_safetensors_create(&st, err);
+    if (rc == 0)
+        rc = set_config_meta(st, cryo_scunet_config(m), err);
+    if (rc == 0)
+        rc = add_set(st, host, tab, n, "", err);
+    if (rc == 0)
+        rc = cryo_safetensors_write(st, path, err);
+    cryo_safetensors_free(st);
+    cryo_free_big(host);
+    return rc;
+}
+
+/* ---- trainer -------------------------------------------------------------------------- */
+
+void cryo_train_opts_default(struct cryo_train_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    cryo_adamw_default(&o->adamw);
+    o->sched.lr = o->adamw.lr;
+    o->sched.min_lr = 0;
+    o->sched.warmup = 0;
+    o->sched.total = 0;
+    o->clip = 1.0;
+    o->ema_decay = 0;
+    o->loss = CRYO_LOSS_MSE;
+    o->smooth_l1_beta = 1.0;
+    o->alpha = 0.5;
+    o->hist.bins = 64;
+    o->hist.lo = 0;
+    o->hist.hi = 1;
+    o->hist.sigma = 1.0 / 64;
+    o->seed = 1;
+}
+
+int cryo_trainer_create(struct cryo_trainer **out, struct cryo_scunet *model,
+                        const struct cryo_train_opts *o, struct cryo_error *err)
+{
+    *out = NULL;
+    if (!cryo_scunet_grad_data(model))
+        return cryo_fail(err, CRYO_E_INVALID, "trainer: the model was built for inference");
+    /* The optimiser works on host memory, which the model's arenas are only on the CPU. */
+    if (cryo_nn_ctx_device(cryo_scunet_ctx(model)) != CRYO_NN_DEVICE_CPU)
+        return cryo_fail(err, CRYO_E_UNSUPPORTED, "trainer: only the cpu device can train for now");
+    struct cryo_trainer *t = cryo_alloc_array(1, sizeof *t, err);
+    if (!t)
+        return CRYO_E_NOMEM;
+    t->model = model;
+    t->o = *o;
+    t->rng = o->seed;
+    size_t np = cryo_scunet_num_params(model);
+    size_t bytes;
+    int rc = cryo_mul_size(np, sizeof(float), &bytes, err);
+    if (rc == 0 && (!(t->m = cryo_alloc_big(bytes, err)) || !(t->v = cryo_alloc_big(bytes, err))))
+        rc = CRYO_E_NOMEM;
+    if (rc == 0 && o->ema_decay > 0 && !(t->ema = cryo_alloc_big(bytes, err)))
+        rc = CRYO_E_NOMEM;
+    if (rc < 0) {
+        cryo_trainer_free(t);
+        return rc;
+    }
+    memset(t->m, 0, bytes);
+    memset(t->v, 0, bytes);
+    if (t->ema)
+        memcpy(t->ema, cryo_scunet_param_data(model), bytes);
+    *out = t;
+    return CRYO_OK;
+}
+
+void cryo_trainer_free(struct cryo_trainer *t)
+{
+    if (!t)
+        return;
+    cryo_free_big(t->m);
+    cryo_free_big(t->v);
+    cryo_free_big(t->ema);
+    free(t);
+}
+
+static int trainer_loss(struct cryo_trainer *t, double *loss, float *grad, const float *pred,
+                        const float *target, size_t n, struct cryo_error *err)
+{
+    switch (t->o.loss) {
+    case CRYO_LOSS_SMOOTH_L1:
+        return cryo_loss_smooth_l1(loss, grad, pred, target, n, t->o.smooth_l1_beta, err);
+    case CRYO_LOSS_COMBINED:
+        return cryo_loss_combined(loss, grad, pred, target, n, t->o.alpha, &t->o.hist, err);
+    default:
+        return cryo_loss_mse(loss, grad, pred, target, n, err);
+    }
+}
+
+int cryo_trainer_step(struct cryo_trainer *t, const float *input, const float *target,
+                      struct cryo_error *err)
+{
+    struct cryo_scunet *m = t->model;
+    size_t nin = cryo_scunet_input_count(m), nout = cryo_scunet_output_count(m);
+    CRYO_TRY(cryo_nn_upload(cryo_scunet_ctx(m), cryo_scunet_input(m), input, nin, err));
+    CRYO_TRY(cryo_scunet_forward(m, err));
+    float *dout = cryo_alloc_big(nout * sizeof(float), err);
+    if (!dout)
+        return CRYO_E_NOMEM;
+    double loss = 0;
+    int rc = trainer_loss(t, &loss, dout, cryo_scunet_output(m), target, nout, err);
+    if (rc == 0)
+        rc = cryo_scunet_zero_grad(m, err);
+    if (rc == 0)
+        rc = cryo_scunet_backward(m, dout, err);
+    cryo_free_big(dout);
+    if (rc < 0)
+        return rc;
+    size_t np = cryo_scunet_num_params(m), n;
+    float *p = cryo_scunet_param_data(m), *g = cryo_scunet_grad_data(m);
+    const struct cryo_nn_param *tab = cryo_scunet_params(m, &n);
+    t->last_norm = cryo_clip_grad_norm(g, np, t->o.clip);
+    if (!isfinite(t->last_norm))
+        return cryo_fail(err, CRYO_E_NUMERIC, "training step %" PRId64 ": gradient is not finite",
+                         t->step + 1);
+    int64_t step = t->step + 1;
+    double lr = cryo_lr_at(&t->o.sched, step);
+    for (size_t i = 0; i < n; i++) {
+        size_t o = tab[i].offset;
+        cryo_adamw_update(p + o, g + o, t->m + o, t->v + o, tab[i].count, &t->o.adamw, lr, step,
+                          tab[i].decay);
+    }
+    if (t->ema)
+        cryo_ema_update(t->ema, p, np, t->o.ema_decay);
+    t->step = step;
+    t->last_loss = loss;
+    t->last_lr = lr;
+    return CRYO_OK;
+}
+
+int cryo_trainer_save(struct cryo_trainer *t, const char *path, struct cryo_error *err)
+{
+    struct cryo_scunet *m = t->model;
+    size_t n;
+    const struct cryo_nn_param *tab = cryo_scunet_params(m, &n);
+    struct cryo_safetensors *st = NULL;
+    int rc = cryo_safetensors_create(&st, err);
+    if (rc == 0)
+        rc = set_config_meta(st, cryo_scunet_config(m), err);
+    if (rc == 0)
+        rc = cryo_meta_setf(&st->meta, err, "step", "%" PRId64, t->step);
+    if (rc == 0)
+        rc = cryo_meta_setf(&st->meta, err, "rng", "%" PRIu64, t->rng);
+    if (rc == 0)
+        rc = add_set(st, cryo_scunet_param_data(m), tab, n, "", err);
+    if (rc == 0)
+        rc = add_set(st, t->m, tab, n, "optim.m.", err);
+    if (rc == 0)
+        rc = add_set(st, t->v, tab, n, "optim.v.", err);
+    if (rc == 0 && t->ema)
+        rc = add_set(st, t->ema, tab, n, "ema.", err);
+    if (rc == 0)
+        rc = cryo_safetensors_write(st, path, err);
+    cryo_safetensors_free(st);
+    return rc;
+}
+
+static int parse_u64(const char *s, uint64_t *out)
+{
+    if (!s || !*s)
+        return -1;
+    char *e;
+    errno = 0;
+    unsigned long long v = strtoull(s, &e, 10);
+    if (*e || errno || *s == '-')
+        return -1;
+    *out = v;
+    return 0;
+}
+
+int cryo_trainer_load(struct cryo_trainer *t, const struct cryo_safetensors *st, struct cryo_error *err)
+{
+    struct cryo_scunet *m = t->model;
+    const char *file = st->name ? st->name : "checkpoint";
+    struct cryo_scunet_config c;
+    CRYO_TRY(cryo_scunet_config_from_file(st, &c, err));
+    if (memcmp(&c, cryo_scunet_config(m), sizeof c) != 0)
+        return cryo_fail(err, CRYO_E_FORMAT, "%s: checkpoint is for another model config", file);
+    uint64_t step, rng;
+    if (parse_u64(cryo_meta_get(&st->meta, "step"), &step) < 0 ||
+        parse_u64(cryo_meta_get(&st->meta, "rng"), &rng) < 0 || step > (uint64_t)INT64_MAX)
+        return cryo_fail(err, CRYO_E_FORMAT, "%s: no valid 'step' and 'rng' metadata (not a training checkpoint)",
+                         file);
+    size_t n;
+    const struct cryo_nn_param *tab = cryo_scunet_params(m, &n);
+    CRYO_TRY(load_set(cryo_scunet_ctx(m), cryo_scunet_param_data(m), 0, tab, n, st, "", err));
+    CRYO_TRY(load_set(NULL, t->m, 1, tab, n, st, "optim.m.", err));
+    CRYO_TRY(load_set(NULL, t->v, 1, tab, n, st, "optim.v.", err));
+    if (t->ema)
+        CRYO_TRY(load_set(NULL, t->ema, 1, tab, n, st, "ema.", err));
+    t->step = (int64_t)step;
+    t->rng = rng;
+    return CRYO_OK;
+}

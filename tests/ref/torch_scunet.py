@@ -1,0 +1,355 @@
+#!/usr/bin/python3
+"""torch_scunet.py — an independent PyTorch SCUNet-3D and safetensors reader/writer.
+
+Used by tests/bats/engine-model.bats and bench/engine.sh to check the C engine:
+the module's state_dict names and shapes are those of libcore's parameter table
+(libcore/nn/model_params.c), so weights pass between the two through safetensors.
+
+Architecture: see libcore/include/cryolvm/nn_model.h. Written from the SCUNet paper and
+the CryoLVM description (FRN instead of ReLU in the convolution half), NCDHW for the
+convolutions and channels-last for the transformer half, like SCUNet's code. Window
+attention pads each axis to a multiple of its window and masks padded keys; shifted
+windows roll by -window/2 and mask tokens whose rolled position falls on different sides
+of L - window/2 (Swin). An axis shorter than the window uses one window of its length and
+no shift.
+
+Commands:
+  torch_scunet.py write-st OUT.safetensors           numpy-written test file (several dtypes)
+  torch_scunet.py check-st IN.safetensors            verify a file written by test code (see bats)
+  torch_scunet.py load-state W.safetensors CONFIG    torch.load_state_dict(strict) of our weights
+  torch_scunet.py make-batch OUT.safetensors N D H W CIN COUT SEED
+  torch_scunet.py parity W.safetensors BATCH.safetensors OURS.safetensors [TOL]
+  torch_scunet.py init W.safetensors CONFIG SEED     weights initialised by PyTorch
+  torch_scunet.py forward W.safetensors IN.safetensors OUT.safetensors
+"""
+import json
+import math
+import struct
+import sys
+
+import numpy as np
+
+ST_DTYPES = {
+    "F64": np.float64, "F32": np.float32, "F16": np.float16, "I64": np.int64, "I32": np.int32,
+    "I16": np.int16, "I8": np.int8, "U8": np.uint8, "U16": np.uint16, "U32": np.uint32,
+    "U64": np.uint64, "BOOL": np.bool_,
+}
+NP_TO_ST = {np.dtype(v).str: k for k, v in ST_DTYPES.items()}
+
+
+def st_write(path, tensors, metadata=None):
+    """Write a safetensors file by hand (the format spec, no library)."""
+    header = {}
+    if metadata:
+        header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
+    off = 0
+    blobs = []
+    for name, arr in tensors.items():
+        a = np.ascontiguousarray(arr)
+        a = a.astype(a.dtype.newbyteorder("<"), copy=False)
+        b = a.tobytes()
+        header[name] = {"dtype": NP_TO_ST[a.dtype.str], "shape": list(a.shape),
+                        "data_offsets": [off, off + len(b)]}
+        off += len(b)
+        blobs.append(b)
+    h = json.dumps(header, separators=(",", ":")).encode()
+    h += b" " * ((8 - (8 + len(h)) % 8) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(h)))
+        f.write(h)
+        for b in blobs:
+            f.write(b)
+
+
+def st_read(path):
+    """Read a safetensors file by hand; returns (dict name -> array, metadata)."""
+    with open(path, "rb") as f:
+        raw = f.read()
+    (n,) = struct.unpack("<Q", raw[:8])
+    assert (8 + n) % 8 == 0, "header not padded to 8 bytes"
+    header = json.loads(raw[8:8 + n].decode())
+    meta = header.pop("__metadata__", {})
+    data = raw[8 + n:]
+    out = {}
+    covered = 0
+    for name, e in header.items():
+        b, en = e["data_offsets"]
+        dt = np.dtype(ST_DTYPES[e["dtype"]]).newbyteorder("<")
+        a = np.frombuffer(data[b:en], dtype=dt).reshape(e["shape"])
+        out[name] = a.copy()
+        covered += en - b
+    assert covered == len(data), "tensors do not cover the data section"
+    return out, meta
+
+
+def parse_config(text):
+    cfg = dict(in_ch=1, out_ch=1, width=32, levels=3, depth=2, window=4, head_dim=16, mlp_ratio=4)
+    for item in filter(None, text.split(",")):
+        k, v = item.split("=")
+        assert k in cfg, k
+        cfg[k] = int(v)
+    return cfg
+
+
+def build(cfg):
+    import torch
+    import torch.nn as nn
+    import torch.nn.functional as F
+
+    class FRN(nn.Module):
+        def __init__(self, c, eps=1e-6):
+            super().__init__()
+            self.gamma = nn.Parameter(torch.ones(c))
+            self.beta = nn.Parameter(torch.zeros(c))
+            self.tau = nn.Parameter(torch.zeros(c))
+            self.eps = eps
+
+        def forward(self, x):  # N C D H W
+            nu2 = x.pow(2).mean(dim=(2, 3, 4), keepdim=True)
+            x = x * torch.rsqrt(nu2 + self.eps)
+            v = lambda p: p.view(1, -1, 1, 1, 1)
+            return torch.max(v(self.gamma) * x + v(self.beta), v(self.tau))
+
+    class WMSA(nn.Module):
+        def __init__(self, dim, head_dim, window, shifted):
+            super().__init__()
+            self.dim, self.hd, self.w, self.shifted = dim, head_dim, window, shifted
+            self.heads = dim // head_dim
+            r = 2 * window - 1
+            self.embedding_layer = nn.Linear(dim, 3 * dim)
+            self.relative_position_params = nn.Parameter(torch.zeros(self.heads, r, r, r))
+            nn.init.trunc_normal_(self.relative_position_params, std=0.02)
+            self.linear = nn.Linear(dim, dim)
+
+        def forward(self, x):  # N D H W C
+            N, L = x.shape[0], list(x.shape[1:4])
+            C, w = self.dim, self.w
+            win = [min(w, l) for l in L]
+            sh = [w // 2 if (self.shifted and l >= w) else 0 for l in L]
+            if any(sh):
+                x = torch.roll(x, shifts=(-sh[0], -sh[1], -sh[2]), dims=(1, 2, 3))
+            nw = [(l + s - 1) // s for l, s in zip(L, win)]
+            P = [n * s for n, s in zip(nw, win)]
+            x = F.pad(x, (0, 0, 0, P[2] - L[2], 0, P[1] - L[1], 0, P[0] - L[0]))
+            # partition: N nD wD nH wH nW wW C -> (N nwin) nt C
+            x = x.view(N, nw[0], win[0], nw[1], win[1], nw[2], win[2], C)
+            x = x.permute(0, 1, 3, 5, 2, 4, 6, 7).reshape(-1, win[0] * win[1] * win[2], C)
+            nt = x.shape[1]
+            # rolled global position of every (window, token) per axis
+            pos = []
+            for a in range(3):
+                g = torch.arange(nw[a]).view(-1, 1) * win[a] + torch.arange(win[a]).view(1, -1)
+                pos.append(g)  # nw[a] x win[a]
+            def per_token(a):  # (nwin_all, nt) global rolled position along axis a
+                shape_w = [1, 1, 1]
+                shape_w[a] = nw[a]
+                shape_t = [1, 1, 1]
+                shape_t[a] = win[a]
+                g = pos[a].view(*(shape_w + shape_t))  # axes: wD wH wW tD tH tW
+                g = g.expand(nw[0], nw[1], nw[2], win[0], win[1], win[2])
+                return g.reshape(nw[0] * nw[1] * nw[2], nt)
+            gp = [per_token(a) for a in range(3)]
+            valid = (gp[0] < L[0]) & (gp[1] < L[1]) & (gp[2] < L[2])  # nwin x nt
+            allow = valid[:, None, :].expand(-1, nt, -1).clone()
+            for a in range(3):
+                if sh[a]:
+                    reg = gp[a] >= L[a] - sh[a]
+                    allow &= reg[:, :, None] == reg[:, None, :]
+            allow = allow.repeat(N, 1, 1)  # (N nwin) nt nt, sample-major like x
+            # relative position bias
+            loc = [torch.arange(win[a]) for a in range(3)]
+            lz, ly, lx = torch.meshgrid(loc[0], loc[1], loc[2], indexing="ij")
+            lz, ly, lx = lz.reshape(-1), ly.reshape(-1), lx.reshape(-1)
+            iz = lz[:, None] - lz[None, :] + w - 1
+            iy = ly[:, None] - ly[None, :] + w - 1
+            ix = lx[:, None] - lx[None, :] + w - 1
+            bias = self.relative_position_params[:, iz, iy, ix]  # heads nt nt
+            qkv = self.embedding_layer(x)  # B nt 3C
+            B = qkv.shape[0]
+            qkv = qkv.view(B, nt, 3, self.heads, self.hd).permute(2, 0, 3, 1, 4)
+            q, k, v = qkv[0], qkv[1], qkv[2]  # B heads nt hd
+            sim = torch.einsum("bhpc,bhqc->bhpq", q, k) * self.hd ** -0.5 + bias[None]
+            sim = sim.masked_fill(~allow[:, None], float("-inf"))
+            att = torch.softmax(sim, dim=-1)
+            y = torch.einsum("bhpq,bhqc->bhpc", att, v).permute(0, 2, 1, 3).reshape(B, nt, C)
+            y = self.linear(y)
+            y = y.view(N, nw[0], nw[1], nw[2], win[0], win[1], win[2], C)
+            y = y.permute(0, 1, 4, 2, 5, 3, 6, 7).reshape(N, P[0], P[1], P[2], C)
+            y = y[:, :L[0], :L[1], :L[2]]
+            if any(sh):
+                y = torch.roll(y, shifts=(sh[0], sh[1], sh[2]), dims=(1, 2, 3))
+            return y
+
+    class TransBlock(nn.Module):
+        def __init__(self, dim, head_dim, window, shifted, mlp_ratio):
+            super().__init__()
+            self.ln1 = nn.LayerNorm(dim)
+            self.msa = WMSA(dim, head_dim, window, shifted)
+            self.ln2 = nn.LayerNorm(dim)
+            self.mlp = nn.Sequential(nn.Linear(dim, mlp_ratio * dim), nn.GELU(),
+                                     nn.Linear(mlp_ratio * dim, dim))
+
+        def forward(self, x):
+            x = x + self.msa(self.ln1(x))
+            return x + self.mlp(self.ln2(x))
+
+    class SCBlock(nn.Module):
+        def __init__(self, C, shifted):
+            super().__init__()
+            h = C // 2
+            self.h = h
+            self.conv1_1 = nn.Conv3d(C, C, 1, 1, 0, bias=True)
+            self.conv1_2 = nn.Conv3d(C, C, 1, 1, 0, bias=True)
+            self.conv_block = nn.Sequential(nn.Conv3d(h, h, 3, 1, 1, bias=False), FRN(h),
+                                            nn.Conv3d(h, h, 3, 1, 1, bias=False), FRN(h))
+            self.trans_block = TransBlock(h, cfg["head_dim"], cfg["window"], shifted,
+                                          cfg["mlp_ratio"])
+
+        def forward(self, x):
+            a, b = torch.split(self.conv1_1(x), (self.h, self.h), dim=1)
+            a = self.conv_block(a) + a
+            b = self.trans_block(b.permute(0, 2, 3, 4, 1)).permute(0, 4, 1, 2, 3)
+            return x + self.conv1_2(torch.cat((a, b), dim=1))
+
+    def blocks(C):
+        return nn.ModuleList([SCBlock(C, i % 2 == 1) for i in range(cfg["depth"])])
+
+    class Enc(nn.Module):
+        def __init__(self, C):
+            super().__init__()
+            self.blocks = blocks(C)
+            self.down = nn.Conv3d(C, 2 * C, 2, 2, 0, bias=False)
+
+    class Dec(nn.Module):
+        def __init__(self, C):
+            super().__init__()
+            self.up = nn.ConvTranspose3d(2 * C, C, 2, 2, 0, bias=False)
+            self.blocks = blocks(C)
+
+    class SCUNet3D(nn.Module):
+        def __init__(self):
+            super().__init__()
+            W, Lv = cfg["width"], cfg["levels"]
+            self.head = nn.Conv3d(cfg["in_ch"], W, 3, 1, 1, bias=False)
+            self.enc = nn.ModuleList([Enc(W << l) for l in range(Lv)])
+            self.body = blocks(W << Lv)
+            self.dec = nn.ModuleList([Dec(W << l) for l in range(Lv)])
+            self.tail = nn.Conv3d(W, cfg["out_ch"], 3, 1, 1, bias=False)
+
+        def forward(self, x):  # N C D H W
+            skips = [self.head(x)]
+            y = skips[0]
+            for e in self.enc:
+                for b in e.blocks:
+                    y = b(y)
+                y = e.down(y)
+                skips.append(y)
+            for b in self.body:
+                y = b(y)
+            for l in reversed(range(len(self.dec))):
+                y = self.dec[l].up(y + skips[l + 1])
+                for b in self.dec[l].blocks:
+                    y = b(y)
+            return self.tail(y + skips[0])
+
+    return SCUNet3D()
+
+
+def load_model(wpath):
+    import torch
+    w, meta = st_read(wpath)
+    cfg = parse_config(meta["config"])
+    model = build(cfg)
+    sd = {k: torch.from_numpy(v) for k, v in w.items() if not k.startswith(("optim.", "ema.", "train."))}
+    model.load_state_dict(sd, strict=True)
+    return model, cfg
+
+
+def rel(a, b):
+    a = np.asarray(a, np.float64)
+    b = np.asarray(b, np.float64)
+    nb = np.linalg.norm(b)
+    if not np.all(np.isfinite(a)):
+        return float("inf")
+    return float(np.linalg.norm(a - b) / (nb if nb > 0 else 1.0))
+
+
+def main(argv):
+    cmd = argv[1]
+    if cmd == "write-st":
+        rng = np.random.default_rng(7)
+        st_write(argv[2], {
+            "layer.0.weight": rng.standard_normal((4, 3, 2)).astype(np.float32),
+            "layer.0.bias": rng.standard_normal(4).astype(np.float64),
+            "steps": np.array([3, -5, 1 << 40], np.int64),
+            "scalar": np.array(2.5, np.float32),
+            "empty": np.zeros((0, 3), np.float32),
+        }, {"config": "width=8", "note": "written by numpy"})
+        return 0
+    if cmd == "load-state":
+        import torch
+        w, meta = st_read(argv[2])
+        cfg = parse_config(argv[3] if len(argv) > 3 else meta["config"])
+        model = build(cfg)
+        model.load_state_dict({k: torch.from_numpy(v) for k, v in w.items()}, strict=True)
+        n = sum(p.numel() for p in model.parameters())
+        print(f"loaded {len(w)} tensors, {n} parameters")
+        return 0
+    if cmd == "init":
+        import torch
+        cfg = parse_config(argv[3])
+        torch.manual_seed(int(argv[4]))
+        model = build(cfg)
+        st_write(argv[2], {k: v.detach().numpy() for k, v in model.state_dict().items()},
+                 {"config": ",".join(f"{k}={v}" for k, v in cfg.items()), "format": "cryolvm-scunet3d"})
+        return 0
+    if cmd == "make-batch":
+        n, d, h, w, cin, cout, seed = map(int, argv[3:10])
+        rng = np.random.default_rng(seed)
+        st_write(argv[2], {
+            "input": rng.standard_normal((n, d, h, w, cin)).astype(np.float32),
+            "dout": rng.standard_normal((n, d, h, w, cout)).astype(np.float32),
+        })
+        return 0
+    if cmd == "parity":
+        import torch
+        torch.set_num_threads(2)
+        model, cfg = load_model(argv[2])
+        batch, _ = st_read(argv[3])
+        ours, _ = st_read(argv[4])
+        tol = float(argv[5]) if len(argv) > 5 else 1e-4
+        model = model.double()  # the reference in float64
+        x = torch.from_numpy(batch["input"]).double().permute(0, 4, 1, 2, 3)
+        out = model(x)
+        dout = torch.from_numpy(batch["dout"]).double().permute(0, 4, 1, 2, 3)
+        (out * dout).sum().backward()
+        worst = []
+        e = rel(ours["output"], out.detach().permute(0, 2, 3, 4, 1).numpy())
+        worst.append((e, "output"))
+        for name, p in model.named_parameters():
+            g = ours.get("grad." + name)
+            if g is None:
+                print(f"missing gradient grad.{name}")
+                return 1
+            worst.append((rel(g, p.grad.numpy()), "grad." + name))
+        worst.sort(reverse=True)
+        bad = [t for t in worst if not t[0] <= tol]
+        for e, n in worst[:5]:
+            print(f"{n}: rel err {e:.3g}")
+        print(f"compared output and {len(worst) - 1} gradients, worst {worst[0][0]:.3g} (tol {tol})")
+        return 1 if bad else 0
+    if cmd == "forward":
+        import torch
+        torch.set_num_threads(2)
+        model, cfg = load_model(argv[2])
+        inp, _ = st_read(argv[3])
+        with torch.no_grad():
+            y = model(torch.from_numpy(inp["input"]).permute(0, 4, 1, 2, 3))
+        st_write(argv[4], {"output": y.permute(0, 2, 3, 4, 1).contiguous().numpy()})
+        return 0
+    print(__doc__, file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

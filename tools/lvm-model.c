@@ -1,0 +1,302 @@
+/* lvm-model — create, describe and run CryoLVM SCUNet-3D weights.
+ *
+ *   lvm-model init [--config KEY=VAL,...] [--seed S] -o W.safetensors
+ *   lvm-model info W.safetensors
+ *   lvm-model run W.safetensors IN -o OUT [--device cpu]
+ *   lvm-model grad W.safetensors BATCH.safetensors -o OUT.safetensors
+ *
+ * Shape of main: parse, pick the command, validate every input before computing, write
+ * the output atomically (safetensors writer, volume sink) so that a failure leaves nothing
+ * behind. `grad` is the verification entry point: forward and backward on a given input
+ * and output gradient, writing the output and every parameter gradient by PyTorch name
+ * (tests/ref/torch_scunet.py parity compares them with autograd).
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/cli.h"
+#include "cryolvm/mem.h"
+#include "cryolvm/nn_backend.h"
+#include "cryolvm/nn_model.h"
+#include "cryolvm/nn_train.h"
+#include "cryolvm/safetensors.h"
+
+static const struct cryo_option options[] = {
+    {"config", 'c', CRYO_OPT_STRING, "KEY=VAL,...", NULL,
+     "init: network configuration on top of the default (in_ch, out_ch, width, levels, depth, window, "
+     "head_dim, mlp_ratio)", NULL},
+    {"seed", 's', CRYO_OPT_INT, "S", "1", "init: seed of the weight initialisation", NULL},
+    {"device", 0, CRYO_OPT_CHOICE, "DEV", "cpu", "run, grad: device to compute on", "cpu|cuda"},
+    {NULL, 0, CRYO_OPT_END, NULL, NULL, NULL, NULL}};
+
+static const struct cryo_tool tool = {
+    "lvm-model",
+    "create, describe and run CryoLVM SCUNet-3D network weights (safetensors)",
+    "init|info|run|grad [OPTIONS] [WEIGHTS] [INPUT]",
+    options, 1, 3, 1};
+
+static const char *cmd_name;
+
+static void need_inputs(int have, int want, const char *usage)
+{
+    if (have != want)
+        cli_usage_error(&tool, "%s: usage: lvm-model %s", cmd_name, usage);
+}
+
+static struct cryo_nn_ctx *open_ctx(const struct cryo_cli *cli)
+{
+    struct cryo_error err = {0};
+    const char *dev = cryo_args_string(cli->args, "device");
+    enum cryo_nn_device d = strcmp(dev, "cpu") == 0 ? CRYO_NN_DEVICE_CPU : CRYO_NN_DEVICE_CUDA;
+    struct cryo_nn_ctx *ctx = NULL;
+    if (cryo_nn_ctx_create(&ctx, d, cli->threads, &err) < 0) {
+        cryo_error_prefix(&err, dev);
+        cli_die(cli, &err);
+    }
+    return ctx;
+}
+
+/* Read weights: the file, its config, a model for the box, the parameters loaded. */
+static struct cryo_scunet *load_model(const struct cryo_cli *cli, struct cryo_nn_ctx *ctx,
+                                      const char *path, int n, int d, int h, int w, int training)
+{
+    struct cryo_error err = {0};
+    struct cryo_safetensors *st = NULL;
+    struct cryo_scunet_config c;
+    struct cryo_scunet *m = NULL;
+    if (cryo_safetensors_read(&st, path, &err) < 0 || cryo_scunet_config_from_file(st, &c, &err) < 0)
+        cli_die(cli, &err);
+    if (cryo_scunet_create(&m, &c, ctx, n, d, h, w, training, &err) < 0 ||
+        cryo_scunet_load(m, st, &err) < 0) {
+        cryo_safetensors_free(st);
+        cli_die(cli, &err);
+    }
+    cryo_safetensors_free(st);
+    return m;
+}
+
+static int cmd_init(const struct cryo_cli *cli)
+{
+    need_inputs(cli->n_inputs, 1, "init [--config KEY=VAL,...] [--seed S] -o W.safetensors");
+    if (!cli->output)
+        cli_usage_error(&tool, "init: needs -o W.safetensors");
+    struct cryo_error err = {0};
+    struct cryo_scunet_config c;
+    cryo_scunet_config_default(&c);
+    const char *text = cryo_args_string(cli->args, "config");
+    if (text && cryo_scunet_config_parse(&c, text, &err) < 0)
+        cli_usage_error(&tool, "--config: %s", err.msg);
+    long seed = cryo_args_int(cli->args, "seed");
+    if (seed < 0)
+        cli_usage_error(&tool, "--seed must be >= 0");
+    struct cryo_nn_ctx *ctx = open_ctx(cli);
+    int q = 1 << c.levels;
+    struct cryo_scunet *m = NULL;
+    /* The smallest box: parameters do not depend on it. */
+    if (cryo_scunet_create(&m, &c, ctx, 1, q, q, q, 0, &err) < 0 ||
+        cryo_scunet_init(m, (uint64_t)seed, &err) < 0 || cryo_scunet_save(m, cli->output, &err) < 0)
+        cli_die(cli, &err);
+    if (!cli->quiet)
+        fprintf(stderr, "lvm-model: %s: %zu parameters\n", cli->output, cryo_scunet_num_params(m));
+    cryo_scunet_free(m);
+    cryo_nn_ctx_free(ctx);
+    return 0;
+}
+
+static int cmd_info(const struct cryo_cli *cli)
+{
+    need_inputs(cli->n_inputs, 2, "info W.safetensors");
+    const char *path = cli->inputs[1];
+    struct cryo_error err = {0};
+    struct cryo_safetensors *st = NULL;
+    struct cryo_scunet_config c;
+    if (cryo_safetensors_read(&st, path, &err) < 0 || cryo_scunet_config_from_file(st, &c, &err) < 0)
+        cli_die(cli, &err);
+    size_t count = 0, ntab = 0;
+    double f48 = 0, f64 = 0;
+    if (cryo_scunet_param_count(&c, &count, &err) < 0 || cryo_scunet_flops(&c, 1, 48, 48, 48, &f48, &err) < 0 ||
+        cryo_scunet_flops(&c, 1, 64, 64, 64, &f64, &err) < 0)
+        cli_die(cli, &err);
+    size_t file_floats = 0;
+    for (size_t i = 0; i < st->n; i++)
+        if (strncmp(st->t[i].name, "optim.", 6) && strncmp(st->t[i].name, "ema.", 4)) {
+            file_floats += cryo_st_tensor_count(&st->t[i]);
+            ntab++;
+        }
+    char cfg[512];
+    cryo_scunet_config_format(&c, cfg, sizeof cfg);
+    printf("%s\n", path);
+    printf("  network        SCUNet-3D, %d levels, channels", c.levels);
+    for (int l = 0; l <= c.levels; l++)
+        printf("%s%d", l ? "-" : " ", c.width << l);
+    printf(", %d Swin-Conv blocks per stage\n", c.depth);
+    printf("  config         %s\n", cfg);
+    printf("  parameters     %zu (%zu tensors in the file, %zu values)\n", count, ntab, file_floats);
+    printf("  box            any multiple of %d per axis\n", 1 << c.levels);
+    printf("  FLOPs 48^3     %.3f GFLOP per forward (training step about 3x)\n", f48 / 1e9);
+    printf("  FLOPs 64^3     %.3f GFLOP per forward\n", f64 / 1e9);
+    const char *step = cryo_meta_get(&st->meta, "step");
+    if (step)
+        printf("  training       step %s%s\n", step, cryo_safetensors_find(st, "optim.m.head.weight") ? ", optimiser state" : "");
+    cryo_safetensors_free(st);
+    return 0;
+}
+
+static int cmd_run(const struct cryo_cli *cli)
+{
+    need_inputs(cli->n_inputs, 3, "run W.safetensors IN -o OUT");
+    struct cryo_error err = {0};
+    struct cryo_volume v;
+    cryo_volume_init(&v);
+    const char *in = cli->inputs[2];
+    if (cryo_read_one(&v, in, &err) < 0)
+        cli_die(cli, &err);
+    if (cryo_volume_convert(&v, CRYO_DTYPE_F32, &err) < 0 || cryo_volume_check_finite(&v, in, &err) < 0) {
+        cryo_error_prefix(&err, in);
+        cli_die(cli, &err);
+    }
+    /* Check the box against the weights' config before building anything. */
+    struct cryo_safetensors *st = NULL;
+    struct cryo_scunet_config c;
+    if (cryo_safetensors_read(&st, cli->inputs[1], &err) < 0 || cryo_scunet_config_from_file(st, &c, &err) < 0)
+        cli_die(cli, &err);
+    cryo_safetensors_free(st);
+    int q = 1 << c.levels;
+    if (v.c != c.in_ch) {
+        cryo_fail(&err, CRYO_E_INVALID, "%s: %lld channels, the network takes %d", in, (long long)v.c, c.in_ch);
+        cli_die(cli, &err);
+    }
+    if (v.nz % q || v.ny % q || v.nx % q || v.nz > 4096 || v.ny > 4096 || v.nx > 4096) {
+        cryo_fail(&err, CRYO_E_INVALID, "%s: box %lldx%lldx%lld is not a multiple of %d (crop or pad it)",
+                  in, (long long)v.nx, (long long)v.ny, (long long)v.nz, q);
+        cli_die(cli, &err);
+    }
+    struct cryo_nn_ctx *ctx = open_ctx(cli);
+    struct cryo_scunet *m = load_model(cli, ctx, cli->inputs[1], 1, (int)v.nz, (int)v.ny, (int)v.nx, 0);
+    /* C × Z × Y × X (volume) to Z × Y × X × C (NDHWC); identical for one channel. */
+    size_t S = cryo_volume_channel_count(&v), C = (size_t)v.c;
+    float *x = cryo_alloc_big(S * C * sizeof(float), &err);
+    if (!x)
+        cli_die(cli, &err);
+    const float *src = v.data;
+    for (size_t ch = 0; ch < C; ch++)
+        for (size_t s = 0; s < S; s++)
+            x[s * C + ch] = src[ch * S + s];
+    if (cryo_nn_upload(ctx, cryo_scunet_input(m), x, S * C, &err) < 0 || cryo_scunet_forward(m, &err) < 0)
+        cli_die(cli, &err);
+    cryo_free_big(x);
+    struct cryo_volume o;
+    cryo_volume_init(&o);
+    size_t OC = (size_t)c.out_ch;
+    if (cryo_volume_alloc(&o, CRYO_DTYPE_F32, c.out_ch, v.nz, v.ny, v.nx, &err) < 0 ||
+        cryo_meta_copy(&o.meta, &v.meta, &err) < 0)
+        cli_die(cli, &err);
+    memcpy(o.apix, v.apix, sizeof o.apix);
+    memcpy(o.origin, v.origin, sizeof o.origin);
+    float *y = cryo_alloc_big(S * OC * sizeof(float), &err);
+    if (!y || cryo_nn_download(ctx, y, cryo_scunet_output(m), S * OC, &err) < 0)
+        cli_die(cli, &err);
+    float *dst = o.data;
+    for (size_t ch = 0; ch < OC; ch++)
+        for (size_t s = 0; s < S; s++)
+            dst[ch * S + s] = y[s * OC + ch];
+    cryo_free_big(y);
+    if (cryo_meta_add_history(&o.meta, cli->history, &err) < 0)
+        cli_die(cli, &err);
+    struct cryo_sink *sink = cli_open_sink(cli);
+    if (cryo_sink_write(sink, &o, &err) < 0 || cryo_sink_commit(sink, &err) < 0)
+        cli_die(cli, &err);
+    cryo_sink_free(sink);
+    cryo_volume_free(&o);
+    cryo_volume_free(&v);
+    cryo_scunet_free(m);
+    cryo_nn_ctx_free(ctx);
+    return 0;
+}
+
+static int cmd_grad(const struct cryo_cli *cli)
+{
+    need_inputs(cli->n_inputs, 3, "grad W.safetensors BATCH.safetensors -o OUT.safetensors");
+    if (!cli->output)
+        cli_usage_error(&tool, "grad: needs -o OUT.safetensors");
+    struct cryo_error err = {0};
+    struct cryo_safetensors *b = NULL;
+    const char *bp = cli->inputs[2];
+    if (cryo_safetensors_read(&b, bp, &err) < 0)
+        cli_die(cli, &err);
+    const struct cryo_st_tensor *ti = cryo_safetensors_find(b, "input");
+    if (!ti || ti->ndim != 5 || ti->dtype != CRYO_ST_F32) {
+        cryo_fail(&err, CRYO_E_FORMAT, "%s: needs an F32 tensor 'input' of shape N,D,H,W,C", bp);
+        cli_die(cli, &err);
+    }
+    for (int i = 0; i < 4; i++)
+        if (ti->shape[i] < 1 || ti->shape[i] > 4096) {
+            cryo_fail(&err, CRYO_E_FORMAT, "%s: 'input' dimension %d is %lld", bp, i, (long long)ti->shape[i]);
+            cli_die(cli, &err);
+        }
+    struct cryo_nn_ctx *ctx = open_ctx(cli);
+    struct cryo_scunet *m = load_model(cli, ctx, cli->inputs[1], (int)ti->shape[0], (int)ti->shape[1],
+                                       (int)ti->shape[2], (int)ti->shape[3], 1);
+    const struct cryo_scunet_config *c = cryo_scunet_config(m);
+    int64_t in_shape[5] = {ti->shape[0], ti->shape[1], ti->shape[2], ti->shape[3], c->in_ch};
+    int64_t out_shape[5] = {ti->shape[0], ti->shape[1], ti->shape[2], ti->shape[3], c->out_ch};
+    const float *xin, *dout;
+    if (cryo_safetensors_get_f32(b, "input", 5, in_shape, &xin, &err) < 0 ||
+        cryo_safetensors_get_f32(b, "dout", 5, out_shape, &dout, &err) < 0)
+        cli_die(cli, &err);
+    size_t nout = cryo_scunet_output_count(m), np = cryo_scunet_num_params(m), ntab;
+    float *dd = cryo_nn_alloc(ctx, nout, &err);
+    float *y = cryo_alloc_big(nout * sizeof(float), &err);
+    float *g = cryo_alloc_big(np * sizeof(float), &err);
+    if (!dd || !y || !g)
+        cli_die(cli, &err);
+    if (cryo_nn_upload(ctx, cryo_scunet_input(m), xin, cryo_scunet_input_count(m), &err) < 0 ||
+        cryo_nn_upload(ctx, dd, dout, nout, &err) < 0 || cryo_scunet_forward(m, &err) < 0 ||
+        cryo_scunet_zero_grad(m, &err) < 0 || cryo_scunet_backward(m, dd, &err) < 0 ||
+        cryo_nn_download(ctx, y, cryo_scunet_output(m), nout, &err) < 0 ||
+        cryo_nn_download(ctx, g, cryo_scunet_grad_data(m), np, &err) < 0)
+        cli_die(cli, &err);
+    const struct cryo_nn_param *tab = cryo_scunet_params(m, &ntab);
+    struct cryo_safetensors *o = NULL;
+    char name[160];
+    if (cryo_safetensors_create(&o, &err) < 0 ||
+        cryo_safetensors_add(o, "output", CRYO_ST_F32, 5, out_shape, y, &err) < 0)
+        cli_die(cli, &err);
+    for (size_t i = 0; i < ntab; i++) {
+        snprintf(name, sizeof name, "grad.%s", tab[i].name);
+        if (cryo_safetensors_add(o, name, CRYO_ST_F32, tab[i].ndim, tab[i].shape, g + tab[i].offset, &err) < 0)
+            cli_die(cli, &err);
+    }
+    if (cryo_safetensors_write(o, cli->output, &err) < 0)
+        cli_die(cli, &err);
+    cryo_safetensors_free(o);
+    cryo_safetensors_free(b);
+    cryo_free_big(g);
+    cryo_free_big(y);
+    cryo_nn_free(ctx, dd);
+    cryo_scunet_free(m);
+    cryo_nn_ctx_free(ctx);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    struct cryo_cli cli;
+    cli_parse(&tool, argc, argv, &cli);
+    cmd_name = cli.inputs[0];
+    int rc;
+    if (strcmp(cmd_name, "init") == 0)
+        rc = cmd_init(&cli);
+    else if (strcmp(cmd_name, "info") == 0)
+        rc = cmd_info(&cli);
+    else if (strcmp(cmd_name, "run") == 0)
+        rc = cmd_run(&cli);
+    else if (strcmp(cmd_name, "grad") == 0)
+        rc = cmd_grad(&cli);
+    else
+        cli_usage_error(&tool, "unknown command '%s' (init, info, run, grad)", cmd_name);
+    cli_free(&cli);
+    return rc;
+}
