@@ -7,8 +7,9 @@
 #   upnoise   EMD-5168 upsampled 2.56x (cubic) plus Gaussian noise of 0.3 x its std;
 #   simulated a noise-free map: 4000 Gaussian "atoms" (B ~ 2 A^2 at 1 A/voxel), no noise;
 # and the shared real maps at their own size. For each: raw bytes, CVOL bytes and ratio at
-# level 3 (shuffled, 4 MiB chunks), the ratio of `zstd -3` on the raw bytes, and median
-# in-memory encode/decode MB/s of the C library (bench/stream_bench.c, 2 threads).
+# level 3 (shuffled, 4 MiB chunks), the ratio of the `zstd -3` command on the raw bytes, and
+# median in-memory encode/decode MB/s of the C library against plain zstd -3 on the same
+# buffer with 2 workers (bench/stream_bench.c; OMP_NUM_THREADS=2).
 # Needs the shared data (../shared/data or $CRYO_DATA); prints a Markdown table.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -56,19 +57,21 @@ with open(f"{tmp}/list", "w") as f:
         f.write(f"{b} {v.shape[2]} {v.shape[1]} {v.shape[0]}\n")
 EOF
 
-echo "| map | shape | raw MiB | CVOL -3 ratio | zstd -3 raw ratio | CVOL -3 no shuffle | encode MB/s | decode MB/s |"
-echo "|---|---|---|---|---|---|---|---|"
+echo "| map | shape | raw MiB | CVOL ratio | \`zstd -3\` ratio | CVOL, no shuffle | CVOL enc MB/s | zstd enc MB/s | CVOL dec MB/s | zstd dec MB/s |"
+echo "|---|---|---|---|---|---|---|---|---|---|"
 while read -r name nx ny nz; do
   f=$tmp/$name.raw
   raw=$(stat -c %s "$f")
   reps=5; [ "$raw" -lt 4000000 ] && reps=21
-  line=$("$tmp/stream_bench" "$f" float32 "$nx" "$ny" "$nz" 3 1 0 $reps)
-  ratio=$(awk '{print $6}' <<<"$line"); enc=$(awk '{print $8}' <<<"$line"); dec=$(awk '{print $11}' <<<"$line")
-  noshuf=$("$tmp/stream_bench" "$f" float32 "$nx" "$ny" "$nz" 3 0 0 1 | awk '{print $6}')
+  out=$("$tmp/stream_bench" "$f" float32 "$nx" "$ny" "$nz" 3 1 0 $reps)
+  ours=$(sed -n 1p <<<"$out"); peer=$(sed -n 2p <<<"$out")
+  ratio=$(awk '{print $6}' <<<"$ours"); enc=$(awk '{print $8}' <<<"$ours"); dec=$(awk '{print $11}' <<<"$ours")
+  penc=$(awk '{print $9}' <<<"$peer"); pdec=$(awk '{print $12}' <<<"$peer")
+  noshuf=$("$tmp/stream_bench" "$f" float32 "$nx" "$ny" "$nz" 3 0 0 1 | sed -n 1p | awk '{print $6}')
   z=$(zstd -3 -q -c "$f" | wc -c)
   zr=$(awk -v a="$raw" -v b="$z" 'BEGIN{printf "%.3f", a/b}')
   mib=$(awk -v a="$raw" 'BEGIN{printf "%.2f", a/1048576}')
-  echo "| $name | ${nx}x${ny}x${nz} | $mib | $ratio | $zr | $noshuf | $enc | $dec |"
+  echo "| $name | ${nx}x${ny}x${nz} | $mib | $ratio | $zr | $noshuf | $enc | $penc | $dec | $pdec |"
 done <"$tmp/list"
 # Plain zstd speed on the tiled map for scale (one thread, file to /dev/null, incl. I/O).
 t0=$(date +%s.%N); zstd -3 -q -c "$tmp/tiled.raw" >/dev/null; t1=$(date +%s.%N)

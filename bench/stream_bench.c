@@ -5,13 +5,19 @@
  *
  * RAW holds NX*NY*NZ little-endian elements of DTYPE (float32, int16, ...), x fastest.
  * Prints one line: raw and stream bytes, ratio, median encode and decode MB/s (of raw
- * data, in memory, excluding file I/O). With OUT the stream is also written there (used
+ * data, in memory, excluding file I/O), then the same for the peer: plain zstd at the same
+ * level on the whole raw buffer, in memory, with ZSTD_c_nbWorkers = OMP_NUM_THREADS (what
+ * `zstd -T2` does, without the file I/O). With OUT the stream is also written there (used
  * for the worked example in cryolvm-stream(5)).
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <zstd.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include "cryolvm/stream.h"
 
@@ -120,6 +126,37 @@ int main(int argc, char **argv)
     printf("raw %zu stream %zu ratio %.3f encode %.0f MB/s decode %.0f MB/s (level %d shuffle %d)\n",
            cryo_volume_bytes(&v), len, (double)cryo_volume_bytes(&v) / (double)len, mb / tenc[reps / 2],
            mb / tdec[reps / 2], o.level, o.shuffle);
+    /* The peer: plain zstd on the raw bytes. */
+    int nt = 1;
+#ifdef _OPENMP
+    nt = omp_get_max_threads();
+#endif
+    size_t zcap = ZSTD_compressBound(cryo_volume_bytes(&v));
+    unsigned char *z = malloc(zcap), *back = malloc(cryo_volume_bytes(&v));
+    ZSTD_CCtx *cc = ZSTD_createCCtx();
+    ZSTD_CCtx_setParameter(cc, ZSTD_c_compressionLevel, o.level);
+    size_t mt = ZSTD_CCtx_setParameter(cc, ZSTD_c_nbWorkers, nt);
+    size_t zlen = 0;
+    for (int r = 0; r < reps; r++) {
+        double t0 = now();
+        zlen = ZSTD_compress2(cc, z, zcap, v.data, cryo_volume_bytes(&v));
+        tenc[r] = now() - t0;
+        t0 = now();
+        size_t got = ZSTD_decompress(back, cryo_volume_bytes(&v), z, zlen);
+        tdec[r] = now() - t0;
+        if (ZSTD_isError(zlen) || got != cryo_volume_bytes(&v)) {
+            fprintf(stderr, "stream_bench: plain zstd failed\n");
+            return 1;
+        }
+    }
+    qsort(tenc, (size_t)reps, sizeof *tenc, cmp_d);
+    qsort(tdec, (size_t)reps, sizeof *tdec, cmp_d);
+    printf("zstd raw %zu compressed %zu ratio %.3f encode %.0f MB/s decode %.0f MB/s (level %d workers %d)\n",
+           cryo_volume_bytes(&v), zlen, (double)cryo_volume_bytes(&v) / (double)zlen, mb / tenc[reps / 2],
+           mb / tdec[reps / 2], o.level, ZSTD_isError(mt) ? 0 : nt);
+    ZSTD_freeCCtx(cc);
+    free(z);
+    free(back);
     if (out) {
         FILE *of = fopen(out, "wb");
         if (!of || fwrite(buf, 1, len, of) != len || fclose(of) != 0) {
