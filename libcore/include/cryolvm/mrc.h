@@ -19,10 +19,27 @@
 extern "C" {
 #endif
 
-/* Parse a whole MRC file held in memory (`buf`, `len`), e.g. after gunzip. */
+/* Read one MRC map from f (not closed). `prefix`/`prefix_len` are bytes already consumed
+ * from f by format sniffing (may be 0). A regular file is size-checked before anything is
+ * allocated and read straight into the frame; a pipe or gzip stream is read as it comes.
+ * v is replaced only on success. Errors (message starts with `name`):
+ *   CRYO_E_TRUNCATED  header or data cut short ("header says 100x100x100 float32 (3.8 MiB)
+ *                     but only 1.2 MiB of data follow")
+ *   CRYO_E_FORMAT     impossible header (dims <= 0, bad axis order, NaN/Inf cell, > 1 TiB)
+ *   CRYO_E_UNSUPPORTED mode other than 0, 1, 2, 6, 12
+ *   CRYO_E_IO, CRYO_E_NOMEM */
+int cryo_mrc_read(struct cryo_volume *v, FILE *f, const unsigned char *prefix, size_t prefix_len,
+                  const char *name, struct cryo_error *err);
+/* Parse a whole MRC file held in memory (`buf`, `len`), e.g. after gunzip. Same errors. */
 int cryo_mrc_decode(struct cryo_volume *v, const unsigned char *buf, size_t len, const char *name,
                     struct cryo_error *err);
-/* Write v (c must be 1) to f. bf16/i32 are refused with CRYO_E_UNSUPPORTED (convert first). */
+/* Write v (c must be 1) to f. bf16/i32 are refused with CRYO_E_UNSUPPORTED (convert first).
+ * uint8 is written as mode 0 with IMOD's stamp and "unsigned" flag, int8 as mode 0 with
+ * the "signed" flag. A stack (nz > 1 and metadata mrc.ispg = 0, or a name ending in .mrcs)
+ * gets ISPG 0 and MZ 1; a single image ISPG 0; a volume ISPG 1. The extended header is
+ * written only when metadata mrc.exthdr (base64) is present. Nothing is written when v is
+ * refused (CRYO_E_INVALID, CRYO_E_UNSUPPORTED, CRYO_E_NUMERIC for non-finite apix/origin);
+ * CRYO_E_IO when a write fails. */
 int cryo_mrc_write(FILE *f, const struct cryo_volume *v, const char *name, struct cryo_error *err);
 /* 1 if the 1024-byte header prefix looks like MRC/CCP4 ("MAP " at 208), else 0. */
 int cryo_mrc_sniff(const unsigned char *buf, size_t len);

@@ -52,6 +52,8 @@ struct cryo_sink_opts {
     enum cryo_format format;          /* UNKNOWN = from the extension */
     struct cryo_stream_opts stream;   /* for stream output */
     int allow_terminal;               /* 1 = do not refuse a tty (tests only) */
+    int durable;                      /* 1 = fsync the file and its directory at commit
+                                         (default from environment CRYO_FSYNC=1) */
 };
 void cryo_sink_opts_default(struct cryo_sink_opts *o);
 
