@@ -407,9 +407,11 @@ static int read_frame_data(struct cryo_stream_reader *r, uint64_t fno, struct cr
     unsigned long long fn = (unsigned long long)fno;
     size_t es = cryo_dtype_size(v->dtype);
     int shuffled = filter == CVOL_FILTER_SHUFFLE && es > 1;
-    size_t bound = ZSTD_compressBound(cb);
+    /* Buffers for the largest chunk actually present, not for what chunk_bytes claims:
+     * memory stays bounded by the frame even if a writer states a huge chunk size. */
+    size_t cmax = (size_t)(raw < cb ? raw : cb);
     int nt = cvol_threads(0, n_chunks);
-    CRYO_TRY(slots_reserve(r, nt, bound, shuffled ? cb : 0, err));
+    CRYO_TRY(slots_reserve(r, nt, ZSTD_compressBound(cmax), shuffled ? cmax : 0, err));
     unsigned char *data = v->data;
     for (uint32_t b = 0; b < n_chunks; b += (uint32_t)nt) {
         int nb = (int)((n_chunks - b) < (uint32_t)nt ? (n_chunks - b) : (uint32_t)nt);
@@ -418,7 +420,9 @@ static int read_frame_data(struct cryo_stream_reader *r, uint64_t fno, struct cr
             unsigned char szb[4];
             CRYO_TRY(need(r, szb, 4, fno, err));
             uint32_t sz = cvol_get_u32(szb);
-            if (sz == 0 || sz > bound)
+            uint64_t off = (uint64_t)(b + (uint32_t)k) * cb;
+            size_t len = (size_t)((raw - off) < cb ? (raw - off) : cb);
+            if (sz == 0 || sz > ZSTD_compressBound(len))
                 return cryo_fail(err, CRYO_E_CORRUPT,
                                  "%s: frame %llu, chunk %u: compressed size %u is impossible (corrupt data)",
                                  r->name, fn, (unsigned)(b + (uint32_t)k + 1), (unsigned)sz);

@@ -169,10 +169,10 @@ def read_stream(src):
         out = bytearray()
         for i in range(n_chunks):
             (cs,) = struct.unpack("<I", inp.take(4, cut))
-            if cs == 0 or cs > _bound(chunk_bytes):
+            n = min(chunk_bytes, raw_bytes - i * chunk_bytes)
+            if cs == 0 or cs > _bound(n):
                 raise CvolError(f"frame {fno}, chunk {i + 1}: impossible compressed size")
             comp = inp.take(cs, cut)
-            n = min(chunk_bytes, raw_bytes - i * chunk_bytes)
             try:
                 chunk = dctx.decompress(comp, max_output_size=n)
             except zstandard.ZstdError as e:
