@@ -147,3 +147,20 @@ n = len(range(0, len(b), 7))
 assert bad == 2 * n, (bad, 2 * n)
 PY
 }
+
+@test "a producer that fails mid-stream leaves its consumer an error, not a short result" {
+  require_py_module zstandard
+  "$PY" - "$TMP/two.cvol" <<'PY'
+import sys, numpy as np, cvol
+r = np.random.default_rng(1)
+cvol.write_stream(sys.argv[1], [{"data": r.normal(size=(8, 9, 10)).astype(np.float32)} for _ in range(2)])
+PY
+  size=$(stat -c %s "$TMP/two.cvol")
+  head -c $((size - 40)) "$TMP/two.cvol" > "$TMP/cut.cvol"
+  run bash -c "vol-convert '$TMP/cut.cvol' 2>/dev/null | vol-info - >/dev/null"
+  [ "$status" -eq 1 ]
+  [[ "$output" == "vol-info: stdin: stream ends after frame 1 without an end record (the upstream process died?)" ]]
+  run bash -c "vol-convert '$TMP/cut.cvol' 2>/dev/null | vol-convert - -o '$TMP/out.cvol'"
+  [ "$status" -eq 1 ]
+  assert_no_file "$TMP/out.cvol"
+}

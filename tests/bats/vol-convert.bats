@@ -263,10 +263,19 @@ PY
 
 @test "broken stream: missing end record" {
   require_py_module zstandard
+  "$PY" -c 'import sys, numpy as np, cvol; cvol.write_stream(sys.argv[1], [{"data": np.ones((4, 5, 6), np.float32)}])' \
+    "$TMP/one.cvol"
+  size=$(stat -c %s "$TMP/one.cvol")
+  head -c $((size - 20)) "$TMP/one.cvol" > "$TMP/noend.cvol"
+  expect_refused "$TMP/noend.cvol" "stream ends after frame 1 without an end record (the upstream process died?)"
   two_frame_stream "$TMP/two.cvol"
   size=$(stat -c %s "$TMP/two.cvol")
-  head -c $((size - 20)) "$TMP/two.cvol" > "$TMP/noend.cvol"
-  expect_refused "$TMP/noend.cvol" "stream ends after frame 2 without an end record"
+  head -c $((size - 20)) "$TMP/two.cvol" > "$TMP/noend2.cvol"
+  run vol-convert "$TMP/noend2.cvol" -o "$TMP/out.cvol"
+  [ "$status" -eq 1 ]
+  assert_one_error_line
+  [[ "$output" == *"noend2.cvol: stream ends after frame 2 without an end record"* ]]
+  assert_no_file "$TMP/out.cvol"
 }
 
 @test "broken stream: empty input" {
