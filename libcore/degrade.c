@@ -204,7 +204,8 @@ int cryo_degrade_wedge_keeps(double kx, double ky, double kz, double max_tilt_de
     double perp = cone ? sqrt(kx * kx + ky * ky) : fabs(axis == CRYO_TILT_AXIS_Y ? kx : ky);
     if (kz == 0)
         return 1; /* includes the tilt axis itself and DC */
-    return fabs(kz) <= t * perp * (1 + 1e-12);
+    /* on the boundary (to float rounding of voxel sizes read from files) counts as kept */
+    return fabs(kz) <= t * perp * (1 + 1e-6);
 }
 
 struct wedge_ctx { double tilt; enum cryo_tilt_axis axis; int cone; };

@@ -77,7 +77,7 @@ def main():
         def fn(kx, ky, kz):
             kx, ky, kz = np.broadcast_arrays(kx, ky, kz)
             perp = np.sqrt(kx ** 2 + ky ** 2) if cone else np.abs(kx if axis == "y" else ky)
-            return ((np.abs(kz) <= t * perp * (1 + 1e-12)) | (kz == 0)).astype(float)
+            return ((np.abs(kz) <= t * perp * (1 + 1e-6)) | (kz == 0)).astype(float)
         out = filt(v, apix, fn)
     elif what == "bin":
         N = int(sys.argv[4])
