@@ -34,9 +34,9 @@ static void print_value(const char *key, const char *val, int full)
 {
     size_t len = strlen(val);
     if (!full && len > 100)
-        printf("    %-14s %.96s... (%zu characters)\n", key, val, len);
+        printf("    %-16s %.96s... (%zu characters)\n", key, val, len);
     else
-        printf("    %-14s %s\n", key, val);
+        printf("    %-16s %s\n", key, val);
 }
 
 static void text_frame(const struct cfg *c, long no, const struct cryo_volume *v, const struct cryo_source *src)
@@ -52,20 +52,20 @@ static void text_frame(const struct cfg *c, long no, const struct cryo_volume *v
         printf("%lld (x)", (long long)v->nx);
     double mib = (double)cryo_volume_bytes(v) / 1048576.0;
     printf(" %s, %.3g MiB\n", cryo_dtype_name(v->dtype), mib);
-    printf("    voxel size     %g x %g x %g \xc3\x85\n", v->apix[0], v->apix[1], v->apix[2]);
-    printf("    origin         %g %g %g \xc3\x85 (centre of voxel 0,0,0)\n", v->origin[0], v->origin[1],
+    printf("    voxel size       %g x %g x %g \xc3\x85\n", v->apix[0], v->apix[1], v->apix[2]);
+    printf("    origin           %g %g %g \xc3\x85 (centre of voxel 0,0,0)\n", v->origin[0], v->origin[1],
            v->origin[2]);
     if (c->stats) {
         struct cryo_stats s;
         cryo_volume_stats(v, &s);
         printf("    min %.6g  max %.6g  mean %.6g  rms %.6g  std %.6g\n", s.min, s.max, s.mean, s.rms, s.std);
         if (s.n_nonfinite)
-            printf("    non-finite     %zu voxels (NaN or Inf), left out of the statistics\n", s.n_nonfinite);
+            printf("    non-finite       %zu voxels (NaN or Inf), left out of the statistics\n", s.n_nonfinite);
     }
     uint64_t comp = 0, raw = 0;
     cryo_source_last_sizes(src, &comp, &raw);
     if (cryo_source_format(src) == CRYO_FORMAT_STREAM && raw > 0)
-        printf("    stream         %llu bytes for %llu raw (ratio %.3f)\n", (unsigned long long)comp,
+        printf("    stream           %llu bytes for %llu raw (ratio %.3f)\n", (unsigned long long)comp,
                (unsigned long long)raw, comp ? (double)raw / (double)comp : 0.0);
     for (size_t i = 0; i < v->meta.n; i++)
         print_value(v->meta.keys[i], v->meta.vals[i], c->full);

@@ -17,11 +17,11 @@ PY
   [ "$status" -eq 0 ]
   [[ "$output" == *"in.cvol: stream"* ]]
   [[ "$output" == *"frame 1: 6 x 5 x 4 (x y z) float32"* ]]
-  [[ "$output" == *"voxel size     1.5 x 1.5 x 2"* ]]
-  [[ "$output" == *"origin         3 4.5 -6"* ]]
+  [[ "$output" == *"voxel size       1.5 x 1.5 x 2"* ]]
+  [[ "$output" == *"origin           3 4.5 -6"* ]]
   [[ "$output" == *"min 0  max 119  mean 59.5"* ]]
   [[ "$output" == *"history.0"*"vol-convert"* ]]
-  [[ "$output" == *"stream         "*" bytes for 480 raw"* ]]
+  [[ "$output" == *"stream           "*" bytes for 480 raw"* ]]
 }
 
 @test "--json statistics match numpy on a real map (EMD-5168), gzip input from stdin" {
