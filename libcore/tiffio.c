@@ -16,7 +16,10 @@
  *
  * Writing: uncompressed, one strip per page, SampleFormat and BitsPerSample from the dtype,
  * X/YResolution = 1/voxel size with ResolutionUnit none, and an ImageJ description on page 0
- * (images, slices, unit=\u00C5, spacing, origin, min/max) so ImageJ/Fiji opens it calibrated.
+ * (unit=\u00C5, spacing, origin, min/max) so ImageJ/Fiji opens it calibrated. It has no
+ * "images=N": with that key ImageJ and tifffile assume all pages' data are contiguous after
+ * page 0, which libtiff's page-by-page layout (data, IFD, data, IFD ...) is not; without it
+ * they follow the IFD chain.
  * BigTIFF when the data exceed 2 GiB.
  *
  * libtiff messages never reach stderr: per-handle handlers (TIFFOpenExt) capture the first
@@ -404,9 +407,9 @@ int cryo_tiff_write(const char *path, const struct cryo_volume *v, const char *n
     cryo_volume_stats(v, &st);
     char desc[512];
     snprintf(desc, sizeof desc,
-             "ImageJ=1.11a\nimages=%lld\nslices=%lld\nunit=\\u00C5\nspacing=%.9g\nxorigin=%.9g\nyorigin=%.9g\n"
+             "ImageJ=1.11a\nunit=\\u00C5\nspacing=%.9g\nxorigin=%.9g\nyorigin=%.9g\n"
              "zorigin=%.9g\nloop=false\nmin=%.9g\nmax=%.9g\n",
-             (long long)v->nz, (long long)v->nz, v->apix[2], -v->origin[0] / v->apix[0],
+             v->apix[2], -v->origin[0] / v->apix[0],
              -v->origin[1] / v->apix[1], -v->origin[2] / v->apix[2], isfinite(st.min) ? st.min : 0.0,
              isfinite(st.max) ? st.max : 0.0);
 
@@ -436,7 +439,11 @@ int cryo_tiff_write(const char *path, const struct cryo_volume *v, const char *n
         if (z == 0)
             TIFFSetField(t, TIFFTAG_IMAGEDESCRIPTION, desc);
         unsigned char *src = (unsigned char *)v->data + (size_t)z * page;
-        if (TIFFWriteEncodedStrip(t, 0, src, (tmsize_t)page) < 0 || !TIFFWriteDirectory(t))
+        /* Directory first, then its data: readers that guess from offsets (tifffile's ImageJ
+         * path) then never mistake the stack for contiguous data. */
+        if (!TIFFCheckpointDirectory(t))
+            s = tiff_fail(err, CRYO_E_IO, name, &msgs, "writing TIFF directory failed");
+        else if (TIFFWriteEncodedStrip(t, 0, src, (tmsize_t)page) < 0 || !TIFFWriteDirectory(t))
             s = tiff_fail(err, CRYO_E_IO, name, &msgs, "writing TIFF page failed");
     }
     TIFFClose(t);
