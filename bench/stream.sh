@@ -77,3 +77,39 @@ done <"$tmp/list"
 t0=$(date +%s.%N); zstd -3 -q -c "$tmp/tiled.raw" >/dev/null; t1=$(date +%s.%N)
 awk -v a="$(stat -c %s "$tmp/tiled.raw")" -v t="$(echo "$t1 - $t0" | bc)" \
   'BEGIN{printf "\nzstd -3 (1 thread, whole process) on tiled: %.0f MB/s\n", a/1e6/t}'
+
+# ---- whole processes on the 256^3 tiled map as an MRC file (median of 5) ----------------
+bin=${CRYO_BIN:-$root/bin}
+if [ -x "$bin/vol-convert" ]; then
+  "$PY" -c '
+import sys, numpy as np, mrcfile
+a = np.fromfile(sys.argv[1], np.float32).reshape(256, 256, 256)
+with mrcfile.new(sys.argv[2], overwrite=True) as m:
+    m.set_data(a); m.voxel_size = 1.0' "$tmp/tiled.raw" "$tmp/map.mrc"
+  med() { # median wall seconds of "$@" over 5 runs
+    local ts=()
+    for _ in 1 2 3 4 5; do
+      local t0 t1; t0=$(date +%s.%N); "$@" >/dev/null 2>&1 || { echo "failed: $*" >&2; exit 1; }; t1=$(date +%s.%N)
+      ts+=("$(echo "$t1 - $t0" | bc)")
+    done
+    printf '%s\n' "${ts[@]}" | sort -n | sed -n 3p
+  }
+  row() { # label, ours..., --, peer...
+    local label=$1; shift; local ours=() peer=(); while [ "$1" != -- ]; do ours+=("$1"); shift; done; shift; peer=("$@")
+    local a b; a=$(med "${ours[@]}"); b=$(med "${peer[@]}")
+    awk -v l="$label" -v a="$a" -v b="$b" 'BEGIN{printf "| %s | %.3f | %.3f | %.2f |\n", l, a, b, a/b}'
+  }
+  echo
+  echo "| whole process, 256^3 float32 (64 MiB) | ours s | peer s | ours/peer |"
+  echo "|---|---|---|---|"
+  row "MRC -> stream: vol-convert vs zstd -3 -T2 of the MRC file" \
+    "$bin/vol-convert" "$tmp/map.mrc" -o "$tmp/map.cvol" -- zstd -3 -T2 -q -f "$tmp/map.mrc" -o "$tmp/map.mrc.zst"
+  row "stream -> MRC: vol-convert vs zstd -d" \
+    "$bin/vol-convert" "$tmp/map.cvol" -o "$tmp/back.mrc" -- zstd -d -q -f "$tmp/map.mrc.zst" -o "$tmp/back2.mrc"
+  row "MRC -> MRC: vol-convert vs gemmi (Python, read + write)" \
+    "$bin/vol-convert" "$tmp/map.mrc" -o "$tmp/copy.mrc" -- \
+    "$PY" -c 'import sys, gemmi; m = gemmi.read_ccp4_map(sys.argv[1]); m.write_ccp4_map(sys.argv[2])' "$tmp/map.mrc" "$tmp/copy2.mrc"
+  row "stream -> stats: vol-info vs numpy+mrcfile on the MRC" \
+    "$bin/vol-info" "$tmp/map.cvol" -- \
+    "$PY" -c 'import sys, mrcfile, numpy as np; a = mrcfile.read(sys.argv[1]).astype(np.float64); print(a.min(), a.max(), a.mean(), np.sqrt((a*a).mean()))' "$tmp/map.mrc"
+fi

@@ -164,3 +164,25 @@ PY
   [ "$status" -eq 1 ]
   assert_no_file "$TMP/out.cvol"
 }
+
+@test "the writer's output does not depend on --threads; --level trades size only" {
+  require_py_module mrcfile
+  "$PY" - "$TMP/in.mrc" <<'PY'
+import sys, numpy as np, mrcfile
+r = np.random.default_rng(4)
+a = np.cumsum(r.normal(size=(96, 128, 128)), axis=2).astype(np.float32)   # 6 MiB: two chunks
+with mrcfile.new(sys.argv[1]) as m:
+    m.set_data(a)
+PY
+  vol-convert --threads 1 "$TMP/in.mrc" -o "$TMP/t1.cvol"
+  vol-convert --threads 2 "$TMP/in.mrc" -o "$TMP/t2.cvol"
+  cmp "$TMP/t1.cvol" "$TMP/t2.cvol"
+  vol-convert --level 1 "$TMP/in.mrc" -o "$TMP/l1.cvol"
+  vol-convert --level 19 "$TMP/in.mrc" -o "$TMP/l19.cvol"
+  [ "$(stat -c %s "$TMP/l19.cvol")" -lt "$(stat -c %s "$TMP/l1.cvol")" ]
+  for f in l1 l19; do
+    vol-convert "$TMP/$f.cvol" -o "$TMP/$f.mrc"
+    "$PY" -c 'import sys, mrcfile; assert mrcfile.read(sys.argv[1]).tobytes() == mrcfile.read(sys.argv[2]).tobytes()' \
+      "$TMP/in.mrc" "$TMP/$f.mrc"
+  done
+}

@@ -481,6 +481,68 @@ TEST(sniffed_prefix_is_consumed_first)
     free(b.p);
 }
 
+static void put32(unsigned char *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}
+
+TEST(future_minor_version_is_read)
+{
+    /* A 1.7 stream whose first frame header carries 8 bytes of fields this reader does not
+     * know (header_len 128) and an optional flag bit: all allowed by the spec, so the
+     * frames must read as before. Built by editing a 1.0 stream and fixing its CRCs. */
+    struct buf b;
+    corpus(&b);
+    size_t fh = 16, mb = (size_t)b.p[fh + 116] | (size_t)b.p[fh + 117] << 8;
+    unsigned char *p = malloc(b.n + 8);
+    memcpy(p, b.p, fh + 120);
+    memset(p + fh + 120, 0xAB, 8);                         /* the unknown fields */
+    memcpy(p + fh + 128, b.p + fh + 120, b.n - fh - 120);  /* metadata onwards */
+    p[6] = 7;                                              /* minor 7 */
+    p[8 + 2] = 0x01;                                       /* stream flag bit 16: optional */
+    put32(p + 12, (uint32_t)crc32(0, p, 12));
+    put32(p + fh + 4, 128);
+    put32(p + fh + 128 + mb, (uint32_t)crc32(0, p + fh, (uInt)(128 + mb)));
+    /* The trailer covers the record: find its end by the first frame's wire size. */
+    struct cryo_volume got[2];
+    struct cryo_error err = {0};
+    int count;
+    FILE *f = tmpfile();
+    fwrite(b.p, 1, b.n, f);
+    rewind(f);
+    struct cryo_stream_reader *r = NULL;
+    CHECK(cryo_stream_reader_open(&r, f, "x", NULL, 0, &err) == 0);
+    struct cryo_volume v;
+    cryo_volume_init(&v);
+    CHECK(cryo_stream_read(r, &v, &err) == 1);
+    uint64_t wire, raw;
+    cryo_stream_last_sizes(r, &wire, &raw);
+    cryo_volume_free(&v);
+    cryo_stream_reader_free(r);
+    fclose(f);
+    size_t end = fh + (size_t)wire + 8 - 4; /* trailer offset in the edited stream */
+    put32(p + end, (uint32_t)crc32(0, p + fh, (uInt)(end - fh)));
+    int st = decode(p, b.n + 8, got, 2, &count, &err);
+    if (st)
+        fprintf(stderr, "%s\n", err.msg);
+    CHECK(st == 0);
+    CHECK_EQ_INT(count, 2);
+    struct cryo_volume want[2];
+    int n2;
+    CHECK(decode(b.p, b.n, want, 2, &n2, &err) == 0);
+    for (int i = 0; i < 2 && i < count; i++) {
+        CHECK(same_vol(&got[i], &want[i]));
+        cryo_volume_free(&got[i]);
+        cryo_volume_free(&want[i]);
+    }
+    p[8] = 0x01; /* a required stream flag bit is refused */
+    put32(p + 12, (uint32_t)crc32(0, p, 12));
+    CHECK(decode(p, b.n + 8, got, 2, &count, &err) == CRYO_E_UNSUPPORTED);
+    free(p);
+    free(b.p);
+}
+
 TEST(shuffle_matches_definition)
 {
     /* Byte j of element i at j*n + i, for every element size and counts around the 16-wide
@@ -514,5 +576,5 @@ int main(void)
                      multi_chunk_frames_roundtrip, many_frames_and_zero_frames, big_frame_default_chunks,
                      cut_stream_at_every_offset, missing_end_record, flipped_byte_at_every_offset,
                      trailing_garbage_and_bad_records, lying_header_fields, writer_refuses_bad_frames,
-                     sniffed_prefix_is_consumed_first, shuffle_matches_definition);
+                     sniffed_prefix_is_consumed_first, shuffle_matches_definition, future_minor_version_is_read);
 }
