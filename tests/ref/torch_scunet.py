@@ -21,6 +21,7 @@ Commands:
   torch_scunet.py parity W.safetensors BATCH.safetensors OURS.safetensors [TOL]
   torch_scunet.py init W.safetensors CONFIG SEED     weights initialised by PyTorch
   torch_scunet.py forward W.safetensors IN.safetensors OUT.safetensors
+  torch_scunet.py optim DIR/optim.safetensors        compare test_optim --dump with PyTorch
 """
 import json
 import math
@@ -347,8 +348,78 @@ def main(argv):
             y = model(torch.from_numpy(inp["input"]).permute(0, 4, 1, 2, 3))
         st_write(argv[4], {"output": y.permute(0, 2, 3, 4, 1).contiguous().numpy()})
         return 0
+    if cmd == "optim":
+        return check_optim(argv[2])
     print(__doc__, file=sys.stderr)
     return 2
+
+
+def check_optim(path):
+    """Compare test_optim --dump results with torch.optim.AdamW (two parameter groups,
+    decay and no decay, lr set per step by an independent warm-up + cosine), EMA,
+    F.mse_loss, F.smooth_l1_loss and clip_grad_norm_."""
+    import torch
+    import torch.nn.functional as F
+    d, meta = st_read(path)
+    cfg = {}
+    for item in meta["optim"].split(","):
+        k, v = item.split("=")
+        cfg[k] = v
+    lr0, mn = float(cfg["lr"]), float(cfg["min_lr"])
+    warm, total, nd = int(cfg["warmup"]), int(cfg["total"]), int(cfg["decay_count"])
+
+    def lr_at(t):
+        if t <= warm:
+            return lr0 * t / warm
+        return mn + 0.5 * (lr0 - mn) * (1 + math.cos(math.pi * (t - warm) / (total - warm)))
+
+    p = torch.tensor(d["p0"])
+    a = torch.nn.Parameter(p[:nd].clone())
+    b = torch.nn.Parameter(p[nd:].clone())
+    opt = torch.optim.AdamW([{"params": [a], "weight_decay": float(cfg["weight_decay"])},
+                             {"params": [b], "weight_decay": 0.0}],
+                            lr=lr0, betas=(float(cfg["beta1"]), float(cfg["beta2"])),
+                            eps=float(cfg["eps"]))
+    ema = p.clone().double()
+    errs = {}
+    for t in range(1, d["grads"].shape[0] + 1):
+        lr = lr_at(t)
+        errs[f"lr step {t}"] = abs(lr - float(d["lr"][t - 1])) / lr
+        for grp in opt.param_groups:
+            grp["lr"] = lr
+        g = torch.tensor(d["grads"][t - 1])
+        a.grad = g[:nd].clone()
+        b.grad = g[nd:].clone()
+        opt.step()
+        cur = torch.cat([a.detach(), b.detach()])
+        ema = 0.9 * ema + 0.1 * cur.double()
+        errs[f"AdamW step {t}"] = rel(d["after"][t - 1], cur.numpy())
+    errs["EMA"] = rel(d["ema"], ema.numpy())
+    pred = torch.tensor(d["pred"], dtype=torch.float64, requires_grad=True)
+    targ = torch.tensor(d["target"], dtype=torch.float64)
+    sc = d["scalars"]
+    l = F.mse_loss(pred, targ)
+    (gp,) = torch.autograd.grad(l, pred)
+    errs["mse"] = abs(float(l) - float(sc[0])) / float(l)
+    errs["mse grad"] = rel(d["grad_mse"], gp.numpy())
+    for k, beta in enumerate([0.0, 0.5, 1.0]):
+        l = F.smooth_l1_loss(pred, targ, beta=beta)
+        (gp,) = torch.autograd.grad(l, pred)
+        errs[f"smooth_l1 beta={beta}"] = abs(float(l) - float(sc[1 + k])) / float(l)
+        errs[f"smooth_l1 beta={beta} grad"] = rel(d["grad_smooth_l1"][k], gp.numpy())
+    c = torch.tensor(d["pred"]).clone().requires_grad_(True)
+    c.grad = c.detach().clone()
+    n = torch.nn.utils.clip_grad_norm_([c], float(cfg["clip"]))
+    errs["clip norm"] = abs(float(n) - float(sc[4])) / float(n)
+    errs["clipped"] = rel(d["clipped"], c.grad.numpy())
+    bad = 0
+    for k, e in errs.items():
+        ok = e <= 2e-6
+        bad += not ok
+        if not ok or "step 6" in k or "grad" in k:
+            print(f"{k}: rel err {e:.3g}{'' if ok else '  FAIL'}")
+    print(f"optim: {len(errs)} comparisons, worst {max(errs.values()):.3g}")
+    return 1 if bad else 0
 
 
 if __name__ == "__main__":
