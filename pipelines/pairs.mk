@@ -1,0 +1,114 @@
+# pairs.mk — fine-tuning pairs for CryoLVM from a folder of atomic models.
+#
+#   make -f pipelines/pairs.mk MODELS=DIR OUT=DIR [MAPS=DIR] [RES=3] [HIRES=2] [LORES=6] ...
+#
+# For every model in MODELS (*.pdb *.ent *.cif *.mmcif, optionally .gz) it makes
+#   OUT/clean/NAME.cvol         molmap at RES on a 1 Å grid (model-map), resampled to 1 Å
+#                               (mrc-resample) and normalised (mrc-normalize: quantile clip
+#                               to [0,1]) — the clean target;
+#   OUT/sharpen/NAME.cvol       task 1, sharpening: an experimental-looking map (local
+#                               resolution RES..2*RES, B-factor BFACTOR, shell-shaped noise
+#                               at SNR) -> the clean molmap at RES;
+#   OUT/superres/NAME.cvol      task 2, super-resolution: the molmap at HIRES low-passed to
+#                               LORES, binned by BINF and noised -> the molmap at HIRES;
+#   OUT/wedge/NAME.cvol         task 3, missing wedge: the clean map with a +-WEDGE degree
+#                               missing wedge (tilt axis y) and noise -> the full map;
+# each a stream of PATCHES random SIZE^3 crops (vol-patch --random), two channels per
+# frame (0 = input, 1 = target; vol-degrade --pair). With MAPS=DIR, every experimental map
+# there (*.mrc *.map *.ccp4, optionally .gz) also gives a wedge pair OUT/wedge/map-NAME.cvol
+# (resampled to 1 Å, normalised, wedge-degraded).
+# Maps of models are boxed with PAD Å (default 12) around the atoms; a box smaller than SIZE
+# is vol-patch's to refuse.
+# Seeds: SEED plus a checksum of the model's name, so every model gets its own noise and
+# crops and a rerun reproduces them. Nothing is downloaded; models come from the caller
+# (e.g. /usr/share/doc/python-biopython-doc/Tests/PDB/*.cif.gz, Debian python-biopython-doc).
+# Tools come from BIN (default: the bin/ beside this file).
+#
+#   make -f pipelines/pairs.mk MODELS=/usr/share/doc/python-biopython-doc/Tests/PDB OUT=pairs -j2
+#   make -f pipelines/pairs.mk OUT=pairs clean
+SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -ec
+.DELETE_ON_ERROR:
+.SECONDARY:
+
+HERE := $(dir $(lastword $(MAKEFILE_LIST)))
+BIN ?= $(abspath $(HERE)../bin)
+MODELS ?= models
+MAPS ?=
+OUT ?= pairs
+RES ?= 3
+HIRES ?= 2
+LORES ?= 6
+BINF ?= 2
+BFACTOR ?= 80
+SNR ?= 0.5
+WEDGE ?= 60
+PATCHES ?= 8
+SIZE ?= 48
+SEED ?= 1
+PAD ?= 12
+Q := -q
+
+EXTS := .pdb .ent .cif .mmcif .pdb.gz .ent.gz .cif.gz .mmcif.gz
+MODEL_FILES := $(sort $(foreach e,$(EXTS),$(wildcard $(MODELS)/*$(e))))
+MAP_FILES := $(if $(MAPS),$(sort $(foreach e,.mrc .map .ccp4 .mrc.gz .map.gz .ccp4.gz,$(wildcard $(MAPS)/*$(e)))))
+# NAME of a file: without directory, .gz and one more extension
+name = $(basename $(patsubst %.gz,%,$(notdir $(1))))
+
+ifeq ($(strip $(MODEL_FILES)$(MAP_FILES)),)
+$(error pairs.mk: no models (*.pdb *.cif ...) in MODELS=$(MODELS) and no maps in MAPS=$(MAPS))
+endif
+ifneq ($(words $(sort $(foreach f,$(MODEL_FILES),$(call name,$(f))))),$(words $(MODEL_FILES)))
+$(error pairs.mk: two model files in $(MODELS) have the same name without extension)
+endif
+
+TASKS := sharpen superres wedge
+TARGETS := $(foreach f,$(MODEL_FILES),$(foreach t,$(TASKS),$(OUT)/$(t)/$(call name,$(f)).cvol)) \
+           $(foreach f,$(MAP_FILES),$(OUT)/wedge/map-$(call name,$(f)).cvol)
+
+all: $(TARGETS)
+	@echo "pairs.mk: $(words $(TARGETS)) pair streams in $(OUT) ($(words $(MODEL_FILES)) models, $(words $(MAP_FILES)) maps)"
+
+# per-name seed: SEED + cksum(name) mod 1e6, computed when the rules are made
+seed = $(shell echo $$(( $(SEED) + $$(printf '%s' '$(1)' | cksum | cut -d' ' -f1) % 1000000 )))
+LOCAL_HI ?= $(shell echo "2 * $(RES)" | bc -l | sed -e 's/\.0*$$//')
+patch = $(BIN)/vol-patch $(Q) --random $(PATCHES) --size $(SIZE) --seed $(call seed,$(1))
+# a recipe writes $@.tmp and renames it; a failed one removes it, so no partial pair is left
+define model_rules
+$(OUT)/clean/$(2).cvol: $(1)
+	@mkdir -p $$(@D)
+	$(BIN)/model-map $(Q) --res $(RES) --apix 1.0 --pad $(PAD) $$< | $(BIN)/mrc-resample $(Q) --apix 1.0 \
+	  | $(BIN)/mrc-normalize $(Q) > $$@.tmp || { rm -f $$@.tmp; false; }; mv $$@.tmp $$@
+$(OUT)/hires/$(2).cvol: $(1)
+	@mkdir -p $$(@D)
+	$(BIN)/model-map $(Q) --res $(HIRES) --apix 1.0 --pad $(PAD) $$< | $(BIN)/mrc-resample $(Q) --apix 1.0 \
+	  | $(BIN)/mrc-normalize $(Q) > $$@.tmp || { rm -f $$@.tmp; false; }; mv $$@.tmp $$@
+$(OUT)/sharpen/$(2).cvol: $(OUT)/clean/$(2).cvol
+	@mkdir -p $$(@D)
+	$(BIN)/vol-degrade $(Q) --seed $(call seed,$(2)) --local-res $(RES),$(LOCAL_HI) \
+	  --bfactor $(BFACTOR) --snr $(SNR) --noise-shape shell --pair $$< | $(call patch,$(2)) > $$@.tmp || { rm -f $$@.tmp; false; }; mv $$@.tmp $$@
+$(OUT)/superres/$(2).cvol: $(OUT)/hires/$(2).cvol
+	@mkdir -p $$(@D)
+	$(BIN)/vol-degrade $(Q) --seed $(call seed,$(2)) --lowpass $(LORES) --bin $(BINF) --snr $(SNR) --pair $$< \
+	  | $(call patch,$(2)) > $$@.tmp || { rm -f $$@.tmp; false; }; mv $$@.tmp $$@
+$(OUT)/wedge/$(2).cvol: $(OUT)/clean/$(2).cvol
+	@mkdir -p $$(@D)
+	$(BIN)/vol-degrade $(Q) --seed $(call seed,$(2)) --wedge $(WEDGE) --snr $(SNR) --pair $$< \
+	  | $(call patch,$(2)) > $$@.tmp || { rm -f $$@.tmp; false; }; mv $$@.tmp $$@
+endef
+
+define map_rules
+$(OUT)/wedge/map-$(2).cvol: $(1)
+	@mkdir -p $$(@D)
+	$(BIN)/mrc-resample $(Q) --apix 1.0 $$< | $(BIN)/mrc-normalize $(Q) \
+	  | $(BIN)/vol-degrade $(Q) --seed $(call seed,map-$(2)) --wedge $(WEDGE) --snr $(SNR) --pair \
+	  | $(call patch,map-$(2)) > $$@.tmp || { rm -f $$@.tmp; false; }; mv $$@.tmp $$@
+endef
+
+$(foreach f,$(MODEL_FILES),$(eval $(call model_rules,$(f),$(call name,$(f)))))
+$(foreach f,$(MAP_FILES),$(eval $(call map_rules,$(f),$(call name,$(f)))))
+
+clean:
+	rm -rf $(addprefix $(OUT)/,clean hires $(TASKS))
+
+.PHONY: all clean
