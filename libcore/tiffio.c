@@ -314,6 +314,14 @@ int cryo_tiff_read(struct cryo_volume *v, const char *path, const char *name, st
         s = tiff_fail(err, CRYO_E_FORMAT, name, &msgs, "TIFF has no pages");
         goto out;
     }
+    /* A page directory that points to a next one libtiff cannot read (cut file, bad offset)
+     * ends the count early: refuse rather than return a shorter stack. */
+    if (!TIFFSetDirectory(t, ndir - 1) || !TIFFLastDirectory(t)) {
+        char what[96];
+        snprintf(what, sizeof what, "TIFF page chain is broken after page %u (file cut short?)", (unsigned)ndir);
+        s = tiff_fail(err, CRYO_E_TRUNCATED, name, &msgs, what);
+        goto out;
+    }
     s = cryo_volume_alloc(&tmp, dt, 1, (int64_t)ndir, (int64_t)p0.h, (int64_t)p0.w, err);
     if (s < 0) {
         cryo_error_prefix(err, name);

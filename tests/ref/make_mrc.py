@@ -213,7 +213,7 @@ def cmd_bad(name, out):
         return
     elif name == 'truncated_tiff':
         import tifffile
-        tifffile.imwrite(out, pattern((3, 40, 40), np.uint16))
+        tifffile.imwrite(out, pattern((5, 40, 40), np.uint16), photometric='minisblack')
         b = open(out, 'rb').read()
         b = b[:len(b) // 2]
     else:
