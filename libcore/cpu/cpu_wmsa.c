@@ -6,51 +6,72 @@
  * and there the shift, the partition and its reverse are fused into index arithmetic: each
  * window lists the token rows it owns (rolled position r reads original (r + shift) mod L),
  * gathers its q, k, v rows for one head into small contiguous tiles, does scores, bias,
- * mask and softmax in one pass, and writes its result rows straight back to their original
- * positions. No rolled copy or partitioned copy of the activations is ever made.
+ * mask and softmax in one pass over a row held in registers, and writes its result rows
+ * straight back to their original positions. No rolled or partitioned copy of the
+ * activations is ever made.
  *
  * The per-window matmuls are tiny (≤ 64 × 64 × 16), below where a BLAS call pays for its
- * overhead; they are written as loops whose inner dimension is contiguous (64 keys or 16
- * channels), which the compiler vectorises. Windows are independent, so OpenMP threads
- * take whole windows; each token belongs to exactly one window, so writes never collide.
- * The relative-position-bias gradient is the one reduction: per-thread tables, summed at
- * the end.
+ * overhead. CryoLVM's shape (window 4 → ≤ 64 tokens, head dim 16) has a path with
+ * compile-time tile sizes: tiles padded to 64 tokens (padding keys masked, padding values
+ * zero), every loop a fixed trip count the compiler unrolls and vectorises, accumulators
+ * in registers. Other shapes take a generic path with the same arithmetic. Windows are
+ * independent, so OpenMP threads take whole windows; each token belongs to exactly one
+ * window, so writes never collide. The relative-position-bias gradient is the one
+ * reduction: full windows all share one (query, key) -> table-entry map, so each thread
+ * sums their dS matrices densely and maps them through the table once at the end; partial
+ * windows scatter directly.
  *
- * Cache layout (floats): qkv [T × 3c] | y [T × c] | probabilities [N·windows·heads × nt²].
+ * Cache layout (floats): qkv [T × 3c] | y [T × c] | probabilities [N·windows·heads ×
+ * ntmax × ntmax] (row i of a window's matrix at i·ntmax, columns < its token count).
  */
 #include <math.h>
 #include <omp.h>
 #include <string.h>
 
 #include "cpu/cpu.h"
+#include "cpu/cpu_math.h"
 #include "cryolvm/mem.h"
 #include "nn/wmsa_plan.h"
 
-/* Per-window index tables. */
+#define NT 64 /* fast path: tokens per window (padded) */
+#define HD 16 /* fast path: head dimension */
+
+/* Per-window index tables (row stride of rel: ntmax). */
 struct win_idx {
-    int nt;       /* tokens in this window */
-    int *tok;     /* [nt] row of each token in the T × ... token matrices */
-    int *lab;     /* [nt] mask region (3 bits, one per shifted axis) */
-    int *pos;     /* [3 × nt] local z, y, x of each token */
-    int *rel;     /* [nt × nt] index into a head's (2w−1)³ bias table */
+    int nt;      /* tokens in this window */
+    int ext[3];  /* extent of the window along D, H, W; rel is valid for this extent */
+    int *tok;    /* [ntmax] row of each token in the T × ... token matrices */
+    int *lab;    /* [ntmax] mask region (3 bits, one per shifted axis); −1 for padding */
+    int *rel;    /* [ntmax × ntmax] index into a head's (2w−1)³ bias table; 0 for padding */
 };
 
-/* Fill the index tables of window `wi` of sample `s`. */
+static int full_window(const struct win_idx *x, const struct cryo_nn_wmsa_plan *p)
+{
+    return x->ext[0] == p->win[0] && x->ext[1] == p->win[1] && x->ext[2] == p->win[2];
+}
+
+/* Table entry of local token a vs b in a window of extent e. */
+static int rel_of(int a, int b, const int e[3], int table, int window)
+{
+    int az = a / (e[1] * e[2]), ay = a / e[2] % e[1], ax = a % e[2];
+    int bz = b / (e[1] * e[2]), by = b / e[2] % e[1], bx = b % e[2];
+    int off = window - 1;
+    return ((az - bz + off) * table + (ay - by + off)) * table + (ax - bx + off);
+}
+
+/* Fill the index tables of window `wi` of sample `s`. The rel table is recomputed only when
+ * the window extent differs from the previous window's (it rarely does). */
 static void window_index(struct win_idx *wx, const struct cryo_nn_wmsa_plan *p, int window,
                          int s, int wi)
 {
-    int wz = wi / (p->nwin[1] * p->nwin[2]), wy = wi / p->nwin[2] % p->nwin[1],
-        wxx = wi % p->nwin[2];
-    int w0[3] = {wz * p->win[0], wy * p->win[1], wxx * p->win[2]};
-    int ext[3];
+    int wc[3] = {wi / (p->nwin[1] * p->nwin[2]), wi / p->nwin[2] % p->nwin[1], wi % p->nwin[2]};
+    int w0[3], ext[3];
     for (int a = 0; a < 3; a++) {
+        w0[a] = wc[a] * p->win[a];
         int rest = p->len[a] - w0[a];
         ext[a] = rest < p->win[a] ? rest : p->win[a];
     }
-    int nt = ext[0] * ext[1] * ext[2];
-    wx->nt = nt;
-    int *pz = wx->pos, *py = pz + nt, *px = py + nt;
-    int i = 0;
+    int nt = ext[0] * ext[1] * ext[2], i = 0;
     for (int z = 0; z < ext[0]; z++)
         for (int y = 0; y < ext[1]; y++)
             for (int x = 0; x < ext[2]; x++, i++) {
@@ -62,56 +83,57 @@ static void window_index(struct win_idx *wx, const struct cryo_nn_wmsa_plan *p, 
                 }
                 wx->tok[i] = (int)((((size_t)s * p->len[0] + o[0]) * p->len[1] + o[1]) * p->len[2] + o[2]);
                 wx->lab[i] = lab;
-                pz[i] = z;
-                py[i] = y;
-                px[i] = x;
             }
-    int t = p->table, off = window - 1;
-    for (int a = 0; a < nt; a++)
-        for (int b = 0; b < nt; b++)
-            wx->rel[a * nt + b] =
-                ((pz[a] - pz[b] + off) * t + (py[a] - py[b] + off)) * t + (px[a] - px[b] + off);
-}
-
-/* Floats of per-thread scratch: tiles Q, K, V, Vt, dY, dQ, dK, dV (ntmax × hd each), S and
- * dP (ntmax²), the bias-gradient table (heads × table³), and the int index tables. */
-static size_t thread_floats(const struct cryo_nn_wmsa_plan *p, int hd)
-{
-    size_t nt = (size_t)p->ntmax, tab = (size_t)p->table * p->table * p->table;
-    size_t f = 8 * nt * hd + 2 * nt * nt + (size_t)p->heads * tab;
-    f += 5 * nt + nt * nt; /* ints, same size as float */
-    return (f + 15) & ~(size_t)15;
+    for (; i < p->ntmax; i++) {
+        wx->tok[i] = -1;
+        wx->lab[i] = -1;
+    }
+    if (wx->nt != nt || memcmp(wx->ext, ext, sizeof ext) != 0) {
+        int m = p->ntmax;
+        for (int a = 0; a < m; a++)
+            for (int b = 0; b < m; b++)
+                wx->rel[a * m + b] = a < nt && b < nt ? rel_of(a, b, ext, p->table, window) : 0;
+        memcpy(wx->ext, ext, sizeof ext);
+        wx->nt = nt;
+    }
 }
 
 struct tiles {
-    float *q, *k, *v, *vt, *dy, *dq, *dk, *dv, *s, *dp, *drel;
+    float *q, *k, *v, *vt, *dy, *dq, *dk, *dv; /* ntmax × hd (vt: hd × ntmax) */
+    float *s;    /* ntmax × ntmax: a score row (forward), dS (backward) */
+    float *drel; /* heads × table³: bias gradient from partial windows */
+    float *dsum; /* heads × ntmax²: Σ dS over full windows */
     struct win_idx ix;
 };
 
-static void tiles_at(struct tiles *t, float *base, const struct cryo_nn_wmsa_plan *p, int hd)
+static size_t thread_floats(const struct cryo_nn_wmsa_plan *p, int hd)
 {
-    size_t nt = (size_t)p->ntmax, th = nt * hd;
-    t->q = base;
-    t->k = t->q + th;
-    t->v = t->k + th;
-    t->vt = t->v + th;
-    t->dy = t->vt + th;
-    t->dq = t->dy + th;
-    t->dk = t->dq + th;
-    t->dv = t->dk + th;
-    t->s = t->dv + th;
-    t->dp = t->s + nt * nt;
-    t->drel = t->dp + nt * nt;
-    size_t tab = (size_t)p->table * p->table * p->table;
-    int *ip = (int *)(t->drel + (size_t)p->heads * tab);
-    t->ix.tok = ip;
-    t->ix.lab = ip + nt;
-    t->ix.pos = ip + 2 * nt;
-    t->ix.rel = ip + 5 * nt;
+    size_t nt = (size_t)p->ntmax, tab = (size_t)p->table * p->table * p->table;
+    size_t f = 8 * nt * hd + nt * nt + (size_t)p->heads * (tab + nt * nt);
+    f += 2 * nt + nt * nt; /* int tables, same size as float */
+    return (f + 15) & ~(size_t)15;
 }
 
-/* Gather head h's q, k, v rows of the window into tiles (row-major nt × hd), plus Vᵀ. */
-static void gather_qkv(struct tiles *t, const float *qkv, int c, int hd, int h, int want_vt)
+static void tiles_at(struct tiles *t, float *base, const struct cryo_nn_wmsa_plan *p, int hd)
+{
+    size_t nt = (size_t)p->ntmax, th = nt * hd, tab = (size_t)p->table * p->table * p->table;
+    float **f[] = {&t->q, &t->k, &t->v, &t->vt, &t->dy, &t->dq, &t->dk, &t->dv};
+    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
+        *f[i] = base + i * th;
+    t->s = base + 8 * th;
+    t->drel = t->s + nt * nt;
+    t->dsum = t->drel + (size_t)p->heads * tab;
+    int *ip = (int *)(t->dsum + (size_t)p->heads * nt * nt);
+    t->ix.tok = ip;
+    t->ix.lab = ip + nt;
+    t->ix.rel = ip + 2 * nt;
+    t->ix.nt = -1; /* force the first rel computation */
+}
+
+/* Gather head h's q, k, v rows of the window into row-major ntmax × hd tiles (padding rows
+ * zero), plus Vᵀ or Kᵀ (hd × ntmax) into vt. */
+static void gather_qkv(struct tiles *t, const float *qkv, int c, int hd, int h, int ntmax,
+                       int transpose_k)
 {
     int nt = t->ix.nt;
     size_t c3 = (size_t)3 * c;
@@ -121,10 +143,113 @@ static void gather_qkv(struct tiles *t, const float *qkv, int c, int hd, int h, 
         memcpy(t->k + (size_t)i * hd, row + c, sizeof(float) * hd);
         memcpy(t->v + (size_t)i * hd, row + 2 * c, sizeof(float) * hd);
     }
-    if (want_vt)
-        for (int i = 0; i < nt; i++)
+    if (nt < ntmax) {
+        size_t pad = sizeof(float) * (size_t)(ntmax - nt) * hd;
+        memset(t->q + (size_t)nt * hd, 0, pad);
+        memset(t->k + (size_t)nt * hd, 0, pad);
+        memset(t->v + (size_t)nt * hd, 0, pad);
+    }
+    const float *src = transpose_k ? t->k : t->v;
+    for (int i = 0; i < ntmax; i++)
+        for (int d = 0; d < hd; d++)
+            t->vt[(size_t)d * ntmax + i] = src[(size_t)i * hd + d];
+}
+
+/* ---- forward of one head in one window -------------------------------------------------- */
+
+/* Fast path: ntmax == NT (padded), hd == HD. P: this head's probabilities, row stride NT. */
+static void head_fwd_fast(float *restrict P, float *restrict y, int c, int h, const struct tiles *t,
+                          const float *restrict bias, float scale)
+{
+    const int nt = t->ix.nt;
+    const float *restrict q = t->q, *restrict kt = t->vt, *restrict v = t->v;
+    const int *restrict lab = t->ix.lab;
+    for (int i = 0; i < nt; i++) {
+        float s[NT];
+        for (int j = 0; j < NT; j++)
+            s[j] = 0.0f;
+        for (int d = 0; d < HD; d++) {
+            float qd = q[i * HD + d];
+#pragma omp simd
+            for (int j = 0; j < NT; j++)
+                s[j] += qd * kt[d * NT + j];
+        }
+        const int *restrict rel = t->ix.rel + i * NT;
+        const int li = lab[i];
+        float m = -INFINITY;
+#pragma omp simd reduction(max : m)
+        for (int j = 0; j < NT; j++) {
+            float val = lab[j] == li ? s[j] * scale + bias[rel[j]] : -INFINITY;
+            s[j] = val;
+            m = val > m ? val : m;
+        }
+        float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+        for (int j = 0; j < NT; j++) {
+            float e = s[j] == -INFINITY ? 0.0f : cpu_expf(s[j] - m);
+            s[j] = e;
+            sum += e;
+        }
+        float inv = 1.0f / sum; /* sum >= 1: the token attends to itself */
+        float *restrict pr = P + i * NT;
+#pragma omp simd
+        for (int j = 0; j < NT; j++)
+            pr[j] = s[j] * inv;
+        float acc[HD];
+        for (int d = 0; d < HD; d++)
+            acc[d] = 0.0f;
+        for (int j = 0; j < nt; j++) {
+            float pj = pr[j];
+#pragma omp simd
+            for (int d = 0; d < HD; d++)
+                acc[d] += pj * v[j * HD + d];
+        }
+        memcpy(y + (size_t)t->ix.tok[i] * c + (size_t)h * HD, acc, sizeof acc);
+    }
+}
+
+/* Generic path: any ntmax and hd; kt = t->vt with row stride ntmax. */
+static void head_fwd_generic(float *P, float *y, int c, int h, int hd, int ntmax, const struct tiles *t,
+                             const float *bias, float scale)
+{
+    const int nt = t->ix.nt;
+    for (int i = 0; i < nt; i++) {
+        float *srow = P + (size_t)i * ntmax;
+        const float *qi = t->q + (size_t)i * hd;
+        for (int j = 0; j < nt; j++)
+            srow[j] = 0.0f;
+        for (int d = 0; d < hd; d++) {
+            float qd = qi[d];
+            const float *kr = t->vt + (size_t)d * ntmax;
+#pragma omp simd
+            for (int j = 0; j < nt; j++)
+                srow[j] += qd * kr[j];
+        }
+        const int *rel = t->ix.rel + (size_t)i * ntmax;
+        float m = -INFINITY;
+        for (int j = 0; j < nt; j++) {
+            float val = t->ix.lab[j] == t->ix.lab[i] ? srow[j] * scale + bias[rel[j]] : -INFINITY;
+            srow[j] = val;
+            m = val > m ? val : m;
+        }
+        float sum = 0.0f;
+        for (int j = 0; j < nt; j++) {
+            float e = srow[j] == -INFINITY ? 0.0f : cpu_expf(srow[j] - m);
+            srow[j] = e;
+            sum += e;
+        }
+        float inv = 1.0f / sum;
+        float *yr = y + (size_t)t->ix.tok[i] * c + (size_t)h * hd;
+        for (int d = 0; d < hd; d++)
+            yr[d] = 0.0f;
+        for (int j = 0; j < nt; j++) {
+            float pj = srow[j] * inv;
+            srow[j] = pj;
+            const float *vj = t->v + (size_t)j * hd;
             for (int d = 0; d < hd; d++)
-                t->vt[(size_t)d * nt + i] = t->v[(size_t)i * hd + d];
+                yr[d] += pj * vj[d];
+        }
+    }
 }
 
 int cpu_wmsa_forward(struct cryo_nn_ctx *ctx, float *out, float *cache, const float *inp,
@@ -134,7 +259,8 @@ int cpu_wmsa_forward(struct cryo_nn_ctx *ctx, float *out, float *cache, const fl
 {
     struct cryo_nn_wmsa_plan p;
     CRYO_TRY(cryo_nn_wmsa_plan(&p, a, err));
-    const int c = a->c, hd = a->head_dim, nt_max = p.ntmax;
+    const int c = a->c, hd = a->head_dim, ntmax = p.ntmax;
+    const int fast = ntmax == NT && hd == HD;
     const int nthr = omp_get_max_threads();
     const size_t per = thread_floats(&p, hd);
     size_t need = (size_t)nthr * per, act = p.tokens * (size_t)4 * c;
@@ -156,63 +282,135 @@ int cpu_wmsa_forward(struct cryo_nn_ctx *ctx, float *out, float *cache, const fl
     {
         struct tiles t;
         tiles_at(&t, ws + (size_t)omp_get_thread_num() * per, &p, hd);
-#pragma omp for schedule(dynamic, 4)
+#pragma omp for schedule(dynamic, 8)
         for (int64_t wg = 0; wg < nwin; wg++) {
             window_index(&t.ix, &p, a->window, (int)(wg / p.nwin_all), (int)(wg % p.nwin_all));
-            const int nt = t.ix.nt;
             for (int h = 0; h < p.heads; h++) {
-                gather_qkv(&t, qkv, c, hd, h, 0);
-                /* Kᵀ into vt's slot: scores read keys along a contiguous row */
-                float *kt = t.vt;
-                for (int i = 0; i < nt; i++)
-                    for (int d = 0; d < hd; d++)
-                        kt[(size_t)d * nt + i] = t.k[(size_t)i * hd + d];
-                const float *bias = rel_bias + (size_t)h * tab;
-                float *P = att ? att + ((size_t)wg * p.heads + h) * nt_max * nt_max : t.s;
-                for (int i = 0; i < nt; i++) {
-                    float *srow = P + (size_t)i * nt;
-                    const float *qi = t.q + (size_t)i * hd;
-                    for (int j = 0; j < nt; j++)
-                        srow[j] = 0.0f;
-                    for (int d = 0; d < hd; d++) {
-                        float qd = qi[d];
-                        const float *kr = kt + (size_t)d * nt;
-#pragma omp simd
-                        for (int j = 0; j < nt; j++)
-                            srow[j] += qd * kr[j];
-                    }
-                    const int *rel = t.ix.rel + (size_t)i * nt;
-                    float m = -INFINITY;
-                    for (int j = 0; j < nt; j++) {
-                        float v = srow[j] * scale + bias[rel[j]];
-                        if (t.ix.lab[j] != t.ix.lab[i])
-                            v = -INFINITY;
-                        srow[j] = v;
-                        m = v > m ? v : m;
-                    }
-                    float sum = 0.0f;
-                    for (int j = 0; j < nt; j++) {
-                        float e = expf(srow[j] - m); /* masked: exp(-inf) = 0 */
-                        srow[j] = e;
-                        sum += e;
-                    }
-                    float inv = 1.0f / sum; /* sum >= 1: the token attends to itself */
-                    float *yr = y + (size_t)t.ix.tok[i] * c + (size_t)h * hd;
-                    for (int d = 0; d < hd; d++)
-                        yr[d] = 0.0f;
-                    for (int j = 0; j < nt; j++) {
-                        float pj = srow[j] * inv;
-                        srow[j] = pj;
-                        const float *vj = t.v + (size_t)j * hd;
-#pragma omp simd
-                        for (int d = 0; d < hd; d++)
-                            yr[d] += pj * vj[d];
-                    }
-                }
+                gather_qkv(&t, qkv, c, hd, h, ntmax, 1);
+                float *P = att ? att + ((size_t)wg * p.heads + h) * ntmax * ntmax : t.s;
+                if (fast)
+                    head_fwd_fast(P, y, c, h, &t, rel_bias + (size_t)h * tab, scale);
+                else
+                    head_fwd_generic(P, y, c, h, hd, ntmax, &t, rel_bias + (size_t)h * tab, scale);
             }
         }
     }
     return cpu_linear_forward(ctx, out, y, proj_weight, proj_bias, (int64_t)p.tokens, c, c, err);
+}
+
+/* ---- backward of one head in one window ------------------------------------------------- */
+
+/* Fast path. In: P (row stride NT), t->q, t->k, t->vt = Vᵀ, t->dy. Out: t->dq, t->dk, t->dv
+ * (rows < nt), bias gradient into dsum (full window) or drel (partial window). */
+static void head_bwd_fast(const float *restrict P, struct tiles *t, float *restrict dsum,
+                          float *restrict drel, float scale)
+{
+    const int nt = t->ix.nt;
+    const float *restrict q = t->q, *restrict k = t->k, *restrict vt = t->vt, *restrict dy = t->dy;
+    float *restrict ds = t->s;
+    for (int i = 0; i < nt; i++) {
+        const float *restrict pr = P + i * NT;
+        float dp[NT];
+        for (int j = 0; j < NT; j++)
+            dp[j] = 0.0f;
+        for (int d = 0; d < HD; d++) {
+            float g = dy[i * HD + d];
+#pragma omp simd
+            for (int j = 0; j < NT; j++)
+                dp[j] += g * vt[d * NT + j];
+        }
+        float sdot = 0.0f;
+#pragma omp simd reduction(+ : sdot)
+        for (int j = 0; j < nt; j++)
+            sdot += pr[j] * dp[j];
+        float *restrict dsr = ds + i * NT;
+        /* dS = P ⊙ (dP − Σ P·dP); masked and padding entries have P = 0 */
+#pragma omp simd
+        for (int j = 0; j < NT; j++)
+            dsr[j] = j < nt ? pr[j] * (dp[j] - sdot) : 0.0f;
+        if (dsum) {
+            float *restrict sr = dsum + i * NT;
+#pragma omp simd
+            for (int j = 0; j < NT; j++)
+                sr[j] += dsr[j];
+        } else {
+            const int *rel = t->ix.rel + i * NT;
+            for (int j = 0; j < nt; j++)
+                drel[rel[j]] += dsr[j];
+        }
+        float acc[HD];
+        for (int d = 0; d < HD; d++)
+            acc[d] = 0.0f;
+        for (int j = 0; j < nt; j++) {
+            float sj = dsr[j];
+#pragma omp simd
+            for (int d = 0; d < HD; d++)
+                acc[d] += sj * k[j * HD + d];
+        }
+        for (int d = 0; d < HD; d++)
+            t->dq[i * HD + d] = acc[d] * scale;
+    }
+    for (int j = 0; j < nt; j++) {
+        float av[HD], ak[HD];
+        for (int d = 0; d < HD; d++)
+            av[d] = ak[d] = 0.0f;
+        for (int i = 0; i < nt; i++) {
+            float pij = P[i * NT + j], sij = ds[i * NT + j];
+#pragma omp simd
+            for (int d = 0; d < HD; d++) {
+                av[d] += pij * dy[i * HD + d];
+                ak[d] += sij * q[i * HD + d];
+            }
+        }
+        for (int d = 0; d < HD; d++) {
+            t->dv[j * HD + d] = av[d];
+            t->dk[j * HD + d] = ak[d] * scale;
+        }
+    }
+}
+
+static void head_bwd_generic(const float *P, struct tiles *t, float *drel, int hd, int ntmax,
+                             float scale)
+{
+    const int nt = t->ix.nt;
+    memset(t->dq, 0, sizeof(float) * nt * hd);
+    memset(t->dk, 0, sizeof(float) * nt * hd);
+    memset(t->dv, 0, sizeof(float) * nt * hd);
+    float *dpr = t->s;
+    for (int i = 0; i < nt; i++) {
+        const float *pr = P + (size_t)i * ntmax, *dyi = t->dy + (size_t)i * hd;
+        for (int j = 0; j < nt; j++)
+            dpr[j] = 0.0f;
+        for (int d = 0; d < hd; d++) {
+            float g = dyi[d];
+            const float *vr = t->vt + (size_t)d * ntmax;
+            for (int j = 0; j < nt; j++)
+                dpr[j] += g * vr[j];
+        }
+        for (int j = 0; j < nt; j++) {
+            float pj = pr[j];
+            float *dvj = t->dv + (size_t)j * hd;
+            for (int d = 0; d < hd; d++)
+                dvj[d] += pj * dyi[d];
+        }
+        float sdot = 0.0f;
+        for (int j = 0; j < nt; j++)
+            sdot += pr[j] * dpr[j];
+        const int *rel = t->ix.rel + (size_t)i * ntmax;
+        const float *qi = t->q + (size_t)i * hd;
+        float *dqi = t->dq + (size_t)i * hd;
+        for (int j = 0; j < nt; j++) {
+            float ds = pr[j] * (dpr[j] - sdot);
+            drel[rel[j]] += ds;
+            ds *= scale;
+            const float *kj = t->k + (size_t)j * hd;
+            float *dkj = t->dk + (size_t)j * hd;
+            for (int d = 0; d < hd; d++) {
+                dqi[d] += ds * kj[d];
+                dkj[d] += ds * qi[d];
+            }
+        }
+    }
 }
 
 int cpu_wmsa_backward(struct cryo_nn_ctx *ctx, float *dinp, float *dqkv_weight, float *dqkv_bias,
@@ -223,10 +421,11 @@ int cpu_wmsa_backward(struct cryo_nn_ctx *ctx, float *dinp, float *dqkv_weight, 
 {
     struct cryo_nn_wmsa_plan p;
     CRYO_TRY(cryo_nn_wmsa_plan(&p, a, err));
-    const int c = a->c, hd = a->head_dim, nt_max = p.ntmax;
+    const int c = a->c, hd = a->head_dim, ntmax = p.ntmax;
+    const int fast = ntmax == NT && hd == HD;
     const int nthr = omp_get_max_threads();
     const size_t per = thread_floats(&p, hd);
-    const size_t tab = (size_t)p.table * p.table * p.table;
+    const size_t tab = (size_t)p.table * p.table * p.table, nn = (size_t)ntmax * ntmax;
     size_t need = (size_t)nthr * per + p.tokens * (size_t)4 * c;
     float *ws = cryo_nn_workspace(ctx, need * sizeof(float), err);
     if (!ws)
@@ -248,61 +447,26 @@ int cpu_wmsa_backward(struct cryo_nn_ctx *ctx, float *dinp, float *dqkv_weight, 
         struct tiles t;
         tiles_at(&t, ws + (size_t)omp_get_thread_num() * per, &p, hd);
         memset(t.drel, 0, sizeof(float) * p.heads * tab);
+        memset(t.dsum, 0, sizeof(float) * p.heads * nn);
         if (omp_get_thread_num() == 0)
             used = omp_get_num_threads();
-#pragma omp for schedule(dynamic, 4)
+#pragma omp for schedule(dynamic, 8)
         for (int64_t wg = 0; wg < nwin; wg++) {
             window_index(&t.ix, &p, a->window, (int)(wg / p.nwin_all), (int)(wg % p.nwin_all));
-            const int nt = t.ix.nt;
+            const int nt = t.ix.nt, full = full_window(&t.ix, &p);
             for (int h = 0; h < p.heads; h++) {
-                gather_qkv(&t, qkv, c, hd, h, 1);
+                gather_qkv(&t, qkv, c, hd, h, ntmax, 0);
                 for (int i = 0; i < nt; i++)
                     memcpy(t.dy + (size_t)i * hd, dy + (size_t)t.ix.tok[i] * c + (size_t)h * hd,
                            sizeof(float) * hd);
-                memset(t.dq, 0, sizeof(float) * nt * hd);
-                memset(t.dk, 0, sizeof(float) * nt * hd);
-                memset(t.dv, 0, sizeof(float) * nt * hd);
-                const float *P = att + ((size_t)wg * p.heads + h) * nt_max * nt_max;
-                float *drel = t.drel + (size_t)h * tab;
-                for (int i = 0; i < nt; i++) {
-                    const float *pr = P + (size_t)i * nt, *dyi = t.dy + (size_t)i * hd;
-                    float *dpr = t.dp;
-                    /* dP = dY·Vᵀ (row i), dV += Pᵀ·dY */
-                    for (int j = 0; j < nt; j++)
-                        dpr[j] = 0.0f;
-                    for (int d = 0; d < hd; d++) {
-                        float g = dyi[d];
-                        const float *vr = t.vt + (size_t)d * nt;
-#pragma omp simd
-                        for (int j = 0; j < nt; j++)
-                            dpr[j] += g * vr[j];
-                    }
-                    for (int j = 0; j < nt; j++) {
-                        float pj = pr[j];
-                        float *dvj = t.dv + (size_t)j * hd;
-#pragma omp simd
-                        for (int d = 0; d < hd; d++)
-                            dvj[d] += pj * dyi[d];
-                    }
-                    /* dS = P ⊙ (dP − Σ P·dP); masked entries have P = 0 */
-                    float sdot = 0.0f;
-                    for (int j = 0; j < nt; j++)
-                        sdot += pr[j] * dpr[j];
-                    const int *rel = t.ix.rel + (size_t)i * nt;
-                    const float *qi = t.q + (size_t)i * hd;
-                    float *dqi = t.dq + (size_t)i * hd;
-                    for (int j = 0; j < nt; j++) {
-                        float ds = pr[j] * (dpr[j] - sdot);
-                        drel[rel[j]] += ds;
-                        ds *= scale;
-                        const float *kj = t.k + (size_t)j * hd;
-                        float *dkj = t.dk + (size_t)j * hd;
-#pragma omp simd
-                        for (int d = 0; d < hd; d++) {
-                            dqi[d] += ds * kj[d];
-                            dkj[d] += ds * qi[d];
-                        }
-                    }
+                const float *P = att + ((size_t)wg * p.heads + h) * nn;
+                if (fast) {
+                    if (nt < ntmax)
+                        memset(t.dy + (size_t)nt * hd, 0, sizeof(float) * (size_t)(ntmax - nt) * hd);
+                    head_bwd_fast(P, &t, full ? t.dsum + (size_t)h * nn : NULL, t.drel + (size_t)h * tab,
+                                  scale);
+                } else {
+                    head_bwd_generic(P, &t, t.drel + (size_t)h * tab, hd, ntmax, scale);
                 }
                 for (int i = 0; i < nt; i++) {
                     float *row = dqkv + (size_t)t.ix.tok[i] * 3 * c + (size_t)h * hd;
@@ -317,9 +481,13 @@ int cpu_wmsa_backward(struct cryo_nn_ctx *ctx, float *dinp, float *dqkv_weight, 
         for (int i = 0; i < used; i++) {
             struct tiles t;
             tiles_at(&t, ws + (size_t)i * per, &p, hd);
-            const float *part = t.drel;
             for (size_t k = 0; k < (size_t)p.heads * tab; k++)
-                drel_bias[k] += part[k];
+                drel_bias[k] += t.drel[k];
+            for (int h = 0; h < p.heads; h++)
+                for (int qi = 0; qi < ntmax; qi++)
+                    for (int kj = 0; kj < ntmax; kj++)
+                        drel_bias[(size_t)h * tab + rel_of(qi, kj, p.win, p.table, a->window)] +=
+                            t.dsum[(size_t)h * nn + (size_t)qi * ntmax + kj];
         }
     (void)rel_bias;
     /* qkv projection */
