@@ -1,0 +1,108 @@
+#!/usr/bin/env bats
+# fsc-eval's map-model mode (libcore/mapmodel.c, qscore.c): CC_box/mask/volume/peaks and the
+# map-model FSC against an independent numpy implementation (tests/ref/mapmodel_ref.py),
+# per-atom Q-scores against tests/ref/qscore_ref.py, the TSV and PDB outputs, real-data
+# sanity (apoferritin at 1.75 Å against Pintilie's expected Q), and bad input.
+load helpers
+bats_require_minimum_version 1.5.0
+
+need_mode() {
+  [ -x "$CRYO_BIN/fsc-eval" ] || skip "fsc-eval is not built"
+  "$CRYO_BIN/fsc-eval" --help | grep -q -- "--model" || skip "fsc-eval has no --model mode yet"
+  require_py_module gemmi
+  require_py_module scipy
+}
+
+@test "map-model CCs and FSC match numpy (emringer map, axis order 3 2 1)" {
+  need_mode
+  require_data emringer_axisorder/test_map.ccp4
+  local map="$DATA/emringer_axisorder/test_map.ccp4" pdb="$DATA/emringer_axisorder/test_model.pdb"
+  run --separate-stderr fsc-eval "$map" --model "$pdb" --res 3 --json
+  [ "$status" -eq 0 ]
+  echo "$output" > "$TMP/ours.json"
+  "$PY" "$REF/mapmodel_ref.py" "$map" "$pdb" 3 > "$TMP/ref.json"
+  "$PY" - "$TMP/ours.json" "$TMP/ref.json" <<'PY'
+import sys, json
+o, r = (json.load(open(p)) for p in sys.argv[1:3])
+for k in ("cc_box", "cc_mask", "cc_volume", "cc_peaks", "fsc_0143", "fsc_05"):
+    assert k in o, k
+    assert abs(o[k] - r[k]) <= 1e-4 * max(1, abs(r[k])), (k, o[k], r[k])
+assert 0 < o["q_score"] < 1, o["q_score"]
+PY
+}
+
+@test "per-atom Q-scores match the numpy reference; TSVs and the model with Q as B-factor" {
+  need_mode
+  require_data emringer_axisorder/test_map.ccp4
+  local map="$DATA/emringer_axisorder/test_map.ccp4" pdb="$DATA/emringer_axisorder/test_model.pdb"
+  run fsc-eval "$map" --model "$pdb" --res 3 --q-atoms "$TMP/atoms.tsv" --q-residues "$TMP/res.tsv" \
+    --q-model "$TMP/q.pdb"
+  [ "$status" -eq 0 ]
+  "$PY" "$REF/qscore_ref.py" "$map" "$pdb" "$TMP/ref.tsv"
+  "$PY" - "$TMP/atoms.tsv" "$TMP/ref.tsv" "$TMP/res.tsv" "$TMP/q.pdb" <<'PY'
+import sys, csv, gemmi, numpy as np
+ours = list(csv.DictReader(open(sys.argv[1]), delimiter="\t"))
+ref = [l.split("\t") for l in open(sys.argv[2]).read().splitlines()]
+assert len(ours) == len(ref) == 218, (len(ours), len(ref))
+q = np.array([float(r["q"]) for r in ours]); qr = np.array([float(r[3]) for r in ref])
+assert all(o["atom"] == r[2] and int(o["resseq"]) == int(r[1]) for o, r in zip(ours, ref))
+assert np.max(np.abs(q - qr)) < 1e-4, np.max(np.abs(q - qr))
+res = list(csv.DictReader(open(sys.argv[3]), delimiter="\t"))
+assert len(res) == 28, len(res)
+assert sum(int(r["n_atoms"]) for r in res) == 218
+first = [x for o, x in zip(ours, q) if int(o["resseq"]) == int(res[0]["resseq"]) and o["chain"] == res[0]["chain"]]
+assert abs(np.mean(first) - float(res[0]["q"])) < 1e-3
+st = gemmi.read_structure(sys.argv[4])
+b = np.array([a.b_iso for ch in st[0] for r in ch for a in r])
+assert len(b) == 218 and np.max(np.abs(b - q)) < 0.006   # PDB column has 2 decimals
+PY
+}
+
+@test "--q-sigma 0.4 changes Q as the reference does" {
+  need_mode
+  require_data emringer_axisorder/test_map.ccp4
+  local map="$DATA/emringer_axisorder/test_map.ccp4" pdb="$DATA/emringer_axisorder/test_model.pdb"
+  run fsc-eval "$map" --model "$pdb" --res 3 --q-sigma 0.4 --q-atoms "$TMP/atoms.tsv"
+  [ "$status" -eq 0 ]
+  "$PY" "$REF/qscore_ref.py" "$map" "$pdb" "$TMP/ref.tsv" --sigma 0.4
+  "$PY" - "$TMP/atoms.tsv" "$TMP/ref.tsv" <<'PY'
+import sys, csv, numpy as np
+q = np.array([float(r["q"]) for r in csv.DictReader(open(sys.argv[1]), delimiter="\t")])
+qr = np.array([float(l.split("\t")[3]) for l in open(sys.argv[2])])
+assert np.max(np.abs(q - qr)) < 1e-4
+PY
+}
+
+@test "apoferritin at 1.75 Å: Q-score near Pintilie's expected value, good CCs" {
+  need_mode
+  require_data apoferritin_emd20026/emd20026_prot.mrc
+  run --separate-stderr fsc-eval "$DATA/apoferritin_emd20026/emd20026_prot.mrc" \
+    --model "$DATA/apoferritin_emd20026/3ajo_fitted_refined.pdb" --res 1.75 --json
+  [ "$status" -eq 0 ]
+  "$PY" - "$output" <<'PY'
+import sys, json
+j = json.loads(sys.argv[1])
+expected = -0.1775 * 1.75 + 1.1192          # Pintilie et al. 2020, proteins
+print("Q", j["q_score"], "expected", expected)
+assert 0.7 < j["q_score"] < 0.95, j["q_score"]
+assert abs(j["q_score"] - expected) < 0.1
+assert j["cc_mask"] > 0.5 and j["fsc_0143"] < 2.5, j
+PY
+}
+
+@test "bad input: model outside the map, unreadable model, --model without --res" {
+  need_mode
+  require_data emringer_axisorder/test_map.ccp4
+  local map="$DATA/emringer_axisorder/test_map.ccp4"
+  printf 'ATOM      1  CA  GLY A   1     900.000 900.000 900.000  1.00  0.00           C\n' > "$TMP/far.pdb"
+  run fsc-eval "$map" --model "$TMP/far.pdb" --res 3
+  [ "$status" -eq 1 ]
+  assert_one_error_line
+  printf 'ATOM      1  CA  GLY A   1     9x0.000 900.000 900.000  1.00  0.00           C\n' > "$TMP/bad.pdb"
+  run fsc-eval "$map" --model "$TMP/bad.pdb" --res 3
+  [ "$status" -eq 1 ]
+  assert_one_error_line
+  [[ "$output" == *"bad.pdb:1:"* ]]
+  run fsc-eval "$map" --model "$DATA/emringer_axisorder/test_model.pdb"
+  [ "$status" -eq 2 ]
+}
