@@ -207,8 +207,75 @@ TEST(sphere_points)
     CHECK_CLOSE(b[2], 1.0, 1e-12);
 }
 
+
+/* The one-call entry used by fsc-eval --model: files appear complete, JSON has the keys,
+ * a model outside the box is an error naming the model and no files are left. */
+TEST(mapmodel_run_outputs)
+{
+    struct cryo_model m;
+    small_model(&m);
+    char pdb[600], atoms[600], res[600], qpdb[600];
+    snprintf(pdb, sizeof pdb, "%s/m.pdb", tu_tmpdir());
+    snprintf(atoms, sizeof atoms, "%s/atoms.tsv", tu_tmpdir());
+    snprintf(res, sizeof res, "%s/res.tsv", tu_tmpdir());
+    snprintf(qpdb, sizeof qpdb, "%s/q.pdb", tu_tmpdir());
+    FILE *f = fopen(pdb, "w");
+    CHECK(f && cryo_model_write_pdb(f, &m, NULL, pdb, NULL) == 0);
+    if (f)
+        fclose(f);
+    struct cryo_volume map;
+    grid(&map, 40, 0.75, 0);
+    struct cryo_molmap_opts mo;
+    cryo_molmap_opts_default(&mo, 3.0);
+    CHECK_EQ_INT(cryo_molmap_render(&map, &m, &mo, NULL), 0);
+    struct cryo_mapmodel_request rq = {pdb, 3.0, 0, 0, 0, atoms, res, qpdb};
+    struct cryo_mapmodel_report r;
+    struct cryo_error err = {0};
+    CHECK_EQ_INT(cryo_mapmodel_run(&map, "map", &rq, &r, &err), 0);
+    CHECK_CLOSE(r.m.cc_mask, 1.0, 1e-5);
+    CHECK_EQ_INT(r.n_atoms, 60);
+    CHECK(r.q_score > 0 && r.q_score <= 1);
+    CHECK_CLOSE(r.q_sigma, 0.6, 1e-12);
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *mf = open_memstream(&buf, &len);
+    CHECK_EQ_INT(cryo_mapmodel_print(mf, &r, 3.0, 1, NULL), 0);
+    fclose(mf);
+    static const char *keys[] = {"\"fsc_0143\"", "\"fsc_05\"", "\"cc_box\"", "\"cc_mask\"",
+                                 "\"cc_volume\"", "\"cc_peaks\"", "\"q_score\""};
+    for (int i = 0; i < 7; i++)
+        CHECK(strstr(buf, keys[i]) != NULL);
+    free(buf);
+    cryo_mapmodel_report_free(&r);
+    FILE *t = fopen(atoms, "r");
+    int lines = 0, c;
+    while (t && (c = fgetc(t)) != EOF)
+        lines += c == '\n';
+    if (t)
+        fclose(t);
+    CHECK_EQ_INT(lines, 61); /* header + 60 atoms */
+    struct cryo_model back;
+    cryo_model_init(&back);
+    CHECK_EQ_INT(cryo_model_read(&back, qpdb, NULL, NULL), 0);
+    CHECK_EQ_INT(back.n, 60);
+    cryo_model_free(&back);
+    /* a model far outside the map */
+    for (size_t i = 0; i < m.n; i++)
+        m.atoms[i].xyz[0] += 500;
+    f = fopen(pdb, "w");
+    CHECK(f && cryo_model_write_pdb(f, &m, NULL, pdb, NULL) == 0);
+    if (f)
+        fclose(f);
+    remove(atoms);
+    CHECK(cryo_mapmodel_run(&map, "map", &rq, &r, &err) < 0);
+    CHECK(strstr(err.msg, "m.pdb") != NULL);
+    CHECK(fopen(atoms, "r") == NULL);
+    cryo_volume_free(&map);
+    cryo_model_free(&m);
+}
+
 int main(void)
 {
     return RUN_TESTS(cc_and_top_voxels, fsc_self_and_crossing, mapmodel_self_consistent,
-                     qscore_isolated_atom_and_blur, qscore_neighbour_excluded, sphere_points);
+                     qscore_isolated_atom_and_blur, qscore_neighbour_excluded, sphere_points, mapmodel_run_outputs);
 }

@@ -113,6 +113,40 @@ int cryo_qscore_write_residues(FILE *f, const struct cryo_model *m, const double
 /* Point i (0..n-1) of the Saff-Kuijlaars spiral on the unit sphere (n >= 1). */
 void cryo_sphere_point(int i, int n, double p[3]);
 
+/* ---- one call for a tool (fsc-eval --model) ---------------------------------------- */
+
+struct cryo_mapmodel_request {
+    const char *model_path;      /* PDB/mmCIF, plain or gzip (required) */
+    double resolution;           /* Å (required) */
+    double mask_radius;          /* Å, 0 = rule above */
+    double q_sigma;              /* Å, 0 = 0.6 */
+    int d_model;                 /* 1 = search d_model */
+    const char *q_atoms_path;    /* per-atom Q TSV, or NULL */
+    const char *q_residues_path; /* per-residue Q TSV, or NULL */
+    const char *q_model_path;    /* model written back as PDB with Q in the B column, or NULL */
+};
+
+struct cryo_mapmodel_report {
+    struct cryo_mapmodel_result m;
+    size_t n_atoms;
+    double q_score;    /* mean per-atom Q */
+    double q_expected; /* Pintilie's expected Q at the resolution */
+    double q_sigma;
+};
+void cryo_mapmodel_report_free(struct cryo_mapmodel_report *r);
+
+/* Read the model (hydrogens and waters dropped, ligands kept), compute all global metrics
+ * and Q-scores against `map` (converted to float32 internally, not modified), write the
+ * requested files (each atomically: complete or absent). Errors name the file. */
+int cryo_mapmodel_run(const struct cryo_volume *map, const char *map_name,
+                      const struct cryo_mapmodel_request *rq, struct cryo_mapmodel_report *r,
+                      struct cryo_error *err);
+/* Human-readable lines, or one JSON object with keys fsc_0143, fsc_05, cc_box, cc_mask,
+ * cc_volume, cc_peaks, q_score (and d_model, q_expected, mask_radius, n_mask, n_atoms,
+ * resolution, q_sigma, fsc: [[s, fsc], ...]). Non-finite values are written as null. */
+int cryo_mapmodel_print(FILE *f, const struct cryo_mapmodel_report *r, double resolution, int json,
+                        struct cryo_error *err);
+
 #ifdef __cplusplus
 }
 #endif

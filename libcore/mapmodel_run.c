@@ -1,0 +1,162 @@
+/* mapmodel_run.c — the whole map-versus-model evaluation behind one call, so a tool
+ * (fsc-eval --model) only parses options and prints: read the model, global metrics
+ * (mapmodel.c), Q-scores (qscore.c), and the optional TSV / PDB outputs, each written to a
+ * temporary file in the target's directory and renamed into place only when complete. */
+#include "cryolvm/mapmodel.h"
+#include "cryolvm/mem.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+void cryo_mapmodel_report_free(struct cryo_mapmodel_report *r)
+{
+    cryo_mapmodel_result_free(&r->m);
+    memset(r, 0, sizeof *r);
+}
+
+typedef int (*writer_fn)(FILE *f, const struct cryo_model *m, const double *q, const char *name,
+                         struct cryo_error *err);
+
+static int write_pdb_q(FILE *f, const struct cryo_model *m, const double *q, const char *name,
+                       struct cryo_error *err)
+{
+    return cryo_model_write_pdb(f, m, q, name, err);
+}
+
+static int write_atomically(const char *path, writer_fn fn, const struct cryo_model *m, const double *q,
+                            struct cryo_error *err)
+{
+    size_t n = strlen(path) + 16;
+    char *tmp = malloc(n);
+    if (!tmp)
+        return cryo_fail(err, CRYO_E_NOMEM, "%s: out of memory", path);
+    snprintf(tmp, n, "%s.tmpXXXXXX", path);
+    int fd = mkstemp(tmp);
+    if (fd < 0) {
+        int e = errno;
+        free(tmp);
+        return cryo_fail(err, CRYO_E_IO, "%s: cannot create: %s", path, strerror(e));
+    }
+    FILE *f = fdopen(fd, "w");
+    if (!f) {
+        close(fd);
+        unlink(tmp);
+        free(tmp);
+        return cryo_fail(err, CRYO_E_IO, "%s: cannot write", path);
+    }
+    int s = fn(f, m, q, path, err);
+    if (fclose(f) != 0 && s == CRYO_OK)
+        s = cryo_fail(err, CRYO_E_IO, "%s: write failed: %s", path, strerror(errno));
+    if (s == CRYO_OK && rename(tmp, path) != 0)
+        s = cryo_fail(err, CRYO_E_IO, "%s: cannot rename into place: %s", path, strerror(errno));
+    if (s != CRYO_OK)
+        unlink(tmp);
+    free(tmp);
+    return s;
+}
+
+int cryo_mapmodel_run(const struct cryo_volume *map, const char *map_name,
+                      const struct cryo_mapmodel_request *rq, struct cryo_mapmodel_report *r,
+                      struct cryo_error *err)
+{
+    memset(r, 0, sizeof *r);
+    if (!rq->model_path)
+        return cryo_fail(err, CRYO_E_INVALID, "no model given");
+    if (!(rq->resolution > 0) || !isfinite(rq->resolution))
+        return cryo_fail(err, CRYO_E_INVALID, "--res must be > 0 Å for map-model metrics");
+    if (map->c != 1)
+        return cryo_fail(err, CRYO_E_INVALID, "%s: map-model metrics need a single-channel map", map_name);
+    struct cryo_volume v;
+    cryo_volume_init(&v);
+    CRYO_TRY(cryo_volume_copy(&v, map, err));
+    int s = cryo_volume_convert(&v, CRYO_DTYPE_F32, err);
+    if (s == CRYO_OK)
+        s = cryo_volume_check_finite(&v, map_name, err);
+    struct cryo_model m;
+    cryo_model_init(&m);
+    struct cryo_model_opts mo;
+    cryo_model_opts_default(&mo);
+    if (s == CRYO_OK)
+        s = cryo_model_read(&m, rq->model_path, &mo, err);
+    struct cryo_mapmodel_opts o = {rq->resolution, rq->mask_radius, rq->d_model};
+    if (s == CRYO_OK && (s = cryo_mapmodel_eval(&v, &m, &o, &r->m, err)) < 0)
+        cryo_error_prefix(err, rq->model_path);
+    double *q = NULL;
+    if (s == CRYO_OK && !(q = cryo_alloc_array(m.n, sizeof *q, err)))
+        s = CRYO_E_NOMEM;
+    struct cryo_qscore_opts qo;
+    cryo_qscore_opts_default(&qo);
+    if (rq->q_sigma > 0)
+        qo.sigma = rq->q_sigma;
+    if (s == CRYO_OK && (s = cryo_qscore(&v, &m, &qo, q, err)) < 0)
+        cryo_error_prefix(err, map_name);
+    if (s == CRYO_OK) {
+        r->n_atoms = m.n;
+        r->q_score = cryo_qscore_mean(q, m.n);
+        r->q_expected = cryo_qscore_expected(rq->resolution);
+        r->q_sigma = qo.sigma;
+    }
+    if (s == CRYO_OK && rq->q_atoms_path)
+        s = write_atomically(rq->q_atoms_path, cryo_qscore_write_atoms, &m, q, err);
+    if (s == CRYO_OK && rq->q_residues_path)
+        s = write_atomically(rq->q_residues_path, cryo_qscore_write_residues, &m, q, err);
+    if (s == CRYO_OK && rq->q_model_path)
+        s = write_atomically(rq->q_model_path, write_pdb_q, &m, q, err);
+    free(q);
+    cryo_model_free(&m);
+    cryo_volume_free(&v);
+    if (s < 0)
+        cryo_mapmodel_report_free(r);
+    return s;
+}
+
+static void num(FILE *f, const char *key, double x, int last)
+{
+    if (isfinite(x))
+        fprintf(f, "\"%s\": %.6g%s", key, x, last ? "" : ", ");
+    else
+        fprintf(f, "\"%s\": null%s", key, last ? "" : ", ");
+}
+
+int cryo_mapmodel_print(FILE *f, const struct cryo_mapmodel_report *r, double resolution, int json,
+                        struct cryo_error *err)
+{
+    const struct cryo_mapmodel_result *m = &r->m;
+    if (json) {
+        fputc('{', f);
+        num(f, "fsc_0143", m->d_fsc_0143, 0);
+        num(f, "fsc_05", m->d_fsc_05, 0);
+        num(f, "cc_box", m->cc_box, 0);
+        num(f, "cc_mask", m->cc_mask, 0);
+        num(f, "cc_volume", m->cc_volume, 0);
+        num(f, "cc_peaks", m->cc_peaks, 0);
+        num(f, "q_score", r->q_score, 0);
+        num(f, "q_expected", r->q_expected, 0);
+        num(f, "q_sigma", r->q_sigma, 0);
+        if (m->d_model > 0)
+            num(f, "d_model", m->d_model, 0);
+        num(f, "resolution", resolution, 0);
+        num(f, "mask_radius", m->mask_radius, 0);
+        fprintf(f, "\"n_mask\": %zu, \"n_atoms\": %zu, \"fsc\": [", m->n_mask, r->n_atoms);
+        for (size_t i = 0; i < m->nshell; i++)
+            fprintf(f, "%s[%.6g, %.6g]", i ? ", " : "", m->shell_s[i], isfinite(m->fsc[i]) ? m->fsc[i] : 0.0);
+        fprintf(f, "]}\n");
+    } else {
+        fprintf(f, "model-map FSC   d(0.143) %.3f Å   d(0.5) %.3f Å\n", m->d_fsc_0143, m->d_fsc_05);
+        if (m->d_model > 0)
+            fprintf(f, "d_model         %.3f Å\n", m->d_model);
+        fprintf(f, "CC_box          %.4f\n", m->cc_box);
+        fprintf(f, "CC_mask         %.4f   (%zu voxels within %.2f Å of an atom)\n", m->cc_mask, m->n_mask,
+                m->mask_radius);
+        fprintf(f, "CC_volume       %.4f\n", m->cc_volume);
+        fprintf(f, "CC_peaks        %.4f\n", m->cc_peaks);
+        fprintf(f, "Q-score         %.4f   (%zu atoms, sigma %.2f Å; expected at %.2f Å: %.3f)\n",
+                r->q_score, r->n_atoms, r->q_sigma, resolution, r->q_expected);
+    }
+    if (fflush(f) != 0 || ferror(f))
+        return cryo_fail(err, CRYO_E_IO, "write failed: %s", strerror(errno));
+    return CRYO_OK;
+}
