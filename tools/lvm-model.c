@@ -4,6 +4,7 @@
  *   lvm-model info W.safetensors
  *   lvm-model run W.safetensors IN -o OUT [--device cpu]
  *   lvm-model grad W.safetensors BATCH.safetensors -o OUT.safetensors
+ *   lvm-model tensors FILE.safetensors [-o COPY.safetensors]
  *
  * Shape of main: parse, pick the command, validate every input before computing, write
  * the output atomically (safetensors writer, volume sink) so that a failure leaves nothing
@@ -34,7 +35,7 @@ static const struct cryo_option options[] = {
 static const struct cryo_tool tool = {
     "lvm-model",
     "create, describe and run CryoLVM SCUNet-3D network weights (safetensors)",
-    "init|info|run|grad [OPTIONS] [WEIGHTS] [INPUT]",
+    "init|info|run|grad|tensors [OPTIONS] [WEIGHTS] [INPUT]",
     options, 1, 3, 1};
 
 static const char *cmd_name;
@@ -281,6 +282,41 @@ static int cmd_grad(const struct cryo_cli *cli)
     return 0;
 }
 
+/* List any safetensors file (name, dtype, shape; metadata); with -o, write it again through
+ * our reader and writer (the interchange test compares the copy with numpy). */
+static int cmd_tensors(const struct cryo_cli *cli)
+{
+    need_inputs(cli->n_inputs, 2, "tensors FILE.safetensors [-o COPY.safetensors]");
+    struct cryo_error err = {0};
+    struct cryo_safetensors *st = NULL, *o = NULL;
+    if (cryo_safetensors_read(&st, cli->inputs[1], &err) < 0)
+        cli_die(cli, &err);
+    if (cli->output) {
+        if (cryo_safetensors_create(&o, &err) < 0 || cryo_meta_copy(&o->meta, &st->meta, &err) < 0)
+            cli_die(cli, &err);
+        for (size_t i = 0; i < st->n; i++) {
+            const struct cryo_st_tensor *t = &st->t[i];
+            if (cryo_safetensors_add(o, t->name, t->dtype, t->ndim, t->shape, t->data, &err) < 0)
+                cli_die(cli, &err);
+        }
+        if (cryo_safetensors_write(o, cli->output, &err) < 0)
+            cli_die(cli, &err);
+        cryo_safetensors_free(o);
+    } else {
+        for (size_t i = 0; i < st->meta.n; i++)
+            printf("metadata %s = %s\n", st->meta.keys[i], st->meta.vals[i]);
+        for (size_t i = 0; i < st->n; i++) {
+            const struct cryo_st_tensor *t = &st->t[i];
+            printf("%s %s [", t->name, cryo_st_dtype_name(t->dtype));
+            for (int k = 0; k < t->ndim; k++)
+                printf("%s%lld", k ? "," : "", (long long)t->shape[k]);
+            printf("]\n");
+        }
+    }
+    cryo_safetensors_free(st);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     struct cryo_cli cli;
@@ -295,8 +331,10 @@ int main(int argc, char **argv)
         rc = cmd_run(&cli);
     else if (strcmp(cmd_name, "grad") == 0)
         rc = cmd_grad(&cli);
+    else if (strcmp(cmd_name, "tensors") == 0)
+        rc = cmd_tensors(&cli);
     else
-        cli_usage_error(&tool, "unknown command '%s' (init, info, run, grad)", cmd_name);
+        cli_usage_error(&tool, "unknown command '%s' (init, info, run, grad, tensors)", cmd_name);
     cli_free(&cli);
     return rc;
 }

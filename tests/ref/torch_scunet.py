@@ -22,6 +22,8 @@ Commands:
   torch_scunet.py init W.safetensors CONFIG SEED     weights initialised by PyTorch
   torch_scunet.py forward W.safetensors IN.safetensors OUT.safetensors
   torch_scunet.py optim DIR/optim.safetensors        compare test_optim --dump with PyTorch
+  torch_scunet.py set-tau W OUT VALUE                copy of W with every FRN threshold = VALUE
+  torch_scunet.py check-run W IN.mrc OUT.mrc [TOL]   lvm-model run output against PyTorch
 """
 import json
 import math
@@ -46,7 +48,7 @@ def st_write(path, tensors, metadata=None):
     off = 0
     blobs = []
     for name, arr in tensors.items():
-        a = np.ascontiguousarray(arr)
+        a = np.array(arr, order="C")  # ascontiguousarray would turn a scalar into shape (1,)
         a = a.astype(a.dtype.newbyteorder("<"), copy=False)
         b = a.tobytes()
         header[name] = {"dtype": NP_TO_ST[a.dtype.str], "shape": list(a.shape),
@@ -348,6 +350,38 @@ def main(argv):
             y = model(torch.from_numpy(inp["input"]).permute(0, 4, 1, 2, 3))
         st_write(argv[4], {"output": y.permute(0, 2, 3, 4, 1).contiguous().numpy()})
         return 0
+    if cmd == "set-tau":
+        # FRN thresholds far below the data: the TLU max(y, tau) then never clips. At the
+        # default tau = 0 it is a ReLU, and voxels with y within float32 rounding of 0 take
+        # different branches in float32 and float64, which moves some gradients of the
+        # default network by ~1e-2 relative in PyTorch's own float32 as much as in ours.
+        w, meta = st_read(argv[2])
+        for k in w:
+            if k.endswith(".tau"):
+                w[k][:] = float(argv[4])
+        st_write(argv[3], w, meta)
+        return 0
+    if cmd == "check-run":
+        # lvm-model run output (MRC) against the PyTorch forward on the same MRC input
+        import mrcfile
+        import torch
+        torch.set_num_threads(2)
+        model, cfg = load_model(argv[2])
+        with mrcfile.open(argv[3], permissive=False) as m:
+            x = np.asarray(m.data, np.float32)
+        with mrcfile.open(argv[4], permissive=False) as m:
+            y = np.asarray(m.data, np.float32)
+            vs = m.voxel_size
+        with mrcfile.open(argv[3]) as m:
+            vs_in = m.voxel_size
+        assert y.shape == x.shape, (y.shape, x.shape)
+        assert np.allclose([vs.x, vs.y, vs.z], [vs_in.x, vs_in.y, vs_in.z]), "voxel size changed"
+        with torch.no_grad():
+            ref = model.double()(torch.from_numpy(x).double()[None, None])[0, 0].numpy()
+        e = rel(y, ref)
+        tol = float(argv[5]) if len(argv) > 5 else 1e-4
+        print(f"run vs PyTorch: rel err {e:.3g} (tol {tol})")
+        return 0 if e <= tol else 1
     if cmd == "optim":
         return check_optim(argv[2])
     print(__doc__, file=sys.stderr)
