@@ -230,8 +230,16 @@ int cryo_mrc_write(FILE *f, const struct cryo_volume *v, const char *name, struc
     put_i32(h + 88, ispg);
     put_i32(h + 92, (int32_t)ext_n);
     if (ext_n) {
+        /* An untyped extended header (pre-2014 files) of 80-byte text records is CCP4
+         * symmetry operators; anything else untyped is declared old-style MRC ("MRCO"). */
         const char *typ = cryo_meta_get(&v->meta, "mrc.exttyp");
-        memcpy(h + 104, typ && strlen(typ) == 4 ? typ : "    ", 4);
+        if (!typ || strlen(typ) != 4) {
+            int text = ext_n % 80 == 0;
+            for (size_t i = 0; i < ext_n && text; i++)
+                text = ext[i] >= 32 && ext[i] < 127;
+            typ = text ? "CCP4" : "MRCO";
+        }
+        memcpy(h + 104, typ, 4);
     }
     put_i32(h + 108, 20140);
     if (imod_flags >= 0) {
