@@ -211,10 +211,16 @@ int cryo_mrc_read(struct cryo_volume *v, FILE *f, const unsigned char *prefix, s
     uint64_t ext_n = (uint64_t)h.nsymbt;
     if (left >= 0 && (uint64_t)left < ext_n + h.data_bytes) {
         /* Some EMDB entries (emd_1042, ...) claim symmetry records that are not there. */
-        if (ext_n > 0 && (uint64_t)left == h.data_bytes)
+        if (ext_n > 0 && (uint64_t)left == h.data_bytes) {
             ext_n = 0;
-        else
-            return truncated(&h, (uint64_t)left > ext_n ? (uint64_t)left - ext_n : 0, name, err);
+        } else if ((uint64_t)left < ext_n) {
+            char es[32];
+            mrc_format_bytes(ext_n, es, sizeof es);
+            return cryo_fail(err, CRYO_E_TRUNCATED,
+                             "%s: input ends inside the %s extended header (NSYMBT = %d)", name, es, h.nsymbt);
+        } else {
+            return truncated(&h, (uint64_t)left - ext_n, name, err);
+        }
     }
 
     struct cryo_volume tmp;
