@@ -94,36 +94,79 @@ static double shell_width(const struct cryo_volume *v)
 
 typedef double (*transfer_fn)(double kx, double ky, double kz, const void *ctx);
 
-/* x <- IFFT(T(k) * FFT(x)) for one channel. */
-static int fourier_filter(float *x, const struct cryo_volume *v, transfer_fn fn, const void *ctx,
-                          double *kept, struct cryo_error *err)
+/* Per-axis physical frequencies of the half spectrum: fx[nh], fy[ny], fz[nz] (1/Å). */
+static double *axis_freqs(const struct ft *t, const double apix[3], struct cryo_error *err)
+{
+    double *f = cryo_alloc_array((size_t)(t->nh + t->ny + t->nz), sizeof *f, err);
+    if (!f)
+        return NULL;
+    for (int64_t i = 0; i < t->nh; i++)
+        f[i] = (double)i / ((double)t->nx * apix[0]);
+    for (int64_t j = 0; j < t->ny; j++)
+        f[t->nh + j] = (double)(j <= t->ny / 2 ? j : j - t->ny) / ((double)t->ny * apix[1]);
+    for (int64_t k = 0; k < t->nz; k++)
+        f[t->nh + t->ny + k] = (double)(k <= t->nz / 2 ? k : k - t->nz) / ((double)t->nz * apix[2]);
+    return f;
+}
+
+/* x <- IFFT(T(k) * FFT(x)) for one channel. T is fn(kx, ky, kz), or, when fn is NULL, the
+ * separable product sep[i] * sep[nh + j] * sep[nh + ny + k] (no per-coefficient call). */
+static int fourier_filter_any(float *x, const struct cryo_volume *v, transfer_fn fn, const void *ctx,
+                              double (*sep_fn)(double k, const void *ctx), double *kept,
+                              struct cryo_error *err)
 {
     struct ft t;
     CRYO_TRY(ft_init(&t, v, err));
+    double *f = axis_freqs(&t, v->apix, err);
+    if (!f) {
+        ft_free(&t);
+        return CRYO_E_NOMEM;
+    }
+    const double *fx = f, *fy = f + t.nh, *fz = f + t.nh + t.ny;
+    double *sep = NULL;
+    if (!fn) {
+        sep = cryo_alloc_array((size_t)(t.nh + t.ny + t.nz), sizeof *sep, err);
+        if (!sep) {
+            free(f);
+            ft_free(&t);
+            return CRYO_E_NOMEM;
+        }
+        for (int64_t i = 0; i < t.nh + t.ny + t.nz; i++)
+            sep[i] = sep_fn(f[i], ctx);
+    }
     memcpy(t.r, x, t.nreal * sizeof(float));
     fftwf_execute(t.fwd);
     const double scale = 1.0 / (double)t.nreal;
     double nkept = 0;
 #pragma omp parallel for reduction(+ : nkept) schedule(static)
     for (int64_t k = 0; k < t.nz; k++)
-        for (int64_t j = 0; j < t.ny; j++)
+        for (int64_t j = 0; j < t.ny; j++) {
+            fftwf_complex *row = t.c + ((size_t)k * (size_t)t.ny + (size_t)j) * (size_t)t.nh;
+            double wyz = sep ? sep[t.nh + j] * sep[t.nh + t.ny + k] * scale : scale;
             for (int64_t i = 0; i < t.nh; i++) {
-                double kx, ky, kz;
-                ft_freq(&t, v->apix, i, j, k, &kx, &ky, &kz);
-                double w = fn(kx, ky, kz, ctx);
+                double w = sep ? sep[i] : fn(fx[i], fy[j], fz[k], ctx);
                 /* count each coefficient of the full (Hermitian) spectrum once */
                 double mult = (i == 0 || (t.nx % 2 == 0 && i == t.nx / 2)) ? 1.0 : 2.0;
                 nkept += w != 0 ? mult : 0;
-                size_t idx = ((size_t)k * (size_t)t.ny + (size_t)j) * (size_t)t.nh + (size_t)i;
-                t.c[idx][0] = (float)(t.c[idx][0] * w * scale);
-                t.c[idx][1] = (float)(t.c[idx][1] * w * scale);
+                w *= wyz;
+                row[i][0] = (float)(row[i][0] * w);
+                row[i][1] = (float)(row[i][1] * w);
             }
+        }
     fftwf_execute(t.inv);
     memcpy(x, t.r, t.nreal * sizeof(float));
     if (kept)
         *kept = nkept / (double)t.nreal;
+    free(sep);
+    free(f);
     ft_free(&t);
     return CRYO_OK;
+}
+
+static int fourier_filter(float *x, const struct cryo_volume *v, transfer_fn fn, const void *ctx,
+                          double *kept, struct cryo_error *err)
+{
+    return fourier_filter_any(x, v, fn, ctx, NULL, kept, err);
 }
 
 static int check_volume(const struct cryo_volume *v, struct cryo_error *err)
@@ -143,10 +186,11 @@ static float *channel(const struct cryo_volume *v, int64_t c)
 
 /* ---- B-factor and low-pass --------------------------------------------------------- */
 
-static double bfactor_fn(double kx, double ky, double kz, const void *ctx)
+/* exp(-B s^2/4) factorises over the axes: exp(-B kx^2/4) exp(-B ky^2/4) exp(-B kz^2/4). */
+static double bfactor_axis(double k, const void *ctx)
 {
     double B = *(const double *)ctx;
-    return exp(-B * (kx * kx + ky * ky + kz * kz) / 4.0);
+    return exp(-B * k * k / 4.0);
 }
 
 int cryo_degrade_bfactor(struct cryo_volume *v, double bfactor, struct cryo_error *err)
@@ -155,7 +199,7 @@ int cryo_degrade_bfactor(struct cryo_volume *v, double bfactor, struct cryo_erro
     if (!isfinite(bfactor))
         return cryo_fail(err, CRYO_E_INVALID, "B-factor must be finite");
     for (int64_t c = 0; c < v->c; c++)
-        CRYO_TRY(fourier_filter(channel(v, c), v, bfactor_fn, &bfactor, NULL, err));
+        CRYO_TRY(fourier_filter_any(channel(v, c), v, NULL, &bfactor, bfactor_axis, NULL, err));
     return CRYO_OK;
 }
 
@@ -319,13 +363,45 @@ static inline uint64_t mix64(uint64_t z)
     return z ^ (z >> 31);
 }
 
-double cryo_degrade_gauss(uint64_t seed, uint64_t s, uint64_t i)
+/* Box-Muller on hashed uniforms; both outputs of a pair are used (index i takes the cosine
+ * output of pair i/2 when even, the sine one when odd), so the bulk fill pays one log and
+ * one sincos per two samples. */
+static inline void gauss_pair(uint64_t base, uint64_t pair, double *g0, double *g1)
 {
-    uint64_t base = mix64(mix64(seed) ^ (s * 0xd1b54a32d192ed03ULL));
-    uint64_t a = mix64(base ^ (2 * i)), b = mix64(base ^ (2 * i + 1));
+    uint64_t a = mix64(base ^ (2 * pair)), b = mix64(base ^ (2 * pair + 1));
     double u1 = ((double)(a >> 11) + 1.0) * (1.0 / 9007199254740993.0); /* (0, 1] */
     double u2 = (double)(b >> 11) * (1.0 / 9007199254740992.0);         /* [0, 1) */
-    return sqrt(-2.0 * log(u1)) * cos(2 * M_PI * u2);
+    double r = sqrt(-2.0 * log(u1)), sn, cs;
+    sincos(2 * M_PI * u2, &sn, &cs);
+    *g0 = r * cs;
+    *g1 = r * sn;
+}
+
+static inline uint64_t gauss_base(uint64_t seed, uint64_t s)
+{
+    return mix64(mix64(seed) ^ (s * 0xd1b54a32d192ed03ULL));
+}
+
+double cryo_degrade_gauss(uint64_t seed, uint64_t s, uint64_t i)
+{
+    double g0, g1;
+    gauss_pair(gauss_base(seed, s), i >> 1, &g0, &g1);
+    return (i & 1) ? g1 : g0;
+}
+
+/* out[i] = cryo_degrade_gauss(seed, s, i) for i < n. */
+static void gauss_fill(float *out, size_t n, uint64_t seed, uint64_t s)
+{
+    const uint64_t base = gauss_base(seed, s);
+    const size_t npair = (n + 1) / 2;
+#pragma omp parallel for schedule(static)
+    for (size_t p = 0; p < npair; p++) {
+        double g0, g1;
+        gauss_pair(base, p, &g0, &g1);
+        out[2 * p] = (float)g0;
+        if (2 * p + 1 < n)
+            out[2 * p + 1] = (float)g1;
+    }
 }
 
 static void mean_var(const float *x, size_t n, double *mean, double *var)
@@ -386,9 +462,7 @@ int cryo_degrade_noise(struct cryo_volume *v, double snr, const struct cryo_volu
         }
         float *nz_buf = shape_like ? t.r : noise;
         if (!shape_like) {
-#pragma omp parallel for schedule(static)
-            for (size_t i = 0; i < n; i++)
-                nz_buf[i] = (float)cryo_degrade_gauss(seed, (uint64_t)c * 16 + 1, i);
+            gauss_fill(nz_buf, n, seed, (uint64_t)c * 16 + 1);
         } else {
             /* shell power of the shape volume (its channel c, or 0 if it has fewer) */
             const float *sh = channel(shape_like, c < shape_like->c ? c : 0);
@@ -410,9 +484,7 @@ int cryo_degrade_noise(struct cryo_volume *v, double snr, const struct cryo_volu
                     }
             for (size_t q = 0; q < nshell; q++)
                 power[q] = cnt[q] > 0 ? sqrt(power[q] / cnt[q]) : 0; /* amplitude per shell */
-#pragma omp parallel for schedule(static)
-            for (size_t i = 0; i < n; i++)
-                t.r[i] = (float)cryo_degrade_gauss(seed, (uint64_t)c * 16 + 1, i);
+            gauss_fill(t.r, n, seed, (uint64_t)c * 16 + 1);
             fftwf_execute(t.fwd);
 #pragma omp parallel for schedule(static)
             for (int64_t k = 0; k < t.nz; k++)
@@ -448,10 +520,10 @@ int cryo_degrade_noise(struct cryo_volume *v, double snr, const struct cryo_volu
 
 /* ---- local resolution ---------------------------------------------------------------- */
 
-static double gauss_blur_fn(double kx, double ky, double kz, const void *ctx)
+static double gauss_blur_axis(double k, const void *ctx)
 {
     double sigma = *(const double *)ctx;
-    return exp(-2 * M_PI * M_PI * sigma * sigma * (kx * kx + ky * ky + kz * kz));
+    return exp(-2 * M_PI * M_PI * sigma * sigma * k * k);
 }
 
 int cryo_degrade_local_res(struct cryo_volume *v, double lo, double hi, double scale, int levels,
@@ -483,10 +555,8 @@ int cryo_degrade_local_res(struct cryo_volume *v, double lo, double hi, double s
     /* weight field: blurred white noise, min-max normalised to [0,1] */
     float *wf = w.data;
     if (s == CRYO_OK) {
-#pragma omp parallel for schedule(static)
-        for (size_t i = 0; i < n; i++)
-            wf[i] = (float)cryo_degrade_gauss(seed, 7, i);
-        s = fourier_filter(wf, &w, gauss_blur_fn, &scale, NULL, err);
+        gauss_fill(wf, n, seed, 7);
+        s = fourier_filter_any(wf, &w, NULL, &scale, gauss_blur_axis, NULL, err);
     }
     if (s == CRYO_OK) {
         float mn = wf[0], mx = wf[0];

@@ -2,7 +2,8 @@
  * Each option switches on one effect of libcore/degrade.c, applied in the fixed order
  * documented in degrade.h. Frame f of the stream uses seed + f, so a stream of maps gets
  * different but reproducible noise. --pair emits two channels, 0 = degraded input and
- * 1 = clean target, so vol-patch crops both at the same place. */
+ * 1 = clean target, so vol-patch crops both at the same place. NaN/Inf input is refused by
+ * cryo_degrade_apply. */
 #include "cryolvm/degrade.h"
 #include "cryolvm/stage.h"
 
@@ -103,7 +104,6 @@ static int degrade_process(void *state, struct cryo_volume *in, const struct cry
 {
     struct degrade_state *s = state;
     CRYO_TRY(cryo_volume_convert(in, CRYO_DTYPE_F32, err));
-    CRYO_TRY(cryo_volume_check_finite(in, "input", err));
     struct cryo_degrade_opts o = s->o;
     o.seed = s->o.seed + s->frame++;
     if (!s->pair) {
