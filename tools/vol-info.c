@@ -71,6 +71,24 @@ static void text_frame(const struct cfg *c, long no, const struct cryo_volume *v
         print_value(v->meta.keys[i], v->meta.vals[i], c->full);
 }
 
+/* Text as JSON. Metadata should be UTF-8, but MRC labels written elsewhere can hold
+ * Latin-1 bytes; those become '?' rather than making jansson drop the value. */
+static json_t *jstr(const char *s)
+{
+    json_t *j = json_string(s);
+    if (j)
+        return j;
+    size_t n = strlen(s);
+    char *t = malloc(n + 1);
+    if (!t)
+        return json_null();
+    for (size_t i = 0; i <= n; i++)
+        t[i] = (unsigned char)s[i] >= 0x80 ? '?' : s[i];
+    j = json_string(t);
+    free(t);
+    return j ? j : json_null();
+}
+
 /* A double as JSON: null for NaN/Inf, which JSON cannot hold. */
 static json_t *jnum(double x) { return isfinite(x) ? json_real(x) : json_null(); }
 
@@ -112,9 +130,9 @@ static json_t *json_frame(const struct cfg *c, const struct cryo_volume *v, cons
     }
     json_t *meta = json_object(), *hist = json_array();
     for (size_t i = 0; i < v->meta.n; i++)
-        json_object_set_new(meta, v->meta.keys[i], json_string(v->meta.vals[i]));
+        json_object_set_new(meta, v->meta.keys[i], jstr(v->meta.vals[i]));
     for (size_t i = 0, n = cryo_meta_history_count(&v->meta); i < n; i++)
-        json_array_append_new(hist, json_string(cryo_meta_history(&v->meta, i)));
+        json_array_append_new(hist, jstr(cryo_meta_history(&v->meta, i)));
     json_object_set_new(f, "meta", meta);
     json_object_set_new(f, "history", hist);
     return f;
@@ -129,7 +147,7 @@ static int describe(const struct cryo_cli *cli, const struct cfg *c, const char 
     if (c->json) {
         jin = json_object();
         jframes = json_array();
-        json_object_set_new(jin, "file", json_string(strcmp(path, "-") ? path : "stdin"));
+        json_object_set_new(jin, "file", jstr(strcmp(path, "-") ? path : "stdin"));
         json_array_append_new(jinputs, jin);
     }
     int st = cryo_source_open(&src, path, &err);
@@ -162,7 +180,7 @@ static int describe(const struct cryo_cli *cli, const struct cfg *c, const char 
     if (st < 0) {
         fprintf(stderr, "%s: %s\n", cli->tool->name, err.msg);
         if (c->json)
-            json_object_set_new(jin, "error", json_string(err.msg));
+            json_object_set_new(jin, "error", jstr(err.msg));
         return st;
     }
     return 0;

@@ -125,3 +125,13 @@ assert abs(f["stats"]["mean"] - a.mean()) < 1e-9 * max(1, abs(a.mean())) + 1e-12
 assert any(k.startswith("mrc.") for k in f["meta"]), f["meta"].keys()
 PY
 }
+
+@test "metadata bytes that are not UTF-8 (a Latin-1 label) are carried unchanged and shown in JSON" {
+  require_py_module zstandard
+  "$PY" -c 'import sys, numpy as np, cvol; cvol.write_stream(sys.argv[1], [{"data": np.ones(3, np.float32), "meta": {"history.0": b"caf\xe9 label"}}])' "$TMP/l.cvol"
+  run --separate-stderr vol-info --json "$TMP/l.cvol"
+  [ "$status" -eq 0 ]
+  "$PY" -c 'import sys, json; j = json.loads(sys.argv[1]); assert j["inputs"][0]["frames"][0]["history"] == ["caf? label"], j' "$output"
+  vol-convert "$TMP/l.cvol" -o "$TMP/l2.cvol"
+  "$PY" -c 'import sys, cvol; m = cvol.read_stream(sys.argv[1])[0]["meta"]; assert m["history.0"].encode("utf-8", "surrogateescape") == b"caf\xe9 label", m' "$TMP/l2.cvol"
+}

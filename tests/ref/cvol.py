@@ -212,7 +212,8 @@ def _frame_bytes(fr, level, chunk, do_shuffle):
     meta = fr.get("meta", {}) or {}
     mb = b""
     for k, v in meta.items():
-        kb, vb = k.encode(), str(v).encode()
+        kb = k.encode()
+        vb = v if isinstance(v, bytes) else str(v).encode("utf-8", errors="surrogateescape")
         if not 1 <= len(kb) <= 255 or not set(kb) <= KEY_CHARS or b"\0" in vb:
             raise CvolError(f"bad metadata key or value: {k!r}")
         mb += struct.pack("<H", len(kb)) + kb + struct.pack("<I", len(vb)) + vb
