@@ -60,10 +60,10 @@ static int cpu_init(struct cryo_nn_ctx *ctx, struct cryo_error *err)
     if (!st)
         return CRYO_E_NOMEM;
     pthread_once(&blas_once, blas_pick_core);
-    if (ctx->nthreads > 0) {
+    if (ctx->nthreads > 0)
         omp_set_num_threads(ctx->nthreads);
-        openblas_set_num_threads(ctx->nthreads);
-    }
+    /* OpenBLAS runs inside our OpenMP threads, one call per thread (cpu_linear.c). */
+    openblas_set_num_threads(1);
     dnnl_status_t s = dnnl_engine_create(&st->engine, dnnl_cpu, 0);
     if (s != dnnl_success) {
         free(st);

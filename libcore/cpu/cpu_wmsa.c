@@ -24,6 +24,10 @@
  * Cache layout (floats): qkv [T × 3c] | y [T × c] | probabilities [N·windows·heads ×
  * ntmax × ntmax] (row i of a window's matrix at i·ntmax, columns < its token count).
  */
+/* Let the compiler fuse a·b + c into one FMA in these kernels (ISO C mode turns that off
+ * by default); it only changes rounding, by at most half an ulp per operation. */
+#pragma GCC optimize("fp-contract=fast")
+
 #include <math.h>
 #include <omp.h>
 #include <string.h>
@@ -157,54 +161,82 @@ static void gather_qkv(struct tiles *t, const float *qkv, int c, int hd, int h, 
 
 /* ---- forward of one head in one window -------------------------------------------------- */
 
-/* Fast path: ntmax == NT (padded), hd == HD. P: this head's probabilities, row stride NT. */
+/* Fast path: ntmax == NT (padded), hd == HD, written with GCC vector types so that a score
+ * row (64 floats = 4 AVX-512 registers) and an output row (16 floats) stay in registers.
+ * bfull: this head's bias for a full window as a dense NT × NT matrix (NULL: gather through
+ * rel, for partial windows). P: this head's probabilities, row stride NT. */
+typedef float v16 __attribute__((vector_size(64)));
+typedef float v16u __attribute__((vector_size(64), aligned(4)));
+typedef int i16u __attribute__((vector_size(64), aligned(4)));
+typedef int i16 __attribute__((vector_size(64)));
+static inline v16 ld(const float *p) { return *(const v16u *)p; }
+/* lane-wise m ? a : b (m all-ones or zero per lane; C has no vector ?:) */
+static inline v16 vsel(i16 m, v16 a, v16 b) { return (v16)(((i16)a & m) | ((i16)b & ~m)); }
+static inline void st(float *p, v16 v) { *(v16u *)p = v; }
+
 static void head_fwd_fast(float *restrict P, float *restrict y, int c, int h, const struct tiles *t,
-                          const float *restrict bias, float scale)
+                          const float *restrict bias, const float *restrict bfull, float scale)
 {
     const int nt = t->ix.nt;
     const float *restrict q = t->q, *restrict kt = t->vt, *restrict v = t->v;
     const int *restrict lab = t->ix.lab;
+    const v16 ninf = (v16){0} - INFINITY, zero = {0};
     for (int i = 0; i < nt; i++) {
-        float s[NT];
-        for (int j = 0; j < NT; j++)
-            s[j] = 0.0f;
+        v16 s[4] = {zero, zero, zero, zero};
+        #pragma GCC unroll 16
         for (int d = 0; d < HD; d++) {
             float qd = q[i * HD + d];
-#pragma omp simd
+            #pragma GCC unroll 4
+            for (int b = 0; b < 4; b++)
+                s[b] += qd * ld(kt + d * NT + 16 * b);
+        }
+        float brow[NT];
+        if (bfull) {
+            #pragma GCC unroll 4
+            for (int b = 0; b < 4; b++)
+                st(brow + 16 * b, ld(bfull + i * NT + 16 * b));
+        } else {
+            const int *restrict rel = t->ix.rel + i * NT;
             for (int j = 0; j < NT; j++)
-                s[j] += qd * kt[d * NT + j];
+                brow[j] = bias[rel[j]];
         }
-        const int *restrict rel = t->ix.rel + i * NT;
         const int li = lab[i];
-        float m = -INFINITY;
-#pragma omp simd reduction(max : m)
-        for (int j = 0; j < NT; j++) {
-            float val = lab[j] == li ? s[j] * scale + bias[rel[j]] : -INFINITY;
-            s[j] = val;
-            m = val > m ? val : m;
+        v16 m = ninf;
+        #pragma GCC unroll 4
+        for (int b = 0; b < 4; b++) {
+            i16u lb = *(const i16u *)(lab + 16 * b);
+            s[b] = vsel(lb == li, s[b] * scale + ld(brow + 16 * b), ninf);
+            m = vsel(s[b] > m, s[b], m);
         }
+        float mx = m[0];
+        #pragma GCC unroll 16
+        for (int k = 1; k < 16; k++)
+            mx = m[k] > mx ? m[k] : mx;
+        float e[NT];
+        #pragma GCC unroll 4
+        for (int b = 0; b < 4; b++)
+            st(e + 16 * b, s[b] - mx);
         float sum = 0.0f;
 #pragma omp simd reduction(+ : sum)
         for (int j = 0; j < NT; j++) {
-            float e = s[j] == -INFINITY ? 0.0f : cpu_expf(s[j] - m);
-            s[j] = e;
-            sum += e;
+            float x = e[j];
+            float ex = x == -INFINITY ? 0.0f : cpu_expf(x);
+            e[j] = ex;
+            sum += ex;
         }
         float inv = 1.0f / sum; /* sum >= 1: the token attends to itself */
         float *restrict pr = P + i * NT;
-#pragma omp simd
-        for (int j = 0; j < NT; j++)
-            pr[j] = s[j] * inv;
-        float acc[HD];
-        for (int d = 0; d < HD; d++)
-            acc[d] = 0.0f;
-        for (int j = 0; j < nt; j++) {
-            float pj = pr[j];
-#pragma omp simd
-            for (int d = 0; d < HD; d++)
-                acc[d] += pj * v[j * HD + d];
-        }
-        memcpy(y + (size_t)t->ix.tok[i] * c + (size_t)h * HD, acc, sizeof acc);
+        v16 acc[4] = {zero, zero, zero, zero};
+        #pragma GCC unroll 4
+        for (int b = 0; b < 4; b++)
+            st(pr + 16 * b, ld(e + 16 * b) * inv);
+        /* padding rows of v are zero and their probabilities 0: run all NT, 4 chains */
+        #pragma GCC unroll 4
+        for (int j = 0; j < NT; j += 4)
+            #pragma GCC unroll 4
+            for (int u = 0; u < 4; u++)
+                acc[u] += pr[j + u] * ld(v + (j + u) * HD);
+        st(y + (size_t)t->ix.tok[i] * c + (size_t)h * HD, (acc[0] + acc[1]) + (acc[2] + acc[3]));
     }
 }
 
@@ -277,6 +309,20 @@ int cpu_wmsa_forward(struct cryo_nn_ctx *ctx, float *out, float *cache, const fl
 
     CRYO_TRY(cpu_linear_forward(ctx, qkv, inp, qkv_weight, qkv_bias, (int64_t)p.tokens, c, 3 * c, err));
 
+    /* Fast path: every full window has the same bias matrix per head; expand it once (in
+     * the first thread's dsum area, unused by the forward) so rows need no gather. */
+    float *bfull = NULL;
+    if (fast) {
+        struct tiles t0;
+        tiles_at(&t0, ws, &p, hd);
+        bfull = t0.dsum;
+        for (int h = 0; h < p.heads; h++)
+            for (int i = 0; i < NT; i++)
+                for (int j = 0; j < NT; j++)
+                    bfull[((size_t)h * NT + i) * NT + j] =
+                        rel_bias[(size_t)h * tab + rel_of(i, j, p.win, p.table, a->window)];
+    }
+
     const int64_t nwin = (int64_t)a->n * p.nwin_all;
 #pragma omp parallel num_threads(nthr)
     {
@@ -285,11 +331,13 @@ int cpu_wmsa_forward(struct cryo_nn_ctx *ctx, float *out, float *cache, const fl
 #pragma omp for schedule(dynamic, 8)
         for (int64_t wg = 0; wg < nwin; wg++) {
             window_index(&t.ix, &p, a->window, (int)(wg / p.nwin_all), (int)(wg % p.nwin_all));
+            const int full = full_window(&t.ix, &p);
             for (int h = 0; h < p.heads; h++) {
                 gather_qkv(&t, qkv, c, hd, h, ntmax, 1);
                 float *P = att ? att + ((size_t)wg * p.heads + h) * ntmax * ntmax : t.s;
                 if (fast)
-                    head_fwd_fast(P, y, c, h, &t, rel_bias + (size_t)h * tab, scale);
+                    head_fwd_fast(P, y, c, h, &t, rel_bias + (size_t)h * tab,
+                                  full ? bfull + (size_t)h * NT * NT : NULL, scale);
                 else
                     head_fwd_generic(P, y, c, h, hd, ntmax, &t, rel_bias + (size_t)h * tab, scale);
             }
@@ -300,72 +348,70 @@ int cpu_wmsa_forward(struct cryo_nn_ctx *ctx, float *out, float *cache, const fl
 
 /* ---- backward of one head in one window ------------------------------------------------- */
 
-/* Fast path. In: P (row stride NT), t->q, t->k, t->vt = Vᵀ, t->dy. Out: t->dq, t->dk, t->dv
- * (rows < nt), bias gradient into dsum (full window) or drel (partial window). */
+/* Fast path. In: P (row stride NT), t->q, t->k, t->vt = Vᵀ, t->dy (padding rows zero).
+ * Out: t->dq, t->dk, t->dv (rows < nt), bias gradient into dsum (full window) or drel
+ * (partial window). */
 static void head_bwd_fast(const float *restrict P, struct tiles *t, float *restrict dsum,
                           float *restrict drel, float scale)
 {
     const int nt = t->ix.nt;
     const float *restrict q = t->q, *restrict k = t->k, *restrict vt = t->vt, *restrict dy = t->dy;
     float *restrict ds = t->s;
+    const v16 zero = {0};
     for (int i = 0; i < nt; i++) {
         const float *restrict pr = P + i * NT;
-        float dp[NT];
-        for (int j = 0; j < NT; j++)
-            dp[j] = 0.0f;
+        v16 dp[4] = {zero, zero, zero, zero};
+        #pragma GCC unroll 16
         for (int d = 0; d < HD; d++) {
             float g = dy[i * HD + d];
-#pragma omp simd
-            for (int j = 0; j < NT; j++)
-                dp[j] += g * vt[d * NT + j];
+            #pragma GCC unroll 4
+            for (int b = 0; b < 4; b++)
+                dp[b] += g * ld(vt + d * NT + 16 * b);
         }
+        /* P is 0 at masked and padding entries, so sums may run over all NT */
+        v16 pd = zero;
+        #pragma GCC unroll 4
+        for (int b = 0; b < 4; b++)
+            pd += ld(pr + 16 * b) * dp[b];
         float sdot = 0.0f;
-#pragma omp simd reduction(+ : sdot)
-        for (int j = 0; j < nt; j++)
-            sdot += pr[j] * dp[j];
+        #pragma GCC unroll 16
+        for (int u = 0; u < 16; u++)
+            sdot += pd[u];
         float *restrict dsr = ds + i * NT;
-        /* dS = P ⊙ (dP − Σ P·dP); masked and padding entries have P = 0 */
-#pragma omp simd
-        for (int j = 0; j < NT; j++)
-            dsr[j] = j < nt ? pr[j] * (dp[j] - sdot) : 0.0f;
+        #pragma GCC unroll 4
+        for (int b = 0; b < 4; b++)
+            st(dsr + 16 * b, ld(pr + 16 * b) * (dp[b] - sdot));
         if (dsum) {
             float *restrict sr = dsum + i * NT;
-#pragma omp simd
-            for (int j = 0; j < NT; j++)
-                sr[j] += dsr[j];
+            #pragma GCC unroll 4
+            for (int b = 0; b < 4; b++)
+                st(sr + 16 * b, ld(sr + 16 * b) + ld(dsr + 16 * b));
         } else {
             const int *rel = t->ix.rel + i * NT;
             for (int j = 0; j < nt; j++)
                 drel[rel[j]] += dsr[j];
         }
-        float acc[HD];
-        for (int d = 0; d < HD; d++)
-            acc[d] = 0.0f;
-        for (int j = 0; j < nt; j++) {
-            float sj = dsr[j];
-#pragma omp simd
-            for (int d = 0; d < HD; d++)
-                acc[d] += sj * k[j * HD + d];
-        }
-        for (int d = 0; d < HD; d++)
-            t->dq[i * HD + d] = acc[d] * scale;
+        v16 acc[4] = {zero, zero, zero, zero};
+        #pragma GCC unroll 4
+        for (int j = 0; j < NT; j += 4)
+            #pragma GCC unroll 4
+            for (int u = 0; u < 4; u++)
+                acc[u] += dsr[j + u] * ld(k + (j + u) * HD);
+        st(t->dq + i * HD, ((acc[0] + acc[1]) + (acc[2] + acc[3])) * scale);
     }
+    for (int i = nt; i < NT; i++) /* rows the j loop below reads */
+        #pragma GCC unroll 4
+        for (int b = 0; b < 4; b++)
+            st(ds + i * NT + 16 * b, zero);
     for (int j = 0; j < nt; j++) {
-        float av[HD], ak[HD];
-        for (int d = 0; d < HD; d++)
-            av[d] = ak[d] = 0.0f;
+        v16 av[2] = {zero, zero}, ak[2] = {zero, zero};
         for (int i = 0; i < nt; i++) {
-            float pij = P[i * NT + j], sij = ds[i * NT + j];
-#pragma omp simd
-            for (int d = 0; d < HD; d++) {
-                av[d] += pij * dy[i * HD + d];
-                ak[d] += sij * q[i * HD + d];
-            }
+            int u = i & 1;
+            av[u] += P[i * NT + j] * ld(dy + i * HD);
+            ak[u] += ds[i * NT + j] * ld(q + i * HD);
         }
-        for (int d = 0; d < HD; d++) {
-            t->dv[j * HD + d] = av[d];
-            t->dk[j * HD + d] = ak[d] * scale;
-        }
+        st(t->dv + j * HD, av[0] + av[1]);
+        st(t->dk + j * HD, (ak[0] + ak[1]) * scale);
     }
 }
 
