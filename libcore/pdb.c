@@ -38,6 +38,36 @@ static int parse_num(const char *s, double *v)
     return 0;
 }
 
+/* Hybrid-36 (used by large structures when a 4-column residue number or 5-column serial
+ * overflows): "A000".."ZZZZ" continue after 9999, "a000".."zzzz" after those. Returns -1
+ * if `s` is not a hybrid-36 number of `width` characters. */
+static long hybrid36(const char *s, int width)
+{
+    if ((int)strlen(s) != width)
+        return -1;
+    int upper = isupper((unsigned char)s[0]), lower = islower((unsigned char)s[0]);
+    if (!upper && !lower)
+        return -1;
+    long v = 0, first = 10, span = 1;
+    for (int i = 0; i < width; i++) {
+        int c = (unsigned char)s[i], d;
+        if (isdigit(c))
+            d = c - '0';
+        else if (upper && isupper(c))
+            d = c - 'A' + 10;
+        else if (lower && islower(c))
+            d = c - 'a' + 10;
+        else
+            return -1;
+        v = v * 36 + d;
+        if (i > 0)
+            span *= 36;
+    }
+    long pow10 = width == 4 ? 10000 : 100000;
+    v -= first * span; /* "A000" is the first value after the decimal range */
+    return pow10 + v + (lower ? 26 * span : 0);
+}
+
 /* Element from the 4-column atom name field (columns 13-16): the symbol is right-aligned
  * in columns 13-14, so " CA " is carbon and "FE  " iron; ATOM names starting in column 13
  * with a letter are hydrogens like "HD21". */
@@ -124,7 +154,13 @@ int cryo_model_parse_pdb(struct cryo_model *m, const char *text, size_t len, con
             a.b = (float)v;
         }
         field(line, n, 7, 11, buf, sizeof buf);
-        a.serial = buf[0] && parse_num(buf, &v) == 0 ? (int)v : (int)m->n + 1;
+        long h36;
+        if (buf[0] && parse_num(buf, &v) == 0)
+            a.serial = (int)v;
+        else if ((h36 = hybrid36(buf, 5)) >= 0)
+            a.serial = (int)h36;
+        else
+            a.serial = (int)m->n + 1;
         field(line, n, 13, 16, a.name, sizeof a.name);
         a.altloc = n >= 17 ? line[16] : ' ';
         field(line, n, 18, 20, a.resname, sizeof a.resname);
@@ -132,12 +168,15 @@ int cryo_model_parse_pdb(struct cryo_model *m, const char *text, size_t len, con
         if (a.chain[0] == ' ')
             a.chain[0] = '\0';
         field(line, n, 23, 26, buf, sizeof buf);
-        if (buf[0] && parse_num(buf, &v) < 0) {
+        if (buf[0] && parse_num(buf, &v) == 0)
+            a.resseq = (int)v;
+        else if (buf[0] && (h36 = hybrid36(buf, 4)) >= 0)
+            a.resseq = (int)h36;
+        else if (buf[0]) {
             cryo_model_free(m);
             return cryo_fail(err, CRYO_E_FORMAT, "%s:%ld: residue number '%s' is not a number", name,
                              lineno, buf);
         }
-        a.resseq = buf[0] ? (int)v : 0;
         a.icode = n >= 27 ? line[26] : ' ';
         a.het = het;
         field(line, n, 77, 78, buf, sizeof buf);

@@ -76,6 +76,25 @@ TEST(pdb_first_model_only)
     cryo_model_free(&m);
 }
 
+TEST(pdb_hybrid36)
+{
+    const char *t = "ATOM  A0000  CA  GLY AA000       1.000   1.000   1.000  1.00  0.00           C\n"
+                    "ATOM  A0001  CA  GLY Aa000       2.000   2.000   2.000  1.00  0.00           C\n";
+    struct cryo_model m;
+    struct cryo_model_opts o;
+    cryo_model_opts_default(&o);
+    cryo_model_init(&m);
+    CHECK_EQ_INT(cryo_model_parse_pdb(&m, t, strlen(t), "h.pdb", &o, NULL), 0);
+    CHECK_EQ_INT(m.n, 2);
+    if (m.n == 2) {
+        CHECK_EQ_INT(m.atoms[0].serial, 100000);
+        CHECK_EQ_INT(m.atoms[1].serial, 100001);
+        CHECK_EQ_INT(m.atoms[0].resseq, 10000);
+        CHECK_EQ_INT(m.atoms[1].resseq, 10000 + 26 * 36 * 36 * 36);
+    }
+    cryo_model_free(&m);
+}
+
 TEST(pdb_errors_name_line)
 {
     struct cryo_model m;
@@ -244,7 +263,7 @@ TEST(elements)
 
 int main(void)
 {
-    return RUN_TESTS(pdb_defaults, pdb_filters, pdb_first_model_only, pdb_errors_name_line,
+    return RUN_TESTS(pdb_defaults, pdb_filters, pdb_first_model_only, pdb_hybrid36, pdb_errors_name_line,
                      cif_any_order_quotes_models, cif_errors, read_file_gzip_and_sniff,
                      write_pdb_roundtrip, elements);
 }
