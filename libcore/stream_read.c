@@ -439,12 +439,16 @@ static int read_frame_data(struct cryo_stream_reader *r, uint64_t fno, struct cr
             cvol_put_u32(szb, (uint32_t)s->comp_len);
             s->crc = cvol_crc32(cvol_crc32(0, szb, 4), s->comp, s->comp_len);
             unsigned char *dst = shuffled ? s->shuf : data + off;
-            size_t got = ZSTD_decompressDCtx(s->dctx, dst, len, s->comp, s->comp_len);
+            /* Exactly one zstd frame (the spec's rule): no skippable or concatenated frames. */
+            size_t one = ZSTD_findFrameCompressedSize(s->comp, s->comp_len);
+            size_t got = ZSTD_isError(one) ? one
+                         : one != s->comp_len ? (size_t)-1
+                                              : ZSTD_decompressDCtx(s->dctx, dst, len, s->comp, s->comp_len);
             s->zerr = 0;
-            if (ZSTD_isError(got))
+            if (ZSTD_isError(got) && got != (size_t)-1)
                 s->zerr = got;
             else if (got != len)
-                s->zerr = (size_t)-1; /* sentinel: wrong size, not a zstd code */
+                s->zerr = (size_t)-1; /* sentinel: not one frame of the right size, not a zstd code */
             if (!s->zerr && shuffled)
                 cvol_unshuffle(data + off, s->shuf, len / es, es);
         }
@@ -453,7 +457,7 @@ static int read_frame_data(struct cryo_stream_reader *r, uint64_t fno, struct cr
             if (s->zerr)
                 return cryo_fail(err, CRYO_E_CORRUPT, "%s: frame %llu, chunk %u: %s (corrupt data)", r->name, fn,
                                  (unsigned)(b + (uint32_t)k + 1),
-                                 s->zerr == (size_t)-1 ? "decompressed size differs from the header"
+                                 s->zerr == (size_t)-1 ? "not one zstd frame of the chunk's size"
                                                        : ZSTD_getErrorName(s->zerr));
             crc = (uint32_t)crc32_combine(crc, s->crc, (z_off_t)(4 + s->comp_len));
         }

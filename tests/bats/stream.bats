@@ -186,3 +186,30 @@ PY
       "$TMP/in.mrc" "$TMP/$f.mrc"
   done
 }
+
+@test "a chunk must be exactly one zstd frame: two concatenated frames are refused" {
+  require_py_module zstandard
+  "$PY" - "$TMP/two-frames-in-chunk.cvol" <<'PY'
+import sys, struct, zlib, numpy as np, zstandard, cvol
+good = cvol.write_stream(None, [{"data": np.arange(64, dtype=np.uint8)}])   # one chunk, no shuffle
+hl = 120 + 0 + 4                                   # no metadata
+start = 16
+raw = np.arange(64, dtype=np.uint8).tobytes()
+c = zstandard.ZstdCompressor(level=3, write_checksum=True)
+comp = c.compress(raw[:32]) + c.compress(raw[32:])  # decodes to the right 64 bytes, but as two frames
+rec = good[start:start + hl] + struct.pack("<I", len(comp)) + comp
+rec += struct.pack("<I", zlib.crc32(rec))
+end = good[-20:]
+open(sys.argv[1], "wb").write(good[:start] + rec + end)
+try:
+    cvol.read_stream(sys.argv[1])
+    raise SystemExit("the Python reference accepted it")
+except cvol.CvolError as e:
+    assert "zstd frame" in str(e), e
+PY
+  run vol-convert "$TMP/two-frames-in-chunk.cvol" -o "$TMP/out.cvol"
+  [ "$status" -eq 1 ]
+  assert_one_error_line
+  [[ "$output" == *"frame 1, chunk 1: not one zstd frame of the chunk's size (corrupt data)"* ]]
+  assert_no_file "$TMP/out.cvol"
+}

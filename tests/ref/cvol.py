@@ -174,11 +174,14 @@ def read_stream(src):
                 raise CvolError(f"frame {fno}, chunk {i + 1}: impossible compressed size")
             comp = inp.take(cs, cut)
             try:
-                chunk = dctx.decompress(comp, max_output_size=n)
+                if zstandard.frame_content_size(comp) != n:
+                    raise CvolError(f"frame {fno}, chunk {i + 1}: zstd frame does not declare the chunk's size")
+                dobj = dctx.decompressobj()
+                chunk = dobj.decompress(comp)
             except zstandard.ZstdError as e:
                 raise CvolError(f"frame {fno}, chunk {i + 1}: {e}")
-            if len(chunk) != n:
-                raise CvolError(f"frame {fno}, chunk {i + 1}: wrong decoded size")
+            if len(chunk) != n or dobj.unused_data or not dobj.eof:
+                raise CvolError(f"frame {fno}, chunk {i + 1}: not one zstd frame of the chunk's size")
             out += unshuffle(chunk, size) if filt == 1 else chunk
         (tcrc,) = struct.unpack("<I", inp.take(4, cut))
         if zlib.crc32(data[start:inp.pos - 4]) != tcrc:
