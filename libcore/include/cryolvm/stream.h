@@ -44,8 +44,8 @@ int cryo_stream_reader_open(struct cryo_stream_reader **r, FILE *f, const char *
  * frame, missing end record), CRYO_E_CORRUPT (CRC or zstd failure, unknown record, frame
  * count mismatch), CRYO_E_FORMAT (header fields that break the rules or the caps of
  * cryolvm-stream(5), data after the end record), CRYO_E_UNSUPPORTED (unknown dtype, codec,
- * filter or required flag), CRYO_E_IO, CRYO_E_NOMEM. After an error or the end, further
- * calls return the same outcome. Decodes chunks on omp_get_max_threads() threads. */
+ * filter or required flag), CRYO_E_IO, CRYO_E_NOMEM. After an error further calls fail with
+ * the same status; after the end they return 0. Decodes on omp_get_max_threads() threads. */
 int cryo_stream_read(struct cryo_stream_reader *r, struct cryo_volume *v, struct cryo_error *err);
 /* Sizes of the last frame read: bytes of its record on the wire (header, chunks, trailer)
  * and raw data bytes. */
