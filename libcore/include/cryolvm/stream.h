@@ -42,7 +42,8 @@ int cryo_stream_reader_open(struct cryo_stream_reader **r, FILE *f, const char *
  * verified, 0 = clean end of stream (end record seen, frame count matched, nothing after
  * it), < 0 = error, with *v left empty (never a partial frame): CRYO_E_TRUNCATED (cut in a
  * frame, missing end record), CRYO_E_CORRUPT (CRC or zstd failure, unknown record, frame
- * count mismatch), CRYO_E_FORMAT (header fields that break the rules or the caps of
+ * count mismatch, a header or metadata length beyond the caps, checked before the CRC),
+ * CRYO_E_FORMAT (CRC-valid header fields that break the rules or caps of
  * cryolvm-stream(5), data after the end record), CRYO_E_UNSUPPORTED (unknown dtype, codec,
  * filter or required flag), CRYO_E_IO, CRYO_E_NOMEM. After an error further calls fail with
  * the same status; after the end they return 0. Decodes on omp_get_max_threads() threads. */
