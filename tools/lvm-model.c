@@ -5,6 +5,7 @@
  *   lvm-model run W.safetensors IN -o OUT [--device cpu]
  *   lvm-model grad W.safetensors BATCH.safetensors -o OUT.safetensors
  *   lvm-model tensors FILE.safetensors [-o COPY.safetensors]
+ *   lvm-model bench W.safetensors [--box N] [--batch B] [--train] [--repeat R]
  *
  * Shape of main: parse, pick the command, validate every input before computing, write
  * the output atomically (safetensors writer, volume sink) so that a failure leaves nothing
@@ -16,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/cli.h"
 #include "cryolvm/mem.h"
@@ -29,13 +31,17 @@ static const struct cryo_option options[] = {
      "init: network configuration on top of the default (in_ch, out_ch, width, levels, depth, window, "
      "head_dim, mlp_ratio)", NULL},
     {"seed", 's', CRYO_OPT_INT, "S", "1", "init: seed of the weight initialisation", NULL},
-    {"device", 0, CRYO_OPT_CHOICE, "DEV", "cpu", "run, grad: device to compute on", "cpu|cuda"},
+    {"device", 0, CRYO_OPT_CHOICE, "DEV", "cpu", "run, grad, bench: device to compute on", "cpu|cuda"},
+    {"box", 0, CRYO_OPT_INT, "N", "64", "bench: edge of the cubic tile", NULL},
+    {"batch", 0, CRYO_OPT_INT, "B", "1", "bench: tiles per batch", NULL},
+    {"train", 0, CRYO_OPT_FLAG, NULL, NULL, "bench: time training steps (forward, MSE, backward, AdamW) instead of forward passes", NULL},
+    {"repeat", 0, CRYO_OPT_INT, "R", "3", "bench: timed repetitions after one warm-up (median reported)", NULL},
     {NULL, 0, CRYO_OPT_END, NULL, NULL, NULL, NULL}};
 
 static const struct cryo_tool tool = {
     "lvm-model",
     "create, describe and run CryoLVM SCUNet-3D network weights (safetensors)",
-    "init|info|run|grad|tensors [OPTIONS] [WEIGHTS] [INPUT]",
+    "init|info|run|grad|tensors|bench [OPTIONS] [WEIGHTS] [INPUT]",
     options, 1, 3, 1};
 
 static const char *cmd_name;
@@ -317,6 +323,80 @@ static int cmd_tensors(const struct cryo_cli *cli)
     return 0;
 }
 
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Time forward passes or training steps on random tiles; one line of key=value results. */
+static int cmd_bench(const struct cryo_cli *cli)
+{
+    need_inputs(cli->n_inputs, 2, "bench W.safetensors [--box N] [--batch B] [--train] [--repeat R]");
+    long box = cryo_args_int(cli->args, "box"), batch = cryo_args_int(cli->args, "batch");
+    long rep = cryo_args_int(cli->args, "repeat");
+    int train = cryo_args_flag(cli->args, "train");
+    if (box < 1 || box > 1024 || batch < 1 || batch > 256 || rep < 1 || rep > 1000)
+        cli_usage_error(&tool, "bench: --box 1..1024, --batch 1..256, --repeat 1..1000");
+    struct cryo_error err = {0};
+    struct cryo_nn_ctx *ctx = open_ctx(cli);
+    struct cryo_scunet *m = load_model(cli, ctx, cli->inputs[1], (int)batch, (int)box, (int)box, (int)box, train);
+    const struct cryo_scunet_config *c = cryo_scunet_config(m);
+    double flops;
+    if (cryo_scunet_flops(c, (int)batch, (int)box, (int)box, (int)box, &flops, &err) < 0)
+        cli_die(cli, &err);
+    size_t nin = cryo_scunet_input_count(m), nout = cryo_scunet_output_count(m);
+    float *x = cryo_alloc_big(nin * sizeof(float), &err), *y = cryo_alloc_big(nout * sizeof(float), &err);
+    if (!x || !y)
+        cli_die(cli, &err);
+    uint64_t s = 12345;
+    for (size_t i = 0; i < nin; i++) {
+        s = s * 6364136223846793005ULL + 1442695040888963407ULL;
+        x[i] = (float)((double)(s >> 11) * 0x1.0p-53 - 0.5);
+    }
+    for (size_t i = 0; i < nout; i++)
+        y[i] = x[i % nin];
+    struct cryo_trainer *tr = NULL;
+    struct cryo_train_opts o;
+    cryo_train_opts_default(&o);
+    if (train && cryo_trainer_create(&tr, m, &o, &err) < 0)
+        cli_die(cli, &err);
+    if (cryo_nn_upload(ctx, cryo_scunet_input(m), x, nin, &err) < 0)
+        cli_die(cli, &err);
+    double *t = calloc((size_t)rep, sizeof *t);
+    if (!t)
+        cli_die(cli, &err);
+    for (long r = -1; r < rep; r++) {
+        double t0 = now_s();
+        int rc = train ? cryo_trainer_step(tr, x, y, &err) : cryo_scunet_forward(m, &err);
+        if (rc == 0)
+            rc = cryo_nn_sync(ctx, &err);
+        if (rc < 0)
+            cli_die(cli, &err);
+        if (r >= 0)
+            t[r] = now_s() - t0;
+    }
+    qsort(t, (size_t)rep, sizeof *t, cmp_double);
+    double med = t[rep / 2], work = train ? 3 * flops : flops;
+    printf("what=%s box=%ld batch=%ld seconds=%.4f gflop=%.2f gflops=%.1f activation_mib=%.0f threads=%d device=\"%s\"\n",
+           train ? "train_step" : "forward", box, batch, med, work / 1e9, work / med / 1e9,
+           (double)cryo_scunet_activation_bytes(m) / 1048576.0, cli->threads, cryo_nn_ctx_name(ctx));
+    free(t);
+    cryo_free_big(x);
+    cryo_free_big(y);
+    cryo_trainer_free(tr);
+    cryo_scunet_free(m);
+    cryo_nn_ctx_free(ctx);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     struct cryo_cli cli;
@@ -333,8 +413,10 @@ int main(int argc, char **argv)
         rc = cmd_grad(&cli);
     else if (strcmp(cmd_name, "tensors") == 0)
         rc = cmd_tensors(&cli);
+    else if (strcmp(cmd_name, "bench") == 0)
+        rc = cmd_bench(&cli);
     else
-        cli_usage_error(&tool, "unknown command '%s' (init, info, run, grad, tensors)", cmd_name);
+        cli_usage_error(&tool, "unknown command '%s' (init, info, run, grad, tensors, bench)", cmd_name);
     cli_free(&cli);
     return rc;
 }

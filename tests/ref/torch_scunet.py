@@ -24,6 +24,7 @@ Commands:
   torch_scunet.py optim DIR/optim.safetensors        compare test_optim --dump with PyTorch
   torch_scunet.py set-tau W OUT VALUE                copy of W with every FRN threshold = VALUE
   torch_scunet.py check-run W IN.mrc OUT.mrc [TOL]   lvm-model run output against PyTorch
+  torch_scunet.py bench W BOX BATCH train|forward REPEAT [THREADS]   PyTorch timing
 """
 import json
 import math
@@ -123,21 +124,10 @@ def build(cfg):
             self.relative_position_params = nn.Parameter(torch.zeros(self.heads, r, r, r))
             nn.init.trunc_normal_(self.relative_position_params, std=0.02)
             self.linear = nn.Linear(dim, dim)
+            self._geom = {}
 
-        def forward(self, x):  # N D H W C
-            N, L = x.shape[0], list(x.shape[1:4])
-            C, w = self.dim, self.w
-            win = [min(w, l) for l in L]
-            sh = [w // 2 if (self.shifted and l >= w) else 0 for l in L]
-            if any(sh):
-                x = torch.roll(x, shifts=(-sh[0], -sh[1], -sh[2]), dims=(1, 2, 3))
-            nw = [(l + s - 1) // s for l, s in zip(L, win)]
-            P = [n * s for n, s in zip(nw, win)]
-            x = F.pad(x, (0, 0, 0, P[2] - L[2], 0, P[1] - L[1], 0, P[0] - L[0]))
-            # partition: N nD wD nH wH nW wW C -> (N nwin) nt C
-            x = x.view(N, nw[0], win[0], nw[1], win[1], nw[2], win[2], C)
-            x = x.permute(0, 1, 3, 5, 2, 4, 6, 7).reshape(-1, win[0] * win[1] * win[2], C)
-            nt = x.shape[1]
+        def geometry(self, N, L, win, sh, nw, nt):
+            w = self.w
             # rolled global position of every (window, token) per axis
             pos = []
             for a in range(3):
@@ -166,6 +156,27 @@ def build(cfg):
             iz = lz[:, None] - lz[None, :] + w - 1
             iy = ly[:, None] - ly[None, :] + w - 1
             ix = lx[:, None] - lx[None, :] + w - 1
+            # the mask forbids a key: padding, or another side of a shifted boundary
+            return allow, iz, iy, ix
+
+        def forward(self, x):  # N D H W C
+            N, L = x.shape[0], list(x.shape[1:4])
+            C, w = self.dim, self.w
+            win = [min(w, l) for l in L]
+            sh = [w // 2 if (self.shifted and l >= w) else 0 for l in L]
+            if any(sh):
+                x = torch.roll(x, shifts=(-sh[0], -sh[1], -sh[2]), dims=(1, 2, 3))
+            nw = [(l + s - 1) // s for l, s in zip(L, win)]
+            P = [n * s for n, s in zip(nw, win)]
+            x = F.pad(x, (0, 0, 0, P[2] - L[2], 0, P[1] - L[1], 0, P[0] - L[0]))
+            # partition: N nD wD nH wH nW wW C -> (N nwin) nt C
+            x = x.view(N, nw[0], win[0], nw[1], win[1], nw[2], win[2], C)
+            x = x.permute(0, 1, 3, 5, 2, 4, 6, 7).reshape(-1, win[0] * win[1] * win[2], C)
+            nt = x.shape[1]
+            key = (N, tuple(L))
+            if key not in self._geom:  # masks and bias indices depend on the grid only
+                self._geom[key] = self.geometry(N, L, win, sh, nw, nt)
+            allow, iz, iy, ix = self._geom[key]
             bias = self.relative_position_params[:, iz, iy, ix]  # heads nt nt
             qkv = self.embedding_layer(x)  # B nt 3C
             B = qkv.shape[0]
@@ -382,6 +393,33 @@ def main(argv):
         tol = float(argv[5]) if len(argv) > 5 else 1e-4
         print(f"run vs PyTorch: rel err {e:.3g} (tol {tol})")
         return 0 if e <= tol else 1
+    if cmd == "bench":
+        # bench W BOX BATCH train|forward REPEAT: the same network in PyTorch, median seconds
+        import time
+        import torch
+        torch.set_num_threads(int(argv[7]) if len(argv) > 7 else 2)
+        model, cfg = load_model(argv[2])
+        box, batch, what, rep = int(argv[3]), int(argv[4]), argv[5], int(argv[6])
+        x = torch.rand(batch, cfg["in_ch"], box, box, box) - 0.5
+        y = x.clone()
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+        times = []
+        for r in range(rep + 1):
+            t0 = time.perf_counter()
+            if what == "train":
+                opt.zero_grad(set_to_none=True)
+                loss = torch.nn.functional.mse_loss(model(x), y)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                opt.step()
+            else:
+                with torch.no_grad():
+                    model(x)
+            if r:
+                times.append(time.perf_counter() - t0)
+        times.sort()
+        print(f"what={what} box={box} batch={batch} seconds={times[len(times) // 2]:.4f} torch={torch.__version__}")
+        return 0
     if cmd == "optim":
         return check_optim(argv[2])
     print(__doc__, file=sys.stderr)
