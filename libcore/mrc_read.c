@@ -5,8 +5,7 @@
  * axis order is fread straight into the frame (one copy, by the kernel). Pipes and gzip
  * streams are read as they come, in growing chunks, so a header that claims terabytes on a
  * pipe fails with "only N bytes follow" rather than an allocation failure. Big-endian data
- * is swapped in place; non-standard axis orders are permuted with 16³ blocks so both the
- * source and the destination stay in cache.
+ * is swapped in place; non-standard axis orders are permuted in 16³ blocks (see permute).
  */
 #include "mrc_priv.h"
 
@@ -89,23 +88,26 @@ static void swap_bytes(void *data, size_t n, size_t esize)
     }
 }
 
-/* dst[c*os0 + r*os1 + s*os2] = src[c + nc*(r + nr*s)], in 16³ blocks. */
+/* Walk the destination in x-fastest order, 16^3 blocks at a time, fetching each voxel from
+ * the file layout: dst[x + nx*(y + ny*z)] = src[x*is[0] + y*is[1] + z*is[2]], where is[k] is
+ * the source stride of the file axis that runs along spatial axis k. Writes are contiguous;
+ * a block's reads touch 16x16 cache lines, which stay in L1 while the block is copied. */
 #define PERMUTE_FN(NAME, T)                                                                       \
-    static void NAME(T *dst, const T *src, const int64_t nf[3], const size_t os[3])            \
+    static void NAME(T *dst, const T *src, const int64_t n[3], const size_t is[3])               \
     {                                                                                             \
-        const int64_t B = 16, nc = nf[0], nr = nf[1], ns = nf[2];                                 \
-        _Pragma("omp parallel for collapse(2) if (nc * nr * ns > (1 << 20))")                    \
-        for (int64_t sb = 0; sb < ns; sb += B)                                                    \
-            for (int64_t rb = 0; rb < nr; rb += B)                                                \
-                for (int64_t cb = 0; cb < nc; cb += B) {                                          \
-                    int64_t se = sb + B < ns ? sb + B : ns, re = rb + B < nr ? rb + B : nr;       \
-                    int64_t ce = cb + B < nc ? cb + B : nc;                                       \
-                    for (int64_t s = sb; s < se; s++)                                             \
-                        for (int64_t r = rb; r < re; r++) {                                       \
-                            const T *in = src + (size_t)nc * ((size_t)r + (size_t)nr * (size_t)s); \
-                            T *out = dst + (size_t)r * os[1] + (size_t)s * os[2];                 \
-                            for (int64_t c = cb; c < ce; c++)                                     \
-                                out[(size_t)c * os[0]] = in[c];                                   \
+        const int64_t B = 16, nx = n[0], ny = n[1], nz = n[2];                                    \
+        _Pragma("omp parallel for collapse(2) schedule(static) if (nx * ny * nz > (1 << 20))")   \
+        for (int64_t zb = 0; zb < nz; zb += B)                                                    \
+            for (int64_t yb = 0; yb < ny; yb += B)                                                \
+                for (int64_t xb = 0; xb < nx; xb += B) {                                          \
+                    int64_t ze = zb + B < nz ? zb + B : nz, ye = yb + B < ny ? yb + B : ny;       \
+                    int64_t xe = xb + B < nx ? xb + B : nx;                                       \
+                    for (int64_t z = zb; z < ze; z++)                                             \
+                        for (int64_t y = yb; y < ye; y++) {                                       \
+                            T *out = dst + (size_t)nx * ((size_t)y + (size_t)ny * (size_t)z);     \
+                            const T *in = src + (size_t)y * is[1] + (size_t)z * is[2];           \
+                            for (int64_t x = xb; x < xe; x++)                                     \
+                                out[x] = in[(size_t)x * is[0]];                                   \
                         }                                                                         \
                 }                                                                                 \
     }
@@ -115,17 +117,15 @@ PERMUTE_FN(permute32, uint32_t)
 
 static void permute(void *dst, const void *src, const struct mrc_header *h)
 {
-    const size_t spatial_stride[3] = {1, (size_t)h->dim[0], (size_t)h->dim[0] * (size_t)h->dim[1]};
-    size_t os[3];
-    int64_t nf[3];
-    for (int i = 0; i < 3; i++) {
-        os[i] = spatial_stride[h->file_axis[i]];
-        nf[i] = h->n[i];
-    }
+    /* source strides of the column, row and section axes, assigned to their spatial axes */
+    const size_t file_stride[3] = {1, (size_t)h->n[0], (size_t)h->n[0] * (size_t)h->n[1]};
+    size_t is[3];
+    for (int i = 0; i < 3; i++)
+        is[h->file_axis[i]] = file_stride[i];
     switch (h->esize) {
-    case 1: permute8(dst, src, nf, os); break;
-    case 2: permute16(dst, src, nf, os); break;
-    default: permute32(dst, src, nf, os); break;
+    case 1: permute8(dst, src, h->dim, is); break;
+    case 2: permute16(dst, src, h->dim, is); break;
+    default: permute32(dst, src, h->dim, is); break;
     }
 }
 
