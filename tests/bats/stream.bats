@@ -213,3 +213,20 @@ PY
   [[ "$output" == *"frame 1, chunk 1: not one zstd frame of the chunk's size (corrupt data)"* ]]
   assert_no_file "$TMP/out.cvol"
 }
+
+@test "memory is bounded by one frame: 16 frames of 8 MiB take no more than 1" {
+  require_py_module zstandard
+  [ -x /usr/bin/time ] || skip "/usr/bin/time not installed"
+  "$PY" - "$TMP" <<'PY'
+import sys, numpy as np, cvol
+a = np.random.default_rng(0).normal(size=(128, 128, 128)).astype(np.float32)
+cvol.write_stream(f"{sys.argv[1]}/one.cvol", [{"data": a}])
+cvol.write_stream(f"{sys.argv[1]}/many.cvol", [{"data": a}] * 16)
+PY
+  for f in one many; do
+    /usr/bin/time -f %M -o "$TMP/$f.rss" vol-convert "$TMP/$f.cvol" -o "$TMP/$f.out.cvol"
+  done
+  one=$(cat "$TMP/one.rss"); many=$(cat "$TMP/many.rss")
+  echo "max RSS: one frame $one KiB, 16 frames $many KiB"
+  [ "$many" -lt $((one + 8192)) ]    # within 8 MiB of the one-frame run (the frame is 8 MiB)
+}
