@@ -260,16 +260,40 @@ int mrc_header_parse(struct mrc_header *h, const unsigned char *b, const char *n
     return CRYO_OK;
 }
 
-/* Label text as a history line: trailing blanks/NULs dropped, other non-printing bytes and
- * bytes outside ASCII made '?' (labels are ASCII; old files hold Latin-1 or garbage). */
+/* Length of a valid UTF-8 sequence (2..4 bytes, no overlongs/surrogates) at p, else 0. */
+static size_t utf8_len(const unsigned char *p, size_t left)
+{
+    size_t n = p[0] >= 0xF0 && p[0] <= 0xF4 ? 4 : p[0] >= 0xE0 ? 3 : p[0] >= 0xC2 && p[0] <= 0xDF ? 2 : 0;
+    if (n == 0 || n > left)
+        return 0;
+    for (size_t i = 1; i < n; i++)
+        if ((p[i] & 0xC0) != 0x80)
+            return 0;
+    if ((p[0] == 0xE0 && p[1] < 0xA0) || (p[0] == 0xED && p[1] >= 0xA0) || (p[0] == 0xF0 && p[1] < 0x90) ||
+        (p[0] == 0xF4 && p[1] >= 0x90))
+        return 0;
+    return n;
+}
+
+/* Label text as a history line: trailing blanks/NULs dropped, control characters made
+ * spaces, valid UTF-8 kept, any other byte (Latin-1 from old writers, garbage) made '?'
+ * because metadata values are UTF-8. */
 static void clean_label(const char *in, char *out)
 {
     size_t n = strnlen(in, 80);
     while (n > 0 && (in[n - 1] == ' ' || in[n - 1] == '\0' || in[n - 1] == '\t'))
         n--;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)in[i];
-        out[i] = (c >= 32 && c < 127) ? (char)c : (c == 0 || c == '\t') ? ' ' : '?';
+    const unsigned char *u = (const unsigned char *)in;
+    size_t i = 0;
+    while (i < n) {
+        size_t k = u[i] >= 0x80 ? utf8_len(u + i, n - i) : 0;
+        if (k) {
+            memcpy(out + i, in + i, k);
+            i += k;
+        } else {
+            out[i] = (u[i] >= 32 && u[i] < 127) ? (char)u[i] : u[i] < 32 || u[i] == 127 ? ' ' : '?';
+            i++;
+        }
     }
     out[n] = '\0';
 }

@@ -678,6 +678,28 @@ TEST(labels_are_the_last_ten_history_lines_cut_cleanly)
     free(mem);
 }
 
+TEST(labels_read_as_utf8_history)
+{
+    struct spec s;
+    spec_default(&s, 2);
+    size_t len;
+    unsigned char *b = build_mrc(&s, &len);
+    const char *l0 = "Relion 3.1 \xC3\x85ngstr\xC3\xB6m", *l1 = "old \xC5 label\x01tab", *l4 = "after a gap";
+    memcpy(b + 224, l0, strlen(l0));       /* valid UTF-8 */
+    memcpy(b + 304, l1, strlen(l1));       /* a Latin-1 byte and a control character */
+    memcpy(b + 544, l4, strlen(l4));       /* label 4: the empty ones between are skipped */
+    struct cryo_volume v;
+    cryo_volume_init(&v);
+    struct cryo_error err = {0};
+    CHECK(cryo_mrc_decode(&v, b, len, "t.mrc", &err) == 0);
+    CHECK_EQ_INT(cryo_meta_history_count(&v.meta), 3);
+    CHECK(strcmp(cryo_meta_history(&v.meta, 0), "Relion 3.1 \xC3\x85ngstr\xC3\xB6m") == 0);
+    CHECK(strcmp(cryo_meta_history(&v.meta, 1), "old ? label tab") == 0);
+    CHECK(strcmp(cryo_meta_history(&v.meta, 2), "after a gap") == 0);
+    cryo_volume_free(&v);
+    free(b);
+}
+
 TEST(stacks_and_images_get_ispg_0)
 {
     struct cryo_volume v;
@@ -737,6 +759,7 @@ int main(void)
                      bad_absurd_dims, bad_overflowing_dims, bad_negative_dims, bad_unknown_mode, bad_nan_or_inf_cell,
                      bad_axis_order, bad_empty_and_garbage, bad_extended_header_beyond_end,
                      write_header_is_mrc2014_and_round_trips_every_dtype, write_refuses_what_mrc_cannot_hold,
-                     labels_are_the_last_ten_history_lines_cut_cleanly, stacks_and_images_get_ispg_0,
+                     labels_are_the_last_ten_history_lines_cut_cleanly, labels_read_as_utf8_history,
+                     stacks_and_images_get_ispg_0,
                      base64_round_trip);
 }
