@@ -128,7 +128,7 @@ void cli_print_help(const struct cryo_tool *t, FILE *f)
 static void history_append(char *buf, size_t cap, const char *s)
 {
     size_t used = strlen(buf);
-    if (used + 1 < cap)
+    if (*s && used + 1 < cap)
         snprintf(buf + used, cap - used, "%s%s", used ? " " : "", s);
 }
 
