@@ -1,10 +1,12 @@
-/* mrc.h — MRC2014 / CCP4 maps.
+/* mrc.h — MRC2014 / CCP4 maps. The user-level description is cryolvm-formats(5).
  *
- * Read: modes 0 (int8, or uint8 when IMOD's imodFlags bit 0 says so... see mrc.c), 1, 2, 6,
- * 12; any mapc/mapr/maps permutation (resolved to x,y,z memory order); both byte orders
- * (machine stamp); extended header skipped (kept as metadata mrc.exthdr/mrc.exttyp);
- * labels become history entries; .gz input. The physical origin follows the rule in mrc.c's
- * top comment (ORIGIN words, else NXSTART*apix ...).
+ * Read: modes 0 (int8; uint8 when the file has IMOD's stamp and imodFlags bit 0 clear), 1,
+ * 2, 6, 12 (kept as float16); any MAPC/MAPR/MAPS permutation (resolved to x,y,z memory
+ * order); both byte orders (machine stamp, or detected when the stamp is missing); the
+ * extended header skipped (kept as metadata mrc.exthdr (base64, up to 1 MiB) and
+ * mrc.exttyp); labels become history entries; header facts kept as mrc.* metadata. Voxel
+ * size = CELLA / MX..; the origin follows the rule in mrc.c's top comment (ORIGIN words
+ * when non-zero and "MAP " present, else NSTART × voxel size). gzip is undone by volio.
  * Write: mode from the dtype (f32->2, i16->1, u16->6, f16->12, i8/u8->0), axis order 1 2 3,
  * little-endian, labels = the last 10 history entries, written atomically by the caller
  * (see volio.h).
@@ -41,7 +43,9 @@ int cryo_mrc_decode(struct cryo_volume *v, const unsigned char *buf, size_t len,
  * refused (CRYO_E_INVALID, CRYO_E_UNSUPPORTED, CRYO_E_NUMERIC for non-finite apix/origin);
  * CRYO_E_IO when a write fails. */
 int cryo_mrc_write(FILE *f, const struct cryo_volume *v, const char *name, struct cryo_error *err);
-/* 1 if the 1024-byte header prefix looks like MRC/CCP4 ("MAP " at 208), else 0. */
+/* 1 if the header prefix looks like MRC/CCP4: "MAP " at 208, or (old files without the ID,
+ * at least 224 bytes) a known mode, dimensions 1..2^24 and a valid MAPC/MAPR/MAPS in one
+ * byte order; else 0. */
 int cryo_mrc_sniff(const unsigned char *buf, size_t len);
 
 #ifdef __cplusplus

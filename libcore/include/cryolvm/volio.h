@@ -4,13 +4,21 @@
  * (stream magic "CVOL", gzip, TIFF "II*\0"/"MM\0*", MRC "MAP " at byte 208), never from
  * the name. gzip is undone first (zlib), so .map.gz/.mrc.gz work from files and pipes.
  * An MRC or TIFF source yields exactly one frame; a stream yields its frames in order.
+ * A TIFF from a pipe or gzip is spooled to a temporary file first (libtiff seeks); an MRC
+ * is read as it comes. Empty input is "NAME: empty input" (NAME = path or "stdin").
  *
  * Sinks: a path whose extension picks the format (.mrc .map .ccp4 .mrcs .rec .st [+ .gz]
  * -> MRC, .tif .tiff -> TIFF, .cvol -> stream), or NULL/"-" for the stream on standard
  * output, which is refused when stdout is a terminal. A file sink writes to a temporary
  * file in the same directory and renames it over the target only in cryo_sink_commit();
  * cryo_sink_free() on an uncommitted sink deletes the temporary, so failure never leaves
- * partial output and never touches an existing file.
+ * partial output and never touches an existing file. MRC or TIFF to standard output is
+ * written to a temporary file and copied out at commit, for the same reason.
+ * Errors: CRYO_E_IO (open/create/write/rename, errno text), CRYO_E_FORMAT (unrecognised or
+ * broken input), CRYO_E_TRUNCATED, CRYO_E_CORRUPT (gzip), CRYO_E_UNSUPPORTED, and
+ * CRYO_E_INVALID for unusable requests (unknown extension, .gz on a non-MRC output, a second
+ * frame or a multi-channel frame into MRC/TIFF, a terminal on stdout); messages name the
+ * file, or "stdin"/"stdout".
  */
 #ifndef CRYOLVM_VOLIO_H
 #define CRYOLVM_VOLIO_H
