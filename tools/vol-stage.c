@@ -53,7 +53,7 @@ int main(int argc, char **argv)
     char name[128];
     snprintf(name, sizeof name, "vol-stage %s", stage->name);
     struct cryo_tool t = {.name = name, .summary = stage->summary, .usage = "[OPTIONS] [INPUT...]",
-                          .options = stage->options};
+                          .options = stage->options, .max_inputs = -1};
     argv[1] = argv[0];
     return cli_run_stage(stage, &t, argc - 1, argv + 1);
 }
