@@ -5,8 +5,10 @@ Per atom: shells r = 0, step, ..., r_max; N points per shell on the Saff-Kuijlaa
 rotated by try t (t = 0: identity, else Rz(t*2pi*0.618034) Ry(t*pi*0.414214)) until all N
 points are at least 0.9 r from every other atom (up to 50 tries; else the try that kept the
 most points, the first on ties). Map values by trilinear interpolation (0 outside the box),
-normalised by the whole map's mean and standard deviation; reference
-10*exp(-r^2/(2 sigma^2)) - 1; Q = Pearson correlation over all the atom's points.
+and mapq's reference g(r) = (maxD - minD) exp(-r^2/(2 sigma^2)) + minD, maxD = min(avg + 10 sd,
+max), minD = max(avg - sd, min), computed literally here (the C code uses an equivalent
+normalised form: Pearson's correlation ignores positive affine changes); Q = Pearson
+correlation over all the atom's points.
 Model read with gemmi (hydrogens and waters removed), map with mrcfile; a neighbour search
 with scipy's cKDTree. Writes one line per atom: "chain resseq atom q".
 
@@ -102,6 +104,8 @@ def main():
     a = ap.parse_args()
     data, apix, org = read_map(a.map)
     avg, sd = data.mean(), data.std()
+    maxd = min(avg + 10 * sd, data.max())
+    mind = max(avg - sd, data.min())
     st = gemmi.read_structure(a.model)
     st.remove_hydrogens()
     st.remove_waters()
@@ -122,7 +126,7 @@ def main():
             us, vs = [], []
             for sh in range(nshell):
                 r = sh * a.step
-                ref = 10.0 * math.exp(-r * r / (2 * a.sigma ** 2)) - 1.0
+                ref = (maxd - mind) * math.exp(-r * r / (2 * a.sigma ** 2)) + mind
                 best = None
                 for t in range(50):
                     p = c + r * (unit @ rots[t].T)
@@ -137,7 +141,7 @@ def main():
                     if len(p) == a.points or r == 0:
                         break
                 if len(best):
-                    us.extend((trilinear(data, apix, org, best) - avg) / sd)
+                    us.extend(trilinear(data, apix, org, best))
                     vs.extend([ref] * len(best))
             us, vs = np.array(us), np.array(vs)
             q = float("nan")

@@ -22,13 +22,14 @@
  * for each atom, map values are sampled at radial distances 0, 0.1, ..., 2.0 Å, N points
  * per shell (default 8) on a Saff-Kuijlaars spiral, rotated until all N points are
  * farther than 0.9 r from every other atom (up to 50 deterministic rotations; else the
- * rotation that kept most points). Map values are trilinearly interpolated and normalised
- * by the map's mean and standard deviation; the reference is the Gaussian
- * g(r) = A exp(-r^2 / (2 sigma^2)) + B with A = 10 and B = -1 in those units (mapq's
- * A = avg + 10 sd, B = avg - sd), sigma = 0.6 Å by default. Q is the Pearson correlation
- * of the sampled values with the reference over all the atom's points (invariant to A, B
- * and the normalisation). The expected Q at resolution d for proteins from the paper's
- * fit is Q = -0.1775 d + 1.1192.
+ * rotation that kept most points). Map values are trilinearly interpolated (0 outside the
+ * box). mapq's reference is g(r) = (maxD - minD) exp(-r^2 / (2 sigma^2)) + minD with
+ * maxD = min(avg + 10 sd, max) and minD = max(avg - sd, min) over the whole map; sigma =
+ * 0.6 Å by default. Q is the Pearson correlation ("about the mean") of the sampled values
+ * with g over all the atom's points, which is unchanged by any positive affine change of
+ * either side, so we compute it with map values normalised by avg and sd against
+ * 10 exp(-r^2 / (2 sigma^2)) - 1 and get the same number. The expected Q at resolution d
+ * for proteins from the paper's fit is Q = -0.1775 d + 1.1192.
  *
  * Errors: CRYO_E_INVALID (parameters, empty model, non-float32 map), CRYO_E_NUMERIC (a
  * flat map or model map: correlation undefined), CRYO_E_NOMEM.
