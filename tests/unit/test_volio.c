@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <tiffio.h>
 #include <zlib.h>
 
 #include "cryolvm/mrc.h"
@@ -205,6 +206,66 @@ TEST(single_page_tiff_is_a_2d_frame)
     CHECK_EQ_INT(back.ndim, 2);
     check_same(&v, &back, 1e-6);
     cryo_volume_free(&back);
+    cryo_volume_free(&v);
+}
+
+/* A 2-page uint8 TIFF written with libtiff directly, with the given calibration tags. */
+static void write_cal_tiff(const char *path, uint16_t resunit, float xres, const char *desc)
+{
+    TIFF *t = TIFFOpen(path, "w");
+    unsigned char px[6] = {1, 2, 3, 4, 5, 6};
+    for (int z = 0; z < 2; z++) {
+        TIFFSetField(t, TIFFTAG_IMAGEWIDTH, 3);
+        TIFFSetField(t, TIFFTAG_IMAGELENGTH, 2);
+        TIFFSetField(t, TIFFTAG_BITSPERSAMPLE, 8);
+        TIFFSetField(t, TIFFTAG_SAMPLESPERPIXEL, 1);
+        TIFFSetField(t, TIFFTAG_PHOTOMETRIC, PHOTOMETRIC_MINISBLACK);
+        TIFFSetField(t, TIFFTAG_ROWSPERSTRIP, 2);
+        TIFFSetField(t, TIFFTAG_RESOLUTIONUNIT, resunit);
+        TIFFSetField(t, TIFFTAG_XRESOLUTION, xres);
+        TIFFSetField(t, TIFFTAG_YRESOLUTION, xres / 2);
+        if (desc && z == 0)
+            TIFFSetField(t, TIFFTAG_IMAGEDESCRIPTION, desc);
+        TIFFWriteEncodedStrip(t, 0, px, 6);
+        TIFFWriteDirectory(t);
+    }
+    TIFFClose(t);
+}
+
+TEST(tiff_voxel_size_rules)
+{
+    struct cryo_volume v;
+    struct cryo_error err = {0};
+    const char *p = tmp_path("cal.tif");
+    /* 72 dpi: a desktop default, ignored */
+    write_cal_tiff(p, RESUNIT_INCH, 72, NULL);
+    cryo_volume_init(&v);
+    CHECK(cryo_read_one(&v, p, &err) == 0);
+    CHECK_CLOSE(v.apix[0], 1, 0);
+    CHECK_CLOSE(v.apix[2], 1, 0);
+    cryo_volume_free(&v);
+    /* pixels per centimetre: 1e7/cm = 10 Å in x, 20 Å in y, z = x */
+    write_cal_tiff(p, RESUNIT_CENTIMETER, 1e7f, NULL);
+    CHECK(cryo_read_one(&v, p, &err) == 0);
+    CHECK_CLOSE(v.apix[0], 10, 1e-6);
+    CHECK_CLOSE(v.apix[1], 20, 1e-6);
+    CHECK_CLOSE(v.apix[2], 10, 1e-6);
+    cryo_volume_free(&v);
+    /* ImageJ: unit in the description, resolution unit none, spacing and origin */
+    write_cal_tiff(p, RESUNIT_NONE, 1000, "ImageJ=1.53t\nimages=2\nunit=micron\nspacing=0.004\nxorigin=5\n");
+    CHECK(cryo_read_one(&v, p, &err) == 0);
+    CHECK_CLOSE(v.apix[0], 10, 1e-6);
+    CHECK_CLOSE(v.apix[1], 20, 1e-6);
+    CHECK_CLOSE(v.apix[2], 40, 1e-6);
+    CHECK_CLOSE(v.origin[0], -50, 1e-6);
+    CHECK_CLOSE(cryo_volume_get(&v, 5), 6, 0);
+    CHECK_CLOSE(cryo_volume_get(&v, 11), 6, 0);
+    cryo_volume_free(&v);
+    /* ImageJ without a unit: pixels, 1 Å */
+    write_cal_tiff(p, RESUNIT_NONE, 1000, "ImageJ=1.53t\nspacing=3\n");
+    CHECK(cryo_read_one(&v, p, &err) == 0);
+    CHECK_CLOSE(v.apix[0], 1, 0);
+    CHECK_CLOSE(v.apix[2], 1, 0);
     cryo_volume_free(&v);
 }
 
@@ -496,7 +557,7 @@ int main(void)
 {
     return RUN_TESTS(format_from_path_rules, mrc_file_and_gzip_round_trip_through_sinks_and_sources,
                      gzip_of_concatenated_members_is_read_whole, tiff_round_trip_every_integer_and_float_type,
-                     single_page_tiff_is_a_2d_frame, sink_is_atomic, sink_refusals,
+                     single_page_tiff_is_a_2d_frame, tiff_voxel_size_rules, sink_is_atomic, sink_refusals,
                      sources_refuse_empty_garbage_and_missing_input, stdout_sink_refuses_a_terminal_only,
                      real_maps_match_their_readme_facts, real_map_with_axes_312_is_transposed_right);
 }
