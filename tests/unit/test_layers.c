@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "cryolvm/nn_layers.h"
+#include "nn/backend_impl.h" /* to fake a backend that lacks ops */
 #include "testutil.h"
 
 static struct cryo_nn_ctx *ctx;
@@ -393,6 +394,49 @@ TEST(gelu_values)
     /* in place */
     OK(cryo_nn_gelu_forward(ctx, x, x, 5, &err));
     CHECK_CLOSE(x[3], y[3], 0);
+}
+
+TEST(gelu_accuracy_sweep)
+{
+    /* vectorised erfc/exp (cpu_math.h) against libm in double over [-12, 12] */
+    enum { N = 4801 };
+    static float x[N], y[N], g[N], one[N];
+    for (int i = 0; i < N; i++) {
+        x[i] = -12.0f + 24.0f * i / (N - 1);
+        one[i] = 1.0f;
+    }
+    OK(cryo_nn_gelu_forward(ctx, y, x, N, &err));
+    OK(cryo_nn_gelu_backward(ctx, g, one, x, N, &err));
+    double worst = 0.0, worst_g = 0.0;
+    for (int i = 0; i < N; i++) {
+        double xd = x[i], cdf = 0.5 * erfc(-xd / sqrt(2.0));
+        double ref = xd * cdf, dref = cdf + xd * exp(-0.5 * xd * xd) / sqrt(2.0 * M_PI);
+        worst = fmax(worst, fabs(y[i] - ref) / fmax(1e-30, fmax(fabs(ref), 1e-3)));
+        /* Φ(x) + x·φ(x) cancels near its zero at x ≈ −0.75 (both terms ≈ 0.23): float32 can
+         * do no better there than ~1e-8 absolute, so the derivative is judged against
+         * max(|ref|, 0.05) */
+        worst_g = fmax(worst_g, fabs(g[i] - dref) / fmax(fabs(dref), 0.05));
+    }
+    if (!(worst < 2e-6) || !(worst_g < 2e-6))
+        tu_fail(__FILE__, __LINE__, "gelu worst relative error %.3g, derivative %.3g", worst, worst_g);
+}
+
+TEST(backend_without_op_refuses)
+{
+    /* a backend table lacking conv3d_forward: the call must fail, not fall back */
+    struct cryo_nn_ops fake = *ctx->ops;
+    const struct cryo_nn_ops *real = ctx->ops;
+    fake.conv3d_forward = NULL;
+    fake.name = "fake";
+    ctx->ops = &fake;
+    struct cryo_nn_conv3d g = {1, 4, 4, 4, 2, 2, 3, 1, 1, 0};
+    float x[128] = {0}, y[128], w[108] = {0};
+    CHECK_EQ_INT(cryo_nn_conv3d_forward(ctx, y, x, w, NULL, &g, &err), CRYO_E_UNSUPPORTED);
+    CHECK(strstr(err.msg, "conv3d_forward") && strstr(err.msg, "fake"));
+    CHECK(!cryo_nn_supports(ctx, CRYO_NN_OP_CONV3D));
+    CHECK(cryo_nn_supports(ctx, CRYO_NN_OP_LINEAR));
+    ctx->ops = real;
+    CHECK_EQ_INT(cryo_nn_conv3d_forward(ctx, y, x, w, NULL, &g, &err), 0);
 }
 
 TEST(softmax_all_masked_row)
@@ -863,7 +907,7 @@ int main(int argc, char **argv)
     else if (argc == 1)
         r = RUN_TESTS(conv3d_k3_odd_grid, conv3d_k3_nobias, conv3d_k2s2, conv3d_k1, convt3d_k2s2,
                       conv3d_bad_geometry, linear, layernorm, frn_tlu, gelu, relu, softmax,
-                      gelu_values, softmax_all_masked_row, wmsa_plain, wmsa_shifted,
+                      gelu_values, gelu_accuracy_sweep, backend_without_op_refuses, softmax_all_masked_row, wmsa_plain, wmsa_shifted,
                       wmsa_shifted_partial_and_small, wmsa_bad_geometry, concat_split_roundtrip,
                       roll_matches_definition, add_and_accumulate, droppath, context);
     else {
