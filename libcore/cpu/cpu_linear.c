@@ -3,8 +3,8 @@
  *
  * Row-major T×cin tokens times the PyTorch out×in weight: forward is inp·Wᵀ, the input
  * gradient dout·W, the weight gradient doutᵀ·inp accumulated (parameter gradients add up,
- * see nn_layers.h). The bias is broadcast into out first so the gemm runs with beta = 1
- * and no extra pass over the output.
+ * see nn_layers.h). Each thread broadcasts the bias into its rows of out first so the gemm
+ * runs with beta = 1 and no extra pass over the output.
  *
  * Threads: OpenBLAS runs single-threaded (cpu_backend.c sets it) and each OpenMP thread
  * multiplies its own block of tokens: rows of out/dinp, or a slice of the T-long reduction
@@ -20,9 +20,11 @@
 #include "cpu/cpu.h"
 #include "cryolvm/mem.h"
 
-/* C[M×N] = A[M×K]·op(B) + beta·C with A, C split into row blocks across threads. */
+/* C[M×N] = A[M×K]·op(B) (+ bias broadcast to every row when bias is given), A and C split
+ * into row blocks across threads; each thread writes its own bias rows first so the gemm
+ * adds onto them (beta = 1) while they are still in cache. */
 static void gemm_rows(int transb, int64_t M, int N, int K, const float *A, const float *B, int ldb,
-                      float beta, float *C)
+                      const float *bias, float *C)
 {
     int nt = omp_get_max_threads();
     if (M < 256)
@@ -31,23 +33,19 @@ static void gemm_rows(int transb, int64_t M, int N, int K, const float *A, const
     {
         int id = omp_get_thread_num(), n = omp_get_num_threads();
         int64_t a = M * id / n, b = M * (id + 1) / n;
+        if (bias)
+            for (int64_t t = a; t < b; t++)
+                memcpy(C + (size_t)t * N, bias, sizeof(float) * N);
         if (b > a)
             cblas_sgemm(CblasRowMajor, CblasNoTrans, transb ? CblasTrans : CblasNoTrans, (blasint)(b - a),
-                        N, K, 1.0f, A + (size_t)a * K, K, B, ldb, beta, C + (size_t)a * N, N);
+                        N, K, 1.0f, A + (size_t)a * K, K, B, ldb, bias ? 1.0f : 0.0f, C + (size_t)a * N, N);
     }
 }
 
 int cpu_linear_forward(struct cryo_nn_ctx *ctx, float *out, const float *inp, const float *weight,
                        const float *bias, int64_t T, int cin, int cout, struct cryo_error *err)
 {
-    float beta = 0.0f;
-    if (bias) {
-#pragma omp parallel for schedule(static) if (T * cout > (1 << 16))
-        for (int64_t t = 0; t < T; t++)
-            memcpy(out + (size_t)t * cout, bias, sizeof(float) * cout);
-        beta = 1.0f;
-    }
-    gemm_rows(1, T, cout, cin, inp, weight, cin, beta, out);
+    gemm_rows(1, T, cout, cin, inp, weight, cin, bias, out);
     return CRYO_OK;
 }
 
@@ -95,7 +93,7 @@ int cpu_linear_backward(struct cryo_nn_ctx *ctx, float *dinp, float *dweight, fl
                         int cin, int cout, struct cryo_error *err)
 {
     if (dinp)
-        gemm_rows(0, T, cin, cout, dout, weight, cin, 0.0f, dinp);
+        gemm_rows(0, T, cin, cout, dout, weight, cin, NULL, dinp);
     if (dweight)
         CRYO_TRY(weight_grad(ctx, dweight, dout, inp, T, cin, cout, err));
     if (dbias)
