@@ -8,11 +8,6 @@
 #include <math.h>
 #include <stdlib.h>
 
-/* TEMPORARY: libcore/hist.c (cryo_histkl_loss) has not landed yet; a weak reference keeps
- * the library and tools linking meanwhile, and the combined loss reports itself
- * unavailable. Remove this once hist.c is in the tree (a weak reference does not pull an
- * archive member, so it must not stay). */
-#pragma weak cryo_histkl_loss
 
 static int check_args(const float *pred, const float *target, size_t n, struct cryo_error *err)
 {
@@ -69,8 +64,6 @@ int cryo_loss_combined(double *loss, float *grad, const float *pred, const float
 {
     if (!(alpha >= 0 && alpha <= 1))
         return cryo_fail(err, CRYO_E_INVALID, "combined loss: alpha must be in [0, 1]");
-    if (alpha < 1 && !cryo_histkl_loss)
-        return cryo_fail(err, CRYO_E_UNSUPPORTED, "combined loss: HistKL is not built into this library");
     double lm = 0, lh = 0;
     float *gh = NULL;
     if (grad && alpha < 1) {

@@ -27,6 +27,21 @@ struct sc_layout {
     size_t dec[CRYO_SCUNET_MAX_LEVELS];
 };
 
+/* Bump planner for arenas: run once with base NULL to size, then on the allocation. */
+struct plan {
+    float *base;
+    size_t off, max;
+};
+
+static inline float *plan_take(struct plan *p, size_t n)
+{
+    size_t o = p->off;
+    p->off += (n + 15) & ~(size_t)15; /* 64-byte alignment for every buffer */
+    if (p->off > p->max)
+        p->max = p->off;
+    return p->base ? p->base + o : NULL;
+}
+
 /* Build the table (malloc'ed, caller frees) of a checked config; *nfloats = arena size. */
 int scunet_table(const struct cryo_scunet_config *c, struct cryo_nn_param **tab, size_t *n,
                  size_t *nfloats, struct sc_layout *lay, struct cryo_error *err);

@@ -82,19 +82,7 @@ struct cryo_scunet {
 
 /* ---- planning ------------------------------------------------------------------------- */
 
-struct plan {
-    float *base;
-    size_t off, max;
-};
-
-static float *take(struct plan *p, size_t n)
-{
-    size_t o = p->off;
-    p->off += (n + 15) & ~(size_t)15; /* 64-byte alignment for every buffer */
-    if (p->off > p->max)
-        p->max = p->off;
-    return p->base ? p->base + o : NULL;
-}
+#define take plan_take
 
 static float *P(struct cryo_scunet *m, size_t i) { return m->params + m->tab[i].offset; }
 static float *G(struct cryo_scunet *m, size_t i) { return m->grads ? m->grads + m->tab[i].offset : NULL; }

@@ -25,6 +25,7 @@ Commands:
   torch_scunet.py set-tau W OUT VALUE                copy of W with every FRN threshold = VALUE
   torch_scunet.py check-run W IN.mrc OUT.mrc [TOL]   lvm-model run output against PyTorch
   torch_scunet.py bench W BOX BATCH train|forward REPEAT [THREADS]   PyTorch timing
+  torch_scunet.py jepa DIR/jepa.safetensors [TOL]    compare test_model --dump-jepa with PyTorch
 """
 import json
 import math
@@ -269,6 +270,114 @@ def build(cfg):
     return SCUNet3D()
 
 
+def posenc(N, gd, gh, gw, E):
+    """MAE-style 1D sin-cos per axis, concatenated z | y | x (nn_jepa.h)."""
+    q = E // 6
+    w = 10000.0 ** (-np.arange(q) / q)
+    def axis(n):
+        a = np.arange(n)[:, None] * w[None, :]
+        return np.concatenate([np.sin(a), np.cos(a)], axis=1)  # n x 2q
+    z, y, x = axis(gd), axis(gh), axis(gw)
+    P = np.concatenate([
+        np.broadcast_to(z[:, None, None, :], (gd, gh, gw, 2 * q)),
+        np.broadcast_to(y[None, :, None, :], (gd, gh, gw, 2 * q)),
+        np.broadcast_to(x[None, None, :, :], (gd, gh, gw, 2 * q))], axis=3)
+    return np.broadcast_to(P, (N, gd, gh, gw, E)).copy()
+
+
+def build_jepa(cfg):
+    """JEPA predictor + MAE head with the names of libcore/nn/model_jepa.c."""
+    import torch
+    import torch.nn as nn
+
+    E, hd = cfg["embed"], cfg["head_dim"]
+
+    class Attn(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.qkv = nn.Linear(E, 3 * E)
+            self.proj = nn.Linear(E, E)
+
+        def forward(self, x):  # B T E, attention over all T
+            B, T, _ = x.shape
+            h = E // hd
+            qkv = self.qkv(x).view(B, T, 3, h, hd).permute(2, 0, 3, 1, 4)
+            q, k, v = qkv[0], qkv[1], qkv[2]
+            a = torch.softmax(q @ k.transpose(-1, -2) * hd ** -0.5, dim=-1)
+            return self.proj((a @ v).transpose(1, 2).reshape(B, T, E))
+
+    class Mlp(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc1 = nn.Linear(E, cfg["mlp_ratio"] * E)
+            self.act = nn.GELU()
+            self.fc2 = nn.Linear(cfg["mlp_ratio"] * E, E)
+
+        def forward(self, x):
+            return self.fc2(self.act(self.fc1(x)))
+
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.norm1 = nn.LayerNorm(E)
+            self.attn = Attn()
+            self.norm2 = nn.LayerNorm(E)
+            self.mlp = Mlp()
+
+        def forward(self, x):
+            x = x + self.attn(self.norm1(x))
+            return x + self.mlp(self.norm2(x))
+
+    class JEPAPredictor(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.patch_embed = nn.Linear(cfg["features"], E)
+            self.mask_token = nn.Parameter(torch.zeros(E))
+            self.blocks = nn.ModuleList([Block() for _ in range(cfg["depth"])])
+            self.norm = nn.LayerNorm(E)
+            self.proj = nn.Linear(E, E)
+            self.mae = nn.Linear(E, cfg["patch"] ** 3 * cfg["out_ch"])
+
+        def forward(self, feat, mask):  # feat N gd gh gw F, mask N gd gh gw bool
+            N, gd, gh, gw, _ = feat.shape
+            P = torch.from_numpy(posenc(N, gd, gh, gw, E)).to(feat.dtype)
+            e = self.patch_embed(feat) + P
+            z = torch.where(mask[..., None], self.mask_token + P, e)
+            x = z.reshape(N, gd * gh * gw, E)
+            for b in self.blocks:
+                x = b(x)
+            y = self.norm(x)
+            return self.proj(y).reshape(N, gd, gh, gw, E), self.mae(y).reshape(N, gd, gh, gw, -1), e
+
+    return JEPAPredictor()
+
+
+def check_jepa(path, tol):
+    import torch
+    torch.set_num_threads(2)
+    d, meta = st_read(path)
+    cfg = {k: int(v) for k, v in (item.split("=") for item in meta["jepa"].split(","))}
+    model = build_jepa(cfg).double()
+    sd = {k: torch.from_numpy(v).double() for k, v in d.items() if k in dict(model.named_parameters())}
+    model.load_state_dict(sd, strict=True)
+    feat = torch.from_numpy(d["features"]).double().requires_grad_(True)
+    mask = torch.from_numpy(d["mask"]).bool()
+    pred, vox, e = model(feat, mask)
+    (pred * torch.from_numpy(d["dpred"]).double()).sum().add_(
+        (vox * torch.from_numpy(d["dvox"]).double()).sum()).backward()
+    errs = [(rel(d["pred"], pred.detach().numpy()), "pred"), (rel(d["vox"], vox.detach().numpy()), "vox"),
+            (rel(d["embeddings"], e.detach().numpy()), "embeddings"),
+            (rel(d["dfeatures"], feat.grad.numpy()), "dfeatures")]
+    for n, p in model.named_parameters():
+        errs.append((rel(d["grad." + n], p.grad.numpy()), "grad." + n))
+    errs.sort(reverse=True)
+    for e_, n in errs[:4]:
+        print(f"{n}: rel err {e_:.3g}")
+    print(f"jepa: compared {len(errs)} tensors, worst {errs[0][0]:.3g} (tol {tol}), "
+          f"{int(d['mask'].sum())} of {d['mask'].size} tokens masked")
+    return 0 if all(e_ <= tol for e_, _ in errs) else 1
+
+
 def load_model(wpath):
     import torch
     w, meta = st_read(wpath)
@@ -422,6 +531,8 @@ def main(argv):
         return 0
     if cmd == "optim":
         return check_optim(argv[2])
+    if cmd == "jepa":
+        return check_jepa(argv[2], float(argv[3]) if len(argv) > 3 else 1e-4)
     print(__doc__, file=sys.stderr)
     return 2
 

@@ -3,10 +3,13 @@
  * resume, and an overfit test (a small network learns one degraded → clean map pair).
  *
  * The tight check against PyTorch (output and every parameter gradient) is in
- * tests/bats/engine-model.bats with tests/ref/torch_scunet.py.
+ * tests/bats/engine-model.bats with tests/ref/torch_scunet.py;
+ *   test_model --dump-jepa DIR   writes DIR/jepa.safetensors (weights, inputs, mask, our
+ *                                outputs and gradients) for `torch_scunet.py jepa`.
  */
 #include "cryolvm/mem.h"
 #include "cryolvm/nn_backend.h"
+#include "cryolvm/nn_jepa.h"
 #include "cryolvm/nn_model.h"
 #include "cryolvm/nn_train.h"
 #include "cryolvm/safetensors.h"
@@ -324,8 +327,10 @@ TEST(overfit_one_pair)
     CHECK(cryo_trainer_create(&t, m, &o, &e) == 0);
     if (!t)
         goto out;
+    /* "within a minute on CPU": CPU time of the process, so that a loaded shared machine
+     * does not fail the test; 2 threads for a minute = 120 CPU seconds. */
     struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t0);
     double first = 0, last = 0, secs = 0;
     int steps = 0;
     for (; steps < 400; steps++) {
@@ -336,14 +341,14 @@ TEST(overfit_one_pair)
         if (steps == 0)
             first = t->last_loss;
         last = t->last_loss;
-        clock_gettime(CLOCK_MONOTONIC, &t1);
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t1);
         secs = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
-        if (last < first / 100 || secs > 60)
+        if (last < first / 100 || secs > 120)
             break;
     }
-    printf("overfit: loss %.4g -> %.4g in %d steps, %.1f s\n", first, last, steps + 1, secs);
+    printf("overfit: loss %.4g -> %.4g in %d steps, %.1f CPU s\n", first, last, steps + 1, secs);
     CHECK(last < first / 100);
-    CHECK(secs <= 60);
+    CHECK(secs <= 120);
 out:
     cryo_trainer_free(t);
     free(target);
@@ -435,8 +440,158 @@ out:
     omp_set_num_threads(2);
 }
 
-int main(void)
+/* ---- JEPA parts ------------------------------------------------------------------------ */
+
+static void jepa_small(struct cryo_jepa_config *j)
 {
+    struct cryo_scunet_config c;
+    small_config(&c);
+    cryo_jepa_config_default(j, &c);
+    j->embed = 24;
+    j->head_dim = 8;
+    j->depth = 2;
+    j->mlp_ratio = 2;
+}
+
+TEST(jepa_posenc_and_refusals)
+{
+    struct cryo_jepa_config c;
+    jepa_small(&c);
+    struct cryo_error e = {0};
+    struct cryo_jepa *j = NULL;
+    CHECK(cryo_jepa_create(&j, &c, ctx, 1, 17, 2, 2, 0, &e) == CRYO_E_INVALID && !j);
+    c.embed = 20;
+    CHECK(cryo_jepa_create(&j, &c, ctx, 1, 2, 2, 2, 0, &e) == CRYO_E_INVALID && !j);
+    jepa_small(&c);
+    CHECK(cryo_jepa_create(&j, &c, ctx, 2, 3, 2, 4, 0, &e) == 0);
+    if (!j)
+        return;
+    /* token (s=1, z=2, y=1, x=3): sin/cos of each coordinate times ω_i = 10000^(−i/4) */
+    const float *P = cryo_jepa_posenc(j) + (size_t)((((1 * 3 + 2) * 2 + 1) * 4) + 3) * 24;
+    int q = 4, ok = 1, u[3] = {2, 1, 3};
+    for (int a = 0; a < 3; a++)
+        for (int i = 0; i < q; i++) {
+            double w = pow(10000.0, -(double)i / q);
+            ok &= tu_close(P[a * 8 + i], sin(u[a] * w), 1e-6) && tu_close(P[a * 8 + q + i], cos(u[a] * w), 1e-6);
+        }
+    CHECK(ok);
+    CHECK(cryo_jepa_backward(j, cryo_jepa_pred(j), NULL, &e) == CRYO_E_INVALID);
+    cryo_jepa_free(j);
+}
+
+/* The predictor sees masked tokens only through the mask token: changing a masked token's
+ * features changes nothing, and the mask token gets gradient only when something is masked. */
+TEST(jepa_masking_semantics)
+{
+    struct cryo_jepa_config c;
+    jepa_small(&c);
+    struct cryo_error e = {0};
+    struct cryo_jepa *j = NULL;
+    CHECK(cryo_jepa_create(&j, &c, ctx, 1, 2, 3, 2, 1, &e) == 0);
+    if (!j)
+        return;
+    CHECK(cryo_jepa_init(j, 5, &e) == 0);
+    size_t T = cryo_jepa_tokens(j), F = (size_t)c.features, E = (size_t)c.embed;
+    fill_rand(cryo_jepa_features(j), T * F, 3, 1.0);
+    uint8_t mask[12] = {0, 1, 0, 0, 1, 1, 0, 0, 0, 1, 0, 0};
+    CHECK(cryo_jepa_set_mask(j, mask, &e) == 0);
+    CHECK(cryo_jepa_forward(j, &e) == 0);
+    float *a = malloc(T * E * sizeof *a);
+    memcpy(a, cryo_jepa_pred(j), T * E * sizeof *a);
+    cryo_jepa_features(j)[1 * F + 3] += 5.0f; /* token 1 is masked */
+    CHECK(cryo_jepa_forward(j, &e) == 0);
+    CHECK(memcmp(a, cryo_jepa_pred(j), T * E * sizeof *a) == 0);
+    cryo_jepa_features(j)[2 * F + 3] += 5.0f; /* token 2 is not */
+    CHECK(cryo_jepa_forward(j, &e) == 0);
+    CHECK(memcmp(a, cryo_jepa_pred(j), T * E * sizeof *a) != 0);
+    /* backward: masked rows of d(features) are zero, the mask token has a gradient */
+    CHECK(cryo_jepa_zero_grad(j, &e) == 0);
+    CHECK(cryo_jepa_backward(j, a, NULL, &e) == 0);
+    size_t n;
+    const struct cryo_nn_param *tab = cryo_jepa_params(j, &n);
+    const float *gm = cryo_jepa_grad_data(j) + tab[2].offset;
+    double s = 0, sd = 0;
+    for (size_t i = 0; i < E; i++)
+        s += fabs(gm[i]);
+    for (size_t i = 0; i < F; i++)
+        sd += fabs(cryo_jepa_dfeatures(j)[1 * F + i]);
+    CHECK(strcmp(tab[2].name, "mask_token") == 0 && s > 0 && sd == 0);
+    free(a);
+    cryo_jepa_free(j);
+}
+
+static int dump_jepa(const char *dir)
+{
+    struct cryo_error e = {0};
+    if (cryo_nn_ctx_create(&ctx, CRYO_NN_DEVICE_CPU, 2, &e) < 0)
+        return 1;
+    struct cryo_jepa_config c;
+    jepa_small(&c);
+    struct cryo_jepa *j = NULL;
+    int N = 2, gd = 3, gh = 2, gw = 4, rc = 1;
+    if (cryo_jepa_create(&j, &c, ctx, N, gd, gh, gw, 1, &e) < 0 || cryo_jepa_init(j, 7, &e) < 0)
+        goto out;
+    size_t T = cryo_jepa_tokens(j), F = (size_t)c.features, E = (size_t)c.embed;
+    size_t V = (size_t)c.patch * c.patch * c.patch * c.out_ch, np = cryo_jepa_num_params(j), n;
+    /* perturb the ones/zeros of the norms so that their gradients are generic */
+    const struct cryo_nn_param *tab = cryo_jepa_params(j, &n);
+    float *p = cryo_jepa_param_data(j);
+    uint64_t s = 77;
+    for (size_t i = 0; i < np; i++)
+        p[i] += (float)(0.05 * tu_rand(&s));
+    fill_rand(cryo_jepa_features(j), T * F, 1, 1.0);
+    uint8_t *mask = calloc(T, 1);
+    float *mk = malloc(T * sizeof *mk), *dpred = malloc(T * E * sizeof *dpred), *dvox = malloc(T * V * sizeof *dvox);
+    for (size_t t = 0; t < T; t++)
+        mk[t] = (float)(mask[t] = (t % 3 == 1) || t == 5);
+    fill_rand(dpred, T * E, 2, 1.0);
+    fill_rand(dvox, T * V, 3, 1.0);
+    struct cryo_safetensors *st = NULL;
+    if (cryo_jepa_set_mask(j, mask, &e) < 0 || cryo_jepa_forward(j, &e) < 0 || cryo_jepa_zero_grad(j, &e) < 0 ||
+        cryo_jepa_backward(j, dpred, dvox, &e) < 0 || cryo_safetensors_create(&st, &e) < 0)
+        goto out2;
+    int64_t sf[5] = {N, gd, gh, gw, (int64_t)F}, se[5] = {N, gd, gh, gw, (int64_t)E}, sv[5] = {N, gd, gh, gw, (int64_t)V};
+    int64_t sm[4] = {N, gd, gh, gw};
+    char name[160], meta[256];
+    int bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        bad |= cryo_safetensors_add(st, tab[i].name, CRYO_ST_F32, tab[i].ndim, tab[i].shape, p + tab[i].offset, &e);
+        snprintf(name, sizeof name, "grad.%s", tab[i].name);
+        bad |= cryo_safetensors_add(st, name, CRYO_ST_F32, tab[i].ndim, tab[i].shape,
+                                    cryo_jepa_grad_data(j) + tab[i].offset, &e);
+    }
+    bad |= cryo_safetensors_add(st, "features", CRYO_ST_F32, 5, sf, cryo_jepa_features(j), &e);
+    bad |= cryo_safetensors_add(st, "mask", CRYO_ST_F32, 4, sm, mk, &e);
+    bad |= cryo_safetensors_add(st, "dpred", CRYO_ST_F32, 5, se, dpred, &e);
+    bad |= cryo_safetensors_add(st, "dvox", CRYO_ST_F32, 5, sv, dvox, &e);
+    bad |= cryo_safetensors_add(st, "pred", CRYO_ST_F32, 5, se, cryo_jepa_pred(j), &e);
+    bad |= cryo_safetensors_add(st, "vox", CRYO_ST_F32, 5, sv, cryo_jepa_vox(j), &e);
+    bad |= cryo_safetensors_add(st, "embeddings", CRYO_ST_F32, 5, se, cryo_jepa_embeddings(j), &e);
+    bad |= cryo_safetensors_add(st, "dfeatures", CRYO_ST_F32, 5, sf, cryo_jepa_dfeatures(j), &e);
+    snprintf(meta, sizeof meta, "features=%d,patch=%d,out_ch=%d,embed=%d,depth=%d,head_dim=%d,mlp_ratio=%d",
+             c.features, c.patch, c.out_ch, c.embed, c.depth, c.head_dim, c.mlp_ratio);
+    bad |= cryo_meta_set(&st->meta, "jepa", meta, &e);
+    snprintf(name, sizeof name, "%s/jepa.safetensors", dir);
+    if (!bad && cryo_safetensors_write(st, name, &e) == 0)
+        rc = 0;
+out2:
+    cryo_safetensors_free(st);
+    free(mask);
+    free(mk);
+    free(dpred);
+    free(dvox);
+out:
+    if (rc)
+        fprintf(stderr, "test_model: %s\n", e.msg);
+    cryo_jepa_free(j);
+    cryo_nn_ctx_free(ctx);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc == 3 && strcmp(argv[1], "--dump-jepa") == 0)
+        return dump_jepa(argv[2]);
     struct cryo_error e = {0};
     if (cryo_nn_ctx_create(&ctx, CRYO_NN_DEVICE_CPU, 2, &e) < 0) {
         fprintf(stderr, "test_model: %s\n", e.msg);
@@ -444,7 +599,8 @@ int main(void)
     }
     int rc = RUN_TESTS(config_parse_and_errors, param_table_consistent, bad_boxes_refused,
                        inference_equals_training_forward, gradients_finite_differences,
-                       weights_save_load_roundtrip, overfit_one_pair, resume_bit_identical);
+                       weights_save_load_roundtrip, overfit_one_pair, resume_bit_identical,
+                       jepa_posenc_and_refusals, jepa_masking_semantics);
     cryo_nn_ctx_free(ctx);
     return rc;
 }

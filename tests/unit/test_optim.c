@@ -20,10 +20,6 @@
 
 #define N 1000
 
-/* TEMPORARY, as in libcore/nn/loss.c: until libcore/hist.c lands the combined-loss test
- * reports itself skipped. */
-#pragma weak cryo_histkl_loss
-
 static void rnd(float *x, size_t n, uint64_t seed, double scale)
 {
     uint64_t s = seed;
@@ -107,10 +103,6 @@ TEST(smooth_l1_value_and_gradient)
 
 TEST(combined_loss_is_weighted_sum)
 {
-    if (!cryo_histkl_loss) {
-        printf("SKIP combined_loss_is_weighted_sum: cryo_histkl_loss (libcore/hist.c) not built\n");
-        return;
-    }
     float p[N], t[N], g[N], gm[N], gh[N];
     rnd(p, N, 3, 0.5);
     rnd(t, N, 4, 0.5);

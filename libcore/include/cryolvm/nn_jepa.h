@@ -1,0 +1,98 @@
+/* nn_jepa.h — the JEPA pre-training parts on top of the SCUNet-3D encoder: patch
+ * embeddings, the predictor with its mask token, and an MAE-style voxel head (baseline).
+ *
+ * Tokens: one per voxel of the encoder's bottleneck grid g = D/2^levels (per 2^levels-cubed
+ * input patch: 8³ for the default network), features F = width·2^levels channels. For a
+ * batch of N tiles there are T = N·g_d·g_h·g_w tokens, NDHWC order like every activation.
+ *
+ *   e    = Linear_{F→E}(features) + P            patch embedding, P the fixed 3D sin-cos code
+ *   z_t  = mask_token + P_t  if token t is masked, else e_t
+ *   x    = predictor blocks(z):  x += MHSA(LN(x)); x += MLP(LN(x))   (pre-norm ViT blocks,
+ *          attention over all tokens of a tile, no position bias: P carries the positions)
+ *   y    = LN(x)
+ *   pred = Linear_{E→E}(y)                        JEPA: predicted target embeddings
+ *   vox  = Linear_{E→p³·out}(y)                   MAE baseline: the voxels of each patch,
+ *          p = 2^levels, voxel (i,j,k) of the patch at column (i·p + j)·p + k (z, y, x)
+ * The caller picks the masked tokens (cryo_jepa_set_mask), compares pred with the target
+ * encoder's embeddings (an EMA copy: no gradient) or vox with the clean voxels on the masked
+ * tokens, and backpropagates dpred / dvox; d(features) then flows into the context encoder.
+ *
+ * Positional code P (MAE's 1D sin-cos per axis, concatenated z | y | x): E = 6·q; for axis
+ * position u and i < q: P[u][i] = sin(u·ω_i), P[u][q + i] = cos(u·ω_i), ω_i = 10000^(−i/q).
+ *
+ * Attention over all tokens of a tile uses the window-attention layer with one window
+ * covering the grid (window = the grid's largest side rounded up to even, at most 16, i.e.
+ * a token grid up to 16³: input tiles up to 128³ for 3 levels) and a zero bias table.
+ *
+ * Parameter names match tests/ref/torch_scunet.py's JEPAPredictor:
+ *   patch_embed.{weight,bias}  mask_token  blocks.I.norm1.{weight,bias}
+ *   blocks.I.attn.qkv.{weight,bias}  blocks.I.attn.proj.{weight,bias}
+ *   blocks.I.norm2.{weight,bias}  blocks.I.mlp.fc1.{weight,bias}  blocks.I.mlp.fc2.{weight,bias}
+ *   norm.{weight,bias}  proj.{weight,bias}  mae.{weight,bias}
+ *
+ * Ownership and errors as nn_model.h.
+ */
+#ifndef CRYOLVM_NN_JEPA_H
+#define CRYOLVM_NN_JEPA_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "cryolvm/error.h"
+#include "cryolvm/nn_backend.h"
+#include "cryolvm/nn_model.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct cryo_jepa_config {
+    int features;  /* F: encoder bottleneck channels (width·2^levels) */
+    int patch;     /* p: input voxels per token edge (2^levels) */
+    int out_ch;    /* channels the MAE head reconstructs (1) */
+    int embed;     /* E, a multiple of 6 and of head_dim (192) */
+    int depth;     /* predictor blocks (2) */
+    int head_dim;  /* 32 */
+    int mlp_ratio; /* 4 */
+};
+
+/* The default predictor for an encoder config. */
+void cryo_jepa_config_default(struct cryo_jepa_config *j, const struct cryo_scunet_config *enc);
+int cryo_jepa_config_check(const struct cryo_jepa_config *j, struct cryo_error *err);
+
+struct cryo_jepa;
+
+/* For N tiles whose token grid is gd × gh × gw. */
+int cryo_jepa_create(struct cryo_jepa **j, const struct cryo_jepa_config *c, struct cryo_nn_ctx *ctx,
+                     int n, int gd, int gh, int gw, int training, struct cryo_error *err);
+void cryo_jepa_free(struct cryo_jepa *j);
+
+const struct cryo_nn_param *cryo_jepa_params(const struct cryo_jepa *j, size_t *n);
+size_t cryo_jepa_num_params(const struct cryo_jepa *j);
+float *cryo_jepa_param_data(struct cryo_jepa *j);
+float *cryo_jepa_grad_data(struct cryo_jepa *j); /* NULL unless training */
+int cryo_jepa_init(struct cryo_jepa *j, uint64_t seed, struct cryo_error *err);
+int cryo_jepa_zero_grad(struct cryo_jepa *j, struct cryo_error *err);
+size_t cryo_jepa_tokens(const struct cryo_jepa *j);
+
+/* Features in (device, T × F): fill, or point at an encoder's output with _set_features. */
+float *cryo_jepa_features(struct cryo_jepa *j);
+/* mask: T host bytes, 1 = masked (replaced by the mask token). Copied. */
+int cryo_jepa_set_mask(struct cryo_jepa *j, const uint8_t *mask, struct cryo_error *err);
+/* The fixed positional code (device, T × E) and the plain patch embeddings e of the last
+ * forward (T × E, without masking: the target branch uses these). */
+const float *cryo_jepa_posenc(const struct cryo_jepa *j);
+const float *cryo_jepa_embeddings(const struct cryo_jepa *j);
+
+int cryo_jepa_forward(struct cryo_jepa *j, struct cryo_error *err);
+const float *cryo_jepa_pred(const struct cryo_jepa *j); /* T × E */
+const float *cryo_jepa_vox(const struct cryo_jepa *j);  /* T × p³·out_ch */
+/* dpred (T × E) and/or dvox (T × p³·out_ch), either may be NULL; parameter gradients are
+ * accumulated; d(features) is written to cryo_jepa_dfeatures(). */
+int cryo_jepa_backward(struct cryo_jepa *j, const float *dpred, const float *dvox,
+                       struct cryo_error *err);
+const float *cryo_jepa_dfeatures(const struct cryo_jepa *j);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
