@@ -120,3 +120,14 @@ PYEOF
     [[ "$output" == *"$f.safetensors"* ]]
   done
 }
+
+@test "JEPA predictor and MAE head match PyTorch (outputs, d features, every gradient)" {
+  require_py_module torch
+  t="$ROOT/build/tests/test_model"
+  [ -x "$t" ] || skip "build/tests/test_model not built (make unit)"
+  "$t" --dump-jepa "$TMP"
+  run "$PY" "$REF/torch_scunet.py" jepa "$TMP/jepa.safetensors" 1e-4
+  echo "$output"
+  [ "$status" -eq 0 ]
+  [[ "$output" == *"jepa: compared 37 tensors"* ]]
+}
