@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # layers.sh — per-layer speed of the engine's CPU backend vs PyTorch (bench/README.md,
 # "Model engine: layers"). Both sides: float32, the same shapes, the same thread count
-# (CRYO_THREADS, default 2), medians of 7 runs after 2 warm-ups; PyTorch in its best
+# (CRYO_THREADS, default 2), best of 7 runs after 2 warm-ups; PyTorch in its best
 # configuration on this machine (MACHINE.md): OPENBLAS_CORETYPE=SkylakeX and huge pages for
 # malloc. Ours and PyTorch's runs alternate (ours, torch, ours, torch) and the better of
 # each pair counts, to damp the noise of a shared machine.
