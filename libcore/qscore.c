@@ -234,6 +234,9 @@ int cryo_qscore(const struct cryo_volume *map, const struct cryo_model *m,
                     const double *R = rots + 9 * t;
                     int cnt = 0;
                     for (int i = 0; i < N; i++) {
+                        /* this try can no longer beat the best one (ties keep the earlier) */
+                        if (cnt + (N - i) <= best_cnt)
+                            break;
                         const double *e = unit + 3 * i;
                         double p[3];
                         for (int d = 0; d < 3; d++)
