@@ -1,4 +1,6 @@
 /* layer_linear.c — public entry points of the token-wise linear layer (checks, dispatch). */
+#include <limits.h>
+
 #include "cryolvm/nn_layers.h"
 #include "nn/layer_util.h"
 
@@ -9,6 +11,9 @@ int cryo_nn_linear_forward(struct cryo_nn_ctx *ctx, float *out, const float *inp
     NN_NEED_CTX("linear_forward");
     NN_NEED("linear_forward", T >= 1 && cin >= 1 && cout >= 1,
             "T=%lld cin=%d cout=%d: all must be >= 1", (long long)T, cin, cout);
+    if (T > INT_MAX) /* OpenBLAS (and cuBLAS) take 32-bit dimensions */
+        return cryo_fail(err, CRYO_E_UNSUPPORTED, "linear_forward: %lld tokens: at most 2^31 - 1 per call",
+                         (long long)T);
     NN_NEED_PTR("linear_forward", out);
     NN_NEED_PTR("linear_forward", inp);
     NN_NEED_PTR("linear_forward", weight);
@@ -23,6 +28,9 @@ int cryo_nn_linear_backward(struct cryo_nn_ctx *ctx, float *dinp, float *dweight
     NN_NEED_CTX("linear_backward");
     NN_NEED("linear_backward", T >= 1 && cin >= 1 && cout >= 1,
             "T=%lld cin=%d cout=%d: all must be >= 1", (long long)T, cin, cout);
+    if (T > INT_MAX) /* OpenBLAS (and cuBLAS) take 32-bit dimensions */
+        return cryo_fail(err, CRYO_E_UNSUPPORTED, "linear_backward: %lld tokens: at most 2^31 - 1 per call",
+                         (long long)T);
     NN_NEED_PTR("linear_backward", dout);
     NN_NEED("linear_backward", !dinp || weight, "dinp wanted but weight is NULL");
     NN_NEED("linear_backward", !dweight || inp, "dweight wanted but inp is NULL");

@@ -1,6 +1,8 @@
 /* layer_wmsa.c — public entry points of 3D window multi-head self-attention: the window
  * plan (shared by all backends, so they agree on partial and shrunk windows), checks,
  * dispatch. The math is described in nn_layers.h; the CPU version is libcore/cpu/wmsa.c. */
+#include <limits.h>
+
 #include "cryolvm/mem.h"
 #include "cryolvm/nn_layers.h"
 #include "nn/layer_util.h"
@@ -40,6 +42,8 @@ int cryo_nn_wmsa_plan(struct cryo_nn_wmsa_plan *p, const struct cryo_nn_wmsa *a,
     p->table = 2 * a->window - 1;
     size_t t, att, c3, q, tot;
     CRYO_TRY(cryo_count4(a->n, a->d, a->h, a->w, &t, err));
+    if (t > (size_t)INT_MAX)
+        return cryo_fail(err, CRYO_E_UNSUPPORTED, "wmsa: %zu tokens: at most 2^31 - 1 per call", t);
     p->tokens = t;
     CRYO_TRY(cryo_count4(a->n, p->nwin_all, p->heads, (int64_t)p->ntmax * p->ntmax, &att, err));
     p->att = att;

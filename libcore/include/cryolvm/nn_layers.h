@@ -91,7 +91,8 @@ int cryo_nn_convt3d_backward(struct cryo_nn_ctx *ctx, float *dinp, float *dweigh
 
 /* ---- Linear over tokens ---------------------------------------------------------------
  * out[t, o] = sum_i inp[t, i] * weight[o, i] + bias[o]  (bias may be NULL).
- * out: T × cout;  inp: T × cin;  weight: cout × cin. */
+ * out: T × cout;  inp: T × cin;  weight: cout × cin. T < 2^31 (BLAS dimensions are 32-bit;
+ * CRYO_E_UNSUPPORTED beyond), likewise the token count of window attention. */
 int cryo_nn_linear_forward(struct cryo_nn_ctx *ctx, float *out, const float *inp,
                            const float *weight, const float *bias, int64_t T, int cin, int cout,
                            struct cryo_error *err);
@@ -199,7 +200,9 @@ int cryo_nn_wmsa_backward(struct cryo_nn_ctx *ctx, float *dinp, float *dqkv_weig
                           struct cryo_error *err);
 
 /* ---- Channel split / concat (torch.split / torch.cat along C) -------------------------
- * out: T × (ca + cb);  a: T × ca;  b: T × cb. Each is the other's backward. */
+ * out: T × (ca + cb);  a: T × ca;  b: T × cb. Each is the other's backward.
+ * concat_backward: da or db may be NULL (not wanted); split_backward: a NULL da or db counts
+ * as zeros (that branch did not reach the loss). */
 int cryo_nn_concat_forward(struct cryo_nn_ctx *ctx, float *out, const float *a, const float *b,
                            int64_t T, int ca, int cb, struct cryo_error *err);
 int cryo_nn_concat_backward(struct cryo_nn_ctx *ctx, float *da, float *db, const float *dout,
