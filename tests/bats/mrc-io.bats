@@ -217,3 +217,21 @@ PY
     [ "$status" -eq 0 ] || { echo "$f: $output"; false; }
   done
 }
+
+@test "TIFF from a pipe is spooled and read like the file" {
+  need_tools; require_py_module tifffile
+  MK tiff u16_imagej "$TMP/p.tif" "$TMP/p.npz"
+  cat "$TMP/p.tif" | vol-convert - -o "$TMP/p.out.tif"
+  MK tiffcheck "$TMP/p.out.tif" "$TMP/p.npz"
+}
+
+@test "binary output to a terminal is refused; a file is still written with CRYO_FSYNC=1" {
+  need_tools; require_py_module mrcfile; require_py_module gemmi
+  command -v script >/dev/null || skip "script(1) not installed"
+  MK case mode2 "$TMP/t.map" "$TMP/t.npz"
+  run script -qec "'$CRYO_BIN/vol-convert' '$TMP/t.map' -f mrc" /dev/null
+  [ "$status" -eq 1 ]
+  [[ "$output" == *"vol-convert: stdout is a terminal: refusing to write binary mrc data there"* ]] || { echo "$output"; false; }
+  CRYO_FSYNC=1 vol-convert "$TMP/t.map" -o "$TMP/t.mrc"
+  MK check "$TMP/t.mrc" "$TMP/t.npz"
+}
