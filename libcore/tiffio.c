@@ -13,6 +13,8 @@
  *   - Z: ImageJ "spacing=" in the same unit; without it Z takes the X voxel size.
  *   - nothing usable: 1 Å.
  * ImageJ "xorigin=" (pixels) etc. set the origin (origin = −xorigin × voxel size).
+ * ImageJ's big stacks (one page directory, "images=N", the N pages' data contiguous) are
+ * read as N slices.
  *
  * Writing: uncompressed, one strip per page, SampleFormat and BitsPerSample from the dtype,
  * X/YResolution = 1/voxel size with ResolutionUnit none, and an ImageJ description on page 0
@@ -28,11 +30,13 @@
  */
 #include "cryolvm/tiffio.h"
 
+#include <errno.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <tiffio.h>
 
 #include "cryolvm/mem.h"
@@ -102,6 +106,7 @@ static double unit_angstrom(const char *u)
 
 struct ij_desc {
     int is_imagej;
+    long images;
     char unit[64];
     double spacing, origin[3];
     int has_spacing, has_origin[3];
@@ -130,6 +135,8 @@ static void parse_imagej(const char *d, struct ij_desc *ij)
                 int num = end != val && *end == '\0' && isfinite(x);
                 if (strcmp(k, "unit") == 0)
                     snprintf(ij->unit, sizeof ij->unit, "%s", val);
+                else if (strcmp(k, "images") == 0 && num && x >= 1 && x <= 1e9)
+                    ij->images = (long)x;
                 else if (strcmp(k, "spacing") == 0 && num && x > 0)
                     ij->spacing = x, ij->has_spacing = 1;
                 else if (strcmp(k, "xorigin") == 0 && num)
@@ -281,6 +288,59 @@ static int tiff_fail(struct cryo_error *err, int status, const char *name, const
     return cryo_fail(err, status, "%s: %s", name, what);
 }
 
+/* ImageJ saves stacks past 4 GiB with one page directory and "images=N": the N pages' data
+ * follow each other from page 1's first strip. Read them straight from the file. The current
+ * directory must be page 1. */
+static int read_imagej_contiguous(TIFF *t, const char *path, const char *name, long images,
+                                  const struct page_fmt *p0, enum cryo_dtype dt, struct cryo_volume *out,
+                                  struct cryo_error *err)
+{
+    uint16_t comp = COMPRESSION_NONE;
+    TIFFGetFieldDefaulted(t, TIFFTAG_COMPRESSION, &comp);
+    uint64_t *offs = NULL, *cnts = NULL;
+    if (TIFFIsTiled(t) || comp != COMPRESSION_NONE || !TIFFGetField(t, TIFFTAG_STRIPOFFSETS, &offs) ||
+        !TIFFGetField(t, TIFFTAG_STRIPBYTECOUNTS, &cnts))
+        return cryo_fail(err, CRYO_E_UNSUPPORTED, "%s: ImageJ stack of %ld images with one page directory must "
+                         "be uncompressed strips", name, images);
+    size_t es = p0->bps / 8, page = (size_t)p0->w * p0->h * es, total, sum = 0;
+    uint32_t ns = TIFFNumberOfStrips(t);
+    for (uint32_t i = 0; i < ns; i++) {
+        if (i + 1 < ns && offs[i + 1] != offs[i] + cnts[i])
+            return cryo_fail(err, CRYO_E_UNSUPPORTED, "%s: ImageJ stack with non-contiguous strips", name);
+        sum += cnts[i];
+    }
+    if (ns == 0 || sum < page)
+        return cryo_fail(err, CRYO_E_FORMAT, "%s: page 1 holds %zu bytes, %ux%u %u-bit needs %zu", name, sum,
+                         p0->w, p0->h, p0->bps, page);
+    CRYO_TRY(cryo_mul_size(page, (size_t)images, &total, err));
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return cryo_fail(err, CRYO_E_IO, "%s: %s", name, strerror(errno));
+    struct stat st;
+    int s = CRYO_OK;
+    if (fstat(fileno(f), &st) != 0 || (uint64_t)st.st_size < offs[0] ||
+        (uint64_t)st.st_size - offs[0] < total) {
+        uint64_t have = (uint64_t)st.st_size > offs[0] ? (uint64_t)st.st_size - offs[0] : 0;
+        s = cryo_fail(err, CRYO_E_TRUNCATED, "%s: ImageJ description says %ld images of %zu bytes but only %llu "
+                      "bytes of image data follow", name, images, page, (unsigned long long)have);
+    }
+    if (s == CRYO_OK && (s = cryo_volume_alloc(out, dt, 1, images, p0->h, p0->w, err)) < 0)
+        cryo_error_prefix(err, name);
+    if (s == CRYO_OK && (fseeko(f, (off_t)offs[0], SEEK_SET) != 0 || fread(out->data, 1, total, f) != total))
+        s = cryo_fail(err, CRYO_E_IO, "%s: reading ImageJ stack data failed", name);
+    fclose(f);
+    if (s == CRYO_OK && TIFFIsByteSwapped(t) && es > 1) {
+        size_t n = total / es;
+        if (es == 2)
+            for (size_t i = 0; i < n; i++)
+                ((uint16_t *)out->data)[i] = __builtin_bswap16(((uint16_t *)out->data)[i]);
+        else if (es == 4)
+            for (size_t i = 0; i < n; i++)
+                ((uint32_t *)out->data)[i] = __builtin_bswap32(((uint32_t *)out->data)[i]);
+    }
+    return s;
+}
+
 int cryo_tiff_read(struct cryo_volume *v, const char *path, const char *name, struct cryo_error *err)
 {
     struct tiff_msgs msgs = {{0}};
@@ -321,6 +381,22 @@ int cryo_tiff_read(struct cryo_volume *v, const char *path, const char *name, st
         snprintf(what, sizeof what, "TIFF page chain is broken after page %u (file cut short?)", (unsigned)ndir);
         s = tiff_fail(err, CRYO_E_TRUNCATED, name, &msgs, what);
         goto out;
+    }
+    if (ndir == 1 && raw == RAW_NATIVE) {
+        char *desc = NULL;
+        struct ij_desc ij;
+        if (!TIFFGetField(t, TIFFTAG_IMAGEDESCRIPTION, &desc))
+            desc = NULL;
+        parse_imagej(desc, &ij);
+        if (ij.images > 1) {
+            s = read_imagej_contiguous(t, path, name, ij.images, &p0, dt, &tmp, err);
+            if (s < 0)
+                goto out;
+            tmp.ndim = 3;
+            tiff_calibration(t, &tmp);
+            cryo_volume_move(v, &tmp);
+            goto out;
+        }
     }
     s = cryo_volume_alloc(&tmp, dt, 1, (int64_t)ndir, (int64_t)p0.h, (int64_t)p0.w, err);
     if (s < 0) {

@@ -269,6 +269,73 @@ TEST(tiff_voxel_size_rules)
     cryo_volume_free(&v);
 }
 
+/* An ImageJ "big stack" as ImageJ writes past 4 GiB: one page directory, images=N, all
+ * pages' data contiguous; built byte by byte (uint16, either byte order). */
+static void write_imagej_bigstack(const char *path, int big, int w, int h, int n, int cut)
+{
+    const char *desc = "ImageJ=1.53t\nimages=4\nslices=4\nunit=nm\nspacing=2.5\n";
+    unsigned char b[4096] = {0};
+    size_t dl = strlen(desc) + 1, data = 8 + 2 + 11 * 12 + 4 + dl;
+    data += data & 1;
+    #define P16(o, v) (big ? (b[o] = (unsigned char)((v) >> 8), b[(o) + 1] = (unsigned char)(v)) \
+                           : (b[o] = (unsigned char)(v), b[(o) + 1] = (unsigned char)((v) >> 8)))
+    #define P32(o, v) (big ? (P16(o, (v) >> 16), P16((o) + 2, (v) & 0xffff)) : (P16(o, (v) & 0xffff), P16((o) + 2, (v) >> 16)))
+    b[0] = b[1] = big ? 'M' : 'I';
+    P16(2, 42);
+    P32(4, 8u);
+    P16(8, 11);
+    const unsigned tags[11][4] = {{256, 3, 1, (unsigned)w}, {257, 3, 1, (unsigned)h}, {258, 3, 1, 16}, {259, 3, 1, 1},
+                                  {262, 3, 1, 1}, {270, 2, (unsigned)dl, 8 + 2 + 11 * 12 + 4}, {273, 4, 1, (unsigned)data},
+                                  {277, 3, 1, 1}, {278, 3, 1, (unsigned)h}, {279, 4, 1, (unsigned)(w * h * 2)},
+                                  {339, 3, 1, 1}};
+    for (int i = 0; i < 11; i++) {
+        size_t o = 10 + 12 * (size_t)i;
+        P16(o, tags[i][0]);
+        P16(o + 2, tags[i][1]);
+        P32(o + 4, tags[i][2]);
+        if (tags[i][1] == 3)
+            P16(o + 8, tags[i][3]);
+        else
+            P32(o + 8, tags[i][3]);
+    }
+    memcpy(b + 8 + 2 + 11 * 12 + 4, desc, dl);
+    for (int i = 0; i < w * h * n; i++)
+        P16(data + 2 * (size_t)i, (unsigned)(i * 7) & 0xffff);
+    FILE *f = fopen(path, "wb");
+    fwrite(b, 1, data + (size_t)(w * h * n * 2) - (size_t)cut, f);
+    fclose(f);
+    #undef P16
+    #undef P32
+}
+
+TEST(imagej_big_stack_with_one_directory)
+{
+    for (int big = 0; big <= 1; big++) {
+        const char *p = tmp_path("bigstack.tif");
+        write_imagej_bigstack(p, big, 5, 3, 4, 0);
+        struct cryo_volume v;
+        cryo_volume_init(&v);
+        struct cryo_error err = {0};
+        if (cryo_read_one(&v, p, &err) != 0) {
+            tu_fail(__FILE__, __LINE__, "%s", err.msg);
+            continue;
+        }
+        CHECK_EQ_INT(v.dtype, CRYO_DTYPE_U16);
+        CHECK_EQ_INT(v.nx, 5);
+        CHECK_EQ_INT(v.ny, 3);
+        CHECK_EQ_INT(v.nz, 4);
+        CHECK_CLOSE(v.apix[2], 25, 1e-9);
+        int bad = 0;
+        for (size_t i = 0; i < 60; i++)
+            bad += cryo_volume_get(&v, i) != (double)((i * 7) & 0xffff);
+        CHECK_EQ_INT(bad, 0);
+        cryo_volume_free(&v);
+        write_imagej_bigstack(p, big, 5, 3, 4, 2);  /* last pixel cut */
+        CHECK_EQ_INT(cryo_read_one(&v, p, &err), CRYO_E_TRUNCATED);
+        CHECK(strstr(err.msg, "ImageJ description says 4 images of 30 bytes but only 118 bytes") != NULL);
+    }
+}
+
 TEST(sink_is_atomic)
 {
     const char *p = tmp_path("atomic.mrc");
@@ -557,7 +624,8 @@ int main(void)
 {
     return RUN_TESTS(format_from_path_rules, mrc_file_and_gzip_round_trip_through_sinks_and_sources,
                      gzip_of_concatenated_members_is_read_whole, tiff_round_trip_every_integer_and_float_type,
-                     single_page_tiff_is_a_2d_frame, tiff_voxel_size_rules, sink_is_atomic, sink_refusals,
+                     single_page_tiff_is_a_2d_frame, tiff_voxel_size_rules,
+                     imagej_big_stack_with_one_directory, sink_is_atomic, sink_refusals,
                      sources_refuse_empty_garbage_and_missing_input, stdout_sink_refuses_a_terminal_only,
                      real_maps_match_their_readme_facts, real_map_with_axes_312_is_transposed_right);
 }
