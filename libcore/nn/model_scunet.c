@@ -49,6 +49,7 @@ struct cryo_scunet {
     struct cryo_scunet_config cfg;
     struct cryo_nn_ctx *ctx;
     int n, training, L;
+    int enc_only; /* encoder and bottleneck only: output = bottleneck features */
     int dd[CRYO_SCUNET_MAX_LEVELS + 1], hh[CRYO_SCUNET_MAX_LEVELS + 1], ww[CRYO_SCUNET_MAX_LEVELS + 1];
     int64_t T[CRYO_SCUNET_MAX_LEVELS + 1];
     int C[CRYO_SCUNET_MAX_LEVELS + 1];
@@ -107,12 +108,13 @@ static int setup_blocks(struct cryo_scunet *m, struct cryo_error *err)
 {
     const struct cryo_scunet_config *c = &m->cfg;
     int L = m->L;
-    m->nblk = (2 * L + 1) * c->depth;
+    int stages = m->enc_only ? L + 1 : 2 * L + 1;
+    m->nblk = stages * c->depth;
     m->blk = cryo_alloc_array((size_t)m->nblk, sizeof *m->blk, err);
     if (!m->blk)
         return CRYO_E_NOMEM;
     int k = 0;
-    for (int pass = 0; pass < 2 * L + 1; pass++) {
+    for (int pass = 0; pass < stages; pass++) {
         /* execution order: enc 0..L-1, body, dec L-1..0 */
         int level, stage_first_param;
         if (pass < L) {
@@ -201,12 +203,14 @@ static int plan_acts(struct cryo_scunet *m, struct plan *p, struct cryo_error *e
     m->x0 = take(p, (size_t)m->T[0] * cin);
     for (int l = 0; l <= L; l++)
         m->skip[l] = take(p, (size_t)m->T[l] * (size_t)m->C[l]);
-    for (int l = 0; l < L; l++) {
+    for (int l = 0; l < L && !m->enc_only; l++) {
         m->u[l] = take(p, (size_t)m->T[l + 1] * (size_t)m->C[l + 1]);
         m->upo[l] = take(p, (size_t)m->T[l] * (size_t)m->C[l]);
     }
-    m->v = take(p, (size_t)m->T[0] * (size_t)m->C[0]);
-    m->out = take(p, (size_t)m->T[0] * (size_t)m->cfg.out_ch);
+    if (!m->enc_only) {
+        m->v = take(p, (size_t)m->T[0] * (size_t)m->C[0]);
+        m->out = take(p, (size_t)m->T[0] * (size_t)m->cfg.out_ch);
+    }
     for (int k = 0; k < m->nblk; k++) {
         struct sc_block *b = &m->blk[k];
         size_t cache_n = 0;
@@ -221,11 +225,13 @@ static int plan_acts(struct cryo_scunet *m, struct plan *p, struct cryo_error *e
     for (int l = 0; l < L; l++)
         m->blk[m->enc0[l]].inp = m->skip[l];
     m->blk[m->body0].inp = m->skip[L];
-    for (int l = 0; l < L; l++)
+    for (int l = 0; l < L && !m->enc_only; l++)
         m->blk[m->dec0[l]].inp = m->upo[l];
     for (int k = 0; k < m->nblk; k++)
         if (k % m->cfg.depth)
             m->blk[k].inp = m->blk[k - 1].out;
+    if (m->enc_only)
+        m->out = m->blk[m->body0 + m->cfg.depth - 1].out;
     return CRYO_OK;
 }
 
@@ -252,9 +258,9 @@ static void plan_grads(struct cryo_scunet *m, struct plan *p)
     m->F1 = take(p, maxM);
 }
 
-int cryo_scunet_create(struct cryo_scunet **out, const struct cryo_scunet_config *c,
+static int create_impl(struct cryo_scunet **out, const struct cryo_scunet_config *c,
                        struct cryo_nn_ctx *ctx, int n, int d, int h, int w, int training,
-                       struct cryo_error *err)
+                       int enc_only, struct cryo_error *err)
 {
     *out = NULL;
     CRYO_TRY(cryo_scunet_config_check(c, err));
@@ -276,6 +282,7 @@ int cryo_scunet_create(struct cryo_scunet **out, const struct cryo_scunet_config
     m->ctx = ctx;
     m->n = n;
     m->training = training ? 1 : 0;
+    m->enc_only = enc_only;
     m->L = c->levels;
     for (int l = 0; l <= m->L; l++) {
         m->dd[l] = d >> l;
@@ -324,6 +331,20 @@ fail:
     return rc;
 }
 
+int cryo_scunet_create(struct cryo_scunet **out, const struct cryo_scunet_config *c,
+                       struct cryo_nn_ctx *ctx, int n, int d, int h, int w, int training,
+                       struct cryo_error *err)
+{
+    return create_impl(out, c, ctx, n, d, h, w, training, 0, err);
+}
+
+int cryo_scunet_create_encoder(struct cryo_scunet **out, const struct cryo_scunet_config *c,
+                               struct cryo_nn_ctx *ctx, int n, int d, int h, int w, int training,
+                               struct cryo_error *err)
+{
+    return create_impl(out, c, ctx, n, d, h, w, training, 1, err);
+}
+
 void cryo_scunet_free(struct cryo_scunet *m)
 {
     if (!m)
@@ -353,7 +374,12 @@ size_t cryo_scunet_activation_bytes(const struct cryo_scunet *m)
 float *cryo_scunet_input(struct cryo_scunet *m) { return m->x0; }
 const float *cryo_scunet_output(const struct cryo_scunet *m) { return m->out; }
 size_t cryo_scunet_input_count(const struct cryo_scunet *m) { return (size_t)m->T[0] * (size_t)m->cfg.in_ch; }
-size_t cryo_scunet_output_count(const struct cryo_scunet *m) { return (size_t)m->T[0] * (size_t)m->cfg.out_ch; }
+size_t cryo_scunet_output_count(const struct cryo_scunet *m)
+{
+    if (m->enc_only)
+        return (size_t)m->T[m->L] * (size_t)m->C[m->L];
+    return (size_t)m->T[0] * (size_t)m->cfg.out_ch;
+}
 struct cryo_nn_ctx *cryo_scunet_ctx(const struct cryo_scunet *m) { return m->ctx; }
 
 int cryo_scunet_zero_grad(struct cryo_scunet *m, struct cryo_error *err)
@@ -433,6 +459,8 @@ int cryo_scunet_forward(struct cryo_scunet *m, struct cryo_error *err)
                                         P(m, m->lay.down[l]), NULL, &m->down[l], err));
     }
     CRYO_TRY(stage_forward(m, m->body0, err));
+    if (m->enc_only)
+        return CRYO_OK;
     const float *y = m->blk[m->body0 + D - 1].out;
     for (int l = L - 1; l >= 0; l--) {
         size_t n = (size_t)m->T[l + 1] * (size_t)m->C[l + 1];
@@ -515,11 +543,21 @@ int cryo_scunet_backward(struct cryo_scunet *m, const float *dout, struct cryo_e
         return cryo_fail(err, CRYO_E_INVALID, "model was built for inference: no backward");
     struct cryo_nn_ctx *x = m->ctx;
     int L = m->L, D = m->cfg.depth;
+    float *g;
+    if (m->enc_only) {
+        /* no decoder: the skip gradients start from zero (the full network copies them) */
+        for (int l = 0; l < L; l++)
+            CRYO_TRY(cryo_nn_fill(x, m->dskip[l], 0.0f, (size_t)m->T[l] * (size_t)m->C[l], err));
+        g = (float *)dout; /* stage_backward writes only into gA/gB, never into *g */
+        CRYO_TRY(stage_backward(m, m->body0, &g, err));
+        CRYO_TRY(cryo_nn_copy(x, m->dskip[L], g, (size_t)m->T[L] * (size_t)m->C[L], err));
+        goto encoder;
+    }
     /* tail and the last skip */
     CRYO_TRY(cryo_nn_conv3d_backward(x, m->gA[0], G(m, m->lay.tail), NULL, dout, m->v,
                                      P(m, m->lay.tail), &m->tail, err));
     CRYO_TRY(cryo_nn_copy(x, m->dskip[0], m->gA[0], (size_t)m->T[0] * (size_t)m->C[0], err));
-    float *g = m->gA[0];
+    g = m->gA[0];
     for (int l = 0; l < L; l++) {
         CRYO_TRY(stage_backward(m, m->dec0[l], &g, err));
         size_t n = (size_t)m->T[l + 1] * (size_t)m->C[l + 1];
@@ -530,6 +568,7 @@ int cryo_scunet_backward(struct cryo_scunet *m, const float *dout, struct cryo_e
     }
     CRYO_TRY(stage_backward(m, m->body0, &g, err));
     CRYO_TRY(cryo_nn_accumulate(x, m->dskip[L], g, (size_t)m->T[L] * (size_t)m->C[L], err));
+encoder:
     for (int l = L - 1; l >= 0; l--) {
         g = m->gA[l];
         CRYO_TRY(cryo_nn_conv3d_backward(x, g, G(m, m->lay.down[l]), NULL, m->dskip[l + 1],

@@ -520,6 +520,134 @@ TEST(jepa_masking_semantics)
     cryo_jepa_free(j);
 }
 
+/* Encoder-only model: d(bottleneck) → parameter gradients by central differences, decoder
+ * gradients zero, and the bottleneck equals the first half of the full network's forward
+ * (checked through the encoder's own output shape and the finite differences). */
+TEST(encoder_only_gradients)
+{
+    struct cryo_scunet_config c;
+    small_config(&c);
+    struct cryo_error e = {0};
+    struct cryo_scunet *m = NULL;
+    CHECK(cryo_scunet_create_encoder(&m, &c, ctx, 1, 8, 8, 12, 1, &e) == 0);
+    if (!m)
+        return;
+    CHECK(cryo_scunet_init(m, 4, &e) == 0);
+    size_t ntab, np = cryo_scunet_num_params(m), nout = cryo_scunet_output_count(m);
+    CHECK(nout == (size_t)(2 * 2 * 3) * (size_t)(c.width << c.levels));
+    const struct cryo_nn_param *tab = cryo_scunet_params(m, &ntab);
+    float *p = cryo_scunet_param_data(m);
+    for (size_t i = 0; i < ntab; i++)
+        if (strstr(tab[i].name, "tau"))
+            for (size_t k = 0; k < tab[i].count; k++)
+                p[tab[i].offset + k] = -10.0f; /* no TLU kinks for central differences */
+    fill_rand(cryo_scunet_input(m), cryo_scunet_input_count(m), 8, 1.0);
+    float *R = malloc(nout * sizeof *R);
+    fill_rand(R, nout, 9, 1.0);
+    CHECK(cryo_scunet_forward(m, &e) == 0 && cryo_scunet_zero_grad(m, &e) == 0);
+    CHECK(cryo_scunet_backward(m, R, &e) == 0);
+    float *g = malloc(np * sizeof *g);
+    memcpy(g, cryo_scunet_grad_data(m), np * sizeof *g);
+    double gmax = 0;
+    for (size_t i = 0; i < np; i++)
+        gmax = fmax(gmax, fabs(g[i]));
+    int checked = 0, bad = 0, dec_nonzero = 0;
+    for (size_t t = 0; t < ntab; t++) {
+        int dec = strncmp(tab[t].name, "dec.", 4) == 0 || strncmp(tab[t].name, "tail.", 5) == 0;
+        size_t best = 0;
+        for (size_t k = 0; k < tab[t].count; k++) {
+            dec_nonzero += dec && g[tab[t].offset + k] != 0;
+            if (fabs(g[tab[t].offset + k]) > fabs(g[tab[t].offset + best]))
+                best = k;
+        }
+        if (dec || t % 3) /* a third of the encoder tensors keeps the test short */
+            continue;
+        size_t i = tab[t].offset + best;
+        float keep = p[i];
+        double h = 1e-3, L[2];
+        for (int sgn = 0; sgn < 2; sgn++) {
+            p[i] = keep + (float)(sgn ? -h : h);
+            CHECK(cryo_scunet_forward(m, &e) == 0);
+            double acc = 0;
+            for (size_t o = 0; o < nout; o++)
+                acc += (double)cryo_scunet_output(m)[o] * R[o];
+            L[sgn] = acc;
+        }
+        p[i] = keep;
+        double fd = (L[0] - L[1]) / (2 * h);
+        checked++;
+        if (!(fabs(fd - g[i]) <= 2e-3 * gmax + 2e-2 * fabs(g[i]))) {
+            bad++;
+            tu_fail(__FILE__, __LINE__, "%s: backward %.6g, finite difference %.6g", tab[t].name, g[i], fd);
+        }
+    }
+    CHECK(checked > 20 && bad == 0 && dec_nonzero == 0);
+    free(R);
+    free(g);
+    cryo_scunet_free(m);
+}
+
+static void jepa_train_run(enum cryo_jepa_mode mode, double *first, double *last, int steps)
+{
+    struct cryo_scunet_config c;
+    small_config(&c);
+    struct cryo_jepa_config jc;
+    cryo_jepa_config_default(&jc, &c);
+    jc.embed = 24;
+    jc.head_dim = 8;
+    jc.depth = 1;
+    struct cryo_jepa_train_opts o;
+    cryo_jepa_train_opts_default(&o);
+    o.mode = mode;
+    o.sched.lr = 2e-3;
+    o.sched.warmup = 3;
+    o.ema_decay = 0.9;
+    struct cryo_error e = {0};
+    struct cryo_jepa_trainer *t = NULL;
+    const int D = 16, N = 2;
+    CHECK(cryo_jepa_trainer_create(&t, &c, &jc, &o, ctx, N, D, D, D, 3, &e) == 0);
+    if (!t)
+        return;
+    size_t n = (size_t)D * D * D;
+    float *x = malloc(N * n * sizeof *x);
+    blobs(x, D, D, D, 21);
+    blobs(x + n, D, D, D, 22);
+    size_t ne = cryo_scunet_num_params(t->enc);
+    float *old_t = malloc(ne * sizeof *old_t);
+    *first = *last = 0;
+    for (int s = 0; s < steps; s++) {
+        memcpy(old_t, cryo_scunet_param_data(t->tenc), ne * sizeof *old_t);
+        if (cryo_jepa_trainer_step(t, x, &e) < 0) {
+            tu_fail(__FILE__, __LINE__, "step %d: %s", s, e.msg);
+            break;
+        }
+        /* the target encoder is the EMA of the context encoder */
+        const float *pc = cryo_scunet_param_data(t->enc), *pt = cryo_scunet_param_data(t->tenc);
+        int ema_ok = 1;
+        for (size_t i = 0; i < ne; i += 97)
+            ema_ok &= tu_close(pt[i], 0.9 * old_t[i] + 0.1 * pc[i], 1e-5);
+        CHECK(ema_ok);
+        if (s < 3)
+            *first += t->last_loss / 3;
+        if (s >= steps - 3)
+            *last += t->last_loss / 3;
+    }
+    free(old_t);
+    free(x);
+    cryo_jepa_trainer_free(t);
+}
+
+TEST(jepa_and_mae_pretraining_learn)
+{
+    double f, l;
+    jepa_train_run(CRYO_JEPA_MAE, &f, &l, 40);
+    printf("MAE pre-training: loss %.4g -> %.4g\n", f, l);
+    CHECK(l < 0.5 * f);
+    jepa_train_run(CRYO_JEPA_LATENT, &f, &l, 40);
+    printf("JEPA pre-training: loss %.4g -> %.4g\n", f, l);
+    CHECK(isfinite(l) && l < f);
+}
+
 static int dump_jepa(const char *dir)
 {
     struct cryo_error e = {0};
@@ -600,7 +728,8 @@ int main(int argc, char **argv)
     int rc = RUN_TESTS(config_parse_and_errors, param_table_consistent, bad_boxes_refused,
                        inference_equals_training_forward, gradients_finite_differences,
                        weights_save_load_roundtrip, overfit_one_pair, resume_bit_identical,
-                       jepa_posenc_and_refusals, jepa_masking_semantics);
+                       jepa_posenc_and_refusals, jepa_masking_semantics, encoder_only_gradients,
+                       jepa_and_mae_pretraining_learn);
     cryo_nn_ctx_free(ctx);
     return rc;
 }

@@ -12,7 +12,8 @@
  *   y    = LN(x)
  *   pred = Linear_{E→E}(y)                        JEPA: predicted target embeddings
  *   vox  = Linear_{E→p³·out}(y)                   MAE baseline: the voxels of each patch,
- *          p = 2^levels, voxel (i,j,k) of the patch at column (i·p + j)·p + k (z, y, x)
+ *          p = 2^levels, voxel (i,j,k) (z, y, x) of the patch, channel ch, at column
+ *          ((i·p + j)·p + k)·out_ch + ch
  * The caller picks the masked tokens (cryo_jepa_set_mask), compares pred with the target
  * encoder's embeddings (an EMA copy: no gradient) or vox with the clean voxels on the masked
  * tokens, and backpropagates dpred / dvox; d(features) then flows into the context encoder.
@@ -40,6 +41,7 @@
 #include "cryolvm/error.h"
 #include "cryolvm/nn_backend.h"
 #include "cryolvm/nn_model.h"
+#include "cryolvm/nn_train.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -91,6 +93,54 @@ const float *cryo_jepa_vox(const struct cryo_jepa *j);  /* T × p³·out_ch */
 int cryo_jepa_backward(struct cryo_jepa *j, const float *dpred, const float *dvox,
                        struct cryo_error *err);
 const float *cryo_jepa_dfeatures(const struct cryo_jepa *j);
+
+/* ---- pre-training step ------------------------------------------------------------------
+ * Context branch: the input with the masked patches zeroed → encoder → predictor (mask
+ * tokens at the masked positions). Target branch: the full input → target encoder → patch
+ * embeddings (no gradient); its encoder and embedding are the EMA of the context ones
+ * (e ← d·e + (1 − d)·θ after every step, d = ema_decay), as in I-JEPA.
+ *   JEPA: loss = mean over masked tokens and channels of (pred − LN(target embedding))²,
+ *         LN a per-token layer norm without affine parameters (as I-JEPA)
+ *   MAE:  loss = mean over masked patches' voxels of (vox − clean voxels)²
+ * Masks: per tile, random boxes of tokens (each side uniform in [1, ⌈g/2⌉]) added until at
+ * least mask_ratio of the tokens are masked; drawn from the trainer's splitmix64 state.
+ * AdamW (decay on conv/linear weights only), the schedule and clipping of nn_train.h, over
+ * the encoder and predictor parameters together. CPU only for now (host optimiser). */
+enum cryo_jepa_mode { CRYO_JEPA_LATENT = 0, CRYO_JEPA_MAE = 1 };
+
+struct cryo_jepa_train_opts {
+    struct cryo_adamw adamw;
+    struct cryo_lr_schedule sched;
+    double clip;       /* max gradient norm, 0 = off */
+    double ema_decay;  /* target encoder EMA, 0.996 */
+    double mask_ratio; /* 0 < r < 1, 0.5 */
+    enum cryo_jepa_mode mode;
+    uint64_t seed;
+};
+void cryo_jepa_train_opts_default(struct cryo_jepa_train_opts *o);
+
+struct cryo_jepa_trainer {
+    struct cryo_scunet *enc, *tenc; /* context encoder (training), target encoder (EMA) */
+    struct cryo_jepa *pred, *tpred; /* predictor (training), target embedding (EMA) */
+    struct cryo_jepa_train_opts o;
+    int64_t step;
+    uint64_t rng;
+    float *m, *v;                   /* AdamW moments: encoder params, then predictor params */
+    float *xin, *xmask, *dout;      /* host scratch */
+    uint8_t *mask;                  /* T, the last step's mask */
+    double last_loss;
+    int n, d, h, w;
+};
+
+/* Build both branches for batches of n tiles d × h × w, initialise from `seed` (target =
+ * context at start). */
+int cryo_jepa_trainer_create(struct cryo_jepa_trainer **t, const struct cryo_scunet_config *enc,
+                             const struct cryo_jepa_config *jc, const struct cryo_jepa_train_opts *o,
+                             struct cryo_nn_ctx *ctx, int n, int d, int h, int w, uint64_t seed,
+                             struct cryo_error *err);
+void cryo_jepa_trainer_free(struct cryo_jepa_trainer *t);
+/* One step on a batch (host, n × d × h × w × in_ch). */
+int cryo_jepa_trainer_step(struct cryo_jepa_trainer *t, const float *input, struct cryo_error *err);
 
 #ifdef __cplusplus
 }

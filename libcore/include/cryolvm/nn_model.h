@@ -105,6 +105,13 @@ struct cryo_scunet;
 int cryo_scunet_create(struct cryo_scunet **m, const struct cryo_scunet_config *c,
                        struct cryo_nn_ctx *ctx, int n, int d, int h, int w, int training,
                        struct cryo_error *err);
+/* The encoder half only (head, encoder stages, bottleneck), for JEPA pre-training: the
+ * output is the bottleneck, n × d/2^L × h/2^L × w/2^L × width·2^L (the JEPA features), and
+ * backward takes its gradient. The parameter table is the full network's (decoder
+ * parameters unused, their gradients stay zero), so checkpoints are interchangeable. */
+int cryo_scunet_create_encoder(struct cryo_scunet **m, const struct cryo_scunet_config *c,
+                               struct cryo_nn_ctx *ctx, int n, int d, int h, int w, int training,
+                               struct cryo_error *err);
 void cryo_scunet_free(struct cryo_scunet *m); /* NULL is a no-op */
 
 const struct cryo_scunet_config *cryo_scunet_config(const struct cryo_scunet *m);
@@ -120,7 +127,7 @@ size_t cryo_scunet_activation_bytes(const struct cryo_scunet *m);
 int cryo_scunet_init(struct cryo_scunet *m, uint64_t seed, struct cryo_error *err);
 
 /* Input buffer to fill (device memory, n·d·h·w·in_ch floats) and output after forward
- * (n·d·h·w·out_ch). */
+ * (n·d·h·w·out_ch; the bottleneck for an encoder, see above). */
 float *cryo_scunet_input(struct cryo_scunet *m);
 const float *cryo_scunet_output(const struct cryo_scunet *m);
 size_t cryo_scunet_input_count(const struct cryo_scunet *m);  /* floats */

@@ -1,0 +1,266 @@
+/* model_jepa_train.c — one JEPA (or MAE-baseline) pre-training step (see nn_jepa.h).
+ *
+ * Four objects: context encoder + predictor (trained), target encoder + target embedding
+ * (EMA copies, inference only). The masking, the loss and the optimiser run on the host,
+ * like the supervised trainer (nn_train.h); everything else goes through the layer API.
+ */
+#include "model_impl.h"
+#include "cryolvm/mem.h"
+#include "cryolvm/nn_jepa.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+void cryo_jepa_train_opts_default(struct cryo_jepa_train_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    cryo_adamw_default(&o->adamw);
+    o->adamw.weight_decay = 0.04;
+    o->sched.lr = 1e-3;
+    o->sched.min_lr = 1e-5;
+    o->clip = 1.0;
+    o->ema_decay = 0.996;
+    o->mask_ratio = 0.5;
+    o->mode = CRYO_JEPA_LATENT;
+    o->seed = 1;
+}
+
+static uint64_t sm64(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ULL);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+
+static int urange(uint64_t *s, int n) { return (int)(sm64(s) % (uint64_t)n); }
+
+void cryo_jepa_trainer_free(struct cryo_jepa_trainer *t)
+{
+    if (!t)
+        return;
+    cryo_scunet_free(t->enc);
+    cryo_scunet_free(t->tenc);
+    cryo_jepa_free(t->pred);
+    cryo_jepa_free(t->tpred);
+    cryo_free_big(t->m);
+    cryo_free_big(t->v);
+    cryo_free_big(t->xin);
+    cryo_free_big(t->xmask);
+    cryo_free_big(t->dout);
+    free(t->mask);
+    free(t);
+}
+
+int cryo_jepa_trainer_create(struct cryo_jepa_trainer **out, const struct cryo_scunet_config *ec,
+                             const struct cryo_jepa_config *jc, const struct cryo_jepa_train_opts *o,
+                             struct cryo_nn_ctx *ctx, int n, int d, int h, int w, uint64_t seed,
+                             struct cryo_error *err)
+{
+    *out = NULL;
+    if (cryo_nn_ctx_device(ctx) != CRYO_NN_DEVICE_CPU)
+        return cryo_fail(err, CRYO_E_UNSUPPORTED, "jepa trainer: only the cpu device can train for now");
+    if (!(o->mask_ratio > 0 && o->mask_ratio < 1) || !(o->ema_decay >= 0 && o->ema_decay < 1))
+        return cryo_fail(err, CRYO_E_INVALID, "jepa trainer: mask_ratio in (0,1), ema_decay in [0,1)");
+    if (jc->features != ec->width << ec->levels || jc->patch != 1 << ec->levels || jc->out_ch != ec->in_ch)
+        return cryo_fail(err, CRYO_E_INVALID, "jepa trainer: predictor config does not fit the encoder");
+    struct cryo_jepa_trainer *t = cryo_alloc_array(1, sizeof *t, err);
+    if (!t)
+        return CRYO_E_NOMEM;
+    t->o = *o;
+    t->rng = o->seed;
+    t->n = n;
+    t->d = d;
+    t->h = h;
+    t->w = w;
+    int L = ec->levels, rc;
+    int gd = d >> L, gh = h >> L, gw = w >> L;
+    rc = cryo_scunet_create_encoder(&t->enc, ec, ctx, n, d, h, w, 1, err);
+    if (rc == 0)
+        rc = cryo_scunet_create_encoder(&t->tenc, ec, ctx, n, d, h, w, 0, err);
+    if (rc == 0)
+        rc = cryo_jepa_create(&t->pred, jc, ctx, n, gd, gh, gw, 1, err);
+    if (rc == 0)
+        rc = cryo_jepa_create(&t->tpred, jc, ctx, n, gd, gh, gw, 0, err);
+    if (rc == 0)
+        rc = cryo_scunet_init(t->enc, seed, err);
+    if (rc == 0)
+        rc = cryo_jepa_init(t->pred, seed ^ 0xA5A5A5A5A5A5A5A5ULL, err);
+    size_t ne = 0, np = 0, nin = 0, T = 0;
+    if (rc == 0) {
+        ne = cryo_scunet_num_params(t->enc);
+        np = cryo_jepa_num_params(t->pred);
+        nin = cryo_scunet_input_count(t->enc);
+        T = cryo_jepa_tokens(t->pred);
+        memcpy(cryo_scunet_param_data(t->tenc), cryo_scunet_param_data(t->enc), ne * sizeof(float));
+        memcpy(cryo_jepa_param_data(t->tpred), cryo_jepa_param_data(t->pred), np * sizeof(float));
+        size_t V = (size_t)jc->patch * jc->patch * jc->patch * jc->out_ch, E = (size_t)jc->embed;
+        size_t dn = T * (V > E ? V : E);
+        if (!(t->m = cryo_alloc_big((ne + np) * sizeof(float), err)) ||
+            !(t->v = cryo_alloc_big((ne + np) * sizeof(float), err)) ||
+            !(t->xin = cryo_alloc_big(nin * sizeof(float), err)) ||
+            !(t->xmask = cryo_alloc_big(nin * sizeof(float), err)) ||
+            !(t->dout = cryo_alloc_big(dn * sizeof(float), err)) || !(t->mask = cryo_alloc_array(T, 1, err)))
+            rc = CRYO_E_NOMEM;
+    }
+    if (rc < 0) {
+        cryo_jepa_trainer_free(t);
+        return rc;
+    }
+    memset(t->m, 0, (ne + np) * sizeof(float));
+    memset(t->v, 0, (ne + np) * sizeof(float));
+    *out = t;
+    return CRYO_OK;
+}
+
+/* Block masks per tile, then the masked input (patches of masked tokens zeroed). */
+static size_t make_mask(struct cryo_jepa_trainer *t, const float *x)
+{
+    const struct cryo_scunet_config *c = cryo_scunet_config(t->enc);
+    int p = 1 << c->levels, gd = t->d / p, gh = t->h / p, gw = t->w / p, C = c->in_ch;
+    size_t per = (size_t)gd * gh * gw, total = 0;
+    memset(t->mask, 0, per * (size_t)t->n);
+    for (int s = 0; s < t->n; s++) {
+        uint8_t *m = t->mask + (size_t)s * per;
+        size_t cnt = 0;
+        while ((double)cnt < t->o.mask_ratio * (double)per) {
+            int bd = 1 + urange(&t->rng, (gd + 1) / 2), bh = 1 + urange(&t->rng, (gh + 1) / 2),
+                bw = 1 + urange(&t->rng, (gw + 1) / 2);
+            int z0 = urange(&t->rng, gd - bd + 1), y0 = urange(&t->rng, gh - bh + 1),
+                x0 = urange(&t->rng, gw - bw + 1);
+            for (int z = z0; z < z0 + bd; z++)
+                for (int y = y0; y < y0 + bh; y++)
+                    for (int xx = x0; xx < x0 + bw; xx++) {
+                        uint8_t *q = &m[((size_t)z * gh + y) * gw + xx];
+                        cnt += !*q;
+                        *q = 1;
+                    }
+        }
+        total += cnt;
+    }
+    size_t nin = cryo_scunet_input_count(t->enc);
+    memcpy(t->xmask, x, nin * sizeof(float));
+    for (int s = 0; s < t->n; s++)
+        for (int z = 0; z < t->d; z++)
+            for (int y = 0; y < t->h; y++)
+                for (int xx = 0; xx < t->w; xx++) {
+                    size_t tok = (size_t)s * per + ((size_t)(z / p) * gh + (size_t)(y / p)) * gw + (size_t)(xx / p);
+                    if (t->mask[tok]) {
+                        size_t v = ((((size_t)s * t->d + z) * t->h + y) * t->w + xx) * (size_t)C;
+                        memset(t->xmask + v, 0, (size_t)C * sizeof(float));
+                    }
+                }
+    return total;
+}
+
+/* AdamW over a parameter table, moments at m/v + base. */
+static void adamw_table(float *param, const float *grad, float *m, float *v,
+                        const struct cryo_nn_param *tab, size_t n, const struct cryo_adamw *o, double lr,
+                        int64_t step)
+{
+    for (size_t i = 0; i < n; i++) {
+        size_t off = tab[i].offset;
+        cryo_adamw_update(param + off, grad + off, m + off, v + off, tab[i].count, o, lr, step, tab[i].decay);
+    }
+}
+
+int cryo_jepa_trainer_step(struct cryo_jepa_trainer *t, const float *input, struct cryo_error *err)
+{
+    struct cryo_nn_ctx *ctx = cryo_scunet_ctx(t->enc);
+    size_t nin = cryo_scunet_input_count(t->enc), T = cryo_jepa_tokens(t->pred);
+    size_t F = cryo_scunet_output_count(t->enc) / T;
+    size_t nmask = make_mask(t, input);
+    /* target branch: full input, EMA weights, no gradient */
+    CRYO_TRY(cryo_nn_upload(ctx, cryo_scunet_input(t->tenc), input, nin, err));
+    CRYO_TRY(cryo_scunet_forward(t->tenc, err));
+    CRYO_TRY(cryo_nn_copy(ctx, cryo_jepa_features(t->tpred), cryo_scunet_output(t->tenc), T * F, err));
+    uint8_t *none = calloc(T, 1);
+    if (!none)
+        return cryo_fail(err, CRYO_E_NOMEM, "jepa trainer: out of memory");
+    int rc = cryo_jepa_set_mask(t->tpred, none, err);
+    free(none);
+    CRYO_TRY(rc);
+    CRYO_TRY(cryo_jepa_forward(t->tpred, err));
+    /* context branch */
+    CRYO_TRY(cryo_nn_upload(ctx, cryo_scunet_input(t->enc), t->xmask, nin, err));
+    CRYO_TRY(cryo_scunet_forward(t->enc, err));
+    CRYO_TRY(cryo_nn_copy(ctx, cryo_jepa_features(t->pred), cryo_scunet_output(t->enc), T * F, err));
+    CRYO_TRY(cryo_jepa_set_mask(t->pred, t->mask, err));
+    CRYO_TRY(cryo_jepa_forward(t->pred, err));
+    /* loss on the masked tokens (host arithmetic: CPU arenas) */
+    size_t n_ep, n_pp;
+    const struct cryo_nn_param *etab = cryo_scunet_params(t->enc, &n_ep);
+    const struct cryo_nn_param *ptab = cryo_jepa_params(t->pred, &n_pp);
+    int mae = t->o.mode == CRYO_JEPA_MAE;
+    size_t E = ptab[1].count /* patch_embed.bias */, V = ptab[n_pp - 1].count /* mae.bias */;
+    size_t W = mae ? V : E;
+    const float *pred = mae ? cryo_jepa_vox(t->pred) : cryo_jepa_pred(t->pred);
+    const float *tgt = cryo_jepa_embeddings(t->tpred);
+    const struct cryo_scunet_config *ec = cryo_scunet_config(t->enc);
+    int p = 1 << ec->levels, gd = t->d / p, gh = t->h / p, gw = t->w / p, C = ec->in_ch;
+    double sum = 0, norm = 1.0 / ((double)nmask * (double)W);
+    for (size_t k = 0; k < T; k++) {
+        float *dr = t->dout + k * W;
+        if (!t->mask[k]) {
+            memset(dr, 0, W * sizeof(float));
+            continue;
+        }
+        /* JEPA targets are layer-normalised per token (no affine), as I-JEPA does: the
+         * target scale is then fixed and the two branches cannot inflate it together. */
+        double mu = 0, rs = 1;
+        if (!mae) {
+            double var = 0;
+            for (size_t i = 0; i < W; i++)
+                mu += tgt[k * W + i];
+            mu /= (double)W;
+            for (size_t i = 0; i < W; i++)
+                var += (tgt[k * W + i] - mu) * (tgt[k * W + i] - mu);
+            rs = 1.0 / sqrt(var / (double)W + 1e-5);
+        }
+        for (size_t i = 0; i < W; i++) {
+            double target;
+            if (mae) { /* voxel (a,b,c) of the token's patch, channel ch: column ((a·p+b)·p+c)·C+ch */
+                size_t s = k / ((size_t)gd * gh * gw), r = k % ((size_t)gd * gh * gw);
+                size_t tz = r / ((size_t)gh * gw), ty = (r / (size_t)gw) % (size_t)gh, tx = r % (size_t)gw;
+                size_t ch = i % (size_t)C, vox = i / (size_t)C;
+                size_t a = vox / ((size_t)p * p), b = (vox / (size_t)p) % (size_t)p, c = vox % (size_t)p;
+                size_t z = tz * p + a, y = ty * p + b, x = tx * p + c;
+                target = input[((((size_t)s * t->d + z) * t->h + y) * t->w + x) * (size_t)C + ch];
+            } else {
+                target = (tgt[k * W + i] - mu) * rs;
+            }
+            double dd = (double)pred[k * W + i] - target;
+            sum += dd * dd;
+            dr[i] = (float)(2.0 * dd * norm);
+        }
+    }
+    if (!isfinite(sum))
+        return cryo_fail(err, CRYO_E_NUMERIC, "jepa step %lld: loss is not finite", (long long)t->step + 1);
+    t->last_loss = sum * norm;
+    /* backward: predictor, then the context encoder from d(features) */
+    CRYO_TRY(cryo_jepa_zero_grad(t->pred, err));
+    CRYO_TRY(cryo_scunet_zero_grad(t->enc, err));
+    CRYO_TRY(cryo_jepa_backward(t->pred, mae ? NULL : t->dout, mae ? t->dout : NULL, err));
+    CRYO_TRY(cryo_scunet_backward(t->enc, cryo_jepa_dfeatures(t->pred), err));
+    /* clip on the joint norm, AdamW, EMA into the target branch */
+    size_t ne = cryo_scunet_num_params(t->enc), np = cryo_jepa_num_params(t->pred);
+    float *ge = cryo_scunet_grad_data(t->enc), *gp = cryo_jepa_grad_data(t->pred);
+    double n1 = cryo_clip_grad_norm(ge, ne, 0), n2 = cryo_clip_grad_norm(gp, np, 0);
+    double gn = sqrt(n1 * n1 + n2 * n2);
+    if (!isfinite(gn))
+        return cryo_fail(err, CRYO_E_NUMERIC, "jepa step %lld: gradient is not finite", (long long)t->step + 1);
+    if (t->o.clip > 0 && gn > t->o.clip) {
+        double f = t->o.clip / (gn + 1e-6);
+        cryo_clip_grad_norm(ge, ne, n1 * f);
+        cryo_clip_grad_norm(gp, np, n2 * f);
+    }
+    int64_t step = t->step + 1;
+    double lr = cryo_lr_at(&t->o.sched, step);
+    adamw_table(cryo_scunet_param_data(t->enc), ge, t->m, t->v, etab, n_ep, &t->o.adamw, lr, step);
+    adamw_table(cryo_jepa_param_data(t->pred), gp, t->m + ne, t->v + ne, ptab, n_pp, &t->o.adamw, lr, step);
+    cryo_ema_update(cryo_scunet_param_data(t->tenc), cryo_scunet_param_data(t->enc), ne, t->o.ema_decay);
+    cryo_ema_update(cryo_jepa_param_data(t->tpred), cryo_jepa_param_data(t->pred), np, t->o.ema_decay);
+    t->step = step;
+    return CRYO_OK;
+}
