@@ -53,3 +53,18 @@ a = np.fromfile(p, dtype='<f4'); a[5] += 10 * np.abs(a).max(); a.tofile(p)" "$TM
   [ "$status" -eq 2 ]
   assert_one_error_line
 }
+
+@test "engine: first context moves OpenBLAS from its Haswell fallback to the SkylakeX kernels" {
+  for f in avx512f avx512bw avx512dq avx512vl; do
+    grep -qw "$f" /proc/cpuinfo || skip "CPU lacks $f"
+  done
+  bin=$(layers_bin)
+  run env OPENBLAS_CORETYPE=Haswell "$bin" --blas-core
+  echo "$output"
+  [ "$status" -eq 0 ]
+  [[ "$output" == "before Haswell "*", after SkylakeX "* ]]
+  # a user's explicit choice is kept (the report removes the variable only after load)
+  run env CRYO_NN_BLAS_KEEP=1 OPENBLAS_CORETYPE=Haswell "$bin" --blas-core
+  [ "$status" -eq 0 ]
+  [[ "$output" == *"after Haswell"* ]]
+}

@@ -3,6 +3,7 @@
  * test (tests/ref/torch_layers.py, tests/bats/engine-layers.bats).
  *
  *   test_layers            run the unit tests
+ *   test_layers --blas-core  report the OpenBLAS kernels before/after the first context
  *   test_layers --dump DIR write random inputs, weights, upstream gradients and our outputs
  *                          and gradients for a set of cases as raw float32 files
  *                          DIR/<case>.<tensor>.f32, listed in DIR/manifest.txt as
@@ -23,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cryolvm/nn_layers.h"
 #include "nn/backend_impl.h" /* to fake a backend that lacks ops */
@@ -895,8 +897,52 @@ static int dump(const char *dir)
     return 0;
 }
 
+/* --blas-core: which OpenBLAS kernels run before and after the first context, with the
+ * single-core sgemm rate of each (engine-layers.bats starts this with OpenBLAS forced to
+ * Haswell at load time and OPENBLAS_CORETYPE removed before the context is created). */
+const char *cpu_blas_core(void); /* libcore/cpu/cpu_backend.c */
+extern void openblas_set_num_threads(int n);
+extern void cblas_sgemm(int, int, int, int, int, int, float, const float *, int, const float *, int,
+                        float, float *, int);
+
+static double sgemm_rate(void)
+{
+    enum { N = 768 };
+    float *a = rnd((size_t)N * N, 1), *b = rnd((size_t)N * N, 1), *c = vec((size_t)N * N);
+    double best = 1e30;
+    openblas_set_num_threads(1);
+    for (int r = 0; r < 5; r++) {
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        cblas_sgemm(101 /* row major */, 111, 111, N, N, N, 1.0f, a, N, b, N, 0.0f, c, N);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        double dt = (t1.tv_sec - t0.tv_sec) + 1e-9 * (t1.tv_nsec - t0.tv_nsec);
+        best = dt < best ? dt : best;
+    }
+    free(a), free(b), free(c);
+    return 2.0 * N * N * N / best * 1e-9;
+}
+
+static int blas_core_report(void)
+{
+    char before[64];
+    snprintf(before, sizeof before, "%s", cpu_blas_core());
+    double r0 = sgemm_rate();
+    unsetenv("OPENBLAS_CORETYPE");
+    if (cryo_nn_ctx_create(&ctx, CRYO_NN_DEVICE_CPU, 1, &err)) {
+        fprintf(stderr, "test_layers: %s\n", err.msg);
+        return 1;
+    }
+    double r1 = sgemm_rate();
+    printf("before %s %.0f GFLOP/s, after %s %.0f GFLOP/s (one core)\n", before, r0, cpu_blas_core(), r1);
+    cryo_nn_ctx_free(ctx);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc == 2 && !strcmp(argv[1], "--blas-core"))
+        return blas_core_report();
     if (cryo_nn_ctx_create(&ctx, CRYO_NN_DEVICE_CPU, 2, &err)) {
         fprintf(stderr, "test_layers: %s\n", err.msg);
         return 1;
@@ -911,7 +957,7 @@ int main(int argc, char **argv)
                       wmsa_shifted_partial_and_small, wmsa_bad_geometry, concat_split_roundtrip,
                       roll_matches_definition, add_and_accumulate, droppath, context);
     else {
-        fprintf(stderr, "usage: test_layers [--dump DIR]\n");
+        fprintf(stderr, "usage: test_layers [--dump DIR | --blas-core]\n");
         r = 2;
     }
     cryo_nn_ctx_free(ctx);
