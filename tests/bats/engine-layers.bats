@@ -63,7 +63,7 @@ a = np.fromfile(p, dtype='<f4'); a[5] += 10 * np.abs(a).max(); a.tofile(p)" "$TM
   echo "$output"
   [ "$status" -eq 0 ]
   [[ "$output" == "before Haswell "*", after SkylakeX "* ]]
-  # a user's explicit choice is kept (the report removes the variable only after load)
+  # CRYO_NN_BLAS_KEEP keeps what OpenBLAS chose at load time
   run env CRYO_NN_BLAS_KEEP=1 OPENBLAS_CORETYPE=Haswell "$bin" --blas-core
   [ "$status" -eq 0 ]
   [[ "$output" == *"after Haswell"* ]]
