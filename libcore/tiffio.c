@@ -302,7 +302,9 @@ static int read_imagej_contiguous(TIFF *t, const char *path, const char *name, l
         !TIFFGetField(t, TIFFTAG_STRIPBYTECOUNTS, &cnts))
         return cryo_fail(err, CRYO_E_UNSUPPORTED, "%s: ImageJ stack of %ld images with one page directory must "
                          "be uncompressed strips", name, images);
-    size_t es = p0->bps / 8, page = (size_t)p0->w * p0->h * es, total, sum = 0;
+    size_t es = p0->bps / 8, page, total, sum = 0;
+    CRYO_TRY(cryo_mul_size((size_t)p0->w, (size_t)p0->h, &page, err));
+    CRYO_TRY(cryo_mul_size(page, es, &page, err));
     uint32_t ns = TIFFNumberOfStrips(t);
     for (uint32_t i = 0; i < ns; i++) {
         if (i + 1 < ns && offs[i + 1] != offs[i] + cnts[i])

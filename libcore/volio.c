@@ -4,7 +4,7 @@
  * (gz.h) and the inflated bytes sniffed again; then "CVOL" -> stream, "II*\0"/"MM\0*" ->
  * TIFF, "MAP " at 208 or a plausible old CCP4 header -> MRC. MRC reads from any FILE
  * (pipes included); TIFF needs a seekable file for libtiff, so a pipe or gzip TIFF is first
- * spooled to an unlinked-on-exit temporary file.
+ * spooled to a temporary file in $TMPDIR (or /tmp), removed as soon as it has been read.
  *
  * Sinks: a file sink writes "<target>.XXXXXX.tmp" beside the target (same directory, so
  * rename() is atomic on the same file system), and only cryo_sink_commit() renames it over
