@@ -495,6 +495,15 @@ TEST(bad_nan_or_inf_cell)
     free(b);
 }
 
+TEST(bad_nan_origin)
+{
+    size_t len;
+    unsigned char *b = bad_base(&len);
+    putf(b + 200, NAN, 0);
+    expect_refused(b, len, CRYO_E_FORMAT, "ORIGIN along Y is nan");
+    free(b);
+}
+
 TEST(bad_axis_order)
 {
     size_t len;
@@ -756,7 +765,7 @@ int main(void)
                      zero_machine_stamp_detects_byte_order, voxel_size_is_cell_over_sampling, origin_rule,
                      extended_header_skipped_and_kept, symmetry_records_claimed_but_absent_are_ignored,
                      bad_truncated_header, bad_header_claims_more_data_than_present, bad_truncated_data_on_disk,
-                     bad_absurd_dims, bad_overflowing_dims, bad_negative_dims, bad_unknown_mode, bad_nan_or_inf_cell,
+                     bad_absurd_dims, bad_overflowing_dims, bad_negative_dims, bad_unknown_mode, bad_nan_or_inf_cell, bad_nan_origin,
                      bad_axis_order, bad_empty_and_garbage, bad_extended_header_beyond_end,
                      write_header_is_mrc2014_and_round_trips_every_dtype, write_refuses_what_mrc_cannot_hold,
                      labels_are_the_last_ten_history_lines_cut_cleanly, labels_read_as_utf8_history,
