@@ -174,6 +174,31 @@ static inline v16 ld(const float *p) { return *(const v16u *)p; }
 static inline v16 vsel(i16 m, v16 a, v16 b) { return (v16)(((i16)a & m) | ((i16)b & ~m)); }
 static inline void st(float *p, v16 v) { *(v16u *)p = v; }
 
+/* gather_qkv for head dim 16: one 64-byte load/store per row instead of a memcpy call. */
+static void gather_qkv_fast(struct tiles *t, const float *qkv, int c, int h, int transpose_k)
+{
+    const int nt = t->ix.nt;
+    const size_t c3 = (size_t)3 * c;
+    const v16 zero = {0};
+    for (int i = 0; i < nt; i++) {
+        const float *row = qkv + (size_t)t->ix.tok[i] * c3 + (size_t)h * HD;
+        st(t->q + i * HD, ld(row));
+        st(t->k + i * HD, ld(row + c));
+        st(t->v + i * HD, ld(row + 2 * c));
+    }
+    for (int i = nt; i < NT; i++) {
+        st(t->q + i * HD, zero);
+        st(t->k + i * HD, zero);
+        st(t->v + i * HD, zero);
+    }
+    const float *restrict src = transpose_k ? t->k : t->v;
+    float *restrict dst = t->vt;
+    for (int i = 0; i < NT; i++)
+#pragma GCC unroll 16
+        for (int d = 0; d < HD; d++)
+            dst[d * NT + i] = src[i * HD + d];
+}
+
 static void head_fwd_fast(float *restrict P, float *restrict y, int c, int h, const struct tiles *t,
                           const float *restrict bias, const float *restrict bfull, float scale)
 {
@@ -333,7 +358,10 @@ int cpu_wmsa_forward(struct cryo_nn_ctx *ctx, float *out, float *cache, const fl
             window_index(&t.ix, &p, a->window, (int)(wg / p.nwin_all), (int)(wg % p.nwin_all));
             const int full = full_window(&t.ix, &p);
             for (int h = 0; h < p.heads; h++) {
-                gather_qkv(&t, qkv, c, hd, h, ntmax, 1);
+                if (fast)
+                    gather_qkv_fast(&t, qkv, c, h, 1);
+                else
+                    gather_qkv(&t, qkv, c, hd, h, ntmax, 1);
                 float *P = att ? att + ((size_t)wg * p.heads + h) * ntmax * ntmax : t.s;
                 if (fast)
                     head_fwd_fast(P, y, c, h, &t, rel_bias + (size_t)h * tab,
@@ -501,19 +529,29 @@ int cpu_wmsa_backward(struct cryo_nn_ctx *ctx, float *dinp, float *dqkv_weight, 
             window_index(&t.ix, &p, a->window, (int)(wg / p.nwin_all), (int)(wg % p.nwin_all));
             const int nt = t.ix.nt, full = full_window(&t.ix, &p);
             for (int h = 0; h < p.heads; h++) {
+                const float *P = att + ((size_t)wg * p.heads + h) * nn;
+                if (fast) {
+                    gather_qkv_fast(&t, qkv, c, h, 0);
+                    const v16 zero = {0};
+                    for (int i = 0; i < nt; i++)
+                        st(t.dy + i * HD, ld(dy + (size_t)t.ix.tok[i] * c + (size_t)h * HD));
+                    for (int i = nt; i < NT; i++)
+                        st(t.dy + i * HD, zero);
+                    head_bwd_fast(P, &t, full ? t.dsum + (size_t)h * nn : NULL, t.drel + (size_t)h * tab,
+                                  scale);
+                    for (int i = 0; i < nt; i++) {
+                        float *row = dqkv + (size_t)t.ix.tok[i] * 3 * c + (size_t)h * HD;
+                        st(row, ld(t.dq + i * HD));
+                        st(row + c, ld(t.dk + i * HD));
+                        st(row + 2 * c, ld(t.dv + i * HD));
+                    }
+                    continue;
+                }
                 gather_qkv(&t, qkv, c, hd, h, ntmax, 0);
                 for (int i = 0; i < nt; i++)
                     memcpy(t.dy + (size_t)i * hd, dy + (size_t)t.ix.tok[i] * c + (size_t)h * hd,
                            sizeof(float) * hd);
-                const float *P = att + ((size_t)wg * p.heads + h) * nn;
-                if (fast) {
-                    if (nt < ntmax)
-                        memset(t.dy + (size_t)nt * hd, 0, sizeof(float) * (size_t)(ntmax - nt) * hd);
-                    head_bwd_fast(P, &t, full ? t.dsum + (size_t)h * nn : NULL, t.drel + (size_t)h * tab,
-                                  scale);
-                } else {
-                    head_bwd_generic(P, &t, t.drel + (size_t)h * tab, hd, ntmax, scale);
-                }
+                head_bwd_generic(P, &t, t.drel + (size_t)h * tab, hd, ntmax, scale);
                 for (int i = 0; i < nt; i++) {
                     float *row = dqkv + (size_t)t.ix.tok[i] * 3 * c + (size_t)h * hd;
                     memcpy(row, t.dq + (size_t)i * hd, sizeof(float) * hd);
