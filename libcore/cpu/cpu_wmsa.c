@@ -431,15 +431,21 @@ static void head_bwd_fast(const float *restrict P, struct tiles *t, float *restr
         #pragma GCC unroll 4
         for (int b = 0; b < 4; b++)
             st(ds + i * NT + 16 * b, zero);
-    for (int j = 0; j < nt; j++) {
-        v16 av[2] = {zero, zero}, ak[2] = {zero, zero};
+    /* dV = Pᵀ·dY, dK = dSᵀ·Q, two key rows at a time (4 independent FMA chains; rows i < nt
+     * of P and dS are zero beyond column nt, so the odd partner row j + 1 is harmless) */
+    for (int j = 0; j < nt; j += 2) {
+        v16 av0 = zero, av1 = zero, ak0 = zero, ak1 = zero;
         for (int i = 0; i < nt; i++) {
-            int u = i & 1;
-            av[u] += P[i * NT + j] * ld(dy + i * HD);
-            ak[u] += ds[i * NT + j] * ld(q + i * HD);
+            v16 g = ld(dy + i * HD), qi = ld(q + i * HD);
+            av0 += P[i * NT + j] * g;
+            av1 += P[i * NT + j + 1] * g;
+            ak0 += ds[i * NT + j] * qi;
+            ak1 += ds[i * NT + j + 1] * qi;
         }
-        st(t->dv + j * HD, av[0] + av[1]);
-        st(t->dk + j * HD, (ak[0] + ak[1]) * scale);
+        st(t->dv + j * HD, av0);
+        st(t->dv + (j + 1) * HD, av1);
+        st(t->dk + j * HD, ak0 * scale);
+        st(t->dk + (j + 1) * HD, ak1 * scale);
     }
 }
 

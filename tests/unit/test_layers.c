@@ -885,6 +885,7 @@ static int dump(const char *dir)
     r |= dump_wmsa("wmsa_sw_partial", (struct cryo_nn_wmsa){1, 6, 5, 7, 32, 16, 4, 1});
     r |= dump_wmsa("wmsa_sw_small", (struct cryo_nn_wmsa){2, 3, 8, 2, 48, 16, 4, 1});
     r |= dump_wmsa("wmsa_w_partial", (struct cryo_nn_wmsa){1, 5, 6, 7, 16, 16, 4, 0});
+    r |= dump_wmsa("wmsa_sw_odd_tokens", (struct cryo_nn_wmsa){2, 5, 5, 7, 32, 16, 4, 1}); /* 3-token windows */
     r |= dump_wmsa("wmsa_hd8_w2", (struct cryo_nn_wmsa){1, 6, 4, 5, 24, 8, 2, 1});
     r |= dump_wmsa("wmsa_w6", (struct cryo_nn_wmsa){1, 12, 6, 7, 32, 16, 6, 1});
     r |= dump_glue();
