@@ -35,22 +35,24 @@ static void put_f32(unsigned char *p, float f)
 
 struct mrc_stats { double min, max, mean, std; };
 
-/* Min, max, mean, std over finite values, in double, one pass, typed loops per dtype. */
+/* Min, max, mean, std over finite values, in double, one pass, typed loops per dtype.
+ * Branch-free (x - x == 0 is the finiteness test) so that `omp simd` vectorises it: the
+ * statistics of a 512 MiB map are then a small part of writing it. */
 #define STATS_FN(NAME, T, CONV, CHECK)                                                            \
     static void NAME(const T *d, size_t n, struct mrc_stats *st)                                  \
     {                                                                                             \
         double mn = INFINITY, mx = -INFINITY, sum = 0, sum2 = 0;                                  \
         size_t good = 0;                                                                          \
-        _Pragma("omp parallel for reduction(min : mn) reduction(max : mx) reduction(+ : sum, sum2, good) if (n > (1 << 20))") \
+        _Pragma("omp parallel for simd reduction(min : mn) reduction(max : mx) reduction(+ : sum, sum2, good) if (n > (1 << 20))") \
         for (size_t i = 0; i < n; i++) {                                                          \
             double x = CONV(d[i]);                                                                \
-            if (CHECK && !isfinite(x))                                                            \
-                continue;                                                                         \
-            good++;                                                                               \
-            mn = x < mn ? x : mn;                                                                 \
-            mx = x > mx ? x : mx;                                                                 \
-            sum += x;                                                                             \
-            sum2 += x * x;                                                                        \
+            int ok = !(CHECK) || x - x == 0.0;                                                    \
+            double xs = ok ? x : 0.0;                                                             \
+            good += (size_t)ok;                                                                   \
+            mn = ok && x < mn ? x : mn;                                                           \
+            mx = ok && x > mx ? x : mx;                                                           \
+            sum += xs;                                                                            \
+            sum2 += xs * xs;                                                                      \
         }                                                                                         \
         if (good == 0) {                                                                          \
             st->min = st->max = st->mean = st->std = 0;                                           \
