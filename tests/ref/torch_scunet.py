@@ -488,9 +488,9 @@ def main(argv):
         torch.set_num_threads(2)
         model, cfg = load_model(argv[2])
         with mrcfile.open(argv[3], permissive=False) as m:
-            x = np.asarray(m.data, np.float32)
+            x = np.array(m.data, np.float32)
         with mrcfile.open(argv[4], permissive=False) as m:
-            y = np.asarray(m.data, np.float32)
+            y = np.array(m.data, np.float32)
             vs = m.voxel_size
         with mrcfile.open(argv[3]) as m:
             vs_in = m.voxel_size
