@@ -172,6 +172,53 @@ typedef int i16 __attribute__((vector_size(64)));
 static inline v16 ld(const float *p) { return *(const v16u *)p; }
 /* lane-wise m ? a : b (m all-ones or zero per lane; C has no vector ?:) */
 static inline v16 vsel(i16 m, v16 a, v16 b) { return (v16)(((i16)a & m) | ((i16)b & ~m)); }
+static inline v16 splat(float x) { return (v16){0} + x; }
+
+/* cpu_expf (cpu_math.h) on 16 lanes: same clamp, reduction and polynomial. */
+static inline v16 v_exp(v16 x)
+{
+    x = vsel(x < splat(-87.0f), splat(-87.0f), x);
+    x = vsel(x > splat(88.0f), splat(88.0f), x);
+    v16 kf = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+    v16 r = (x - kf * 0.693359375f) - kf * -2.12194440e-4f;
+    v16 p = splat(1.0f / 5040.0f);
+    p = p * r + 1.0f / 720.0f;
+    p = p * r + 1.0f / 120.0f;
+    p = p * r + 1.0f / 24.0f;
+    p = p * r + 1.0f / 6.0f;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    p = p * r + 1.0f;
+    i16 bits = (__builtin_convertvector(kf, i16) + 127) << 23;
+    return p * (v16)bits;
+}
+
+/* Horizontal sum and maximum by halving instead of a 16-step scalar chain. */
+typedef float v8 __attribute__((vector_size(32)));
+typedef float v4 __attribute__((vector_size(16)));
+static inline float hsum(v16 v)
+{
+    v8 a = __builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7) +
+           __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15);
+    v4 b = __builtin_shufflevector(a, a, 0, 1, 2, 3) + __builtin_shufflevector(a, a, 4, 5, 6, 7);
+    return (b[0] + b[2]) + (b[1] + b[3]);
+}
+static inline v8 vmax8(v8 a, v8 b)
+{
+    typedef int i8v __attribute__((vector_size(32)));
+    i8v m = a > b;
+    return (v8)(((i8v)a & m) | ((i8v)b & ~m));
+}
+static inline float hmax(v16 v)
+{
+    v8 a = vmax8(__builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7),
+                 __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15));
+    float m0 = a[0] > a[4] ? a[0] : a[4], m1 = a[1] > a[5] ? a[1] : a[5];
+    float m2 = a[2] > a[6] ? a[2] : a[6], m3 = a[3] > a[7] ? a[3] : a[7];
+    m0 = m0 > m2 ? m0 : m2;
+    m1 = m1 > m3 ? m1 : m3;
+    return m0 > m1 ? m0 : m1;
+}
 static inline void st(float *p, v16 v) { *(v16u *)p = v; }
 
 /* gather_qkv for head dim 16: one 64-byte load/store per row instead of a memcpy call. */
@@ -208,16 +255,16 @@ static void head_fwd_fast(float *restrict P, float *restrict y, int c, int h, co
     const v16 ninf = (v16){0} - INFINITY, zero = {0};
     for (int i = 0; i < nt; i++) {
         v16 s[4] = {zero, zero, zero, zero};
-        #pragma GCC unroll 16
+#pragma GCC unroll 16
         for (int d = 0; d < HD; d++) {
             float qd = q[i * HD + d];
-            #pragma GCC unroll 4
+#pragma GCC unroll 4
             for (int b = 0; b < 4; b++)
                 s[b] += qd * ld(kt + d * NT + 16 * b);
         }
         float brow[NT];
         if (bfull) {
-            #pragma GCC unroll 4
+#pragma GCC unroll 4
             for (int b = 0; b < 4; b++)
                 st(brow + 16 * b, ld(bfull + i * NT + 16 * b));
         } else {
@@ -227,38 +274,29 @@ static void head_fwd_fast(float *restrict P, float *restrict y, int c, int h, co
         }
         const int li = lab[i];
         v16 m = ninf;
-        #pragma GCC unroll 4
+#pragma GCC unroll 4
         for (int b = 0; b < 4; b++) {
             i16u lb = *(const i16u *)(lab + 16 * b);
             s[b] = vsel(lb == li, s[b] * scale + ld(brow + 16 * b), ninf);
             m = vsel(s[b] > m, s[b], m);
         }
-        float mx = m[0];
-        #pragma GCC unroll 16
-        for (int k = 1; k < 16; k++)
-            mx = m[k] > mx ? m[k] : mx;
-        float e[NT];
-        #pragma GCC unroll 4
-        for (int b = 0; b < 4; b++)
-            st(e + 16 * b, s[b] - mx);
-        float sum = 0.0f;
-#pragma omp simd reduction(+ : sum)
-        for (int j = 0; j < NT; j++) {
-            float x = e[j];
-            float ex = x == -INFINITY ? 0.0f : cpu_expf(x);
-            e[j] = ex;
-            sum += ex;
+        const float mx = hmax(m);
+        v16 vs = zero;
+#pragma GCC unroll 4
+        for (int b = 0; b < 4; b++) {
+            s[b] = vsel(s[b] == ninf, zero, v_exp(s[b] - mx)); /* masked: exactly 0 */
+            vs += s[b];
         }
-        float inv = 1.0f / sum; /* sum >= 1: the token attends to itself */
+        float inv = 1.0f / hsum(vs); /* sum >= 1: the token attends to itself */
         float *restrict pr = P + i * NT;
         v16 acc[4] = {zero, zero, zero, zero};
-        #pragma GCC unroll 4
+#pragma GCC unroll 4
         for (int b = 0; b < 4; b++)
-            st(pr + 16 * b, ld(e + 16 * b) * inv);
+            st(pr + 16 * b, s[b] * inv);
         /* padding rows of v are zero and their probabilities 0: run all NT, 4 chains */
-        #pragma GCC unroll 4
+#pragma GCC unroll 4
         for (int j = 0; j < NT; j += 4)
-            #pragma GCC unroll 4
+#pragma GCC unroll 4
             for (int u = 0; u < 4; u++)
                 acc[u] += pr[j + u] * ld(v + (j + u) * HD);
         st(y + (size_t)t->ix.tok[i] * c + (size_t)h * HD, (acc[0] + acc[1]) + (acc[2] + acc[3]));
@@ -389,29 +427,26 @@ static void head_bwd_fast(const float *restrict P, struct tiles *t, float *restr
     for (int i = 0; i < nt; i++) {
         const float *restrict pr = P + i * NT;
         v16 dp[4] = {zero, zero, zero, zero};
-        #pragma GCC unroll 16
+#pragma GCC unroll 16
         for (int d = 0; d < HD; d++) {
             float g = dy[i * HD + d];
-            #pragma GCC unroll 4
+#pragma GCC unroll 4
             for (int b = 0; b < 4; b++)
                 dp[b] += g * ld(vt + d * NT + 16 * b);
         }
         /* P is 0 at masked and padding entries, so sums may run over all NT */
         v16 pd = zero;
-        #pragma GCC unroll 4
+#pragma GCC unroll 4
         for (int b = 0; b < 4; b++)
             pd += ld(pr + 16 * b) * dp[b];
-        float sdot = 0.0f;
-        #pragma GCC unroll 16
-        for (int u = 0; u < 16; u++)
-            sdot += pd[u];
+        const float sdot = hsum(pd);
         float *restrict dsr = ds + i * NT;
-        #pragma GCC unroll 4
+#pragma GCC unroll 4
         for (int b = 0; b < 4; b++)
             st(dsr + 16 * b, ld(pr + 16 * b) * (dp[b] - sdot));
         if (dsum) {
             float *restrict sr = dsum + i * NT;
-            #pragma GCC unroll 4
+#pragma GCC unroll 4
             for (int b = 0; b < 4; b++)
                 st(sr + 16 * b, ld(sr + 16 * b) + ld(dsr + 16 * b));
         } else {
@@ -420,15 +455,15 @@ static void head_bwd_fast(const float *restrict P, struct tiles *t, float *restr
                 drel[rel[j]] += dsr[j];
         }
         v16 acc[4] = {zero, zero, zero, zero};
-        #pragma GCC unroll 4
+#pragma GCC unroll 4
         for (int j = 0; j < NT; j += 4)
-            #pragma GCC unroll 4
+#pragma GCC unroll 4
             for (int u = 0; u < 4; u++)
                 acc[u] += dsr[j + u] * ld(k + (j + u) * HD);
         st(t->dq + i * HD, ((acc[0] + acc[1]) + (acc[2] + acc[3])) * scale);
     }
     for (int i = nt; i < NT; i++) /* rows the j loop below reads */
-        #pragma GCC unroll 4
+#pragma GCC unroll 4
         for (int b = 0; b < 4; b++)
             st(ds + i * NT + 16 * b, zero);
     /* dV = Pᵀ·dY, dK = dSᵀ·Q, two key rows at a time (4 independent FMA chains; rows i < nt
