@@ -196,6 +196,10 @@ static int keep_exthdr(struct cryo_volume *v, const struct mrc_header *h, const 
         CRYO_TRY(cryo_meta_set(&v->meta, "mrc.exttyp", typ, err));
     CRYO_TRY(cryo_meta_setf(&v->meta, err, "mrc.nsymbt", "%d", h->nsymbt));
     if (ext) {
+        /* The shape the extended header describes: the writer re-emits it only for a frame
+         * of this shape, a safety net for tools that forget to drop mrc.* keys. */
+        CRYO_TRY(cryo_meta_setf(&v->meta, err, "mrc.exthdr_shape", "%lld,%lld,%lld", (long long)h->dim[0],
+                                (long long)h->dim[1], (long long)h->dim[2]));
         char *b = cryo_base64_encode(ext, n, err);
         if (!b)
             return CRYO_E_NOMEM;

@@ -4,8 +4,10 @@
  * "MAP ", NVERSION 20140, MAPC/MAPR/MAPS 1 2 3, MX/MY/MZ = NX/NY/NZ (MZ = 1 for stacks),
  * CELLA = N × voxel size, ORIGIN words from the frame's origin, NXSTART.. = 0, statistics
  * DMIN/DMAX/DMEAN/RMS (RMS = standard deviation from the mean, as MRC2014 defines it) over
- * the finite voxels, and the last 10 history entries as labels. Everything that could
- * refuse the frame is checked before the first byte is written.
+ * the finite voxels, and the last 10 history entries as labels. The extended header kept
+ * from the input (mrc.exthdr) is written back only when the frame still has the shape it
+ * came with (mrc.exthdr_shape). Everything that could refuse the frame is checked before
+ * the first byte is written.
  */
 #include "mrc_priv.h"
 
@@ -206,6 +208,13 @@ int cryo_mrc_write(FILE *f, const struct cryo_volume *v, const char *name, struc
     unsigned char *ext = NULL;
     size_t ext_n = 0;
     const char *ext_b64 = cryo_meta_get(&v->meta, "mrc.exthdr");
+    const char *ext_shape = cryo_meta_get(&v->meta, "mrc.exthdr_shape");
+    if (ext_b64 && ext_shape) {
+        char now[96];
+        snprintf(now, sizeof now, "%lld,%lld,%lld", (long long)v->nx, (long long)v->ny, (long long)v->nz);
+        if (strcmp(now, ext_shape) != 0)
+            ext_b64 = NULL;  /* the frame's shape changed: the extended header no longer fits */
+    }
     if (ext_b64) {
         int s = cryo_base64_decode(ext_b64, &ext, &ext_n, err);
         if (s < 0) {

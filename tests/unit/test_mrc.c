@@ -341,6 +341,15 @@ TEST(extended_header_skipped_and_kept)
     CHECK(memcmp(mem + 104, "FEI1", 4) == 0);
     CHECK(memcmp(mem + 1184, b + 1184, len - 1184) == 0);
     free(mem);
+    /* a frame of another shape does not get it back (its records would describe other data) */
+    CHECK(strcmp(cryo_meta_get(&v.meta, "mrc.exthdr_shape"), "7,5,3") == 0);
+    cryo_meta_set(&v.meta, "mrc.exthdr_shape", "7,5,2", &err);
+    mem = NULL;
+    f = open_memstream(&mem, &mlen);
+    CHECK(cryo_mrc_write(f, &v, "o.mrc", &err) == 0);
+    fclose(f);
+    CHECK_EQ_INT(mlen, len - 160);
+    free(mem);
     /* without mrc.exthdr nothing is written */
     cryo_meta_remove_prefix(&v.meta, "mrc.");
     mem = NULL;

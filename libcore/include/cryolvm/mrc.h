@@ -39,7 +39,8 @@ int cryo_mrc_decode(struct cryo_volume *v, const unsigned char *buf, size_t len,
  * uint8 is written as mode 0 with IMOD's stamp and "unsigned" flag, int8 as mode 0 with
  * the "signed" flag. A stack (nz > 1 and metadata mrc.ispg = 0, or a name ending in .mrcs)
  * gets ISPG 0 and MZ 1; a single image ISPG 0; a volume ISPG 1. The extended header is
- * written only when metadata mrc.exthdr (base64) is present. Nothing is written when v is
+ * written only when metadata mrc.exthdr (base64) is present and, if mrc.exthdr_shape
+ * ("nx,ny,nz", set by the reader) is present, the frame still has that shape. Nothing is written when v is
  * refused (CRYO_E_INVALID, CRYO_E_UNSUPPORTED, CRYO_E_NUMERIC for non-finite apix/origin);
  * CRYO_E_IO when a write fails. */
 int cryo_mrc_write(FILE *f, const struct cryo_volume *v, const char *name, struct cryo_error *err);
