@@ -1,0 +1,83 @@
+/* resample.h — put a map on another grid (mrc-resample): new voxel size and/or new box.
+ *
+ * Geometry (volume.h convention: origin = Å position of the centre of voxel (0,0,0)).
+ * Resampling keeps the physical box: along each axis the n voxels of size a cover
+ * [o - a/2, o - a/2 + n a), and the n' new voxels of size a' start at the same edge, so
+ *     o' = o - a/2 + a'/2,   voxel j' sits at input voxel coordinate u = (j' + 1/2) a'/a - 1/2
+ * (the "align corners = false" rule of PyTorch and scipy's grid_mode). The output therefore
+ * overlays the input (and its atomic model) in Å.
+ *
+ * Methods:
+ *   FOURIER  crop or zero-pad the Fourier transform (r2c/c2r, FFTW single precision,
+ *            threaded). Exact for band-limited maps; the new box is n' and the voxel size
+ *            becomes a' = n a / n' exactly (the extent n a is kept; cryo_resample_box_for_apix
+ *            picks n' = round(n a / a_wanted)). The grid shift of a'/2 - a/2 above is applied
+ *            as a Fourier phase ramp. The Nyquist plane of an even size is split in two halves
+ *            (padding) or the two aliasing planes are summed (cropping), each after its own
+ *            phase factor, so the result is real and a pad-then-crop returns the input. The
+ *            transform is scaled so the mean density is kept.
+ *   LINEAR   trilinear interpolation at the new voxel centres (separable, two taps per axis).
+ *   CUBIC    Keys cubic convolution, a = -0.5 (separable, four taps per axis).
+ *            Real-space methods take any a'; coordinates outside [0, n-1] clamp to the edge
+ *            voxel. They do not low-pass: down-sampling with them aliases.
+ *
+ * Box change (cryo_volume_crop_pad): about the centre voxel, input voxel i goes to output
+ * i - (n/2) + (n'/2) (integer halves, relion's centre), so the origin moves by
+ * (n/2 - n'/2) voxels; new voxels take a fill value.
+ *
+ * Every function works on all channels of a float32 volume, keeps the metadata except mrc.*
+ * (the MRC header facts no longer apply) and returns CRYO_E_INVALID for a non-float32 or
+ * empty volume or bad sizes, CRYO_E_NOMEM, CRYO_E_UNSUPPORTED for sizes FFTW cannot take.
+ */
+#ifndef CRYOLVM_RESAMPLE_H
+#define CRYOLVM_RESAMPLE_H
+
+#include <stdint.h>
+#include "cryolvm/volume.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum cryo_resample_method {
+    CRYO_RESAMPLE_FOURIER = 0,
+    CRYO_RESAMPLE_LINEAR = 1,
+    CRYO_RESAMPLE_CUBIC = 2
+};
+
+/* "fourier", "linear", "cubic" <-> enum; -1 for an unknown name. */
+int cryo_resample_method_from_name(const char *name);
+
+/* n' = max(1, round(n * apix / apix_new)) per axis (x, y, z). CRYO_E_INVALID if a size would
+ * exceed 2^30 or an apix is not > 0. */
+int cryo_resample_box_for_apix(const struct cryo_volume *v, const double apix_new[3], int64_t box[3],
+                               struct cryo_error *err);
+
+/* Plans and buffers for Fourier resampling between two shapes, reused across frames of the
+ * same shapes (FFTW plans are made once, FFTW_ESTIMATE, threads = omp_get_max_threads()).
+ * Owned by the caller: create, use, free. Not for concurrent use from several threads. */
+struct cryo_resampler;
+int cryo_resampler_create(struct cryo_resampler **r, struct cryo_error *err);
+void cryo_resampler_free(struct cryo_resampler *r); /* NULL is a no-op */
+
+/* out = in resampled to box[3] (x, y, z) by `method`.
+ * FOURIER: apix_new is ignored (NULL allowed): a' = n a / n'.
+ * LINEAR/CUBIC: apix_new[3] is the exact new voxel size (NULL = n a / n' as for FOURIER).
+ * `r` may be NULL for the real-space methods (and for FOURIER, at the cost of new plans).
+ * out must not be in; it is replaced. */
+int cryo_resample(struct cryo_volume *out, const struct cryo_volume *in, const int64_t box[3],
+                  const double *apix_new, enum cryo_resample_method method, struct cryo_resampler *r,
+                  struct cryo_error *err);
+
+/* out = in cropped or padded to box[3] (x, y, z) about the centre (see above), new voxels
+ * = fill. float32 only. out must not be in. */
+int cryo_volume_crop_pad(struct cryo_volume *out, const struct cryo_volume *in, const int64_t box[3],
+                         double fill, struct cryo_error *err);
+
+/* Keys cubic convolution kernel, a = -0.5 (exposed for tests). */
+double cryo_keys_cubic(double t);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
