@@ -413,8 +413,10 @@ int cryo_tiff_read(struct cryo_volume *v, const char *path, const char *name, st
             goto out;
         }
     }
+    /* Walk the pages in order (TIFFReadDirectory): TIFFSetDirectory(d) starts from page 1
+     * each time, quadratic in the number of pages. */
     for (tdir_t d = 0; d < ndir; d++) {
-        if (!TIFFSetDirectory(t, d)) {
+        if (d == 0 ? !TIFFSetDirectory(t, 0) : !TIFFReadDirectory(t)) {
             s = tiff_fail(err, CRYO_E_FORMAT, name, &msgs, "cannot read a TIFF page directory");
             goto out;
         }
