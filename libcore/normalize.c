@@ -144,7 +144,7 @@ int cryo_normalize_volume(struct cryo_volume *v, const struct cryo_normalize_opt
     join(buf, sizeof buf, offset, v->c);
     CRYO_TRY(cryo_meta_set(&v->meta, "normalize.offset", buf, err));
     if (clip) {
-        CRYO_TRY(cryo_meta_setf(&v->meta, err, "normalize.quantiles", "%.17g,%.17g", o->lo, o->hi));
+        CRYO_TRY(cryo_meta_setf(&v->meta, err, "normalize.quantiles", "%.15g,%.15g", o->lo, o->hi));
         CRYO_TRY(cryo_meta_set(&v->meta, "normalize.clip", "0,1", err));
     }
     return CRYO_OK;
