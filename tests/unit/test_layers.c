@@ -181,6 +181,25 @@ TEST(convt3d_k2s2)
     conv_case((struct cryo_nn_conv3d){1, 3, 2, 3, 5, 7, 2, 2, 0, 0}, 1);
 }
 
+TEST(conv3d_weights_changed_in_place)
+{
+    /* the CPU backend keeps blocked copies of weights it has seen: a change in place, same
+     * pointer, must still be used */
+    struct cryo_nn_conv3d g = {1, 6, 5, 4, 8, 8, 3, 1, 1, 0};
+    size_t n = 6 * 5 * 4 * 8, nw = 8 * 8 * 27;
+    float *x = rnd(n, 1), *w = rnd(nw, 0.2), *y1 = vec(n), *y2 = vec(n), *y3 = vec(n);
+    OK(cryo_nn_conv3d_forward(ctx, y1, x, w, NULL, &g, &err));
+    w[nw / 2] += 1.0f;
+    OK(cryo_nn_conv3d_forward(ctx, y2, x, w, NULL, &g, &err));
+    struct cryo_nn_ctx *fresh;
+    OK(cryo_nn_ctx_create(&fresh, CRYO_NN_DEVICE_CPU, 1, &err));
+    OK(cryo_nn_conv3d_forward(fresh, y3, x, w, NULL, &g, &err));
+    cryo_nn_ctx_free(fresh);
+    CHECK_REL_ERR(y2, y3, n, 1e-6);
+    CHECK(tu_rel_err(y1, y3, n) > 1e-3);
+    free(x), free(w), free(y1), free(y2), free(y3);
+}
+
 TEST(conv3d_bad_geometry)
 {
     struct cryo_nn_conv3d g = {1, 2, 2, 2, 3, 4, 5, 1, 0, 0}; /* kernel larger than input */
@@ -303,6 +322,9 @@ TEST(frn_tlu)
     size_t n = (size_t)s.N * s.S * s.C;
     s.inp = rnd(n, 1.5), s.g = rnd((size_t)s.C, 1.0), s.b = rnd((size_t)s.C, 0.5);
     s.tau = rnd((size_t)s.C, 0.5), s.out = vec(n), s.rstd = vec((size_t)s.N * s.C);
+    for (int c = 0; c < s.C; c++) /* |γ| >= 0.5, so a channel's y values are not crowded
+                                      within a step h of each other (see the τ choice below) */
+        s.g[c] = s.g[c] < 0 ? s.g[c] - 0.5f : s.g[c] + 0.5f;
     float *R = rnd(n, 1.0), *dinp = vec(n), *dg = vec((size_t)s.C), *db = vec((size_t)s.C),
           *dt = vec((size_t)s.C);
     struct fd f = {&s, frn_fwd, s.out, n, R};
@@ -324,6 +346,7 @@ TEST(frn_tlu)
             if (v[i + 1] - v[i] > gap)
                 gap = v[i + 1] - v[i], best = i;
         s.tau[c] = 0.5f * (v[best] + v[best + 1]);
+        CHECK(gap > 0.01f); /* > 2·max|δy| of a step h = 1e-3 (|γ|·rstd·h < 3e-3 here) */
         free(v);
     }
     fd_loss(&f);
@@ -953,7 +976,7 @@ int main(int argc, char **argv)
         r = dump(argv[2]);
     else if (argc == 1)
         r = RUN_TESTS(conv3d_k3_odd_grid, conv3d_k3_nobias, conv3d_k2s2, conv3d_k1, convt3d_k2s2,
-                      conv3d_bad_geometry, linear, layernorm, frn_tlu, gelu, relu, softmax,
+                      conv3d_weights_changed_in_place, conv3d_bad_geometry, linear, layernorm, frn_tlu, gelu, relu, softmax,
                       gelu_values, gelu_accuracy_sweep, backend_without_op_refuses, softmax_all_masked_row, wmsa_plain, wmsa_shifted,
                       wmsa_shifted_partial_and_small, wmsa_bad_geometry, concat_split_roundtrip,
                       roll_matches_definition, add_and_accumulate, droppath, context);
