@@ -6,8 +6,9 @@
 #   forward     one 64^3 tile, inference (lvm-model bench; torch.no_grad)
 #   train step  a batch of two 48^3 tiles: forward, MSE, backward, clip, AdamW
 # Both with 2 threads; PyTorch in its best configuration on this machine
-# (GLIBC_TUNABLES=glibc.malloc.hugetlb=1, OPENBLAS_CORETYPE=SkylakeX). Median of repeats
-# after a warm-up, each side in its own process, back to back. GFLOP/s from the analytic
+# (GLIBC_TUNABLES=glibc.malloc.hugetlb=1, OPENBLAS_CORETYPE=SkylakeX). Best (minimum) of
+# the repeats after a warm-up, median in parentheses: the machine is shared and its load
+# inflates medians; each side in its own process, back to back. GFLOP/s from the analytic
 # count of `lvm-model info` (training step = 3 x forward) against the ~375 GFLOP/s sgemm
 # peak of two cores; peak memory = maximum resident set of the process (/usr/bin/time).
 # Prints a Markdown table.
@@ -43,15 +44,16 @@ run_c c_train --box 48 --batch 2 --train --repeat 3
 run_py t_train 48 2 train 3
 
 row() { # label cname tname
-  local cs ts gf cg tg
-  cs=$(field seconds "$tmp/$2.out"); ts=$(field seconds "$tmp/$3.out"); gf=$(field gflop "$tmp/$2.out")
+  local cs ts gf cg tg cm tm
+  cs=$(field best "$tmp/$2.out"); ts=$(field best "$tmp/$3.out"); gf=$(field gflop "$tmp/$2.out")
+  cm=$(field seconds "$tmp/$2.out"); tm=$(field seconds "$tmp/$3.out")
   cg=$(awk -v g="$gf" -v s="$cs" 'BEGIN{printf "%.0f", g/s}')
   tg=$(awk -v g="$gf" -v s="$ts" 'BEGIN{printf "%.0f", g/s}')
-  printf '| %s | %.3f s | %.3f s | **%.2f** | %s (%.0f %%) | %s | %.0f MiB | %.0f MiB |\n' "$1" "$cs" "$ts" \
+  printf '| %s | %.3f s (%.3f) | %.3f s (%.3f) | **%.2f** | %s (%.0f %%) | %s | %.0f MiB | %.0f MiB |\n' "$1" "$cs" "$cm" "$ts" "$tm" \
     "$(awk -v a="$cs" -v b="$ts" 'BEGIN{print a/b}')" "$cg" "$(awk -v g="$cg" 'BEGIN{print 100*g/375}')" "$tg" \
     "$(awk -v k="$(rss "$tmp/$2.time")" 'BEGIN{print k/1024}')" "$(awk -v k="$(rss "$tmp/$3.time")" 'BEGIN{print k/1024}')"
 }
-echo "| job | cryolvm | PyTorch | ratio | cryolvm GFLOP/s (of 375) | PyTorch GFLOP/s | cryolvm peak RSS | PyTorch peak RSS |"
+echo "| job | cryolvm best (median) | PyTorch best (median) | ratio | cryolvm GFLOP/s (of 375) | PyTorch GFLOP/s | cryolvm peak RSS | PyTorch peak RSS |"
 echo "|---|---|---|---|---|---|---|---|"
 row "forward, one 64^3 tile ($(field gflop "$tmp/c_fwd.out") GFLOP)" c_fwd t_fwd
 row "training step, 2 x 48^3 ($(field gflop "$tmp/c_train.out") GFLOP)" c_train t_train

@@ -385,8 +385,8 @@ static int cmd_bench(const struct cryo_cli *cli)
     }
     qsort(t, (size_t)rep, sizeof *t, cmp_double);
     double med = t[rep / 2], work = train ? 3 * flops : flops;
-    printf("what=%s box=%ld batch=%ld seconds=%.4f gflop=%.2f gflops=%.1f activation_mib=%.0f threads=%d device=\"%s\"\n",
-           train ? "train_step" : "forward", box, batch, med, work / 1e9, work / med / 1e9,
+    printf("what=%s box=%ld batch=%ld seconds=%.4f best=%.4f gflop=%.2f gflops=%.1f activation_mib=%.0f threads=%d device=\"%s\"\n",
+           train ? "train_step" : "forward", box, batch, med, t[0], work / 1e9, work / med / 1e9,
            (double)cryo_scunet_activation_bytes(m) / 1048576.0, cli->threads, cryo_nn_ctx_name(ctx));
     free(t);
     cryo_free_big(x);
