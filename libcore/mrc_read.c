@@ -3,8 +3,9 @@
  * The idea: check every size before allocating, then move the data once. A regular file's
  * size is known, so a lying header is refused before any allocation and data in standard
  * axis order is fread straight into the frame (one copy, by the kernel). Pipes and gzip
- * streams are read as they come, in growing chunks, so a header that claims terabytes on a
- * pipe fails with "only N bytes follow" rather than an allocation failure. Big-endian data
+ * streams are read as they come, straight into the frame when the claim is at most a
+ * quarter of memory, else in growing chunks, so a header that claims terabytes on a pipe
+ * fails with "only N bytes follow" rather than an allocation failure. Big-endian data
  * is swapped in place; non-standard axis orders are permuted in 16³ blocks (see permute).
  */
 #include "mrc_priv.h"
@@ -13,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "cryolvm/mem.h"
 
@@ -153,6 +155,17 @@ static int host_big_endian(void)
 #endif
 }
 
+/* Claims up to a quarter of physical memory are allocated at once even when the source
+ * length is unknown (the untouched part of a lying header's buffer costs nothing); larger
+ * claims on a pipe are read in growing chunks, so they fail as "only N bytes follow". */
+static size_t direct_read_limit(void)
+{
+    long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
+    if (pages <= 0 || psize <= 0)
+        return (size_t)1 << 30;
+    return (size_t)pages / 4 * (size_t)psize;
+}
+
 /* Read the data of an unknown-length source in growing chunks (see top comment). Returns
  * the buffer (malloc'd) holding `got` bytes, got <= want. */
 static unsigned char *read_growing(struct mrc_in *r, uint64_t want, uint64_t *got, struct cryo_error *err,
@@ -280,14 +293,23 @@ int cryo_mrc_read(struct cryo_volume *v, FILE *f, const unsigned char *prefix, s
 
     int identity = h.file_axis[0] == 0 && h.file_axis[1] == 1 && h.file_axis[2] == 2;
     size_t nbytes = (size_t)h.data_bytes, count = nbytes / h.esize;
-    if (left >= 0) {
+    if (left >= 0 || nbytes <= direct_read_limit()) {
+        /* Straight into the frame, 64 MiB at a time, each piece touched just before it is
+         * read: on a pipe a lying header then costs at most one untouched piece. */
         raw = cryo_alloc_big(nbytes, err);
         if (!raw) {
             s = CRYO_E_NOMEM;
             goto out;
         }
-        prefault(raw, nbytes);
-        size_t k = in_read(&r, raw, nbytes);
+        size_t k = 0;
+        while (k < nbytes) {
+            size_t piece = nbytes - k < ((size_t)64 << 20) ? nbytes - k : ((size_t)64 << 20);
+            prefault((unsigned char *)raw + k, piece);
+            size_t n_in = in_read(&r, (unsigned char *)raw + k, piece);
+            k += n_in;
+            if (n_in < piece)
+                break;
+        }
         if (k != nbytes) {
             s = r.io_errno ? read_failed(&r, name, err) : truncated(&h, k, name, err);
             goto out;
