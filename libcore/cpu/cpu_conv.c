@@ -20,15 +20,25 @@
 #include "cpu/cpu.h"
 #include "cryolvm/mem.h"
 
+/* Several layers of one network often share a geometry, hence a cache entry, but each has
+ * its own weights: blocked copies are kept per weight pointer, a few per entry. */
+#define WEI_SLOTS 8
+struct cpu_wei_slot {
+    const float *ptr;       /* the user's weight tensor */
+    float *buf;             /* its reorder into the primitive's layout */
+    float *seen;            /* the user weights `buf` was made from */
+    unsigned long long used;
+};
+
 struct cpu_wei {            /* a weight-shaped tensor in a primitive's layout */
     dnnl_memory_t user;     /* PyTorch layout, handle set per call */
-    dnnl_memory_t prim;     /* primitive layout, owns `buf` through handle */
+    dnnl_memory_t prim;     /* primitive layout, handle set per call (a slot's buf or `buf`) */
     dnnl_primitive_t reorder; /* user -> prim (forward, bwd data) or prim -> user (bwd weights);
                                  NULL when both layouts are the same */
-    float *buf;             /* storage of `prim` when a reorder exists */
-    float *seen;            /* copy of the user weights `buf` was made from (forward, bwd data) */
-    size_t bytes;           /* size of the user weights */
-    int valid;              /* buf holds the reorder of `seen` */
+    float *buf;             /* bwd weights: storage of the gradient in the primitive's layout */
+    size_t bytes, prim_bytes; /* user and primitive layout sizes */
+    struct cpu_wei_slot slot[WEI_SLOTS]; /* forward, bwd data */
+    unsigned long long clock;
 };
 
 struct cpu_conv_entry {
@@ -75,7 +85,10 @@ static void wei_free(struct cpu_wei *w)
     if (w->reorder)
         dnnl_primitive_destroy(w->reorder);
     cryo_free_big(w->buf);
-    free(w->seen);
+    for (int i = 0; i < WEI_SLOTS; i++) {
+        cryo_free_big(w->slot[i].buf);
+        free(w->slot[i].seen);
+    }
     memset(w, 0, sizeof *w);
 }
 
@@ -124,10 +137,14 @@ static int wei_init(struct cpu_conv_entry *e, struct cpu_wei *w, struct cpu_stat
     DNNL_TRY("memory_create", mem_empty(&w->user, &e->wei_user_md, st->engine));
     if (dnnl_memory_desc_equal(prim_md, &e->wei_user_md))
         return CRYO_OK; /* use the user memory directly */
-    w->buf = cryo_alloc_big(dnnl_memory_desc_get_size(prim_md), err);
-    if (!w->buf)
-        return CRYO_E_NOMEM;
-    DNNL_TRY("memory_create", dnnl_memory_create(&w->prim, prim_md, st->engine, w->buf));
+    w->bytes = dnnl_memory_desc_get_size(&e->wei_user_md);
+    w->prim_bytes = dnnl_memory_desc_get_size(prim_md);
+    if (!to_prim) {
+        w->buf = cryo_alloc_big(w->prim_bytes, err);
+        if (!w->buf)
+            return CRYO_E_NOMEM;
+    }
+    DNNL_TRY("memory_create", dnnl_memory_create(&w->prim, prim_md, st->engine, to_prim ? DNNL_MEMORY_NONE : w->buf));
     dnnl_primitive_desc_t rpd;
     if (to_prim)
         DNNL_TRY("reorder", dnnl_reorder_primitive_desc_create(&rpd, &e->wei_user_md, st->engine,
@@ -138,12 +155,6 @@ static int wei_init(struct cpu_conv_entry *e, struct cpu_wei *w, struct cpu_stat
     dnnl_status_t s = dnnl_primitive_create(&w->reorder, rpd);
     dnnl_primitive_desc_destroy(rpd);
     DNNL_TRY("primitive_create(reorder)", s);
-    if (to_prim) {
-        w->bytes = dnnl_memory_desc_get_size(&e->wei_user_md);
-        w->seen = malloc(w->bytes);
-        if (!w->seen)
-            return cryo_fail(err, CRYO_E_NOMEM, "conv3d: no memory for a %zu-byte weight copy", w->bytes);
-    }
     return CRYO_OK;
 }
 
@@ -155,8 +166,12 @@ static int run(struct cpu_conv_entry *e, struct cpu_state *st, dnnl_primitive_t 
     return CRYO_OK;
 }
 
-/* Copy user weights into the primitive's layout (if it differs); returns the memory to
- * pass as DNNL_ARG_WEIGHTS. */
+/* The user weights in the primitive's layout (reordered if it differs); returns the memory
+ * to pass as DNNL_ARG_WEIGHTS.
+ * Unchanged weights (inference, or the backward of the step that ran the forward) need no
+ * new reorder: an exact byte comparison with the copy the blocked weights were made from
+ * is far cheaper than the reorder's parallel region, which on a busy machine waits for a
+ * descheduled thread (median 12 ms per weight reorder measured under load). */
 static int wei_in(struct cpu_conv_entry *e, struct cpu_state *st, struct cpu_wei *w,
                   const float *weight, dnnl_memory_t *use, struct cryo_error *err)
 {
@@ -165,18 +180,38 @@ static int wei_in(struct cpu_conv_entry *e, struct cpu_state *st, struct cpu_wei
         *use = w->user;
         return CRYO_OK;
     }
-    /* Unchanged weights (inference, or the backward of the step that ran the forward) need
-     * no new reorder: an exact byte comparison with the copy the blocked weights were made
-     * from is far cheaper than the reorder's parallel region, which on a busy machine
-     * waits for a descheduled thread (median 12 ms per reorder measured under load). */
+    struct cpu_wei_slot *sl = NULL;
+    for (int i = 0; i < WEI_SLOTS && !sl; i++)
+        if (w->slot[i].ptr == weight)
+            sl = &w->slot[i];
+    int fresh = 0;
+    if (!sl) { /* the least recently used (or an empty) slot */
+        sl = &w->slot[0];
+        for (int i = 1; i < WEI_SLOTS; i++)
+            if (w->slot[i].used < sl->used)
+                sl = &w->slot[i];
+        if (!sl->buf) {
+            sl->buf = cryo_alloc_big(w->prim_bytes, err);
+            sl->seen = sl->buf ? malloc(w->bytes) : NULL;
+            if (!sl->seen) {
+                cryo_free_big(sl->buf);
+                sl->buf = NULL;
+                return cryo_fail(err, CRYO_E_NOMEM, "conv3d: no memory for a blocked weight copy");
+            }
+        }
+        sl->ptr = weight;
+        fresh = 1;
+    }
+    sl->used = ++w->clock;
+    DNNL_TRY("set_data_handle", dnnl_memory_set_data_handle(w->prim, sl->buf));
     *use = w->prim;
-    if (w->valid && memcmp(w->seen, weight, w->bytes) == 0)
+    if (!fresh && memcmp(sl->seen, weight, w->bytes) == 0)
         return CRYO_OK;
     dnnl_exec_arg_t a[2] = {{DNNL_ARG_FROM, w->user}, {DNNL_ARG_TO, w->prim}};
-    w->valid = 0;
+    sl->ptr = NULL; /* until the reorder has succeeded */
     CRYO_TRY(run(e, st, w->reorder, 2, a, err));
-    memcpy(w->seen, weight, w->bytes);
-    w->valid = 1;
+    memcpy(sl->seen, weight, w->bytes);
+    sl->ptr = weight;
     return CRYO_OK;
 }
 

@@ -197,6 +197,23 @@ TEST(conv3d_weights_changed_in_place)
     cryo_nn_ctx_free(fresh);
     CHECK_REL_ERR(y2, y3, n, 1e-6);
     CHECK(tu_rel_err(y1, y3, n) > 1e-3);
+    /* layers sharing one geometry with their own weights, more of them than the backend
+     * keeps blocked copies of (8), visited round-robin twice */
+    enum { L = 11 };
+    float *ws[L], *ref[L];
+    OK(cryo_nn_ctx_create(&fresh, CRYO_NN_DEVICE_CPU, 1, &err));
+    for (int l = 0; l < L; l++) {
+        ws[l] = rnd(nw, 0.2), ref[l] = vec(n);
+        OK(cryo_nn_conv3d_forward(fresh, ref[l], x, ws[l], NULL, &g, &err));
+    }
+    cryo_nn_ctx_free(fresh);
+    for (int round = 0; round < 2; round++)
+        for (int l = 0; l < L; l += (round ? 1 : 2)) {
+            OK(cryo_nn_conv3d_forward(ctx, y2, x, ws[l], NULL, &g, &err));
+            CHECK_REL_ERR(y2, ref[l], n, 1e-6);
+        }
+    for (int l = 0; l < L; l++)
+        free(ws[l]), free(ref[l]);
     free(x), free(w), free(y1), free(y2), free(y3);
 }
 
