@@ -142,6 +142,20 @@ TEST(mrc_file_and_gzip_round_trip_through_sinks_and_sources)
         fclose(f);
 }
 
+TEST(gzip_round_trip_larger_than_the_zlib_buffers)
+{
+    struct cryo_volume v, back;
+    make_vol(&v, CRYO_DTYPE_F32, 40, 96, 130);  /* 1.9 MiB: several 256 KiB zlib chunks */
+    struct cryo_error err = {0};
+    const char *p = tmp_path("big.mrc.gz");
+    CHECK(cryo_write_one(p, &v, NULL, &err) == 0);
+    cryo_volume_init(&back);
+    CHECK(cryo_read_one(&back, p, &err) == 0);
+    check_same(&v, &back, 1e-6);
+    cryo_volume_free(&back);
+    cryo_volume_free(&v);
+}
+
 TEST(gzip_of_concatenated_members_is_read_whole)
 {
     struct cryo_volume v, back;
@@ -623,7 +637,7 @@ TEST(real_map_with_axes_312_is_transposed_right)
 int main(void)
 {
     return RUN_TESTS(format_from_path_rules, mrc_file_and_gzip_round_trip_through_sinks_and_sources,
-                     gzip_of_concatenated_members_is_read_whole, tiff_round_trip_every_integer_and_float_type,
+                     gzip_round_trip_larger_than_the_zlib_buffers, gzip_of_concatenated_members_is_read_whole, tiff_round_trip_every_integer_and_float_type,
                      single_page_tiff_is_a_2d_frame, tiff_voxel_size_rules,
                      imagej_big_stack_with_one_directory, sink_is_atomic, sink_refusals,
                      sources_refuse_empty_garbage_and_missing_input, stdout_sink_refuses_a_terminal_only,
