@@ -1,0 +1,234 @@
+#!/usr/bin/env bats
+# mrc-resample: Fourier, linear and cubic resampling and --box against numpy
+# (tests/ref/resample_ref.py, which evaluates the trigonometric interpolant directly),
+# linear against PyTorch, geometry in Å (a blob's centroid, a real map with its atomic model
+# via gemmi), relion_image_handler --rescale_angpix, and bad input.
+load helpers
+bats_require_minimum_version 1.5.0
+
+# White noise plus a smooth part, non-cubic box and voxels (noise exercises the Nyquist planes).
+make_map() { # PATH NX NY NZ
+  "$PY" - "$@" <<'PY'
+import sys, numpy as np, mrcfile
+nx, ny, nz = (int(v) for v in sys.argv[2:5])
+rng = np.random.default_rng(nx * 10000 + ny * 100 + nz)
+a = rng.standard_normal((nz, ny, nx)) + 0.3
+with mrcfile.new(sys.argv[1], overwrite=True) as m:
+    m.set_data(a.astype(np.float32)); m.voxel_size = (1.25, 1.5, 0.75); m.header.origin = (10.0, -5.0, 2.5)
+PY
+}
+
+# apix that gives exactly box B along each axis for the map above
+apix_for() { # NX,NY,NZ BX,BY,BZ
+  "$PY" -c "n=[$1];b=[$2];a=[1.25,1.5,0.75];print(','.join(repr(n[i]*a[i]/b[i]) for i in range(3)))"
+}
+
+@test "--help lists every option" {
+  run mrc-resample --help
+  [ "$status" -eq 0 ]
+  for o in --apix --box --method --fill --output --threads; do [[ "$output" == *"$o"* ]]; done
+}
+
+@test "fourier: crop and pad, odd and even, non-cubic, equals numpy to float rounding" {
+  require_py_module mrcfile
+  make_map "$TMP/in.mrc" 20 17 12
+  for box in 20,17,12 26,23,16 15,13,9 14,12,10 31,18,11 9,8,7 40,34,24; do
+    mrc-resample -q --apix "$(apix_for 20,17,12 $box)" "$TMP/in.mrc" -o "$TMP/o.mrc"
+    "$PY" "$REF/resample_ref.py" fourier "$TMP/in.mrc" "$TMP/r.mrc" ${box//,/ }
+    assert_close_files "$TMP/o.mrc" "$TMP/r.mrc" 2e-6
+  done
+}
+
+@test "fourier: pad then crop returns the input; mean density kept; voxel size and origin rule" {
+  require_py_module mrcfile
+  make_map "$TMP/in.mrc" 16 15 10
+  mrc-resample --apix 0.5,0.6,0.3 "$TMP/in.mrc" -o "$TMP/up.cvol"
+  mrc-resample -q --apix 1.25,1.5,0.75 "$TMP/up.cvol" -o "$TMP/back.mrc"
+  assert_close_files "$TMP/back.mrc" "$TMP/in.mrc" 1e-6
+  "$PY" - "$TMP/in.mrc" "$TMP/up.cvol" <<'PY'
+import sys, numpy as np, mrcfile, cvol
+a = mrcfile.open(sys.argv[1]).data.astype(np.float64)
+f = cvol.read_stream(sys.argv[2])[0]
+assert f['data'].shape == (33, 38, 40), f['data'].shape      # round(n a / a')
+assert abs(f['data'].astype(np.float64).mean() - a.mean()) < 1e-5
+ap = np.array([16 * 1.25 / 40, 15 * 1.5 / 38, 10 * 0.75 / 33])
+assert np.allclose(f['apix'], ap, rtol=1e-6), f['apix']
+o = np.array([10.0, -5.0, 2.5]) - np.array([1.25, 1.5, 0.75]) / 2 + ap / 2
+assert np.allclose(f['origin'], o, atol=1e-5), (f['origin'], o)
+assert not any(k.startswith('mrc.') for k in f['meta']), f['meta']
+assert f['meta']['resample.method'] == 'fourier'
+PY
+}
+
+@test "fourier: a voxel size that does not divide the box gives a note and the rule's size" {
+  require_py_module mrcfile
+  make_map "$TMP/in.mrc" 20 17 12
+  run --separate-stderr mrc-resample --apix 1.6 "$TMP/in.mrc" -o "$TMP/o.mrc"
+  [ "$status" -eq 0 ]
+  [[ "$stderr" == *"note:"*"in.mrc"*"1.5625,1.59375,"* ]]
+  run --separate-stderr mrc-resample -q --apix 1.6 "$TMP/in.mrc" -o "$TMP/o.mrc"
+  [ -z "$stderr" ]
+  run --separate-stderr mrc-resample --method cubic --apix 1.6 "$TMP/in.mrc" -o "$TMP/o.mrc"
+  [ -z "$stderr" ]
+}
+
+@test "linear and cubic (Keys a=-0.5) equal numpy; linear equals torch.interpolate" {
+  require_py_module mrcfile
+  make_map "$TMP/in.mrc" 20 17 12
+  for m in linear cubic; do
+    for ap in 2.1,0.7,1.7 0.9,1.5,0.4; do
+      mrc-resample --method $m --apix $ap "$TMP/in.mrc" -o "$TMP/o.mrc"
+      "$PY" "$REF/resample_ref.py" $m "$TMP/in.mrc" "$TMP/r.mrc" ${ap//,/ }
+      assert_close_files "$TMP/o.mrc" "$TMP/r.mrc" 1e-5
+    done
+  done
+  require_py_module torch
+  mrc-resample --method linear --apix 2.5,3,1.5 "$TMP/in.mrc" -o "$TMP/lin.mrc"
+  "$PY" - "$TMP/in.mrc" "$TMP/lin.mrc" <<'PY'
+import sys, numpy as np, mrcfile, torch
+a = torch.from_numpy(mrcfile.open(sys.argv[1]).data.astype(np.float64))[None, None]
+ours = mrcfile.open(sys.argv[2]).data.astype(np.float64)
+ref = torch.nn.functional.interpolate(a, scale_factor=(0.5, 0.5, 0.5), mode='trilinear', align_corners=False,
+                                      recompute_scale_factor=False)[0, 0].numpy()
+assert ref.shape == ours.shape, (ref.shape, ours.shape)
+assert np.abs(ref - ours).max() < 1e-5, np.abs(ref - ours).max()
+PY
+}
+
+@test "--box crops and pads about the centre (odd/even) with --fill; origin moves by whole voxels" {
+  require_py_module mrcfile
+  make_map "$TMP/in.mrc" 20 17 12
+  for b in 25,10,13 8,30,12 21,17,11; do
+    mrc-resample --box $b --fill 2.5 "$TMP/in.mrc" -o "$TMP/c.cvol"
+    "$PY" "$REF/resample_ref.py" crop "$TMP/in.mrc" "$TMP/r.mrc" ${b//,/ } 2.5
+    assert_close_files "$TMP/c.cvol" "$TMP/r.mrc" 0
+    "$PY" - "$TMP/c.cvol" $b <<'PY'
+import sys, numpy as np, cvol
+f = cvol.read_stream(sys.argv[1])[0]
+b = [int(v) for v in sys.argv[2].split(',')]
+n = [20, 17, 12]; a = np.array([1.25, 1.5, 0.75])
+want = np.array([10.0, -5.0, 2.5]) + np.array([n[d] // 2 - b[d] // 2 for d in range(3)]) * a
+assert np.allclose(f['origin'], want, atol=1e-5), (f['origin'], want)
+PY
+  done
+  mrc-resample --box 64 "$TMP/in.mrc" -o "$TMP/c.mrc"
+  "$PY" -c "import mrcfile; assert mrcfile.open('$TMP/c.mrc').data.shape == (64, 64, 64)"
+}
+
+@test "a Gaussian blob stays at its position in Å for every method, voxel size and box" {
+  require_py_module mrcfile
+  "$PY" - "$TMP/blob.mrc" <<'PY'
+import sys, numpy as np, mrcfile
+n = (34, 31, 28); a = (1.1, 1.0, 1.2); o = (-20.0, 7.0, 3.0); c = (-20 + 17.3, 7 + 14.6, 3 + 15.9)
+z, y, x = np.meshgrid(*[o[d] + a[d] * np.arange(n[d]) for d in (2, 1, 0)], indexing='ij')
+v = np.exp(-((x - c[0]) ** 2 + (y - c[1]) ** 2 + (z - c[2]) ** 2) / (2 * 2.2 ** 2))
+with mrcfile.new(sys.argv[1]) as m:
+    m.set_data(v.astype(np.float32)); m.voxel_size = a; m.header.origin = o
+PY
+  for args in "--apix 1.5" "--apix 0.7,0.9,1.3" "--apix 2.0 --box 21,20,19" "--box 40,37,30" "--box 25" \
+              "--method linear --apix 1.37" "--method cubic --apix 0.8,1.4,1.1 --box 33,24,27"; do
+    mrc-resample -q $args "$TMP/blob.mrc" -o "$TMP/o.cvol"
+    "$PY" - "$TMP/o.cvol" "$args" <<'PY'
+import sys, numpy as np, cvol
+f = cvol.read_stream(sys.argv[1])[0]
+d = f['data'].astype(np.float64); a = f['apix']; o = f['origin']
+nz, ny, nx = d.shape
+z, y, x = np.meshgrid(*[o[k] + a[k] * np.arange(s) for k, s in ((2, nz), (1, ny), (0, nx))], indexing='ij')
+c = np.array([(d * x).sum(), (d * y).sum(), (d * z).sum()]) / d.sum()
+want = np.array([-20 + 17.3, 7 + 14.6, 3 + 15.9])
+tol = 5e-3 if 'method' not in sys.argv[2] else 0.03   # Å
+assert np.abs(c - want).max() < tol, (sys.argv[2], c, want)
+PY
+  done
+}
+
+@test "real map with its model (EMD-5168 + 3MFP): density at the atoms is kept in Å (gemmi)" {
+  require_py_module gemmi
+  require_py_module mrcfile
+  require_data tempy_emd5168_actin/emd_5168.map
+  require_data tempy_emd5168_actin/3MFP.pdb
+  m="$DATA/tempy_emd5168_actin/emd_5168.map"
+  mrc-resample --apix 2.5 "$m" -o "$TMP/f.mrc" 2>/dev/null
+  mrc-resample --method cubic --apix 1.2 "$m" -o "$TMP/c.mrc"
+  mrc-resample --box 80,90,120 "$m" -o "$TMP/b.mrc"
+  "$PY" - "$m" "$DATA/tempy_emd5168_actin/3MFP.pdb" "$TMP/f.mrc" "$TMP/c.mrc" "$TMP/b.mrc" <<'PY'
+import sys, numpy as np, mrcfile, gemmi
+def grid(path, shift=0.0):
+    # gemmi 0.5 ignores the ORIGIN words: build the grid ourselves, origin = ORIGIN + NSTART * apix
+    with mrcfile.open(path, permissive=True) as m:
+        d = np.asarray(m.data, np.float32); vs = m.voxel_size; h = m.header
+        a = np.array([float(vs.x), float(vs.y), float(vs.z)])
+        o = np.array([float(h.origin.x), float(h.origin.y), float(h.origin.z)])
+        o += np.array([int(h.nxstart), int(h.nystart), int(h.nzstart)]) * a
+    g = gemmi.FloatGrid(np.ascontiguousarray(d.transpose(2, 1, 0)))
+    g.set_unit_cell(gemmi.UnitCell(*(a * d.shape[::-1]), 90, 90, 90))
+    return g, o + shift
+def at_atoms(path, shift=0.0):
+    g, o = grid(path, shift)
+    return np.array([g.interpolate_value(gemmi.Position(*(np.array(at.pos.tolist()) - o)))
+                     for at in atoms])
+st = gemmi.read_structure(sys.argv[2])
+atoms = [at for res in st[0][0] for at in res]
+ref = at_atoms(sys.argv[1])
+g0, _ = grid(sys.argv[1])
+assert ref.mean() > 3 * np.abs(np.array(g0, copy=True)).mean(), ref.mean()   # the model sits in density
+for p in sys.argv[3:]:
+    v = at_atoms(p)
+    r = np.corrcoef(ref, v)[0, 1]
+    wrong = np.corrcoef(ref, at_atoms(p, shift=np.array([1.5, -1.5, 1.5])))[0, 1]
+    print(p, r, wrong, file=sys.stderr)
+    assert r > 0.97, (p, r)
+    assert r - wrong > 0.02, (p, r, wrong)     # a 2.6 Å misplacement would be seen
+PY
+}
+
+@test "relion_image_handler --rescale_angpix agrees once its centre convention is applied" {
+  command -v relion_image_handler >/dev/null || skip "relion not installed"
+  require_py_module mrcfile
+  "$PY" - "$TMP/in.mrc" <<'PY'
+import sys, numpy as np, mrcfile
+rng = np.random.default_rng(1); n = 48
+a = rng.standard_normal((n, n, n)); k = np.fft.fftfreq(n); kx = np.fft.rfftfreq(n)
+F = np.fft.rfftn(a) * np.exp(-(k[:, None, None] ** 2 + k[None, :, None] ** 2 + kx ** 2) * 40)
+with mrcfile.new(sys.argv[1]) as m:
+    m.set_data((np.fft.irfftn(F, s=a.shape) * 10 + 1).astype(np.float32)); m.voxel_size = 1.0
+PY
+  (cd "$TMP" && relion_image_handler --i in.mrc --o rl.mrc --rescale_angpix 1.5 >/dev/null 2>&1)
+  mrc-resample --apix 1.5 "$TMP/in.mrc" -o "$TMP/ours.mrc"
+  "$PY" - "$TMP/rl.mrc" "$TMP/ours.mrc" <<'PY'
+import sys, numpy as np, mrcfile
+R = mrcfile.open(sys.argv[1]).data.astype(np.float64); O = mrcfile.open(sys.argv[2]).data.astype(np.float64)
+assert R.shape == O.shape == (32, 32, 32)
+# relion keeps voxel n/2 fixed; we keep the box edge: its samples sit (a - a')/2 = -0.25 Å = -1/6
+# voxel from ours. Shift ours by that (exact for this band-limited map) and compare.
+m = 32; k = np.fft.fftfreq(m)
+ph = np.exp(2j * np.pi * (k[:, None, None] + k[None, :, None] + k[None, None, :]) * (-1 / 6))
+S = np.fft.ifftn(np.fft.fftn(O) * ph).real
+r = np.corrcoef(S.ravel(), R.ravel())[0, 1]; e = np.abs(S - R).max() / np.abs(R).max()
+print(r, e)
+assert r > 0.9999 and e < 0.02, (r, e)
+assert abs(R.mean() - O.mean()) < 1e-4
+PY
+}
+
+@test "bad input: missing file, bad flags, trailing junk, NaN; one line, no output" {
+  require_py_module mrcfile
+  make_map "$TMP/in.mrc" 8 8 8
+  run mrc-resample --apix 2 "$TMP/missing.mrc" -o "$TMP/o.mrc"
+  [ "$status" -eq 1 ]; assert_one_error_line; [[ "$output" == *missing.mrc* ]]; assert_no_file "$TMP/o.mrc"
+  for bad in "" "--apix 1,2" "--apix 0" "--apix -1" "--apix 1.5x" "--box 0" "--box 8,8" "--box 4q" \
+             "--method spline --apix 1" "--fill 1" "--apix nan" "--bogus"; do
+    run mrc-resample $bad "$TMP/in.mrc" -o "$TMP/o.mrc"
+    [ "$status" -eq 2 ] || { echo "args '$bad' gave $status: $output"; false; }
+    assert_no_file "$TMP/o.mrc"
+  done
+  "$PY" -c "
+import numpy as np, mrcfile
+a = np.ones((8, 8, 8), np.float32); a[3, 4, 5] = np.nan
+with mrcfile.new('$TMP/nan.mrc') as m: m.set_data(a)"
+  run mrc-resample --apix 2 "$TMP/nan.mrc" -o "$TMP/o.mrc"
+  [ "$status" -eq 1 ]; assert_one_error_line; [[ "$output" == *nan.mrc* ]]; assert_no_file "$TMP/o.mrc"
+  printf 'MAP garbage' > "$TMP/junk.mrc"
+  run mrc-resample --apix 2 "$TMP/junk.mrc" -o "$TMP/o.mrc"
+  [ "$status" -eq 1 ]; assert_one_error_line; assert_no_file "$TMP/o.mrc"
+}
