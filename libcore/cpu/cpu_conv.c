@@ -471,8 +471,10 @@ static int conv_backward(struct cryo_nn_ctx *ctx, float *dinp, float *dweight, f
         }
         if (dweight) {
             size_t nw = (size_t)g->cout * g->cin * g->k * g->k * g->k;
+            const float *wg = e->wgrad;
+#pragma omp parallel for simd schedule(static) if (nw > (1 << 18))
             for (size_t i = 0; i < nw; i++)
-                dweight[i] += e->wgrad[i];
+                dweight[i] += wg[i];
         }
         if (dbias)
             for (int i = 0; i < g->cout; i++)
