@@ -61,10 +61,10 @@ int cryo_scunet_load(struct cryo_scunet *m, const struct cryo_safetensors *st, s
     size_t n;
     const struct cryo_nn_param *tab = cryo_scunet_params(m, &n);
     /* The PyTorch module built for the same config has exactly these tensors; anything
-     * else (apart from training state) means the file is for another model. */
+     * else (apart from training state and JEPA parts) means the file is for another model. */
     for (size_t i = 0; i < st->n; i++) {
         const char *nm = st->t[i].name;
-        if (strncmp(nm, "optim.", 6) == 0 || strncmp(nm, "ema.", 4) == 0)
+        if (strncmp(nm, "optim.", 6) == 0 || strncmp(nm, "ema.", 4) == 0 || strncmp(nm, "jepa.", 5) == 0)
             continue;
         size_t j = 0;
         while (j < n && strcmp(tab[j].name, nm) != 0)

@@ -307,6 +307,7 @@ void cryo_jepa_free(struct cryo_jepa *j)
     free(j);
 }
 
+const struct cryo_jepa_config *cryo_jepa_get_config(const struct cryo_jepa *j) { return &j->cfg; }
 const struct cryo_nn_param *cryo_jepa_params(const struct cryo_jepa *j, size_t *n)
 {
     *n = j->ntab;

@@ -8,7 +8,10 @@
 #include "cryolvm/mem.h"
 #include "cryolvm/nn_jepa.h"
 
+#include <errno.h>
+#include <inttypes.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -262,5 +265,125 @@ int cryo_jepa_trainer_step(struct cryo_jepa_trainer *t, const float *input, stru
     cryo_ema_update(cryo_scunet_param_data(t->tenc), cryo_scunet_param_data(t->enc), ne, t->o.ema_decay);
     cryo_ema_update(cryo_jepa_param_data(t->tpred), cryo_jepa_param_data(t->pred), np, t->o.ema_decay);
     t->step = step;
+    return CRYO_OK;
+}
+
+/* ---- checkpoints ------------------------------------------------------------------------ */
+
+static int add_set(struct cryo_safetensors *st, const float *host, const struct cryo_nn_param *tab, size_t n,
+                   const char *prefix, struct cryo_error *err)
+{
+    char name[192];
+    for (size_t i = 0; i < n; i++) {
+        snprintf(name, sizeof name, "%s%s", prefix, tab[i].name);
+        CRYO_TRY(cryo_safetensors_add(st, name, CRYO_ST_F32, tab[i].ndim, tab[i].shape, host + tab[i].offset, err));
+    }
+    return CRYO_OK;
+}
+
+static int get_set(float *host, const struct cryo_nn_param *tab, size_t n, const struct cryo_safetensors *st,
+                   const char *prefix, struct cryo_error *err)
+{
+    char name[192];
+    for (size_t i = 0; i < n; i++) {
+        const float *src;
+        snprintf(name, sizeof name, "%s%s", prefix, tab[i].name);
+        CRYO_TRY(cryo_safetensors_get_f32(st, name, tab[i].ndim, tab[i].shape, &src, err));
+        memcpy(host + tab[i].offset, src, tab[i].count * sizeof(float));
+    }
+    return CRYO_OK;
+}
+
+static void jepa_config_text(const struct cryo_jepa_trainer *t, char *buf, size_t cap)
+{
+    const struct cryo_jepa_config *c = cryo_jepa_get_config(t->pred);
+    snprintf(buf, cap, "features=%d,patch=%d,out_ch=%d,embed=%d,depth=%d,head_dim=%d,mlp_ratio=%d,mode=%s",
+             c->features, c->patch, c->out_ch, c->embed, c->depth, c->head_dim, c->mlp_ratio,
+             t->o.mode == CRYO_JEPA_MAE ? "mae" : "jepa");
+}
+
+int cryo_jepa_trainer_save(struct cryo_jepa_trainer *t, const char *path, struct cryo_error *err)
+{
+    size_t ne, np, nb = cryo_scunet_num_params(t->enc);
+    const struct cryo_nn_param *etab = cryo_scunet_params(t->enc, &ne);
+    const struct cryo_nn_param *ptab = cryo_jepa_params(t->pred, &np);
+    struct cryo_safetensors *st = NULL;
+    char cfg[512], jcfg[256];
+    cryo_scunet_config_format(cryo_scunet_config(t->enc), cfg, sizeof cfg);
+    jepa_config_text(t, jcfg, sizeof jcfg);
+    int rc = cryo_safetensors_create(&st, err);
+    if (rc == 0)
+        rc = cryo_meta_set(&st->meta, "format", "cryolvm-scunet3d", err);
+    if (rc == 0)
+        rc = cryo_meta_set(&st->meta, "config", cfg, err);
+    if (rc == 0)
+        rc = cryo_meta_set(&st->meta, "jepa", jcfg, err);
+    if (rc == 0)
+        rc = cryo_meta_setf(&st->meta, err, "step", "%" PRId64, t->step);
+    if (rc == 0)
+        rc = cryo_meta_setf(&st->meta, err, "rng", "%" PRIu64, t->rng);
+    if (rc == 0)
+        rc = add_set(st, cryo_scunet_param_data(t->enc), etab, ne, "", err);
+    if (rc == 0)
+        rc = add_set(st, cryo_jepa_param_data(t->pred), ptab, np, "jepa.", err);
+    if (rc == 0)
+        rc = add_set(st, cryo_scunet_param_data(t->tenc), etab, ne, "ema.", err);
+    if (rc == 0)
+        rc = add_set(st, cryo_jepa_param_data(t->tpred), ptab, np, "ema.jepa.", err);
+    if (rc == 0)
+        rc = add_set(st, t->m, etab, ne, "optim.m.", err);
+    if (rc == 0)
+        rc = add_set(st, t->v, etab, ne, "optim.v.", err);
+    if (rc == 0)
+        rc = add_set(st, t->m + nb, ptab, np, "optim.m.jepa.", err);
+    if (rc == 0)
+        rc = add_set(st, t->v + nb, ptab, np, "optim.v.jepa.", err);
+    if (rc == 0)
+        rc = cryo_safetensors_write(st, path, err);
+    cryo_safetensors_free(st);
+    return rc;
+}
+
+static int parse_u64(const char *s, uint64_t *out)
+{
+    if (!s || !*s || *s == '-')
+        return -1;
+    char *e;
+    errno = 0;
+    unsigned long long v = strtoull(s, &e, 10);
+    if (*e || errno)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+int cryo_jepa_trainer_load(struct cryo_jepa_trainer *t, const struct cryo_safetensors *st,
+                           struct cryo_error *err)
+{
+    const char *file = st->name ? st->name : "checkpoint";
+    struct cryo_scunet_config c;
+    CRYO_TRY(cryo_scunet_config_from_file(st, &c, err));
+    char jcfg[256];
+    jepa_config_text(t, jcfg, sizeof jcfg);
+    const char *fj = cryo_meta_get(&st->meta, "jepa");
+    if (memcmp(&c, cryo_scunet_config(t->enc), sizeof c) != 0 || !fj || strcmp(fj, jcfg) != 0)
+        return cryo_fail(err, CRYO_E_FORMAT, "%s: not a JEPA checkpoint of this encoder and predictor config", file);
+    uint64_t step, rng;
+    if (parse_u64(cryo_meta_get(&st->meta, "step"), &step) < 0 || parse_u64(cryo_meta_get(&st->meta, "rng"), &rng) < 0 ||
+        step > (uint64_t)INT64_MAX)
+        return cryo_fail(err, CRYO_E_FORMAT, "%s: no valid 'step' and 'rng' metadata", file);
+    size_t ne, np, nb = cryo_scunet_num_params(t->enc);
+    const struct cryo_nn_param *etab = cryo_scunet_params(t->enc, &ne);
+    const struct cryo_nn_param *ptab = cryo_jepa_params(t->pred, &np);
+    CRYO_TRY(get_set(cryo_scunet_param_data(t->enc), etab, ne, st, "", err));
+    CRYO_TRY(get_set(cryo_jepa_param_data(t->pred), ptab, np, st, "jepa.", err));
+    CRYO_TRY(get_set(cryo_scunet_param_data(t->tenc), etab, ne, st, "ema.", err));
+    CRYO_TRY(get_set(cryo_jepa_param_data(t->tpred), ptab, np, st, "ema.jepa.", err));
+    CRYO_TRY(get_set(t->m, etab, ne, st, "optim.m.", err));
+    CRYO_TRY(get_set(t->v, etab, ne, st, "optim.v.", err));
+    CRYO_TRY(get_set(t->m + nb, ptab, np, st, "optim.m.jepa.", err));
+    CRYO_TRY(get_set(t->v + nb, ptab, np, st, "optim.v.jepa.", err));
+    t->step = (int64_t)step;
+    t->rng = rng;
     return CRYO_OK;
 }

@@ -648,6 +648,67 @@ TEST(jepa_and_mae_pretraining_learn)
     CHECK(isfinite(l) && l < f);
 }
 
+/* JEPA pre-training: 4 steps vs 2 + save + load into a fresh trainer + 2, same bits (one
+ * thread, see resume_bit_identical); and the checkpoint loads as backbone weights. */
+TEST(jepa_resume_bit_identical)
+{
+    struct cryo_nn_ctx *ctx2 = ctx, *ctx1 = NULL;
+    struct cryo_error e = {0};
+    CHECK(cryo_nn_ctx_create(&ctx1, CRYO_NN_DEVICE_CPU, 1, &e) == 0);
+    if (!ctx1)
+        return;
+    ctx = ctx1;
+    struct cryo_scunet_config c;
+    small_config(&c);
+    struct cryo_jepa_config jc;
+    cryo_jepa_config_default(&jc, &c);
+    jc.embed = 24;
+    jc.head_dim = 8;
+    jc.depth = 1;
+    struct cryo_jepa_train_opts o;
+    cryo_jepa_train_opts_default(&o);
+    const int D = 8, N = 2;
+    size_t n = (size_t)N * D * D * D;
+    float *x = malloc(n * sizeof *x);
+    fill_rand(x, n, 31, 1.0);
+    struct cryo_jepa_trainer *a = NULL, *b = NULL;
+    struct cryo_safetensors *st = NULL;
+    struct cryo_scunet *bb = NULL;
+    char path[512];
+    snprintf(path, sizeof path, "%s/jepa.safetensors", tu_tmpdir());
+    CHECK(cryo_jepa_trainer_create(&a, &c, &jc, &o, ctx, N, D, D, D, 5, &e) == 0);
+    CHECK(cryo_jepa_trainer_create(&b, &c, &jc, &o, ctx, N, D, D, D, 6, &e) == 0);
+    if (!a || !b)
+        goto out;
+    for (int i = 0; i < 2; i++)
+        CHECK(cryo_jepa_trainer_step(a, x, &e) == 0);
+    CHECK(cryo_jepa_trainer_save(a, path, &e) == 0);
+    for (int i = 0; i < 2; i++)
+        CHECK(cryo_jepa_trainer_step(a, x, &e) == 0);
+    CHECK(cryo_safetensors_read(&st, path, &e) == 0);
+    CHECK(st && cryo_jepa_trainer_load(b, st, &e) == 0);
+    for (int i = 0; i < 2; i++)
+        CHECK(cryo_jepa_trainer_step(b, x, &e) == 0);
+    size_t ne = cryo_scunet_num_params(a->enc), np = cryo_jepa_num_params(a->pred);
+    CHECK(memcmp(cryo_scunet_param_data(a->enc), cryo_scunet_param_data(b->enc), ne * sizeof(float)) == 0);
+    CHECK(memcmp(cryo_scunet_param_data(a->tenc), cryo_scunet_param_data(b->tenc), ne * sizeof(float)) == 0);
+    CHECK(memcmp(cryo_jepa_param_data(a->pred), cryo_jepa_param_data(b->pred), np * sizeof(float)) == 0);
+    CHECK(memcmp(a->m, b->m, (ne + np) * sizeof(float)) == 0 && memcmp(a->v, b->v, (ne + np) * sizeof(float)) == 0);
+    CHECK(a->step == 4 && b->step == 4 && a->rng == b->rng && a->last_loss == b->last_loss);
+    /* fine-tuning starts from the pre-trained encoder: the file loads as backbone weights */
+    CHECK(cryo_scunet_create(&bb, &c, ctx, 1, D, D, D, 0, &e) == 0);
+    CHECK(bb && st && cryo_scunet_load(bb, st, &e) == 0);
+out:
+    cryo_scunet_free(bb);
+    cryo_safetensors_free(st);
+    cryo_jepa_trainer_free(a);
+    cryo_jepa_trainer_free(b);
+    free(x);
+    cryo_nn_ctx_free(ctx1);
+    ctx = ctx2;
+    omp_set_num_threads(2);
+}
+
 static int dump_jepa(const char *dir)
 {
     struct cryo_error e = {0};
@@ -729,7 +790,7 @@ int main(int argc, char **argv)
                        inference_equals_training_forward, gradients_finite_differences,
                        weights_save_load_roundtrip, overfit_one_pair, resume_bit_identical,
                        jepa_posenc_and_refusals, jepa_masking_semantics, encoder_only_gradients,
-                       jepa_and_mae_pretraining_learn);
+                       jepa_and_mae_pretraining_learn, jepa_resume_bit_identical);
     cryo_nn_ctx_free(ctx);
     return rc;
 }

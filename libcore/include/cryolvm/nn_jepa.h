@@ -68,6 +68,7 @@ int cryo_jepa_create(struct cryo_jepa **j, const struct cryo_jepa_config *c, str
                      int n, int gd, int gh, int gw, int training, struct cryo_error *err);
 void cryo_jepa_free(struct cryo_jepa *j);
 
+const struct cryo_jepa_config *cryo_jepa_get_config(const struct cryo_jepa *j);
 const struct cryo_nn_param *cryo_jepa_params(const struct cryo_jepa *j, size_t *n);
 size_t cryo_jepa_num_params(const struct cryo_jepa *j);
 float *cryo_jepa_param_data(struct cryo_jepa *j);
@@ -141,6 +142,14 @@ int cryo_jepa_trainer_create(struct cryo_jepa_trainer **t, const struct cryo_scu
 void cryo_jepa_trainer_free(struct cryo_jepa_trainer *t);
 /* One step on a batch (host, n × d × h × w × in_ch). */
 int cryo_jepa_trainer_step(struct cryo_jepa_trainer *t, const float *input, struct cryo_error *err);
+/* Pre-training checkpoint: the context encoder under the backbone's own names (so the file
+ * loads with cryo_scunet_load for fine-tuning), the predictor as "jepa.<name>", the target
+ * branch as "ema.<name>" / "ema.jepa.<name>", AdamW moments as "optim.m.…"/"optim.v.…", and
+ * metadata format, config, jepa (predictor config), step, rng. Atomic write. */
+int cryo_jepa_trainer_save(struct cryo_jepa_trainer *t, const char *path, struct cryo_error *err);
+/* Restore into a trainer built with the same configs. CRYO_E_FORMAT naming file and tensor. */
+int cryo_jepa_trainer_load(struct cryo_jepa_trainer *t, const struct cryo_safetensors *st,
+                           struct cryo_error *err);
 
 #ifdef __cplusplus
 }
