@@ -50,6 +50,35 @@ PY
   cmp "$TMP/keep.cvol" "$TMP/out/wedge/4ZHL.cvol"
 }
 
+@test "pairs.mk MAPS: an experimental map becomes a wedge pair at 1 Å" {
+  need_tools
+  require_py_module mrcfile
+  mkdir -p "$TMP/models" "$TMP/maps"
+  ln -s "$PDBDIR/1A8O.pdb.gz" "$TMP/models/"
+  "$PY" - "$TMP/maps/exp.mrc" <<'PY'
+import sys, numpy as np, mrcfile
+rng = np.random.default_rng(2)
+a = rng.standard_normal((20, 22, 24))
+F = np.fft.rfftn(a)
+kz = np.fft.fftfreq(20)[:, None, None]; ky = np.fft.fftfreq(22)[None, :, None]; kx = np.fft.rfftfreq(24)[None, None, :]
+a = np.fft.irfftn(F * np.exp(-(kx**2 + ky**2 + kz**2) * 40), s=a.shape)
+with mrcfile.new(sys.argv[1]) as m:
+    m.set_data(a.astype(np.float32)); m.voxel_size = 2.0
+PY
+  run make -f "$BATS_TEST_DIRNAME/../../pipelines/pairs.mk" BIN="$CRYO_BIN" MODELS="$TMP/models" \
+    MAPS="$TMP/maps" OUT="$TMP/out" PATCHES=2 SIZE=24
+  echo "$output"
+  [ "$status" -eq 0 ]
+  "$PY" - "$TMP/out/wedge/map-exp.cvol" <<'PY'
+import sys, numpy as np, cvol
+fr = cvol.read_stream(sys.argv[1])
+assert len(fr) == 2
+for f in fr:
+    assert f["data"].shape == (2, 24, 24, 24) and abs(f["apix"][0] - 1.0) < 1e-6
+    assert not np.allclose(f["data"][0], f["data"][1])
+PY
+}
+
 @test "pairs.mk refuses an empty model folder" {
   mkdir -p "$TMP/empty"
   run make -f "$BATS_TEST_DIRNAME/../../pipelines/pairs.mk" BIN="$CRYO_BIN" MODELS="$TMP/empty" OUT="$TMP/out"
