@@ -280,6 +280,8 @@ int main(int argc, char **argv)
         bench_wmsa("wmsa_c32_48", (struct cryo_nn_wmsa){1, 48, 48, 48, 32, 16, 4, 1});
     if (WANT("wmsa_c64_24"))
         bench_wmsa("wmsa_c64_24", (struct cryo_nn_wmsa){1, 24, 24, 24, 64, 16, 4, 1});
+    if (WANT("wmsa_global_c192_8"))
+        bench_wmsa("wmsa_global_c192_8", (struct cryo_nn_wmsa){2, 8, 8, 8, 192, 32, 8, 0});
     if (WANT("gelu_c128_48"))
         bench_ew("gelu_c128_48", 0, 48 * 48 * 48, 128);
     if (WANT("layernorm_c32_48"))

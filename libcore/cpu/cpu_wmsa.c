@@ -93,10 +93,21 @@ static void window_index(struct win_idx *wx, const struct cryo_nn_wmsa_plan *p, 
         wx->lab[i] = -1;
     }
     if (wx->nt != nt || memcmp(wx->ext, ext, sizeof ext) != 0) {
-        int m = p->ntmax;
-        for (int a = 0; a < m; a++)
-            for (int b = 0; b < m; b++)
-                wx->rel[a * m + b] = a < nt && b < nt ? rel_of(a, b, ext, p->table, window) : 0;
+        const int m = p->ntmax, T = p->table, off = window - 1;
+        for (int a = 0; a < m; a++) {
+            int *row = wx->rel + (size_t)a * m, b = 0;
+            if (a < nt) {
+                int az = a / (ext[1] * ext[2]), ay = a / ext[2] % ext[1], ax = a % ext[2];
+                for (int bz = 0; bz < ext[0]; bz++)
+                    for (int by = 0; by < ext[1]; by++) {
+                        int base = ((az - bz + off) * T + (ay - by + off)) * T + ax + off;
+                        for (int bx = 0; bx < ext[2]; bx++)
+                            row[b++] = base - bx;
+                    }
+            }
+            for (; b < m; b++)
+                row[b] = 0;
+        }
         memcpy(wx->ext, ext, sizeof ext);
         wx->nt = nt;
     }
@@ -303,47 +314,55 @@ static void head_fwd_fast(float *restrict P, float *restrict y, int c, int h, co
     }
 }
 
-/* Generic path: any ntmax and hd; kt = t->vt with row stride ntmax. */
-static void head_fwd_generic(float *P, float *y, int c, int h, int hd, int ntmax, const struct tiles *t,
-                             const float *bias, float scale)
+/* Generic path: any ntmax and hd; kt = t->vt with row stride ntmax; P row stride ntmax.
+ * The output row is accumulated in the t->dq tile row (restrict: stays in registers or L1)
+ * and copied out once. */
+static void head_fwd_generic(float *restrict P, float *restrict y, int c, int h, int hd, int ntmax,
+                             struct tiles *t, const float *restrict bias, float scale)
 {
     const int nt = t->ix.nt;
+    const float *restrict q = t->q, *restrict kt = t->vt, *restrict v = t->v;
+    const int *restrict lab = t->ix.lab;
+    float *restrict acc = t->dq;
     for (int i = 0; i < nt; i++) {
-        float *srow = P + (size_t)i * ntmax;
-        const float *qi = t->q + (size_t)i * hd;
+        float *restrict srow = P + (size_t)i * ntmax;
         for (int j = 0; j < nt; j++)
             srow[j] = 0.0f;
         for (int d = 0; d < hd; d++) {
-            float qd = qi[d];
-            const float *kr = t->vt + (size_t)d * ntmax;
+            const float qd = q[(size_t)i * hd + d];
+            const float *restrict kr = kt + (size_t)d * ntmax;
 #pragma omp simd
             for (int j = 0; j < nt; j++)
                 srow[j] += qd * kr[j];
         }
-        const int *rel = t->ix.rel + (size_t)i * ntmax;
+        const int *restrict rel = t->ix.rel + (size_t)i * ntmax;
+        const int li = lab[i];
         float m = -INFINITY;
+#pragma omp simd reduction(max : m)
         for (int j = 0; j < nt; j++) {
-            float val = t->ix.lab[j] == t->ix.lab[i] ? srow[j] * scale + bias[rel[j]] : -INFINITY;
+            float val = lab[j] == li ? srow[j] * scale + bias[rel[j]] : -INFINITY;
             srow[j] = val;
             m = val > m ? val : m;
         }
         float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
         for (int j = 0; j < nt; j++) {
             float e = srow[j] == -INFINITY ? 0.0f : cpu_expf(srow[j] - m);
             srow[j] = e;
             sum += e;
         }
-        float inv = 1.0f / sum;
-        float *yr = y + (size_t)t->ix.tok[i] * c + (size_t)h * hd;
+        const float inv = 1.0f / sum;
         for (int d = 0; d < hd; d++)
-            yr[d] = 0.0f;
+            acc[d] = 0.0f;
         for (int j = 0; j < nt; j++) {
-            float pj = srow[j] * inv;
+            const float pj = srow[j] * inv;
             srow[j] = pj;
-            const float *vj = t->v + (size_t)j * hd;
+            const float *restrict vj = v + (size_t)j * hd;
+#pragma omp simd
             for (int d = 0; d < hd; d++)
-                yr[d] += pj * vj[d];
+                acc[d] += pj * vj[d];
         }
+        memcpy(y + (size_t)t->ix.tok[i] * c + (size_t)h * hd, acc, sizeof(float) * hd);
     }
 }
 
@@ -386,16 +405,26 @@ int cpu_wmsa_forward(struct cryo_nn_ctx *ctx, float *out, float *cache, const fl
                         rel_bias[(size_t)h * tab + rel_of(i, j, p.win, p.table, a->window)];
     }
 
+    /* Work items: a window with all its heads, or, when there are too few windows to keep
+     * the threads busy (global attention over small grids), a window and one head. */
     const int64_t nwin = (int64_t)a->n * p.nwin_all;
+    const int hper = nwin >= 4 * nthr ? p.heads : 1, hgroups = p.heads / hper;
+    const int64_t nitems = nwin * hgroups;
 #pragma omp parallel num_threads(nthr)
     {
         struct tiles t;
         tiles_at(&t, ws + (size_t)omp_get_thread_num() * per, &p, hd);
-#pragma omp for schedule(dynamic, 8)
-        for (int64_t wg = 0; wg < nwin; wg++) {
-            window_index(&t.ix, &p, a->window, (int)(wg / p.nwin_all), (int)(wg % p.nwin_all));
+        int64_t last = -1;
+#pragma omp for schedule(dynamic, 4)
+        for (int64_t it = 0; it < nitems; it++) {
+            const int64_t wg = it / hgroups;
+            const int h0 = (int)(it % hgroups) * hper;
+            if (wg != last) {
+                window_index(&t.ix, &p, a->window, (int)(wg / p.nwin_all), (int)(wg % p.nwin_all));
+                last = wg;
+            }
             const int full = full_window(&t.ix, &p);
-            for (int h = 0; h < p.heads; h++) {
+            for (int h = h0; h < h0 + hper; h++) {
                 if (fast)
                     gather_qkv_fast(&t, qkv, c, h, 1);
                 else
@@ -484,47 +513,61 @@ static void head_bwd_fast(const float *restrict P, struct tiles *t, float *restr
     }
 }
 
-static void head_bwd_generic(const float *P, struct tiles *t, float *drel, int hd, int ntmax,
-                             float scale)
+/* Generic backward, in the fast path's two passes: rows of dS (kept in t->s) with dQ, then
+ * dV and dK per key row; every inner loop runs along a contiguous head row. */
+static void head_bwd_generic(const float *restrict P, struct tiles *t, float *restrict drel, int hd,
+                             int ntmax, float scale)
 {
     const int nt = t->ix.nt;
-    memset(t->dq, 0, sizeof(float) * nt * hd);
-    memset(t->dk, 0, sizeof(float) * nt * hd);
-    memset(t->dv, 0, sizeof(float) * nt * hd);
-    float *dpr = t->s;
+    const float *restrict q = t->q, *restrict k = t->k, *restrict vt = t->vt, *restrict dy = t->dy;
+    float *restrict ds = t->s, *restrict dq = t->dq, *restrict dk = t->dk, *restrict dv = t->dv;
     for (int i = 0; i < nt; i++) {
-        const float *pr = P + (size_t)i * ntmax, *dyi = t->dy + (size_t)i * hd;
+        const float *restrict pr = P + (size_t)i * ntmax;
+        float *restrict dsr = ds + (size_t)i * ntmax;
         for (int j = 0; j < nt; j++)
-            dpr[j] = 0.0f;
-        for (int d = 0; d < hd; d++) {
-            float g = dyi[d];
-            const float *vr = t->vt + (size_t)d * ntmax;
+            dsr[j] = 0.0f;
+        for (int d = 0; d < hd; d++) { /* dP row into dsr */
+            const float g = dy[(size_t)i * hd + d];
+            const float *restrict vr = vt + (size_t)d * ntmax;
+#pragma omp simd
             for (int j = 0; j < nt; j++)
-                dpr[j] += g * vr[j];
-        }
-        for (int j = 0; j < nt; j++) {
-            float pj = pr[j];
-            float *dvj = t->dv + (size_t)j * hd;
-            for (int d = 0; d < hd; d++)
-                dvj[d] += pj * dyi[d];
+                dsr[j] += g * vr[j];
         }
         float sdot = 0.0f;
+#pragma omp simd reduction(+ : sdot)
         for (int j = 0; j < nt; j++)
-            sdot += pr[j] * dpr[j];
-        const int *rel = t->ix.rel + (size_t)i * ntmax;
-        const float *qi = t->q + (size_t)i * hd;
-        float *dqi = t->dq + (size_t)i * hd;
+            sdot += pr[j] * dsr[j];
+        const int *restrict rel = t->ix.rel + (size_t)i * ntmax;
+        float *restrict dqi = dq + (size_t)i * hd;
+        for (int d = 0; d < hd; d++)
+            dqi[d] = 0.0f;
         for (int j = 0; j < nt; j++) {
-            float ds = pr[j] * (dpr[j] - sdot);
-            drel[rel[j]] += ds;
-            ds *= scale;
-            const float *kj = t->k + (size_t)j * hd;
-            float *dkj = t->dk + (size_t)j * hd;
+            const float sij = pr[j] * (dsr[j] - sdot); /* masked entries: P = 0 */
+            dsr[j] = sij;
+            drel[rel[j]] += sij;
+            const float *restrict kj = k + (size_t)j * hd;
+#pragma omp simd
+            for (int d = 0; d < hd; d++)
+                dqi[d] += sij * kj[d];
+        }
+        for (int d = 0; d < hd; d++)
+            dqi[d] *= scale;
+    }
+    for (int j = 0; j < nt; j++) {
+        float *restrict dvj = dv + (size_t)j * hd, *restrict dkj = dk + (size_t)j * hd;
+        for (int d = 0; d < hd; d++)
+            dvj[d] = dkj[d] = 0.0f;
+        for (int i = 0; i < nt; i++) {
+            const float pij = P[(size_t)i * ntmax + j], sij = ds[(size_t)i * ntmax + j];
+            const float *restrict dyi = dy + (size_t)i * hd, *restrict qi = q + (size_t)i * hd;
+#pragma omp simd
             for (int d = 0; d < hd; d++) {
-                dqi[d] += ds * kj[d];
-                dkj[d] += ds * qi[d];
+                dvj[d] += pij * dyi[d];
+                dkj[d] += sij * qi[d];
             }
         }
+        for (int d = 0; d < hd; d++)
+            dkj[d] *= scale;
     }
 }
 
@@ -556,20 +599,29 @@ int cpu_wmsa_backward(struct cryo_nn_ctx *ctx, float *dinp, float *dqkv_weight, 
                                  (int64_t)p.tokens, c, c, err));
 
     const int64_t nwin = (int64_t)a->n * p.nwin_all;
+    const int hper = nwin >= 4 * nthr ? p.heads : 1, hgroups = p.heads / hper;
+    const int64_t nitems = nwin * hgroups;
     int used = 1;
 #pragma omp parallel num_threads(nthr)
     {
         struct tiles t;
         tiles_at(&t, ws + (size_t)omp_get_thread_num() * per, &p, hd);
         memset(t.drel, 0, sizeof(float) * p.heads * tab);
-        memset(t.dsum, 0, sizeof(float) * p.heads * nn);
+        if (fast)
+            memset(t.dsum, 0, sizeof(float) * p.heads * nn);
         if (omp_get_thread_num() == 0)
             used = omp_get_num_threads();
-#pragma omp for schedule(dynamic, 8)
-        for (int64_t wg = 0; wg < nwin; wg++) {
-            window_index(&t.ix, &p, a->window, (int)(wg / p.nwin_all), (int)(wg % p.nwin_all));
+        int64_t last = -1;
+#pragma omp for schedule(dynamic, 4)
+        for (int64_t it = 0; it < nitems; it++) {
+            const int64_t wg = it / hgroups;
+            const int h0 = (int)(it % hgroups) * hper;
+            if (wg != last) {
+                window_index(&t.ix, &p, a->window, (int)(wg / p.nwin_all), (int)(wg % p.nwin_all));
+                last = wg;
+            }
             const int nt = t.ix.nt, full = full_window(&t.ix, &p);
-            for (int h = 0; h < p.heads; h++) {
+            for (int h = h0; h < h0 + hper; h++) {
                 const float *P = att + ((size_t)wg * p.heads + h) * nn;
                 if (fast) {
                     gather_qkv_fast(&t, qkv, c, h, 0);
@@ -608,6 +660,8 @@ int cpu_wmsa_backward(struct cryo_nn_ctx *ctx, float *dinp, float *dqkv_weight, 
             tiles_at(&t, ws + (size_t)i * per, &p, hd);
             for (size_t k = 0; k < (size_t)p.heads * tab; k++)
                 drel_bias[k] += t.drel[k];
+            if (!fast)
+                continue;
             for (int h = 0; h < p.heads; h++)
                 for (int qi = 0; qi < ntmax; qi++)
                     for (int kj = 0; kj < ntmax; kj++)
