@@ -55,23 +55,23 @@ def conv(n, s, cin, cout, k, st, p, bias, tr=False):
     return make
 
 
-def wmsa(s, c):
+def wmsa(s, c, hd=16, win=4, shifted=True, n=1):
     def make():
-        hd, win = 16, 4
         heads = c // hd
-        x = torch.randn(1, s, s, s, c, requires_grad=True)
+        t = 2 * win - 1
+        x = torch.randn(n, s, s, s, c, requires_grad=True)
         wq = (torch.randn(3 * c, c) / c ** 0.5).requires_grad_(True)
         bq = torch.randn(3 * c, requires_grad=True)
-        tab = torch.randn(heads, 7, 7, 7, requires_grad=True)
+        tab = torch.randn(heads, t, t, t, requires_grad=True)
         wp = (torch.randn(c, c) / c ** 0.5).requires_grad_(True)
         bp = torch.randn(c, requires_grad=True)
-        run = lambda: wmsa_scunet(x, wq, bq, tab, wp, bp, hd, win, True)
+        run = lambda: wmsa_scunet(x, wq, bq, tab, wp, bp, hd, win, shifted)
 
         def fwd():
             with torch.no_grad():
                 run()
 
-        dy = torch.randn(1, s, s, s, c)
+        dy = torch.randn(n, s, s, s, c)
 
         def fwdbwd():
             run().backward(dy)
@@ -114,6 +114,7 @@ CASES = [
     ("up2_c64to32_24", conv(1, 24, 64, 32, 2, 2, 0, False, tr=True)),
     ("wmsa_c32_48", wmsa(48, 32)),
     ("wmsa_c64_24", wmsa(24, 64)),
+    ("wmsa_global_c192_8", wmsa(8, 192, hd=32, win=8, shifted=False, n=2)),
     ("gelu_c128_48", eltwise("gelu", 48 ** 3, 128)),
     ("layernorm_c32_48", eltwise("layernorm", 48 ** 3, 32)),
     ("frn_c32_48", eltwise("frn", 48 ** 3, 32)),
