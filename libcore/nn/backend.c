@@ -59,14 +59,19 @@ void cryo_nn_ctx_free(struct cryo_nn_ctx *ctx)
     free(ctx);
 }
 
-enum cryo_nn_device cryo_nn_ctx_device(const struct cryo_nn_ctx *ctx) { return ctx->device; }
+enum cryo_nn_device cryo_nn_ctx_device(const struct cryo_nn_ctx *ctx)
+{
+    return ctx ? ctx->device : CRYO_NN_DEVICE_CPU;
+}
 
-const char *cryo_nn_ctx_name(const struct cryo_nn_ctx *ctx) { return ctx->name; }
+const char *cryo_nn_ctx_name(const struct cryo_nn_ctx *ctx) { return ctx ? ctx->name : "(none)"; }
 
-size_t cryo_nn_workspace_bytes(const struct cryo_nn_ctx *ctx) { return ctx->ws_bytes; }
+size_t cryo_nn_workspace_bytes(const struct cryo_nn_ctx *ctx) { return ctx ? ctx->ws_bytes : 0; }
 
 int cryo_nn_supports(const struct cryo_nn_ctx *ctx, enum cryo_nn_op op)
 {
+    if (!ctx)
+        return 0;
     const struct cryo_nn_ops *o = ctx->ops;
 #define BOTH(f, b) (o->f != NULL && o->b != NULL)
     switch (op) {
