@@ -527,6 +527,12 @@ static void wmsa_case(struct cryo_nn_wmsa a, int samples)
     fd_check(&f, s.rel, drel, ntab, "wmsa drel_bias", 1e-2, samples);
     fd_check(&f, s.wproj, dwproj, (size_t)c * c, "wmsa dproj_weight", 1e-2, samples);
     fd_check(&f, s.bproj, dbproj, (size_t)c, "wmsa dproj_bias", 1e-2, samples);
+    /* the workspace has grown to what this layer needs: repeating it allocates nothing */
+    size_t wsb = cryo_nn_workspace_bytes(ctx);
+    OK(cryo_nn_wmsa_forward(ctx, s.out, s.cache, s.inp, s.wqkv, s.bqkv, s.rel, s.wproj, s.bproj, &a, &err));
+    OK(cryo_nn_wmsa_backward(ctx, dinp, dwqkv, dbqkv, drel, dwproj, dbproj, R, s.inp, s.cache, s.wqkv,
+                             s.rel, s.wproj, &a, &err));
+    CHECK(cryo_nn_workspace_bytes(ctx) == wsb && wsb > 0);
     /* inference mode (no cache) gives the same output */
     float *out2 = vec(n);
     OK(cryo_nn_wmsa_forward(ctx, out2, NULL, s.inp, s.wqkv, s.bqkv, s.rel, s.wproj, s.bproj, &a, &err));
