@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "common/cli.h"
 #include "cryolvm/mem.h"
@@ -65,9 +66,11 @@ static struct cryo_nn_ctx *open_ctx(const struct cryo_cli *cli)
     return ctx;
 }
 
-/* Read weights: the file, its config, a model for the box, the parameters loaded. */
+/* Read weights: the file, its config, a model for the box, the parameters loaded.
+ * `input` (may be NULL) names the data the box came from in messages about the box. */
 static struct cryo_scunet *load_model(const struct cryo_cli *cli, struct cryo_nn_ctx *ctx,
-                                      const char *path, int n, int d, int h, int w, int training)
+                                      const char *path, int n, int d, int h, int w, int training,
+                                      const char *input)
 {
     struct cryo_error err = {0};
     struct cryo_safetensors *st = NULL;
@@ -75,8 +78,19 @@ static struct cryo_scunet *load_model(const struct cryo_cli *cli, struct cryo_nn
     struct cryo_scunet *m = NULL;
     if (cryo_safetensors_read(&st, path, &err) < 0 || cryo_scunet_config_from_file(st, &c, &err) < 0)
         cli_die(cli, &err);
-    if (cryo_scunet_create(&m, &c, ctx, n, d, h, w, training, &err) < 0 ||
-        cryo_scunet_load(m, st, &err) < 0) {
+    if (cryo_scunet_create(&m, &c, ctx, n, d, h, w, training, &err) < 0) {
+        cryo_safetensors_free(st);
+        if (err.status == CRYO_E_NOMEM) {
+            char msg[sizeof err.msg];
+            snprintf(msg, sizeof msg, "%.900s (a %dx%dx%d box is too large for one pass; cut it into tiles)",
+                     err.msg, w, h, d);
+            cryo_fail(&err, CRYO_E_NOMEM, "%s", msg);
+        }
+        if (input)
+            cryo_error_prefix(&err, input);
+        cli_die(cli, &err);
+    }
+    if (cryo_scunet_load(m, st, &err) < 0) {
         cryo_safetensors_free(st);
         cli_die(cli, &err);
     }
@@ -181,7 +195,18 @@ static int cmd_run(const struct cryo_cli *cli)
         cli_die(cli, &err);
     }
     struct cryo_nn_ctx *ctx = open_ctx(cli);
-    struct cryo_scunet *m = load_model(cli, ctx, cli->inputs[1], 1, (int)v.nz, (int)v.ny, (int)v.nx, 0);
+    struct cryo_scunet *m = load_model(cli, ctx, cli->inputs[1], 1, (int)v.nz, (int)v.ny, (int)v.nx, 0, in);
+    /* The arenas are reserved, not yet touched: refuse a box whose activations would not fit
+     * in memory rather than be killed half-way. */
+    double need = (double)cryo_scunet_activation_bytes(m), have = (double)sysconf(_SC_PHYS_PAGES) *
+                                                                   (double)sysconf(_SC_PAGESIZE);
+    if (have > 0 && need > 0.8 * have) {
+        cryo_fail(&err, CRYO_E_NOMEM,
+                  "%s: a %lldx%lldx%lld box needs %.1f GiB of activations, more than this machine's "
+                  "%.1f GiB allow; cut the map into tiles", in, (long long)v.nx, (long long)v.ny,
+                  (long long)v.nz, need / 1073741824.0, have / 1073741824.0);
+        cli_die(cli, &err);
+    }
     /* C × Z × Y × X (volume) to Z × Y × X × C (NDHWC); identical for one channel. */
     size_t S = cryo_volume_channel_count(&v), C = (size_t)v.c;
     float *x = cryo_alloc_big(S * C * sizeof(float), &err);
@@ -245,7 +270,7 @@ static int cmd_grad(const struct cryo_cli *cli)
         }
     struct cryo_nn_ctx *ctx = open_ctx(cli);
     struct cryo_scunet *m = load_model(cli, ctx, cli->inputs[1], (int)ti->shape[0], (int)ti->shape[1],
-                                       (int)ti->shape[2], (int)ti->shape[3], 1);
+                                       (int)ti->shape[2], (int)ti->shape[3], 1, bp);
     const struct cryo_scunet_config *c = cryo_scunet_config(m);
     int64_t in_shape[5] = {ti->shape[0], ti->shape[1], ti->shape[2], ti->shape[3], c->in_ch};
     int64_t out_shape[5] = {ti->shape[0], ti->shape[1], ti->shape[2], ti->shape[3], c->out_ch};
@@ -347,7 +372,7 @@ static int cmd_bench(const struct cryo_cli *cli)
         cli_usage_error(&tool, "bench: --box 1..1024, --batch 1..256, --repeat 1..1000");
     struct cryo_error err = {0};
     struct cryo_nn_ctx *ctx = open_ctx(cli);
-    struct cryo_scunet *m = load_model(cli, ctx, cli->inputs[1], (int)batch, (int)box, (int)box, (int)box, train);
+    struct cryo_scunet *m = load_model(cli, ctx, cli->inputs[1], (int)batch, (int)box, (int)box, (int)box, train, NULL);
     const struct cryo_scunet_config *c = cryo_scunet_config(m);
     double flops;
     if (cryo_scunet_flops(c, (int)batch, (int)box, (int)box, (int)box, &flops, &err) < 0)
