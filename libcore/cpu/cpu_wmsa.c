@@ -28,6 +28,7 @@
  * by default); it only changes rounding, by at most half an ulp per operation. */
 #pragma GCC optimize("fp-contract=fast")
 
+#include <cblas.h>
 #include <math.h>
 #include <omp.h>
 #include <string.h>
@@ -553,22 +554,13 @@ static void head_bwd_generic(const float *restrict P, struct tiles *t, float *re
         for (int d = 0; d < hd; d++)
             dqi[d] *= scale;
     }
-    for (int j = 0; j < nt; j++) {
-        float *restrict dvj = dv + (size_t)j * hd, *restrict dkj = dk + (size_t)j * hd;
-        for (int d = 0; d < hd; d++)
-            dvj[d] = dkj[d] = 0.0f;
-        for (int i = 0; i < nt; i++) {
-            const float pij = P[(size_t)i * ntmax + j], sij = ds[(size_t)i * ntmax + j];
-            const float *restrict dyi = dy + (size_t)i * hd, *restrict qi = q + (size_t)i * hd;
-#pragma omp simd
-            for (int d = 0; d < hd; d++) {
-                dvj[d] += pij * dyi[d];
-                dkj[d] += sij * qi[d];
-            }
-        }
-        for (int d = 0; d < hd; d++)
-            dkj[d] *= scale;
-    }
+    /* dV = Pᵀ·dY and dK = scale·dSᵀ·Q read P and dS by columns: with windows of hundreds of
+     * tokens (global attention) that walks a megabyte at a stride, so hand both to sgemm
+     * (single-threaded inside this OpenMP thread, see cpu_linear.c). */
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nt, hd, nt, 1.0f, P, ntmax, dy, hd, 0.0f,
+                dv, hd);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nt, hd, nt, scale, ds, ntmax, q, hd, 0.0f,
+                dk, hd);
 }
 
 int cpu_wmsa_backward(struct cryo_nn_ctx *ctx, float *dinp, float *dqkv_weight, float *dqkv_bias,
