@@ -19,10 +19,12 @@
  *
  * Threads: a context is used by one thread at a time. cryo_nn_ctx_create(nthreads) sets
  * the OpenMP thread count of the calling thread (0 keeps the OpenMP default); oneDNN and
- * the engine's own loops use OpenMP, OpenBLAS its own pool sized to the same count.
+ * the engine's own loops use OpenMP. OpenBLAS is called from inside those threads, one
+ * single-threaded call per thread, so the CPU context sets OpenBLAS to 1 thread: a
+ * process-wide setting that other OpenBLAS users in the process see too.
  *
- * OpenBLAS kernels: Debian's OpenBLAS 0.3.21 does not know Zen 5 and picks its Haswell
- * (AVX2) kernels, half the speed of its SkylakeX (AVX-512) ones on this machine. When
+ * OpenBLAS kernels: Debian's OpenBLAS 0.3.21 may not know the CPU and fall back to its
+ * Haswell (AVX2) kernels (MACHINE.md: half the speed of its SkylakeX ones). When
  * OPENBLAS_CORETYPE is not set in the environment and the CPU has AVX-512 F/BW/DQ/VL, the
  * first cryo_nn_ctx_create() re-selects the SkylakeX kernels (OpenBLAS's own dynamic-arch
  * re-initialisation, exactly what OPENBLAS_CORETYPE=SkylakeX does at load time). Set
