@@ -378,6 +378,11 @@ TEST(frn_tlu)
     fd_check(&f, s.g, dg, (size_t)s.C, "frn dgamma", 1e-3, 100);
     fd_check(&f, s.b, db, (size_t)s.C, "frn dbeta", 1e-3, 100);
     fd_check(&f, s.tau, dt, (size_t)s.C, "frn dtau", 1e-3, 100);
+    /* inference (no rstd saved) gives the same output */
+    float *o2 = vec(n);
+    OK(cryo_nn_frn_forward(ctx, o2, NULL, s.inp, s.g, s.b, s.tau, s.N, s.S, s.C, 1e-6f, &err));
+    CHECK(memcmp(o2, s.out, n * sizeof(float)) == 0);
+    free(o2);
     free(s.inp), free(s.g), free(s.b), free(s.tau), free(s.out), free(s.rstd);
     free(R), free(dinp), free(dg), free(db), free(dt);
 }
