@@ -32,8 +32,11 @@ static inline struct cpu_state *cpu_state(struct cryo_nn_ctx *ctx)
 /* Release every cached convolution primitive and its buffers. */
 void cpu_conv_cache_free(struct cpu_state *st);
 
-/* dst[c] += sum over t of src[t·C + c] (t < T), parallel with per-thread partial sums in
- * the context workspace. */
+/* Rows per float block sum in long reductions (cpu_colsum_acc, LayerNorm and FRN). */
+#define CPU_RED_BLOCK 256
+
+/* dst[c] += sum over t of src[t·C + c] (t < T), parallel with per-thread partial sums
+ * (float within blocks of CPU_RED_BLOCK rows, double across blocks). */
 int cpu_colsum_acc(struct cryo_nn_ctx *ctx, float *dst, const float *src, int64_t T, int C,
                    struct cryo_error *err);
 

@@ -924,10 +924,13 @@ static int dump(const char *dir)
     r |= dump_conv("convt_k2s2_bias", (struct cryo_nn_conv3d){1, 3, 3, 2, 9, 5, 2, 2, 0, 1}, 1);
     r |= dump_linear("linear", 301, 32, 96);
     r |= dump_linear("linear_odd", 37, 19, 11);
+    r |= dump_linear("linear_long", 30000, 24, 40);
     r |= dump_layernorm("layernorm", 210, 32);
     r |= dump_layernorm("layernorm_odd", 37, 21);
+    r |= dump_layernorm("layernorm_long", 20000, 48); /* many reduction blocks, both threads */
     r |= dump_frn("frn", 2, 5, 6, 7, 16);
     r |= dump_frn("frn_odd", 1, 3, 4, 5, 7);
+    r |= dump_frn("frn_long", 2, 20, 21, 22, 16);
     r |= dump_act("gelu", "gelu", 40, 50);
     r |= dump_act("relu", "relu", 40, 50);
     r |= dump_act("softmax", "softmax", 40, 50);
