@@ -271,13 +271,26 @@ struct fmap {
     float w[2][2]; /* re, im */
 };
 
+/* The 3-D transforms are done axis by axis with batched 1-D FFTW plans (FFTW_ESTIMATE plans
+ * of 1-D batches are good, unlike ESTIMATE plans of large 3-D transforms, and MEASURE
+ * planning costs seconds per shape), pruned to what the new box needs: x, then y on each z
+ * plane (only the kept x columns), the y map into B (kept y rows only), then z on gathered
+ * contiguous lines with the z and x maps written straight into the output spectrum G; the
+ * inverse runs z, then y and x per plane. Planes and lines are spread over OpenMP threads;
+ * each thread executes the shared plans on its own scratch (new-array execute). */
 struct cryo_resampler {
-    int64_t n[3], m[3];      /* input and output shapes, x y z */
-    float *rin, *rout;       /* real buffers planned with; used when a channel is misaligned */
-    fftwf_complex *fin, *fout;
-    fftwf_plan fwd, inv;
-    int align_in, align_out; /* fftwf_alignment_of the planned real arrays */
-    fftwf_complex *plane;    /* my*mz scratch for the merged x-Nyquist plane */
+    int64_t n[3], m[3];     /* input and output shapes, x y z */
+    int64_t nhx, mhx, kx;   /* half x sizes; x columns kept from the input */
+    int64_t bs, gs;         /* plane strides of B and G (complex elements; gs even) */
+    fftwf_complex *b, *g;   /* B: nz x my x kx; G: mz planes of my x mhx */
+    int nt;                 /* threads the scratch is made for */
+    fftwf_complex *plane;   /* nt x (ny * nhx): x/y scratch of one input plane */
+    fftwf_complex *lines;   /* nt x max(kx * nz, mhx * mz): z lines */
+    float *rbuf;            /* nt x max(ny * nx, my * mx): misaligned real planes */
+    size_t plane_n, lines_n, rbuf_n;
+    fftwf_plan px, py, pz, pzi, pyi, pxi;
+    int align_r;            /* alignment the real-plane plans were made for */
+    fftwf_complex *merge;   /* my * mz: the merged x-Nyquist plane */
 };
 
 int cryo_resampler_create(struct cryo_resampler **r, struct cryo_error *err)
@@ -288,15 +301,16 @@ int cryo_resampler_create(struct cryo_resampler **r, struct cryo_error *err)
 
 static void resampler_reset(struct cryo_resampler *r)
 {
-    if (r->fwd)
-        fftwf_destroy_plan(r->fwd);
-    if (r->inv)
-        fftwf_destroy_plan(r->inv);
-    cryo_free_big(r->rin);
-    cryo_free_big(r->rout);
-    cryo_free_big(r->fin);
-    cryo_free_big(r->fout);
-    free(r->plane);
+    fftwf_plan *p[6] = {&r->px, &r->py, &r->pz, &r->pzi, &r->pyi, &r->pxi};
+    for (int i = 0; i < 6; i++)
+        if (*p[i])
+            fftwf_destroy_plan(*p[i]);
+    cryo_free_big(r->b);
+    cryo_free_big(r->g);
+    cryo_free_big(r->plane);
+    cryo_free_big(r->lines);
+    cryo_free_big(r->rbuf);
+    free(r->merge);
     memset(r, 0, sizeof *r);
 }
 
@@ -311,9 +325,27 @@ void cryo_resampler_free(struct cryo_resampler *r)
 static void *big_array(size_t n, size_t size, struct cryo_error *err)
 {
     size_t bytes;
-    if (cryo_mul_size(n, size, &bytes, err) < 0)
+    if (cryo_mul_size(n ? n : 1, size, &bytes, err) < 0)
         return NULL;
-    return cryo_alloc_big(bytes ? bytes : 1, err);
+    return cryo_alloc_big(bytes, err);
+}
+
+static int max_threads(void)
+{
+#ifdef _OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+
+static int thread_num(void)
+{
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
 }
 
 /* Plan for in shape n -> out shape m unless already planned. */
@@ -321,43 +353,63 @@ static int resampler_prepare(struct cryo_resampler *r, const int64_t n[3], const
                              struct cryo_error *err)
 {
     static int threads_ready;
-    if (r->fwd && memcmp(r->n, n, sizeof r->n) == 0 && memcmp(r->m, m, sizeof r->m) == 0)
+    int nt = max_threads();
+    if (r->px && memcmp(r->n, n, sizeof r->n) == 0 && memcmp(r->m, m, sizeof r->m) == 0 && r->nt == nt)
         return CRYO_OK;
     resampler_reset(r);
     for (int d = 0; d < 3; d++)
-        if (n[d] > INT32_MAX || m[d] > INT32_MAX)
+        if (n[d] > INT32_MAX / 4 || m[d] > INT32_MAX / 4)
             return cryo_fail(err, CRYO_E_UNSUPPORTED, "volume too large for FFTW");
-    size_t nr, nc, mr, mc;
-    CRYO_TRY(cryo_count4(1, n[2], n[1], n[0], &nr, err));
-    CRYO_TRY(cryo_count4(1, n[2], n[1], n[0] / 2 + 1, &nc, err));
-    CRYO_TRY(cryo_count4(1, m[2], m[1], m[0], &mr, err));
-    CRYO_TRY(cryo_count4(1, m[2], m[1], m[0] / 2 + 1, &mc, err));
-    r->rin = big_array(nr, sizeof(float), err);
-    r->rout = big_array(mr, sizeof(float), err);
-    r->fin = big_array(nc, sizeof(fftwf_complex), err);
-    r->fout = big_array(mc, sizeof(fftwf_complex), err);
-    r->plane = cryo_alloc_array((size_t)(m[1] * m[2]), sizeof(fftwf_complex), err);
-    if (!r->rin || !r->rout || !r->fin || !r->fout || !r->plane) {
+    const int64_t nhx = n[0] / 2 + 1, mhx = m[0] / 2 + 1, kx = nhx < mhx ? nhx : mhx;
+    r->nhx = nhx, r->mhx = mhx, r->kx = kx, r->nt = nt;
+    r->bs = m[1] * kx;
+    r->gs = (m[1] * mhx + 1) & ~(int64_t)1; /* 16-byte aligned planes for FFTW */
+    size_t nb, ng;
+    CRYO_TRY(cryo_count4(1, 1, n[2], r->bs, &nb, err));
+    CRYO_TRY(cryo_count4(1, 1, m[2], r->gs, &ng, err));
+    r->plane_n = (size_t)(n[1] * nhx);
+    r->lines_n = (size_t)(kx * n[2] > mhx * m[2] ? kx * n[2] : mhx * m[2]);
+    r->rbuf_n = (size_t)(n[1] * n[0] > m[1] * m[0] ? n[1] * n[0] : m[1] * m[0]);
+    /* keep per-thread scratch 64-byte aligned */
+    r->plane_n = (r->plane_n + 7) & ~(size_t)7;
+    r->lines_n = (r->lines_n + 7) & ~(size_t)7;
+    r->rbuf_n = (r->rbuf_n + 15) & ~(size_t)15;
+    r->b = big_array(nb, sizeof(fftwf_complex), err);
+    r->g = big_array(ng, sizeof(fftwf_complex), err);
+    r->plane = big_array((size_t)nt * r->plane_n, sizeof(fftwf_complex), err);
+    r->lines = big_array((size_t)nt * r->lines_n, sizeof(fftwf_complex), err);
+    r->rbuf = big_array((size_t)nt * r->rbuf_n, sizeof(float), err);
+    r->merge = cryo_alloc_array((size_t)(m[1] * m[2]), sizeof(fftwf_complex), err);
+    if (!r->b || !r->g || !r->plane || !r->lines || !r->rbuf || !r->merge) {
         resampler_reset(r);
         return CRYO_E_NOMEM;
     }
     if (!threads_ready)
         threads_ready = fftwf_init_threads() ? 1 : -1;
-#ifdef _OPENMP
     if (threads_ready > 0)
-        fftwf_plan_with_nthreads(omp_get_max_threads());
-#endif
-    /* FFTW_ESTIMATE plans without touching the arrays. */
-    r->fwd = fftwf_plan_dft_r2c_3d((int)n[2], (int)n[1], (int)n[0], r->rin, r->fin, FFTW_ESTIMATE);
-    r->inv = fftwf_plan_dft_c2r_3d((int)m[2], (int)m[1], (int)m[0], r->fout, r->rout, FFTW_ESTIMATE);
-    if (!r->fwd || !r->inv) {
+        fftwf_plan_with_nthreads(1); /* parallel over planes and lines instead */
+    const unsigned fl = FFTW_ESTIMATE; /* plans without touching the arrays */
+    const int inx = (int)n[0], iny = (int)n[1], inz = (int)n[2];
+    const int imx = (int)m[0], imy = (int)m[1], imz = (int)m[2];
+    /* x: r2c of the ny rows of a plane; y: kx columns of that plane, stride nhx */
+    r->px = fftwf_plan_many_dft_r2c(1, &inx, iny, r->rbuf, NULL, 1, inx, r->plane, NULL, 1, (int)nhx, fl);
+    r->py = fftwf_plan_many_dft(1, &iny, (int)kx, r->plane, NULL, (int)nhx, 1, r->plane, NULL, (int)nhx, 1,
+                                FFTW_FORWARD, fl);
+    /* z: kx contiguous lines of nz */
+    r->pz = fftwf_plan_many_dft(1, &inz, (int)kx, r->lines, NULL, 1, inz, r->lines, NULL, 1, inz, FFTW_FORWARD, fl);
+    /* inverse z: mhx contiguous lines of mz; y: mhx columns of a G plane; x: c2r of my rows */
+    r->pzi = fftwf_plan_many_dft(1, &imz, (int)mhx, r->lines, NULL, 1, imz, r->lines, NULL, 1, imz, FFTW_BACKWARD,
+                                 fl);
+    r->pyi = fftwf_plan_many_dft(1, &imy, (int)mhx, r->g, NULL, (int)mhx, 1, r->g, NULL, (int)mhx, 1, FFTW_BACKWARD,
+                                 fl);
+    r->pxi = fftwf_plan_many_dft_c2r(1, &imx, imy, r->g, NULL, 1, (int)mhx, r->rbuf, NULL, 1, imx, fl);
+    if (!r->px || !r->py || !r->pz || !r->pzi || !r->pyi || !r->pxi) {
         resampler_reset(r);
         return cryo_fail(err, CRYO_E_UNSUPPORTED, "FFTW could not plan a %lldx%lldx%lld -> %lldx%lldx%lld resampling",
                          (long long)n[0], (long long)n[1], (long long)n[2], (long long)m[0], (long long)m[1],
                          (long long)m[2]);
     }
-    r->align_in = fftwf_alignment_of(r->rin);
-    r->align_out = fftwf_alignment_of(r->rout);
+    r->align_r = fftwf_alignment_of(r->rbuf);
     memcpy(r->n, n, sizeof r->n);
     memcpy(r->m, m, sizeof r->m);
     return CRYO_OK;
@@ -436,61 +488,134 @@ static int fmap_half(struct fmap *t, int64_t n, int64_t m)
     return merge;
 }
 
-static void cmul_acc(float acc[2], const float w[2], const float f[2])
+static inline void cmul_acc(float acc[2], const float w[2], const float f[2])
 {
     acc[0] += w[0] * f[0] - w[1] * f[1];
     acc[1] += w[0] * f[1] + w[1] * f[0];
 }
 
-/* fout = mapped fin. */
-static void spectrum_map(struct cryo_resampler *r, const struct fmap *tx, const struct fmap *ty,
-                         const struct fmap *tz, int merge_x)
+/* Forward transform of one channel and the maps: G = mapped FFT(src). */
+static void forward_map(struct cryo_resampler *r, const float *src, const struct fmap *tx, const struct fmap *ty,
+                        const struct fmap *tz)
 {
-    const int64_t nhx = r->n[0] / 2 + 1, ny = r->n[1];
-    const int64_t mhx = r->m[0] / 2 + 1, my = r->m[1], mz = r->m[2];
+    const int64_t nx = r->n[0], ny = r->n[1], nz = r->n[2], nhx = r->nhx, kx = r->kx;
+    const int64_t my = r->m[1], mz = r->m[2], mhx = r->mhx;
+    /* x and y per input plane, y map into B */
 #pragma omp parallel for schedule(static)
-    for (int64_t row = 0; row < mz * my; row++) {
-        int64_t qz = row / my, qy = row % my;
-        fftwf_complex *g = r->fout + (size_t)row * (size_t)mhx;
-        memset(g, 0, (size_t)mhx * sizeof *g);
-        const struct fmap *ez = &tz[qz], *ey = &ty[qy];
-        for (int a = 0; a < ez->n; a++)
-            for (int b = 0; b < ey->n; b++) {
-                float w[2] = {0, 0};
-                cmul_acc(w, ez->w[a], ey->w[b]);
-                const fftwf_complex *f = r->fin + ((size_t)ez->src[a] * (size_t)ny + (size_t)ey->src[b]) * (size_t)nhx;
-                for (int64_t qx = 0; qx < mhx; qx++) {
-                    const struct fmap *ex = &tx[qx];
-                    if (ex->n == 0)
-                        continue;
-                    float wx[2] = {0, 0};
-                    cmul_acc(wx, w, ex->w[0]);
-                    cmul_acc(g[qx], wx, f[ex->src[0]]);
-                }
+    for (int64_t z = 0; z < nz; z++) {
+        const int t = thread_num();
+        fftwf_complex *p = r->plane + (size_t)t * r->plane_n;
+        float *in = (float *)src + (size_t)z * (size_t)(ny * nx);
+        if (fftwf_alignment_of(in) != r->align_r) {
+            float *buf = r->rbuf + (size_t)t * r->rbuf_n;
+            memcpy(buf, in, (size_t)(ny * nx) * sizeof(float));
+            in = buf;
+        }
+        fftwf_execute_dft_r2c(r->px, in, p);
+        fftwf_execute_dft(r->py, p, p);
+        fftwf_complex *bz = r->b + (size_t)z * (size_t)r->bs;
+        for (int64_t qy = 0; qy < my; qy++) {
+            fftwf_complex *d = bz + qy * kx;
+            memset(d, 0, (size_t)kx * sizeof *d);
+            for (int b = 0; b < ty[qy].n; b++) {
+                const fftwf_complex *s = p + ty[qy].src[b] * nhx;
+                for (int64_t i = 0; i < kx; i++)
+                    cmul_acc(d[i], ty[qy].w[b], s[i]);
             }
+        }
     }
-    if (!merge_x)
-        return;
-    /* G(q) = e^{it} A(q) + e^{-it} conj(A(-q)) on the plane qx = mx/2. */
-    const int64_t qx = r->m[0] / 2;
+    /* z on gathered lines, z and x maps into G */
+#pragma omp parallel for schedule(dynamic, 4)
+    for (int64_t qy = 0; qy < my; qy++) {
+        fftwf_complex *l = r->lines + (size_t)thread_num() * r->lines_n;
+        for (int64_t z = 0; z < nz; z++) {
+            const fftwf_complex *s = r->b + (size_t)z * (size_t)r->bs + qy * kx;
+            for (int64_t i = 0; i < kx; i++) {
+                l[i * nz + z][0] = s[i][0];
+                l[i * nz + z][1] = s[i][1];
+            }
+        }
+        fftwf_execute_dft(r->pz, l, l);
+        for (int64_t qz = 0; qz < mz; qz++) {
+            fftwf_complex *g = r->g + (size_t)qz * (size_t)r->gs + qy * mhx;
+            const struct fmap *ez = &tz[qz];
+            for (int64_t qx = 0; qx < mhx; qx++) {
+                float acc[2] = {0, 0};
+                if (tx[qx].n) {
+                    const fftwf_complex *col = l + tx[qx].src[0] * nz;
+                    float zs[2] = {0, 0};
+                    for (int a = 0; a < ez->n; a++)
+                        cmul_acc(zs, ez->w[a], col[ez->src[a]]);
+                    cmul_acc(acc, tx[qx].w[0], zs);
+                }
+                g[qx][0] = acc[0];
+                g[qx][1] = acc[1];
+            }
+        }
+    }
+}
+
+/* Finish the plane qx = mx/2 of a crop to even mx: G(q) = e^{it} A(q) + e^{-it} conj(A(-q)). */
+static void merge_nyquist_x(struct cryo_resampler *r)
+{
+    const int64_t my = r->m[1], mz = r->m[2], mhx = r->mhx, qx = r->m[0] / 2;
     float p[2];
     phase_w(p, qx, r->n[0], r->m[0], 1);
+    const float pc[2] = {p[0], -p[1]};
     for (int64_t qz = 0; qz < mz; qz++)
         for (int64_t qy = 0; qy < my; qy++) {
-            const fftwf_complex *a = &r->fout[((size_t)qz * (size_t)my + (size_t)qy) * (size_t)mhx + (size_t)qx];
-            r->plane[qz * my + qy][0] = (*a)[0];
-            r->plane[qz * my + qy][1] = (*a)[1];
+            const float *a = r->g[(size_t)qz * (size_t)r->gs + qy * mhx + qx];
+            r->merge[qz * my + qy][0] = a[0];
+            r->merge[qz * my + qy][1] = a[1];
         }
     for (int64_t qz = 0; qz < mz; qz++)
         for (int64_t qy = 0; qy < my; qy++) {
-            const float *a = r->plane[qz * my + qy];
-            const float *b = r->plane[((mz - qz) % mz) * my + (my - qy) % my];
-            float *g = r->fout[((size_t)qz * (size_t)my + (size_t)qy) * (size_t)mhx + (size_t)qx];
-            const float bc[2] = {b[0], -b[1]}, pc[2] = {p[0], -p[1]};
+            const float *a = r->merge[qz * my + qy];
+            const float *b = r->merge[((mz - qz) % mz) * my + (my - qy) % my];
+            const float bc[2] = {b[0], -b[1]};
+            float *g = r->g[(size_t)qz * (size_t)r->gs + qy * mhx + qx];
             g[0] = g[1] = 0;
             cmul_acc(g, p, a);
             cmul_acc(g, pc, bc);
         }
+}
+
+/* dst (one channel of the output) = inverse FFT of G; G is destroyed. */
+static void inverse(struct cryo_resampler *r, float *dst)
+{
+    const int64_t mx = r->m[0], my = r->m[1], mz = r->m[2], mhx = r->mhx;
+#pragma omp parallel for schedule(dynamic, 4)
+    for (int64_t qy = 0; qy < my; qy++) {
+        fftwf_complex *l = r->lines + (size_t)thread_num() * r->lines_n;
+        for (int64_t qz = 0; qz < mz; qz++) {
+            const fftwf_complex *s = r->g + (size_t)qz * (size_t)r->gs + qy * mhx;
+            for (int64_t i = 0; i < mhx; i++) {
+                l[i * mz + qz][0] = s[i][0];
+                l[i * mz + qz][1] = s[i][1];
+            }
+        }
+        fftwf_execute_dft(r->pzi, l, l);
+        for (int64_t qz = 0; qz < mz; qz++) {
+            fftwf_complex *s = r->g + (size_t)qz * (size_t)r->gs + qy * mhx;
+            for (int64_t i = 0; i < mhx; i++) {
+                s[i][0] = l[i * mz + qz][0];
+                s[i][1] = l[i * mz + qz][1];
+            }
+        }
+    }
+#pragma omp parallel for schedule(static)
+    for (int64_t qz = 0; qz < mz; qz++) {
+        fftwf_complex *gp = r->g + (size_t)qz * (size_t)r->gs;
+        float *out = dst + (size_t)qz * (size_t)(my * mx);
+        fftwf_execute_dft(r->pyi, gp, gp);
+        if (fftwf_alignment_of(out) == r->align_r) {
+            fftwf_execute_dft_c2r(r->pxi, gp, out);
+        } else {
+            float *buf = r->rbuf + (size_t)thread_num() * r->rbuf_n;
+            fftwf_execute_dft_c2r(r->pxi, gp, buf);
+            memcpy(out, buf, (size_t)(my * mx) * sizeof(float));
+        }
+    }
 }
 
 static int resample_fourier(struct cryo_volume *out, const struct cryo_volume *in, const int64_t box[3],
@@ -516,21 +641,10 @@ static int resample_fourier(struct cryo_volume *out, const struct cryo_volume *i
     fmap_full(tz, n[2], box[2], 1.0 / ntot); /* unnormalised FFT pair: keep the mean */
     const size_t nch = cryo_volume_channel_count(in), mch = cryo_volume_channel_count(&o);
     for (int64_t c = 0; c < in->c; c++) {
-        float *src = (float *)in->data + (size_t)c * nch;
-        float *dst = (float *)o.data + (size_t)c * mch;
-        if (fftwf_alignment_of(src) == r->align_in) {
-            fftwf_execute_dft_r2c(r->fwd, src, r->fin); /* r2c leaves its input intact */
-        } else {
-            memcpy(r->rin, src, nch * sizeof(float));
-            fftwf_execute_dft_r2c(r->fwd, r->rin, r->fin);
-        }
-        spectrum_map(r, tx, ty, tz, merge_x);
-        if (fftwf_alignment_of(dst) == r->align_out) {
-            fftwf_execute_dft_c2r(r->inv, r->fout, dst);
-        } else {
-            fftwf_execute_dft_c2r(r->inv, r->fout, r->rout);
-            memcpy(dst, r->rout, mch * sizeof(float));
-        }
+        forward_map(r, (const float *)in->data + (size_t)c * nch, tx, ty, tz);
+        if (merge_x)
+            merge_nyquist_x(r);
+        inverse(r, (float *)o.data + (size_t)c * mch);
     }
     free(tx), free(ty), free(tz);
     for (int d = 0; d < 3; d++) {
