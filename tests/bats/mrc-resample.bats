@@ -49,9 +49,9 @@ apix_for() { # NX,NY,NZ BX,BY,BZ
 import sys, numpy as np, mrcfile, cvol
 a = mrcfile.open(sys.argv[1]).data.astype(np.float64)
 f = cvol.read_stream(sys.argv[2])[0]
-assert f['data'].shape == (33, 38, 40), f['data'].shape      # round(n a / a')
+assert f['data'].shape == (25, 38, 40), f['data'].shape      # round(n a / a'); 37.5 -> 38
 assert abs(f['data'].astype(np.float64).mean() - a.mean()) < 1e-5
-ap = np.array([16 * 1.25 / 40, 15 * 1.5 / 38, 10 * 0.75 / 33])
+ap = np.array([16 * 1.25 / 40, 15 * 1.5 / 38, 10 * 0.75 / 25])
 assert np.allclose(f['apix'], ap, rtol=1e-6), f['apix']
 o = np.array([10.0, -5.0, 2.5]) - np.array([1.25, 1.5, 0.75]) / 2 + ap / 2
 assert np.allclose(f['origin'], o, atol=1e-5), (f['origin'], o)
@@ -83,6 +83,7 @@ PY
     done
   done
   require_py_module torch
+  make_map "$TMP/in.mrc" 20 16 12   # even sizes: torch's floor(n/2) equals our round(n/2)
   mrc-resample --method linear --apix 2.5,3,1.5 "$TMP/in.mrc" -o "$TMP/lin.mrc"
   "$PY" - "$TMP/in.mrc" "$TMP/lin.mrc" <<'PY'
 import sys, numpy as np, mrcfile, torch
