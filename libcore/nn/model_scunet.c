@@ -83,7 +83,6 @@ struct cryo_scunet {
 
 /* ---- planning ------------------------------------------------------------------------- */
 
-#define take plan_take
 
 static float *P(struct cryo_scunet *m, size_t i) { return m->params + m->tab[i].offset; }
 static float *G(struct cryo_scunet *m, size_t i) { return m->grads ? m->grads + m->tab[i].offset : NULL; }
@@ -166,30 +165,30 @@ static void plan_block(struct cryo_scunet *m, struct sc_block *b, struct plan *p
 {
     size_t T = (size_t)b->T, C = (size_t)b->C, hc = (size_t)b->hc, M = (size_t)b->mlp;
     int tr = m->training;
-    b->out = take(p, T * C);
+    b->out = plan_take(p, T * C);
     size_t mark = p->off;
-    b->x1 = take(p, T * C);
-    b->a = take(p, T * hc);
-    b->b = take(p, T * hc);
-    b->c1 = take(p, T * hc);
-    b->f1 = take(p, T * hc);
-    b->c2 = take(p, T * hc);
-    b->f2 = take(p, T * hc);
-    b->l1 = take(p, T * hc);
-    b->t1 = take(p, T * hc);
-    b->l2 = take(p, T * hc);
-    b->g1 = take(p, T * M);
-    b->g2 = tr ? take(p, T * M) : b->g1; /* inference: GELU in place */
-    b->t2 = take(p, T * hc);
-    b->cat = take(p, T * C);
+    b->x1 = plan_take(p, T * C);
+    b->a = plan_take(p, T * hc);
+    b->b = plan_take(p, T * hc);
+    b->c1 = plan_take(p, T * hc);
+    b->f1 = plan_take(p, T * hc);
+    b->c2 = plan_take(p, T * hc);
+    b->f2 = plan_take(p, T * hc);
+    b->l1 = plan_take(p, T * hc);
+    b->t1 = plan_take(p, T * hc);
+    b->l2 = plan_take(p, T * hc);
+    b->g1 = plan_take(p, T * M);
+    b->g2 = tr ? plan_take(p, T * M) : b->g1; /* inference: GELU in place */
+    b->t2 = plan_take(p, T * hc);
+    b->cat = plan_take(p, T * C);
     if (tr) {
-        b->rs1 = take(p, (size_t)m->n * hc);
-        b->rs2 = take(p, (size_t)m->n * hc);
-        b->l1m = take(p, T);
-        b->l1r = take(p, T);
-        b->l2m = take(p, T);
-        b->l2r = take(p, T);
-        b->cache = take(p, cache_n);
+        b->rs1 = plan_take(p, (size_t)m->n * hc);
+        b->rs2 = plan_take(p, (size_t)m->n * hc);
+        b->l1m = plan_take(p, T);
+        b->l1r = plan_take(p, T);
+        b->l2m = plan_take(p, T);
+        b->l2r = plan_take(p, T);
+        b->cache = plan_take(p, cache_n);
     } else {
         b->rs1 = b->rs2 = b->l1m = b->l1r = b->l2m = b->l2r = b->cache = NULL;
         p->off = mark;
@@ -200,16 +199,16 @@ static int plan_acts(struct cryo_scunet *m, struct plan *p, struct cryo_error *e
 {
     int L = m->L;
     size_t cin = (size_t)m->cfg.in_ch;
-    m->x0 = take(p, (size_t)m->T[0] * cin);
+    m->x0 = plan_take(p, (size_t)m->T[0] * cin);
     for (int l = 0; l <= L; l++)
-        m->skip[l] = take(p, (size_t)m->T[l] * (size_t)m->C[l]);
+        m->skip[l] = plan_take(p, (size_t)m->T[l] * (size_t)m->C[l]);
     for (int l = 0; l < L && !m->enc_only; l++) {
-        m->u[l] = take(p, (size_t)m->T[l + 1] * (size_t)m->C[l + 1]);
-        m->upo[l] = take(p, (size_t)m->T[l] * (size_t)m->C[l]);
+        m->u[l] = plan_take(p, (size_t)m->T[l + 1] * (size_t)m->C[l + 1]);
+        m->upo[l] = plan_take(p, (size_t)m->T[l] * (size_t)m->C[l]);
     }
     if (!m->enc_only) {
-        m->v = take(p, (size_t)m->T[0] * (size_t)m->C[0]);
-        m->out = take(p, (size_t)m->T[0] * (size_t)m->cfg.out_ch);
+        m->v = plan_take(p, (size_t)m->T[0] * (size_t)m->C[0]);
+        m->out = plan_take(p, (size_t)m->T[0] * (size_t)m->cfg.out_ch);
     }
     for (int k = 0; k < m->nblk; k++) {
         struct sc_block *b = &m->blk[k];
@@ -240,9 +239,9 @@ static void plan_grads(struct cryo_scunet *m, struct plan *p)
     size_t maxC = 0, maxH = 0, maxM = 0;
     for (int l = 0; l <= m->L; l++) {
         size_t n = (size_t)m->T[l] * (size_t)m->C[l];
-        m->dskip[l] = take(p, n);
-        m->gA[l] = take(p, n);
-        m->gB[l] = take(p, n);
+        m->dskip[l] = plan_take(p, n);
+        m->gA[l] = plan_take(p, n);
+        m->gB[l] = plan_take(p, n);
         if (n > maxC)
             maxC = n;
         if (n / 2 > maxH)
@@ -250,12 +249,12 @@ static void plan_grads(struct cryo_scunet *m, struct plan *p)
         if (n / 2 * (size_t)m->cfg.mlp_ratio > maxM)
             maxM = n / 2 * (size_t)m->cfg.mlp_ratio;
     }
-    m->G1 = take(p, maxC);
-    m->H1 = take(p, maxH);
-    m->H2 = take(p, maxH);
-    m->H3 = take(p, maxH);
-    m->H4 = take(p, maxH);
-    m->F1 = take(p, maxM);
+    m->G1 = plan_take(p, maxC);
+    m->H1 = plan_take(p, maxH);
+    m->H2 = plan_take(p, maxH);
+    m->H3 = plan_take(p, maxH);
+    m->H4 = plan_take(p, maxH);
+    m->F1 = plan_take(p, maxM);
 }
 
 static int create_impl(struct cryo_scunet **out, const struct cryo_scunet_config *c,
