@@ -32,6 +32,18 @@ layers_bin() {
   [[ "$output" == *"0 failed"* ]]
 }
 
+@test "engine layers: PyTorch parity also with 1 and 3 threads (other work partitions)" {
+  require_py_module torch
+  bin=$(layers_bin)
+  for t in 1 3; do
+    mkdir -p "$TMP/t$t"
+    CRYO_TEST_THREADS=$t run "$bin" --dump "$TMP/t$t"
+    [ "$status" -eq 0 ]
+    run "$PY" "$REF/torch_layers.py" "$TMP/t$t"
+    [ "$status" -eq 0 ] || { echo "$output" | grep -v '^ok'; false; }
+  done
+}
+
 @test "engine layers: the reference catches a wrong gradient" {
   require_py_module torch
   bin=$(layers_bin)

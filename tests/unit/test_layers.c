@@ -998,7 +998,9 @@ int main(int argc, char **argv)
 {
     if (argc == 2 && !strcmp(argv[1], "--blas-core"))
         return blas_core_report();
-    if (cryo_nn_ctx_create(&ctx, CRYO_NN_DEVICE_CPU, 2, &err)) {
+    /* CRYO_TEST_THREADS: run everything with another thread count (partitioning paths) */
+    const char *th = getenv("CRYO_TEST_THREADS");
+    if (cryo_nn_ctx_create(&ctx, CRYO_NN_DEVICE_CPU, th ? atoi(th) : 2, &err)) {
         fprintf(stderr, "test_layers: %s\n", err.msg);
         return 1;
     }
