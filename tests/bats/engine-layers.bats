@@ -37,7 +37,7 @@ layers_bin() {
   bin=$(layers_bin)
   for t in 1 3; do
     mkdir -p "$TMP/t$t"
-    CRYO_TEST_THREADS=$t run "$bin" --dump "$TMP/t$t"
+    run env CRYO_TEST_THREADS=$t "$bin" --dump "$TMP/t$t"
     [ "$status" -eq 0 ]
     run "$PY" "$REF/torch_layers.py" "$TMP/t$t"
     [ "$status" -eq 0 ] || { echo "$output" | grep -v '^ok'; false; }
