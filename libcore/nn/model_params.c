@@ -295,17 +295,26 @@ void cryo_nn_params_init(float *host, const struct cryo_nn_param *tab, size_t n,
 
 /* ---- FLOPs ---------------------------------------------------------------------------- */
 
-static double block_flops(const struct cryo_scunet_config *c, int C, double T, int d, int h, int w)
+/* Σ over the windows along one axis of (window length)²: full windows of `win`, one
+ * partial window of the remainder, or one window of the whole axis when it is shorter. */
+static double axis_pairs(int L, int win)
 {
-    double hc = C / 2.0, m = c->mlp_ratio * hc;
-    /* tokens per window: the window shrinks to the axis where the axis is shorter */
-    double wt = (double)(d < c->window ? d : c->window) * (h < c->window ? h : c->window) *
-                (w < c->window ? w : c->window);
+    if (L <= win)
+        return (double)L * L;
+    return (double)(L / win) * win * win + (double)(L % win) * (L % win);
+}
+
+static double block_flops(const struct cryo_scunet_config *c, int C, int n, int d, int h, int w)
+{
+    double hc = C / 2.0, m = c->mlp_ratio * hc, T = (double)n * d * h * w;
+    /* query-key pairs computed: Σ over windows of (tokens in window)², which factorises
+     * over the axes because a window is a box */
+    double pairs = n * axis_pairs(d, c->window) * axis_pairs(h, c->window) * axis_pairs(w, c->window);
     double f = 0;
     f += 2 * 2 * T * C * C;            /* conv1_1, conv1_2 */
     f += 2 * 2 * T * hc * hc * 27;     /* two 3³ convs */
     f += 2 * T * hc * 3 * hc;          /* qkv */
-    f += 2 * 2 * T * wt * hc;          /* q·kᵀ and a·v */
+    f += 2 * 2 * pairs * hc;           /* q·kᵀ and a·v, over all heads */
     f += 2 * T * hc * hc;              /* proj */
     f += 2 * 2 * T * hc * m;           /* MLP */
     return f;
@@ -324,7 +333,7 @@ int cryo_scunet_flops(const struct cryo_scunet_config *c, int n, int d, int h, i
         int C = c->width << l, dl = d >> l, hl = h >> l, wl = w >> l;
         double T = (double)n * dl * hl * wl;
         /* enc and dec stages at levels < L, the body once at L */
-        f += (l < c->levels ? 2 : 1) * c->depth * block_flops(c, C, T, dl, hl, wl);
+        f += (l < c->levels ? 2 : 1) * c->depth * block_flops(c, C, n, dl, hl, wl);
         if (l < c->levels) /* down conv and transposed conv: 8 taps per coarse voxel */
             f += 2 * 2 * (T / 8) * (2.0 * C) * C * 8;
     }

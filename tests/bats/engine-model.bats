@@ -131,3 +131,17 @@ PYEOF
   [ "$status" -eq 0 ]
   [[ "$output" == *"jepa: compared 37 tensors"* ]]
 }
+
+@test "lvm-model info FLOPs equal an independent count by hooks on the PyTorch module" {
+  require_py_module torch
+  for cfg in "" "width=16,head_dim=8,levels=2,depth=1"; do
+    lvm-model init ${cfg:+--config "$cfg"} -q -o "$TMP/w.safetensors"
+    info=$(lvm-model info "$TMP/w.safetensors")
+    for b in 48 64; do
+      ours=$(sed -nE "s/ *FLOPs ${b}\^3 +([0-9.]+) GFLOP.*/\1/p" <<<"$info")
+      ref=$("$PY" "$REF/torch_scunet.py" flops "$cfg" "$b")
+      echo "config '$cfg' box $b: ours $ours, hooks $ref"
+      awk -v a="$ours" -v b="$ref" 'BEGIN{d=a-b; if (d<0) d=-d; exit !(b > 0 && d <= 1e-3*b)}'
+    done
+  done
+}

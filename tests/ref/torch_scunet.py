@@ -26,6 +26,7 @@ Commands:
   torch_scunet.py check-run W IN.mrc OUT.mrc [TOL]   lvm-model run output against PyTorch
   torch_scunet.py bench W BOX BATCH train|forward REPEAT [THREADS]   PyTorch timing
   torch_scunet.py jepa DIR/jepa.safetensors [TOL]    compare test_model --dump-jepa with PyTorch
+  torch_scunet.py flops CONFIG BOX                   GFLOP of one forward, counted by hooks
 """
 import json
 import math
@@ -502,6 +503,46 @@ def main(argv):
         tol = float(argv[5]) if len(argv) > 5 else 1e-4
         print(f"run vs PyTorch: rel err {e:.3g} (tol {tol})")
         return 0 if e <= tol else 1
+    if cmd == "flops":
+        # flops CONFIG BOX: multiply-adds x 2 of one forward, counted by hooks on the module's
+        # Conv3d, ConvTranspose3d and Linear calls plus the attention products of every
+        # window (real tokens only), independently of libcore's formula
+        import torch
+        cfg = parse_config(argv[2])
+        box = int(argv[3])
+        model = build(cfg)
+        total = [0.0]
+
+        def hook(mod, inp, out):
+            x = inp[0]
+            if isinstance(mod, torch.nn.Conv3d):
+                k = mod.kernel_size[0] ** 3
+                total[0] += 2.0 * mod.in_channels * mod.out_channels * k * out[0, 0].numel() * out.shape[0]
+            elif isinstance(mod, torch.nn.ConvTranspose3d):
+                k = mod.kernel_size[0] ** 3
+                total[0] += 2.0 * mod.in_channels * mod.out_channels * k * x[0, 0].numel() * x.shape[0]
+            elif isinstance(mod, torch.nn.Linear) and not getattr(mod, "in_wmsa", False):
+                total[0] += 2.0 * mod.in_features * mod.out_features * (x.numel() // mod.in_features)
+        for mod in model.modules():
+            mod.register_forward_hook(hook)
+            if hasattr(mod, "relative_position_params"):
+                def att_hook(mod, inp, out):
+                    x = inp[0]
+                    N, L = x.shape[0], list(x.shape[1:4])
+                    allow, _, _, _ = mod._geom[(N, tuple(L))]
+                    # every (query, key) pair of real tokens in a window is computed
+                    valid = allow.any(dim=1)  # key valid in its window
+                    real = valid.sum(dim=1).double()
+                    total[0] += 2.0 * 2.0 * float((real ** 2).sum()) * mod.dim
+                    # the projections over the real tokens (this module also runs them on
+                    # its zero padding, which is not arithmetic the network needs)
+                    total[0] += 2.0 * 4 * mod.dim * mod.dim * N * L[0] * L[1] * L[2]
+                mod.embedding_layer.in_wmsa = mod.linear.in_wmsa = True
+                mod.register_forward_hook(att_hook)
+        with torch.no_grad():
+            model(torch.zeros(1, cfg["in_ch"], box, box, box))
+        print(f"{total[0] / 1e9:.6f}")
+        return 0
     if cmd == "bench":
         # bench W BOX BATCH train|forward REPEAT: the same network in PyTorch, median seconds
         import time
