@@ -14,6 +14,7 @@
  * (tests/ref/torch_scunet.py parity compares them with autograd).
  */
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -279,6 +280,14 @@ static int cmd_grad(const struct cryo_cli *cli)
         cryo_safetensors_get_f32(b, "dout", 5, out_shape, &dout, &err) < 0)
         cli_die(cli, &err);
     size_t nout = cryo_scunet_output_count(m), np = cryo_scunet_num_params(m), ntab;
+    for (size_t i = 0; i < cryo_scunet_input_count(m) + nout; i++) {
+        size_t ni = cryo_scunet_input_count(m);
+        float v = i < ni ? xin[i] : dout[i - ni];
+        if (!isfinite(v)) {
+            cryo_fail(&err, CRYO_E_NUMERIC, "%s: '%s' holds NaN or Inf", bp, i < ni ? "input" : "dout");
+            cli_die(cli, &err);
+        }
+    }
     float *dd = cryo_nn_alloc(ctx, nout, &err);
     float *y = cryo_alloc_big(nout * sizeof(float), &err);
     float *g = cryo_alloc_big(np * sizeof(float), &err);

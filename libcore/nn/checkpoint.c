@@ -48,6 +48,10 @@ static int load_set(struct cryo_nn_ctx *ctx, float *dst, int host, const struct 
         const float *src;
         snprintf(name, sizeof name, "%s%s", prefix, tab[i].name);
         CRYO_TRY(cryo_safetensors_get_f32(st, name, tab[i].ndim, tab[i].shape, &src, err));
+        for (size_t k = 0; k < tab[i].count; k++)
+            if (!isfinite(src[k]))
+                return cryo_fail(err, CRYO_E_NUMERIC, "%s: tensor '%s' holds NaN or Inf at element %zu",
+                                 st->name ? st->name : "weights", name, k);
         if (host)
             memcpy(dst + tab[i].offset, src, tab[i].count * sizeof(float));
         else

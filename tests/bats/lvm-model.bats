@@ -137,7 +137,14 @@ w, meta = st_read(sys.argv[1])
 meta["config"] = meta["config"].replace("depth=1", "depth=2")
 st_write(sys.argv[2], w, meta)
 st_write(sys.argv[3], w, {})
+w["head.weight"].flat[3] = float("nan")
+st_write(sys.argv[3].replace("nocfg", "nan"), w, meta)
 PYEOF
+  run lvm-model run "$TMP/nan.safetensors" "$TMP/in.mrc" -o "$TMP/out.mrc"
+  [ "$status" -eq 1 ]
+  assert_one_error_line
+  [[ "$output" == *"nan.safetensors"*"head.weight"*"NaN"* ]]
+  assert_no_file "$TMP/out.mrc"
   run lvm-model run "$TMP/bad.safetensors" "$TMP/in.mrc" -o "$TMP/out.mrc"
   [ "$status" -eq 1 ]
   assert_one_error_line

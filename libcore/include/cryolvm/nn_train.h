@@ -73,7 +73,8 @@ void cryo_ema_update(float *ema, const float *p, size_t n, double decay);
  * or invalid. */
 int cryo_scunet_config_from_file(const struct cryo_safetensors *st, struct cryo_scunet_config *c,
                                  struct cryo_error *err);
-/* Load every parameter by name (exact shape, F32). CRYO_E_FORMAT naming file and tensor. */
+/* Load every parameter by name (exact shape, F32). CRYO_E_FORMAT naming file and tensor;
+ * CRYO_E_NUMERIC for a NaN or Inf weight. */
 int cryo_scunet_load(struct cryo_scunet *m, const struct cryo_safetensors *st, struct cryo_error *err);
 /* Write the weights (and nothing else) atomically. */
 int cryo_scunet_save(struct cryo_scunet *m, const char *path, struct cryo_error *err);
