@@ -143,6 +143,7 @@ TEST(zscore_and_mask)
     CHECK(fabs(s.mean) < 1e-6);
     CHECK_CLOSE(s.std, 1, 1e-5);
     /* masked: statistics of the masked half only -> that half gets mean 0, std 1 */
+    cryo_volume_free(&v);
     make_vol(&v, 1, 11);
     for (size_t i = 0; i < n / 2; i++)
         ((float *)v.data)[i] += 100; /* outside the mask: far off */
