@@ -40,11 +40,17 @@ static int sl1_fn(double *l, float *g, const float *p, const float *t, size_t n,
     return cryo_loss_smooth_l1(l, g, p, t, n, *(double *)u, NULL);
 }
 
+static int combined_fn(double *l, float *g, const float *p, const float *t, size_t n, void *u)
+{
+    struct cryo_hist_spec spec = {24, -2.0, 2.0, 4.0 / 24};
+    return cryo_loss_combined(l, g, p, t, n, *(double *)u, &spec, NULL);
+}
+
 static void check_fd(lossfn f, void *u, const char *what)
 {
     float p[N], t[N], g[N];
     rnd(p, N, 1, 2.0);
-    rnd(t, N, 2, 2.0);
+    rnd(t, N, 2, 1.5);
     double l;
     CHECK(f(&l, g, p, t, N, u) == 0);
     int bad = 0;
@@ -125,6 +131,10 @@ TEST(combined_loss_is_weighted_sum)
         bad += !tu_close(g[i], alpha * gm[i] + (1 - alpha) * gh[i], 1e-6);
     CHECK(bad == 0);
     CHECK(cryo_loss_combined(&l, g, p, t, N, 1.5, &spec, &e) == CRYO_E_INVALID);
+    /* and its gradient by central differences, HistKL part included */
+    double alphas[2] = {0.0, 0.3};
+    for (int k = 0; k < 2; k++)
+        check_fd(combined_fn, &alphas[k], "combined");
     /* α = 1 is MSE exactly */
     CHECK(cryo_loss_combined(&l, g, p, t, N, 1.0, &spec, &e) == 0 && tu_close(l, lm, 1e-15));
 }
