@@ -131,23 +131,33 @@ int cryo_normalize_volume(struct cryo_volume *v, const struct cryo_normalize_opt
 {
     if (v->dtype != CRYO_DTYPE_F32)
         return cryo_fail(err, CRYO_E_INVALID, "normalisation needs a float32 volume");
-    CRYO_TRY(cryo_f32_check_finite(v, what, err));
+    /* unmasked quantile passes find NaN/Inf themselves; z-scores and masks need this pass */
+    if (o->mode != CRYO_NORMALIZE_QUANTILE || o->mask)
+        CRYO_TRY(cryo_f32_check_finite(v, what, err));
     if (v->c > 256)
         return cryo_fail(err, CRYO_E_UNSUPPORTED, "%lld channels: at most 256 are normalised", (long long)v->c);
     double scale[256], offset[256];
-    for (int64_t c = 0; c < v->c; c++)
-        CRYO_TRY(cryo_normalize_fit(v, c, o, &scale[c], &offset[c], err));
+    for (int64_t c = 0; c < v->c; c++) {
+        int st = cryo_normalize_fit(v, c, o, &scale[c], &offset[c], err);
+        if (st == CRYO_E_NUMERIC && cryo_volume_check_finite(v, what, err) < 0)
+            return CRYO_E_NUMERIC; /* the message names the file and the voxel */
+        CRYO_TRY(st);
+    }
     const size_t n = cryo_volume_channel_count(v);
     const int clip = o->mode == CRYO_NORMALIZE_QUANTILE;
     for (int64_t c = 0; c < v->c; c++) {
         float *x = (float *)v->data + (size_t)c * n;
-        const double s = scale[c], b = offset[c];
+        const float s = (float)scale[c], b = (float)offset[c];
+        if (clip) {
 #pragma omp parallel for schedule(static)
-        for (size_t i = 0; i < n; i++) {
-            double y = (double)x[i] * s + b;
-            if (clip)
-                y = y < 0 ? 0 : y > 1 ? 1 : y;
-            x[i] = (float)y;
+            for (size_t i = 0; i < n; i++) {
+                float y = x[i] * s + b;
+                x[i] = y < 0.0f ? 0.0f : y > 1.0f ? 1.0f : y;
+            }
+        } else {
+#pragma omp parallel for schedule(static)
+            for (size_t i = 0; i < n; i++)
+                x[i] = x[i] * s + b;
         }
     }
     char buf[256 * 26];

@@ -6,7 +6,7 @@
  * its rank inside that bucket; pass 2 counts the low 16 bits of the keys in those few
  * buckets only, which fixes the whole key, i.e. the exact order statistic. Two streaming
  * passes over the data, parallel, no copy, however the values are distributed (a bucket
- * full of equal values costs nothing extra). NaN is found in pass 1 and refused. */
+ * full of equal values costs nothing extra). NaN and Inf are found in pass 1 and refused. */
 #include "cryolvm/normalize.h"
 #include "cryolvm/mem.h"
 
@@ -54,33 +54,40 @@ static int thread_id(void)
 #endif
 }
 
-/* Pass 1: merged histogram of high halves into hist[NB]; first NaN index (or n) in *nan_at. */
-static int hist_high(const float *x, size_t n, uint64_t *hist, size_t *nan_at, struct cryo_error *err)
+/* Pass 1: merged histogram of high halves into hist[NB]; first NaN/Inf index (or n) in
+ * *bad_at. Per-thread counts are 32-bit (half the cache footprint of 64-bit ones), so the
+ * data go in chunks of at most 2^31 values, each merged into the 64-bit totals. */
+static int hist_high(const float *x, size_t n, uint64_t *hist, size_t *bad_at, struct cryo_error *err)
 {
     int nt = nthreads();
-    uint64_t *h = cryo_alloc_array((size_t)nt * NB, sizeof *h, err);
+    uint32_t *h = cryo_alloc_array((size_t)nt * NB, sizeof *h, err);
     if (!h)
         return CRYO_E_NOMEM;
-    size_t first_nan = n;
-#pragma omp parallel num_threads(nt) reduction(min : first_nan)
-    {
-        uint64_t *mine = h + (size_t)thread_id() * NB;
-#pragma omp for schedule(static)
-        for (size_t i = 0; i < n; i++) {
-            if (isnan(x[i])) {
-                if (i < first_nan)
-                    first_nan = i;
-                continue;
-            }
-            mine[f2key(x[i]) >> 16]++;
-        }
-    }
     memset(hist, 0, NB * sizeof *hist);
-    for (int t = 0; t < nt; t++)
-        for (size_t b = 0; b < NB; b++)
-            hist[b] += h[(size_t)t * NB + b];
+    size_t first_bad = n;
+    const size_t chunk = (size_t)1 << 31;
+    for (size_t c0 = 0; c0 < n; c0 += chunk) {
+        size_t c1 = n - c0 < chunk ? n : c0 + chunk;
+        memset(h, 0, (size_t)nt * NB * sizeof *h);
+#pragma omp parallel num_threads(nt) reduction(min : first_bad)
+        {
+            uint32_t *mine = h + (size_t)thread_id() * NB;
+#pragma omp for schedule(static)
+            for (size_t i = c0; i < c1; i++) {
+                if (!isfinite(x[i])) {
+                    if (i < first_bad)
+                        first_bad = i;
+                    continue;
+                }
+                mine[f2key(x[i]) >> 16]++;
+            }
+        }
+        for (int t = 0; t < nt; t++)
+            for (size_t b = 0; b < NB; b++)
+                hist[b] += h[(size_t)t * NB + b];
+    }
     free(h);
-    *nan_at = first_nan;
+    *bad_at = first_bad;
     return CRYO_OK;
 }
 
@@ -164,7 +171,7 @@ int cryo_quantiles(const float *values, size_t n, const double *probs, size_t k,
     if (st == CRYO_OK)
         st = hist_high(values, n, hist, &nan_at, err);
     if (st == CRYO_OK && nan_at < n)
-        st = cryo_fail(err, CRYO_E_NUMERIC, "value %zu is NaN", nan_at);
+        st = cryo_fail(err, CRYO_E_NUMERIC, "value %zu is %s", nan_at, isnan(values[nan_at]) ? "NaN" : "Inf");
     /* Bucket and in-bucket rank of each wanted rank; refine MAX_SLOTS buckets per pass. */
     uint32_t *bucket = NULL;
     uint64_t *inrank = NULL;

@@ -30,7 +30,7 @@ extern "C" {
 #endif
 
 /* out[i] = quantile of values[0..n-1] at probability probs[i] (0 <= p <= 1), i < k.
- * values is not modified. CRYO_E_NUMERIC if a value is NaN (naming its index), CRYO_E_INVALID
+ * values is not modified. CRYO_E_NUMERIC if a value is NaN or Inf (naming its index), CRYO_E_INVALID
  * if n == 0 or a probability is outside [0, 1]. */
 int cryo_quantiles(const float *values, size_t n, const double *probs, size_t k, double *out,
                    struct cryo_error *err);
