@@ -79,14 +79,23 @@ static int check_input(const struct cryo_volume *in, const int64_t box[3], struc
     return CRYO_OK;
 }
 
-/* A new volume with in's channels, placement and metadata (minus mrc.*), shape box. */
-static int alloc_out(struct cryo_volume *out, const struct cryo_volume *in, const int64_t box[3],
+/* A new volume with in's channels, placement and metadata (minus mrc.*), shape box; its
+ * data is `buf` (from cryo_alloc_big, big enough; taken over only on success) or new. */
+static int alloc_out(struct cryo_volume *out, const struct cryo_volume *in, const int64_t box[3], void *buf,
                      struct cryo_error *err)
 {
     struct cryo_volume t;
     cryo_volume_init(&t);
-    CRYO_TRY(cryo_volume_alloc(&t, CRYO_DTYPE_F32, in->c, box[2], box[1], box[0], err));
+    if (buf) {
+        t.dtype = CRYO_DTYPE_F32;
+        t.c = in->c, t.nz = box[2], t.ny = box[1], t.nx = box[0];
+        t.data = buf;
+    } else {
+        CRYO_TRY(cryo_volume_alloc(&t, CRYO_DTYPE_F32, in->c, box[2], box[1], box[0], err));
+    }
     if (cryo_meta_copy(&t.meta, &in->meta, err) < 0) {
+        if (buf)
+            t.data = NULL;
         cryo_volume_free(&t);
         return CRYO_E_NOMEM;
     }
@@ -106,7 +115,7 @@ int cryo_volume_crop_pad(struct cryo_volume *out, const struct cryo_volume *in, 
     CRYO_TRY(check_input(in, box, err));
     struct cryo_volume t;
     cryo_volume_init(&t);
-    CRYO_TRY(alloc_out(&t, in, box, err));
+    CRYO_TRY(alloc_out(&t, in, box, NULL, err));
     const int64_t n[3] = {in->nx, in->ny, in->nz};
     int64_t shift[3]; /* input index = output index + shift */
     for (int d = 0; d < 3; d++) {
@@ -243,7 +252,7 @@ static int resample_real(struct cryo_volume *out, const struct cryo_volume *in, 
     if (st == CRYO_OK && (!(t1 = cryo_alloc_big(b1, err)) || !(t2 = cryo_alloc_big(b2, err))))
         st = CRYO_E_NOMEM;
     if (st == CRYO_OK)
-        st = alloc_out(&o, in, box, err);
+        st = alloc_out(&o, in, box, NULL, err);
     if (st == CRYO_OK) {
         interp_pass(t1, in->data, in->c * n[2] * n[1], n[0], box[0], 1, &t[0]);
         interp_pass(t2, t1, in->c * n[2], n[1], box[1], box[0], &t[1]);
@@ -283,6 +292,7 @@ struct cryo_resampler {
     int64_t nhx, mhx, kx;   /* half x sizes; x columns kept from the input */
     int64_t bs, gs;         /* plane strides of B and G (complex elements; gs even) */
     fftwf_complex *b, *g;   /* B: nz x my x kx; G: mz planes of my x mhx */
+    size_t b_bytes;         /* B's allocation: also big enough for a one-channel output */
     int nt;                 /* threads the scratch is made for */
     fftwf_complex *plane;   /* nt x (ny * nhx): x/y scratch of one input plane */
     fftwf_complex *lines;   /* nt x max(kx * nz, mhx * mz): z lines */
@@ -374,7 +384,10 @@ static int resampler_prepare(struct cryo_resampler *r, const int64_t n[3], const
     r->plane_n = (r->plane_n + 7) & ~(size_t)7;
     r->lines_n = (r->lines_n + 7) & ~(size_t)7;
     r->rbuf_n = (r->rbuf_n + 15) & ~(size_t)15;
-    r->b = big_array(nb, sizeof(fftwf_complex), err);
+    size_t mr;
+    CRYO_TRY(cryo_count4(1, m[2], m[1], m[0], &mr, err));
+    r->b_bytes = nb * sizeof(fftwf_complex) > mr * sizeof(float) ? nb * sizeof(fftwf_complex) : mr * sizeof(float);
+    r->b = cryo_alloc_big(r->b_bytes, err);
     r->g = big_array(ng, sizeof(fftwf_complex), err);
     r->plane = big_array((size_t)nt * r->plane_n, sizeof(fftwf_complex), err);
     r->lines = big_array((size_t)nt * r->lines_n, sizeof(fftwf_complex), err);
@@ -623,9 +636,17 @@ static int resample_fourier(struct cryo_volume *out, const struct cryo_volume *i
 {
     const int64_t n[3] = {in->nx, in->ny, in->nz};
     CRYO_TRY(resampler_prepare(r, n, box, err));
+    if (!r->b && !(r->b = cryo_alloc_big(r->b_bytes, err)))
+        return CRYO_E_NOMEM;
+    /* One channel: B is dead once the forward pass is done, so the output is written into
+     * it and the volume takes the buffer (one fresh allocation fewer per frame; first
+     * touch of fresh memory is what costs most here). */
+    const int reuse_b = in->c == 1;
     struct cryo_volume o;
     cryo_volume_init(&o);
-    CRYO_TRY(alloc_out(&o, in, box, err));
+    CRYO_TRY(alloc_out(&o, in, box, reuse_b ? r->b : NULL, err));
+    if (reuse_b)
+        r->b = NULL; /* owned by o from here on, still usable as B for this one channel */
     const int64_t mhx = box[0] / 2 + 1;
     struct fmap *tx = cryo_alloc_array((size_t)mhx, sizeof *tx, err);
     struct fmap *ty = cryo_alloc_array((size_t)box[1], sizeof *ty, err);
@@ -641,7 +662,11 @@ static int resample_fourier(struct cryo_volume *out, const struct cryo_volume *i
     fmap_full(tz, n[2], box[2], 1.0 / ntot); /* unnormalised FFT pair: keep the mean */
     const size_t nch = cryo_volume_channel_count(in), mch = cryo_volume_channel_count(&o);
     for (int64_t c = 0; c < in->c; c++) {
+        if (reuse_b)
+            r->b = o.data;
         forward_map(r, (const float *)in->data + (size_t)c * nch, tx, ty, tz);
+        if (reuse_b)
+            r->b = NULL;
         if (merge_x)
             merge_nyquist_x(r);
         inverse(r, (float *)o.data + (size_t)c * mch);
