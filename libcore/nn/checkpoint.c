@@ -209,7 +209,10 @@ int cryo_trainer_step(struct cryo_trainer *t, const float *input, const float *t
     struct cryo_scunet *m = t->model;
     size_t nin = cryo_scunet_input_count(m), nout = cryo_scunet_output_count(m);
     CRYO_TRY(cryo_nn_upload(cryo_scunet_ctx(m), cryo_scunet_input(m), input, nin, err));
-    CRYO_TRY(cryo_scunet_forward(m, err));
+    cryo_scunet_set_stochastic(m, &t->rng); /* drop-path during the training forward only */
+    int frc = cryo_scunet_forward(m, err);
+    cryo_scunet_set_stochastic(m, NULL);
+    CRYO_TRY(frc);
     float *dout = cryo_alloc_big(nout * sizeof(float), err);
     if (!dout)
         return CRYO_E_NOMEM;

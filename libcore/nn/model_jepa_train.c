@@ -187,7 +187,10 @@ int cryo_jepa_trainer_step(struct cryo_jepa_trainer *t, const float *input, stru
     CRYO_TRY(cryo_jepa_forward(t->tpred, err));
     /* context branch */
     CRYO_TRY(cryo_nn_upload(ctx, cryo_scunet_input(t->enc), t->xmask, nin, err));
-    CRYO_TRY(cryo_scunet_forward(t->enc, err));
+    cryo_scunet_set_stochastic(t->enc, &t->rng);
+    rc = cryo_scunet_forward(t->enc, err);
+    cryo_scunet_set_stochastic(t->enc, NULL);
+    CRYO_TRY(rc);
     CRYO_TRY(cryo_nn_copy(ctx, cryo_jepa_features(t->pred), cryo_scunet_output(t->enc), T * F, err));
     CRYO_TRY(cryo_jepa_set_mask(t->pred, t->mask, err));
     CRYO_TRY(cryo_jepa_forward(t->pred, err));

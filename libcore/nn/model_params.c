@@ -24,6 +24,7 @@ void cryo_scunet_config_default(struct cryo_scunet_config *c)
     c->window = 4;
     c->head_dim = 16;
     c->mlp_ratio = 4;
+    c->drop_path = 0.0;
 }
 
 int cryo_scunet_config_check(const struct cryo_scunet_config *c, struct cryo_error *err)
@@ -45,6 +46,8 @@ int cryo_scunet_config_check(const struct cryo_scunet_config *c, struct cryo_err
         return cryo_fail(err, CRYO_E_INVALID,
                          "config: width %d must be even with width/2 a multiple of head_dim %d",
                          c->width, c->head_dim);
+    if (!(c->drop_path >= 0 && c->drop_path < 1))
+        return cryo_fail(err, CRYO_E_INVALID, "config: drop_path must be in [0, 1)");
     if ((long)c->width << c->levels > 65536)
         return cryo_fail(err, CRYO_E_INVALID, "config: width·2^levels above 65536 channels");
     return CRYO_OK;
@@ -85,12 +88,22 @@ int cryo_scunet_config_parse(struct cryo_scunet_config *c, const char *text, str
         size_t k = 0;
         while (k < N_CFG_KEYS && strcmp(cfg_keys[k].key, item) != 0)
             k++;
-        if (k == N_CFG_KEYS)
+        if (k == N_CFG_KEYS && strcmp(item, "drop_path") != 0)
             return cryo_fail(err, CRYO_E_INVALID,
                              "config: unknown key '%s' (known: in_ch, out_ch, width, levels, depth, "
-                             "window, head_dim, mlp_ratio)", item);
+                             "window, head_dim, mlp_ratio, drop_path)", item);
         char *q;
         errno = 0;
+        if (strcmp(item, "drop_path") == 0) {
+            double dv = strtod(eq + 1, &q);
+            if (q == eq + 1 || *q || errno || !(dv >= 0 && dv < 1))
+                return cryo_fail(err, CRYO_E_INVALID, "config: drop_path: '%s' is not a number in [0, 1)", eq + 1);
+            t.drop_path = dv;
+            p += len;
+            if (*p == ',')
+                p++;
+            continue;
+        }
         long v = strtol(eq + 1, &q, 10);
         if (q == eq + 1 || *q || errno || v < -1000000 || v > 1000000)
             return cryo_fail(err, CRYO_E_INVALID, "config: %s: '%s' is not an integer", item, eq + 1);
@@ -106,9 +119,12 @@ int cryo_scunet_config_parse(struct cryo_scunet_config *c, const char *text, str
 
 void cryo_scunet_config_format(const struct cryo_scunet_config *c, char *buf, size_t cap)
 {
-    snprintf(buf, cap, "in_ch=%d,out_ch=%d,width=%d,levels=%d,depth=%d,window=%d,head_dim=%d,mlp_ratio=%d",
-             c->in_ch, c->out_ch, c->width, c->levels, c->depth, c->window, c->head_dim,
-             c->mlp_ratio);
+    int k = snprintf(buf, cap, "in_ch=%d,out_ch=%d,width=%d,levels=%d,depth=%d,window=%d,head_dim=%d,mlp_ratio=%d",
+                     c->in_ch, c->out_ch, c->width, c->levels, c->depth, c->window, c->head_dim,
+                     c->mlp_ratio);
+    /* %.17g: the value parses back to the same double */
+    if (c->drop_path > 0 && k > 0 && (size_t)k < cap)
+        snprintf(buf + k, cap - (size_t)k, ",drop_path=%.17g", c->drop_path);
 }
 
 /* ---- the table ------------------------------------------------------------------------ */

@@ -25,6 +25,9 @@
 
 struct sc_block {
     int level, C, hc, mlp;
+    float drop;            /* drop-path rate of this block */
+    float *mask1, *mask2;  /* host, n each: drop-path factors of the last stochastic forward */
+    int dropped;           /* 1 if the last forward applied drop-path */
     size_t p0; /* first entry in the parameter table */
     int64_t T;
     struct cryo_nn_conv3d c11, c3;
@@ -50,6 +53,8 @@ struct cryo_scunet {
     struct cryo_nn_ctx *ctx;
     int n, training, L;
     int enc_only; /* encoder and bottleneck only: output = bottleneck features */
+    uint64_t *rng; /* non-NULL: stochastic (drop-path) mode */
+    float *masks;  /* host, 2·n per block */
     int dd[CRYO_SCUNET_MAX_LEVELS + 1], hh[CRYO_SCUNET_MAX_LEVELS + 1], ww[CRYO_SCUNET_MAX_LEVELS + 1];
     int64_t T[CRYO_SCUNET_MAX_LEVELS + 1];
     int C[CRYO_SCUNET_MAX_LEVELS + 1];
@@ -149,6 +154,17 @@ static int setup_blocks(struct cryo_scunet *m, struct cryo_error *err)
             b->att.window = c->window;
             b->att.shifted = i % 2;
         }
+    }
+    /* drop-path rates: linspace(0, rate, K) over the K blocks of the whole network */
+    int K = (2 * L + 1) * c->depth;
+    for (int i = 0; i < m->nblk; i++)
+        m->blk[i].drop = K > 1 ? (float)(c->drop_path * i / (K - 1)) : 0.0f;
+    m->masks = cryo_alloc_array((size_t)m->nblk * 2, (size_t)m->n * sizeof(float), err);
+    if (!m->masks)
+        return CRYO_E_NOMEM;
+    for (int i = 0; i < m->nblk; i++) {
+        m->blk[i].mask1 = m->masks + (size_t)(2 * i) * (size_t)m->n;
+        m->blk[i].mask2 = m->masks + (size_t)(2 * i + 1) * (size_t)m->n;
     }
     conv_geom(&m->head, m->n, m->dd[0], m->hh[0], m->ww[0], c->in_ch, m->C[0], 3, 1, 1, 0);
     conv_geom(&m->tail, m->n, m->dd[0], m->hh[0], m->ww[0], m->C[0], c->out_ch, 3, 1, 1, 0);
@@ -354,6 +370,7 @@ void cryo_scunet_free(struct cryo_scunet *m)
     cryo_nn_free(m->ctx, m->gacts);
     free(m->tab);
     free(m->blk);
+    free(m->masks);
     free(m);
 }
 
@@ -380,6 +397,8 @@ size_t cryo_scunet_output_count(const struct cryo_scunet *m)
     return (size_t)m->T[0] * (size_t)m->cfg.out_ch;
 }
 struct cryo_nn_ctx *cryo_scunet_ctx(const struct cryo_scunet *m) { return m->ctx; }
+
+void cryo_scunet_set_stochastic(struct cryo_scunet *m, uint64_t *rng) { m->rng = rng; }
 
 int cryo_scunet_zero_grad(struct cryo_scunet *m, struct cryo_error *err)
 {
@@ -425,6 +444,10 @@ static int block_forward(struct cryo_scunet *m, struct sc_block *b, struct cryo_
     CRYO_TRY(cryo_nn_wmsa_forward(x, b->t1, b->cache, b->l1, P(m, p + SC_QKVW), P(m, p + SC_QKVB),
                                   P(m, p + SC_RELB), P(m, p + SC_PROJW), P(m, p + SC_PROJB), &b->att,
                                   err));
+    b->dropped = m->rng && m->training && b->drop > 0;
+    if (b->dropped)
+        CRYO_TRY(cryo_nn_droppath_forward(x, b->t1, b->mask1, b->t1, N, (size_t)S * (size_t)hc, b->drop,
+                                          m->rng, 1, err));
     CRYO_TRY(cryo_nn_add_forward(x, b->t1, b->t1, b->b, nh, err));
     CRYO_TRY(cryo_nn_layernorm_forward(x, b->l2, b->l2m, b->l2r, b->t1, P(m, p + SC_LN2W),
                                        P(m, p + SC_LN2B), T, hc, LN_EPS, err));
@@ -433,6 +456,9 @@ static int block_forward(struct cryo_scunet *m, struct sc_block *b, struct cryo_
     CRYO_TRY(cryo_nn_gelu_forward(x, b->g2, b->g1, (size_t)T * (size_t)b->mlp, err));
     CRYO_TRY(cryo_nn_linear_forward(x, b->t2, b->g2, P(m, p + SC_FC2W), P(m, p + SC_FC2B), T,
                                     b->mlp, hc, err));
+    if (b->dropped)
+        CRYO_TRY(cryo_nn_droppath_forward(x, b->t2, b->mask2, b->t2, N, (size_t)S * (size_t)hc, b->drop,
+                                          m->rng, 1, err));
     CRYO_TRY(cryo_nn_add_forward(x, b->t2, b->t2, b->t1, nh, err));
     /* fuse */
     CRYO_TRY(cryo_nn_concat_forward(x, b->cat, b->f2, b->t2, T, hc, hc, err));
@@ -489,8 +515,13 @@ static int block_backward(struct cryo_scunet *m, struct sc_block *b, float *dinp
     CRYO_TRY(cryo_nn_conv3d_backward(x, m->G1, G(m, p + SC_W12), G(m, p + SC_B12), dout, b->cat,
                                      P(m, p + SC_W12), &b->c11, err));
     CRYO_TRY(cryo_nn_concat_backward(x, m->H1, m->H2, m->G1, T, hc, hc, err)); /* H1 = d(a+f2), H2 = dt2 */
-    /* transformer half, from dt2 (H2) back to db */
-    CRYO_TRY(cryo_nn_linear_backward(x, m->F1, G(m, p + SC_FC2W), G(m, p + SC_FC2B), m->H2, b->g2,
+    /* transformer half, from dt2 (H2) back to db; drop-path masks scale the branches */
+    const float *dbranch = m->H2;
+    if (b->dropped) {
+        CRYO_TRY(cryo_nn_droppath_backward(x, m->H3, m->H2, b->mask2, N, (size_t)S * (size_t)hc, err));
+        dbranch = m->H3;
+    }
+    CRYO_TRY(cryo_nn_linear_backward(x, m->F1, G(m, p + SC_FC2W), G(m, p + SC_FC2B), dbranch, b->g2,
                                      P(m, p + SC_FC2W), T, M, hc, err));
     CRYO_TRY(cryo_nn_gelu_backward(x, m->F1, m->F1, b->g1, (size_t)T * (size_t)M, err));
     CRYO_TRY(cryo_nn_linear_backward(x, m->H3, G(m, p + SC_FC1W), G(m, p + SC_FC1B), m->F1, b->l2,
@@ -498,8 +529,13 @@ static int block_backward(struct cryo_scunet *m, struct sc_block *b, float *dinp
     CRYO_TRY(cryo_nn_layernorm_backward(x, m->H4, G(m, p + SC_LN2W), G(m, p + SC_LN2B), m->H3,
                                         b->t1, P(m, p + SC_LN2W), b->l2m, b->l2r, T, hc, err));
     CRYO_TRY(cryo_nn_accumulate(x, m->H2, m->H4, nh, err)); /* H2 = dt1 */
+    dbranch = m->H2;
+    if (b->dropped) {
+        CRYO_TRY(cryo_nn_droppath_backward(x, m->H4, m->H2, b->mask1, N, (size_t)S * (size_t)hc, err));
+        dbranch = m->H4;
+    }
     CRYO_TRY(cryo_nn_wmsa_backward(x, m->H3, G(m, p + SC_QKVW), G(m, p + SC_QKVB), G(m, p + SC_RELB),
-                                   G(m, p + SC_PROJW), G(m, p + SC_PROJB), m->H2, b->l1, b->cache,
+                                   G(m, p + SC_PROJW), G(m, p + SC_PROJB), dbranch, b->l1, b->cache,
                                    P(m, p + SC_QKVW), P(m, p + SC_RELB), P(m, p + SC_PROJW), &b->att,
                                    err));
     CRYO_TRY(cryo_nn_layernorm_backward(x, m->H4, G(m, p + SC_LN1W), G(m, p + SC_LN1B), m->H3,

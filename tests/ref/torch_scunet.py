@@ -89,12 +89,13 @@ def st_read(path):
 
 
 def parse_config(text):
-    cfg = dict(in_ch=1, out_ch=1, width=32, levels=3, depth=2, window=4, head_dim=16, mlp_ratio=4)
+    cfg = dict(in_ch=1, out_ch=1, width=32, levels=3, depth=2, window=4, head_dim=16, mlp_ratio=4,
+               drop_path=0.0)
     for item in filter(None, text.split(",")):
         k, v = item.split("=")
         assert k in cfg, k
-        cfg[k] = int(v)
-    return cfg
+        cfg[k] = float(v) if k == "drop_path" else int(v)
+    return cfg  # drop_path only acts in training mode; these modules run in eval mode
 
 
 def build(cfg):

@@ -709,6 +709,87 @@ out:
     omp_set_num_threads(2);
 }
 
+/* Drop-path (stochastic depth): off outside stochastic mode; in it, samples' branches are
+ * dropped, and the backward is exact for the masks drawn (finite differences with the RNG
+ * rewound before every forward so that each sees the same masks). */
+TEST(drop_path)
+{
+    struct cryo_scunet_config c, c0;
+    small_config(&c);
+    struct cryo_error e = {0};
+    CHECK(cryo_scunet_config_parse(&c, "drop_path=0.6", &e) == 0 && c.drop_path == 0.6);
+    char buf[256];
+    cryo_scunet_config_format(&c, buf, sizeof buf);
+    small_config(&c0);
+    CHECK(cryo_scunet_config_parse(&c0, buf, &e) == 0 && c0.drop_path == c.drop_path);
+    CHECK(cryo_scunet_config_parse(&c0, "drop_path=1", &e) == CRYO_E_INVALID);
+    CHECK(cryo_scunet_config_parse(&c0, "drop_path=nan", &e) == CRYO_E_INVALID);
+    small_config(&c0);
+    const int N = 4;
+    struct cryo_scunet *a = NULL, *b = NULL;
+    CHECK(cryo_scunet_create(&a, &c, ctx, N, 8, 8, 8, 1, &e) == 0);
+    CHECK(cryo_scunet_create(&b, &c0, ctx, N, 8, 8, 8, 1, &e) == 0);
+    if (!a || !b)
+        goto out;
+    CHECK(cryo_scunet_init(a, 2, &e) == 0 && cryo_scunet_init(b, 2, &e) == 0);
+    size_t nin = cryo_scunet_input_count(a), nout = cryo_scunet_output_count(a);
+    fill_rand(cryo_scunet_input(a), nin, 4, 1.0);
+    memcpy(cryo_scunet_input(b), cryo_scunet_input(a), nin * sizeof(float));
+    CHECK(cryo_scunet_forward(a, &e) == 0 && cryo_scunet_forward(b, &e) == 0);
+    CHECK(memcmp(cryo_scunet_output(a), cryo_scunet_output(b), nout * sizeof(float)) == 0);
+    uint64_t rng = 1234, r0 = 1234;
+    cryo_scunet_set_stochastic(a, &rng);
+    CHECK(cryo_scunet_forward(a, &e) == 0);
+    CHECK(rng != r0);
+    CHECK(memcmp(cryo_scunet_output(a), cryo_scunet_output(b), nout * sizeof(float)) != 0);
+    float *R = malloc(nout * sizeof *R);
+    fill_rand(R, nout, 5, 1.0);
+    rng = r0;
+    CHECK(cryo_scunet_forward(a, &e) == 0 && cryo_scunet_zero_grad(a, &e) == 0);
+    CHECK(cryo_scunet_backward(a, R, &e) == 0);
+    size_t ntab, np = cryo_scunet_num_params(a);
+    const struct cryo_nn_param *tab = cryo_scunet_params(a, &ntab);
+    float *g = malloc(np * sizeof *g), *p = cryo_scunet_param_data(a);
+    memcpy(g, cryo_scunet_grad_data(a), np * sizeof *g);
+    double gmax = 0;
+    for (size_t i = 0; i < np; i++)
+        gmax = fmax(gmax, fabs(g[i]));
+    int bad = 0, checked = 0;
+    for (size_t t = 0; t < ntab; t++) {
+        if (!strstr(tab[t].name, "trans_block") || !strstr(tab[t].name, "weight"))
+            continue; /* the branches drop-path scales */
+        size_t i = tab[t].offset;
+        for (size_t k = 0; k < tab[t].count; k++)
+            if (fabs(g[tab[t].offset + k]) > fabs(g[i]))
+                i = tab[t].offset + k;
+        float keep = p[i];
+        double h = 1e-3, L[2];
+        for (int sgn = 0; sgn < 2; sgn++) {
+            p[i] = keep + (float)(sgn ? -h : h);
+            rng = r0;
+            CHECK(cryo_scunet_forward(a, &e) == 0);
+            double acc = 0;
+            for (size_t o = 0; o < nout; o++)
+                acc += (double)cryo_scunet_output(a)[o] * R[o];
+            L[sgn] = acc;
+        }
+        p[i] = keep;
+        double fd = (L[0] - L[1]) / (2 * h);
+        checked++;
+        if (!(fabs(fd - g[i]) <= 2e-3 * gmax + 2e-2 * fabs(g[i]))) {
+            bad++;
+            tu_fail(__FILE__, __LINE__, "%s: backward %.6g, finite difference %.6g", tab[t].name, g[i], fd);
+        }
+    }
+    CHECK(checked > 10 && bad == 0);
+    cryo_scunet_set_stochastic(a, NULL);
+    free(R);
+    free(g);
+out:
+    cryo_scunet_free(a);
+    cryo_scunet_free(b);
+}
+
 static int dump_jepa(const char *dir)
 {
     struct cryo_error e = {0};
@@ -790,7 +871,7 @@ int main(int argc, char **argv)
                        inference_equals_training_forward, gradients_finite_differences,
                        weights_save_load_roundtrip, overfit_one_pair, resume_bit_identical,
                        jepa_posenc_and_refusals, jepa_masking_semantics, encoder_only_gradients,
-                       jepa_and_mae_pretraining_learn, jepa_resume_bit_identical);
+                       jepa_and_mae_pretraining_learn, jepa_resume_bit_identical, drop_path);
     cryo_nn_ctx_free(ctx);
     return rc;
 }

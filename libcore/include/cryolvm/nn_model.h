@@ -65,11 +65,14 @@ struct cryo_scunet_config {
     int window;        /* attention window edge, 4 (even) */
     int head_dim;      /* 16 */
     int mlp_ratio;     /* 4 */
+    double drop_path;  /* stochastic depth at the last block, 0 (off); block k of K in
+                        * execution order drops its two attention-half residual branches
+                        * with rate drop_path·k/(K−1), as SCUNet's linspace(0, rate, K) */
 };
 
 void cryo_scunet_config_default(struct cryo_scunet_config *c);
 /* Apply "key=val,key=val" (keys as the struct fields: in_ch, out_ch, width, levels,
- * depth, window, head_dim, mlp_ratio) on top of *c, then validate.
+ * depth, window, head_dim, mlp_ratio, drop_path) on top of *c, then validate.
  * CRYO_E_INVALID naming the key for an unknown key, a bad number or an inconsistent config. */
 int cryo_scunet_config_parse(struct cryo_scunet_config *c, const char *text, struct cryo_error *err);
 int cryo_scunet_config_check(const struct cryo_scunet_config *c, struct cryo_error *err);
@@ -140,6 +143,10 @@ int cryo_scunet_forward(struct cryo_scunet *m, struct cryo_error *err);
  * on the same input before. */
 int cryo_scunet_backward(struct cryo_scunet *m, const float *dout, struct cryo_error *err);
 int cryo_scunet_zero_grad(struct cryo_scunet *m, struct cryo_error *err);
+/* Stochastic mode (training): drop-path active, drawing from *rng (caller-held splitmix64
+ * state, advanced per block). Off (the default, rng NULL): drop-path is the identity, as
+ * in PyTorch's eval mode. Only meaningful for a model built with training = 1. */
+void cryo_scunet_set_stochastic(struct cryo_scunet *m, uint64_t *rng);
 
 /* Parameter initialisation for a table (used by the model; exposed for tests):
  * kaiming-uniform (PyTorch's default for Conv/Linear: U(±1/√fan_in)), bias U(±1/√fan_in),
