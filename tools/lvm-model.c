@@ -31,7 +31,7 @@
 static const struct cryo_option options[] = {
     {"config", 'c', CRYO_OPT_STRING, "KEY=VAL,...", NULL,
      "init: network configuration on top of the default (in_ch, out_ch, width, levels, depth, window, "
-     "head_dim, mlp_ratio)", NULL},
+     "head_dim, mlp_ratio, drop_path)", NULL},
     {"seed", 's', CRYO_OPT_INT, "S", "1", "init: seed of the weight initialisation", NULL},
     {"device", 0, CRYO_OPT_CHOICE, "DEV", "cpu", "run, grad, bench: device to compute on", "cpu|cuda"},
     {"box", 0, CRYO_OPT_INT, "N", "64", "bench: edge of the cubic tile", NULL},
