@@ -26,13 +26,14 @@
  * keys, i.e. each axis of 6 is cut into windows of 4 and 2 real tokens; shifted windows
  * roll by window/2 and mask non-neighbours as Swin does. Axes shorter than the window use
  * one window of their length, unshifted. tests/ref/torch_scunet.py implements the same rule
- * independently and the parity test runs a 6³ bottleneck.
+ * independently; the parity tests run an axis of 6 (4 + 2, shifted and plain) and axes
+ * shorter than the window.
  *
  * Memory (llm.c style): parameters, their gradients, activations and activation gradients
  * are each one allocation from the context (cryo_nn_alloc), sliced by a size table built
  * when the model is created for a fixed input box n × D × H × W (each a multiple of
- * 2^levels). In inference mode the blocks of one stage share their internal buffers and no
- * gradient memory is allocated.
+ * 2^levels). In inference mode all blocks share one set of internal buffers (only block
+ * outputs and skips persist) and no gradient memory is allocated.
  *
  * Layout: activations are NDHWC (nn_layers.h). A one-channel input volume Z×Y×X is already
  * in that layout. Parameters are in PyTorch layout under PyTorch state_dict names
