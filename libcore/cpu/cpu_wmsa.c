@@ -315,26 +315,35 @@ static void head_fwd_fast(float *restrict P, float *restrict y, int c, int h, co
     }
 }
 
+/* Windows of at least this many tokens (global attention) do their matmuls with sgemm. */
+#define BLAS_TOKENS 128
+
 /* Generic path: any ntmax and hd; kt = t->vt with row stride ntmax; P row stride ntmax.
- * The output row is accumulated in the t->dq tile row (restrict: stays in registers or L1)
- * and copied out once. */
+ * Small windows: loops along contiguous rows, the output row accumulated in the t->dq tile
+ * (restrict: stays in registers or L1). Large windows: S = Q·Kᵀ and Y = P·V by sgemm
+ * (single-threaded inside this OpenMP thread), only bias, mask and softmax in between. */
 static void head_fwd_generic(float *restrict P, float *restrict y, int c, int h, int hd, int ntmax,
                              struct tiles *t, const float *restrict bias, float scale)
 {
-    const int nt = t->ix.nt;
+    const int nt = t->ix.nt, blas = nt >= BLAS_TOKENS;
     const float *restrict q = t->q, *restrict kt = t->vt, *restrict v = t->v;
     const int *restrict lab = t->ix.lab;
     float *restrict acc = t->dq;
+    if (blas)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nt, nt, hd, 1.0f, q, hd, t->k, hd, 0.0f,
+                    P, ntmax);
     for (int i = 0; i < nt; i++) {
         float *restrict srow = P + (size_t)i * ntmax;
-        for (int j = 0; j < nt; j++)
-            srow[j] = 0.0f;
-        for (int d = 0; d < hd; d++) {
-            const float qd = q[(size_t)i * hd + d];
-            const float *restrict kr = kt + (size_t)d * ntmax;
-#pragma omp simd
+        if (!blas) {
             for (int j = 0; j < nt; j++)
-                srow[j] += qd * kr[j];
+                srow[j] = 0.0f;
+            for (int d = 0; d < hd; d++) {
+                const float qd = q[(size_t)i * hd + d];
+                const float *restrict kr = kt + (size_t)d * ntmax;
+#pragma omp simd
+                for (int j = 0; j < nt; j++)
+                    srow[j] += qd * kr[j];
+            }
         }
         const int *restrict rel = t->ix.rel + (size_t)i * ntmax;
         const int li = lab[i];
@@ -353,17 +362,27 @@ static void head_fwd_generic(float *restrict P, float *restrict y, int c, int h,
             sum += e;
         }
         const float inv = 1.0f / sum;
+#pragma omp simd
+        for (int j = 0; j < nt; j++)
+            srow[j] *= inv;
+        if (blas)
+            continue;
         for (int d = 0; d < hd; d++)
             acc[d] = 0.0f;
         for (int j = 0; j < nt; j++) {
-            const float pj = srow[j] * inv;
-            srow[j] = pj;
+            const float pj = srow[j];
             const float *restrict vj = v + (size_t)j * hd;
 #pragma omp simd
             for (int d = 0; d < hd; d++)
                 acc[d] += pj * vj[d];
         }
         memcpy(y + (size_t)t->ix.tok[i] * c + (size_t)h * hd, acc, sizeof(float) * hd);
+    }
+    if (blas) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nt, hd, nt, 1.0f, P, ntmax, v, hd, 0.0f,
+                    acc, hd);
+        for (int i = 0; i < nt; i++)
+            memcpy(y + (size_t)t->ix.tok[i] * c + (size_t)h * hd, acc + (size_t)i * hd, sizeof(float) * hd);
     }
 }
 
@@ -522,30 +541,41 @@ static void head_bwd_generic(const float *restrict P, struct tiles *t, float *re
     const int nt = t->ix.nt;
     const float *restrict q = t->q, *restrict k = t->k, *restrict vt = t->vt, *restrict dy = t->dy;
     float *restrict ds = t->s, *restrict dq = t->dq, *restrict dk = t->dk, *restrict dv = t->dv;
+    const int blas = nt >= BLAS_TOKENS;
+    if (blas) /* dP = dY·Vᵀ for all rows at once */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nt, nt, hd, 1.0f, dy, hd, t->v, hd, 0.0f,
+                    ds, ntmax);
     for (int i = 0; i < nt; i++) {
         const float *restrict pr = P + (size_t)i * ntmax;
         float *restrict dsr = ds + (size_t)i * ntmax;
-        for (int j = 0; j < nt; j++)
-            dsr[j] = 0.0f;
-        for (int d = 0; d < hd; d++) { /* dP row into dsr */
-            const float g = dy[(size_t)i * hd + d];
-            const float *restrict vr = vt + (size_t)d * ntmax;
-#pragma omp simd
+        if (!blas) {
             for (int j = 0; j < nt; j++)
-                dsr[j] += g * vr[j];
+                dsr[j] = 0.0f;
+            for (int d = 0; d < hd; d++) { /* dP row into dsr */
+                const float g = dy[(size_t)i * hd + d];
+                const float *restrict vr = vt + (size_t)d * ntmax;
+#pragma omp simd
+                for (int j = 0; j < nt; j++)
+                    dsr[j] += g * vr[j];
+            }
         }
         float sdot = 0.0f;
 #pragma omp simd reduction(+ : sdot)
         for (int j = 0; j < nt; j++)
             sdot += pr[j] * dsr[j];
         const int *restrict rel = t->ix.rel + (size_t)i * ntmax;
-        float *restrict dqi = dq + (size_t)i * hd;
-        for (int d = 0; d < hd; d++)
-            dqi[d] = 0.0f;
         for (int j = 0; j < nt; j++) {
             const float sij = pr[j] * (dsr[j] - sdot); /* masked entries: P = 0 */
             dsr[j] = sij;
             drel[rel[j]] += sij;
+        }
+        if (blas)
+            continue;
+        float *restrict dqi = dq + (size_t)i * hd;
+        for (int d = 0; d < hd; d++)
+            dqi[d] = 0.0f;
+        for (int j = 0; j < nt; j++) {
+            const float sij = dsr[j];
             const float *restrict kj = k + (size_t)j * hd;
 #pragma omp simd
             for (int d = 0; d < hd; d++)
@@ -554,6 +584,9 @@ static void head_bwd_generic(const float *restrict P, struct tiles *t, float *re
         for (int d = 0; d < hd; d++)
             dqi[d] *= scale;
     }
+    if (blas) /* dQ = scale·dS·K */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nt, hd, nt, scale, ds, ntmax, k, hd, 0.0f,
+                    dq, hd);
     /* dV = Pᵀ·dY and dK = scale·dSᵀ·Q read P and dS by columns: with windows of hundreds of
      * tokens (global attention) that walks a megabyte at a stride, so hand both to sgemm
      * (single-threaded inside this OpenMP thread, see cpu_linear.c). */

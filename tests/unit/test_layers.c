@@ -561,6 +561,12 @@ TEST(wmsa_shifted_partial_and_small)
     wmsa_case((struct cryo_nn_wmsa){1, 6, 3, 5, 48, 16, 4, 1}, 40);
 }
 
+TEST(wmsa_large_window_blas_path)
+{
+    /* 6×6×4 grid, window 6: one 144-token window (W shrinks to 4), matmuls by sgemm */
+    wmsa_case((struct cryo_nn_wmsa){1, 6, 6, 4, 32, 16, 6, 0}, 40);
+}
+
 TEST(wmsa_bad_geometry)
 {
     struct cryo_nn_wmsa a = {1, 4, 4, 4, 24, 16, 4, 0}; /* 24 channels: not whole heads */
@@ -1011,7 +1017,7 @@ int main(int argc, char **argv)
         r = RUN_TESTS(conv3d_k3_odd_grid, conv3d_k3_nobias, conv3d_k2s2, conv3d_k1, convt3d_k2s2,
                       conv3d_weights_changed_in_place, conv3d_bad_geometry, linear, layernorm, frn_tlu, gelu, relu, softmax,
                       gelu_values, gelu_accuracy_sweep, backend_without_op_refuses, softmax_all_masked_row, wmsa_plain, wmsa_shifted,
-                      wmsa_shifted_partial_and_small, wmsa_bad_geometry, concat_split_roundtrip,
+                      wmsa_shifted_partial_and_small, wmsa_large_window_blas_path, wmsa_bad_geometry, concat_split_roundtrip,
                       roll_matches_definition, add_and_accumulate, droppath, context);
     else {
         fprintf(stderr, "usage: test_layers [--dump DIR | --blas-core]\n");
