@@ -65,6 +65,8 @@ static int patch_init(void **state, const struct cryo_args *a, struct cryo_error
         return cryo_fail(err, CRYO_E_INVALID, "give exactly one of --random K, --tile, --merge");
     s->mode = cryo_args_has(a, "random") ? MODE_RANDOM : cryo_args_flag(a, "tile") ? MODE_TILE : MODE_MERGE;
     CRYO_TRY(get3(a, "size", s->size, 1, err));
+    if (s->mode == MODE_MERGE && cryo_args_given(a, "size"))
+        return cryo_fail(err, CRYO_E_INVALID, "--size: not used with --merge (tiles carry their geometry)");
     if (s->mode == MODE_RANDOM) {
         s->k = cryo_args_int(a, "random");
         if (s->k < 1 || s->k > 1000000)

@@ -156,7 +156,7 @@ assert all(f['meta']['patch.tries'] == '7' and 'patch.warning' in f['meta'] for 
   make_map "$TMP/in.mrc" 20 18 16
   for bad in "" "--random 2 --tile" "--tile --merge" "--random 0" "--random 3x" "--tile --size 8 --stride 9" \
              "--tile --size 8,8" "--tile --stride 4 --overlap 2" "--random 2 --stride 4" "--tile --seed 3" \
-             "--merge --pad zero" "--random 2 --blend mean" "--random 2 --min-fraction 0.3" \
+             "--merge --pad zero" "--merge --size 8" "--random 2 --blend mean" "--random 2 --min-fraction 0.3" \
              "--random 2 --min-density 1 --min-fraction 2" "--tile --pad mirror" "--tile --size 0" "--bogus"; do
     run vol-patch $bad "$TMP/in.mrc" -o "$TMP/o.cvol"
     [ "$status" -eq 2 ] || { echo "args '$bad' gave $status: $output"; false; }
