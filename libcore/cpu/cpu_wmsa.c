@@ -26,7 +26,9 @@
  */
 /* Let the compiler fuse a·b + c into one FMA in these kernels (ISO C mode turns that off
  * by default); it only changes rounding, by at most half an ulp per operation. */
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC optimize("fp-contract=fast")
+#endif
 
 #include <cblas.h>
 #include <math.h>
