@@ -153,3 +153,14 @@ with mrcfile.new('$TMP/nan.mrc') as m: m.set_data(a)"
     assert_no_file "$TMP/o.mrc"
   done
 }
+
+@test "the result does not depend on the number of threads" {
+  require_py_module mrcfile
+  make_map "$TMP/in.mrc" 40 31 27
+  mrc-normalize --threads 1 "$TMP/in.mrc" -o "$TMP/t1.cvol"
+  mrc-normalize --threads 2 "$TMP/in.mrc" -o "$TMP/t2.cvol"
+  "$PY" -c "
+import cvol, numpy as np
+a, b = cvol.read_stream('$TMP/t1.cvol')[0], cvol.read_stream('$TMP/t2.cvol')[0]
+assert np.array_equal(a['data'], b['data']) and a['meta']['normalize.scale'] == b['meta']['normalize.scale']"
+}

@@ -233,3 +233,22 @@ with mrcfile.new('$TMP/nan.mrc') as m: m.set_data(a)"
   run mrc-resample --apix 2 "$TMP/junk.mrc" -o "$TMP/o.mrc"
   [ "$status" -eq 1 ]; assert_one_error_line; assert_no_file "$TMP/o.mrc"
 }
+
+@test "the result does not depend on the number of threads; frames of a stream reuse the plans" {
+  require_py_module mrcfile
+  make_map "$TMP/in.mrc" 33 28 21
+  mrc-resample -q --threads 1 --apix 2.0 "$TMP/in.mrc" -o "$TMP/t1.mrc"
+  mrc-resample -q --threads 2 --apix 2.0 "$TMP/in.mrc" -o "$TMP/t2.mrc"
+  cmp <(tail -c +1025 "$TMP/t1.mrc") <(tail -c +1025 "$TMP/t2.mrc")
+  # three frames, the second of another shape: each equals its one-frame result
+  make_map "$TMP/b.mrc" 20 17 12
+  vol-convert "$TMP/in.mrc" "$TMP/b.mrc" "$TMP/in.mrc" > "$TMP/s.cvol"
+  mrc-resample -q --apix 2.0 "$TMP/s.cvol" > "$TMP/o.cvol"
+  mrc-resample -q --apix 2.0 "$TMP/b.mrc" -o "$TMP/b2.mrc"
+  "$PY" - "$TMP/o.cvol" "$TMP/t1.mrc" "$TMP/b2.mrc" <<'PY'
+import sys, numpy as np, cvol, mrcfile
+fr = cvol.read_stream(sys.argv[1]); a = mrcfile.open(sys.argv[2]).data; b = mrcfile.open(sys.argv[3]).data
+assert len(fr) == 3
+assert np.array_equal(fr[0]['data'], a) and np.array_equal(fr[2]['data'], a) and np.array_equal(fr[1]['data'], b)
+PY
+}
