@@ -145,3 +145,14 @@ PYEOF
     done
   done
 }
+
+@test "two training steps (MSE, clipping, AdamW decay masks, schedule) match torch.optim" {
+  require_py_module torch
+  t="$ROOT/build/tests/test_model"
+  [ -x "$t" ] || skip "build/tests/test_model not built (make unit)"
+  "$t" --dump-train "$TMP"
+  run "$PY" "$REF/torch_scunet.py" train-steps "$TMP" 1e-4
+  echo "$output"
+  [ "$status" -eq 0 ]
+  [[ "$output" == *"train-steps: 256 tensors"* ]]
+}

@@ -27,6 +27,7 @@ Commands:
   torch_scunet.py bench W BOX BATCH train|forward REPEAT [THREADS]   PyTorch timing
   torch_scunet.py jepa DIR/jepa.safetensors [TOL]    compare test_model --dump-jepa with PyTorch
   torch_scunet.py flops CONFIG BOX                   GFLOP of one forward, counted by hooks
+  torch_scunet.py train-steps DIR [TOL]              replay test_model --dump-train with torch.optim
 """
 import json
 import math
@@ -544,6 +545,64 @@ def main(argv):
             model(torch.zeros(1, cfg["in_ch"], box, box, box))
         print(f"{total[0] / 1e9:.6f}")
         return 0
+    if cmd == "train-steps":
+        # train-steps DIR [TOL]: the C trainer's two steps replayed with torch.optim.AdamW
+        # (decay on Conv3d/ConvTranspose3d/Linear weights only), F.mse_loss, clip_grad_norm_
+        # and an independent warm-up + cosine schedule, in float64
+        import torch
+        import torch.nn.functional as F
+        torch.set_num_threads(2)
+        d = argv[2]
+        tol = float(argv[3]) if len(argv) > 3 else 1e-4
+        model, cfg = load_model(f"{d}/w0.safetensors")
+        model = model.double()
+        batch, meta = st_read(f"{d}/batch.safetensors")
+        o = {k: float(v) for k, v in (i.split("=") for i in meta["train"].split(","))}
+        decay, other = [], []
+        for mod in model.modules():
+            for name, p in mod.named_parameters(recurse=False):
+                is_w = isinstance(mod, (torch.nn.Conv3d, torch.nn.ConvTranspose3d, torch.nn.Linear)) and name == "weight"
+                (decay if is_w else other).append(p)
+        opt = torch.optim.AdamW([{"params": decay, "weight_decay": o["weight_decay"]},
+                                 {"params": other, "weight_decay": 0.0}],
+                                lr=o["lr"], betas=(o["beta1"], o["beta2"]), eps=o["eps"])
+        def lr_at(t):
+            if t <= o["warmup"]:
+                return o["lr"] * t / o["warmup"]
+            f = (t - o["warmup"]) / (o["total"] - o["warmup"])
+            return o["min_lr"] + 0.5 * (o["lr"] - o["min_lr"]) * (1 + math.cos(math.pi * f))
+        x = torch.from_numpy(batch["input"]).double().permute(0, 4, 1, 2, 3)
+        y = torch.from_numpy(batch["target"]).double().permute(0, 4, 1, 2, 3)
+        for step in range(1, int(o["steps"]) + 1):
+            for g in opt.param_groups:
+                g["lr"] = lr_at(step)
+            opt.zero_grad()
+            F.mse_loss(model(x), y).backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), o["clip"])
+            opt.step()
+        ours, _ = st_read(f"{d}/w2.safetensors")
+        w0, _ = st_read(f"{d}/w0.safetensors")
+
+        def part(n, a):
+            # The key third of the qkv bias has an exactly zero gradient (adding a constant
+            # to every key score of a query leaves its softmax unchanged), so both sides
+            # update it by lr·sign(rounding noise): compare the query and value parts only.
+            if n.endswith("embedding_layer.bias"):
+                h = a.shape[0] // 3
+                return np.concatenate([a[:h], a[2 * h:]])
+            return a
+        # The weights after the steps must agree to `tol`; the updates themselves to 1e-3:
+        # AdamW's early steps move a weight by ≈ lr·g/|g|, which turns float32 rounding of
+        # a tiny gradient into an O(lr) difference of that one update.
+        werr = sorted(((rel(part(n, ours[n]), part(n, p.detach().numpy())), n) for n, p in model.named_parameters()),
+                      reverse=True)
+        uerr = sorted(((rel(part(n, ours[n] - w0[n]), part(n, p.detach().numpy() - w0[n])), n)
+                       for n, p in model.named_parameters()), reverse=True)
+        for e_, n in uerr[:3]:
+            print(f"update of {n}: rel err {e_:.3g}")
+        print(f"train-steps: {len(werr)} tensors; weights worst {werr[0][0]:.3g} ({werr[0][1]}, tol {tol}), "
+              f"updates worst {uerr[0][0]:.3g} (tol 1e-3)")
+        return 0 if werr[0][0] <= tol and uerr[0][0] <= 1e-3 else 1
     if cmd == "bench":
         # bench W BOX BATCH train|forward REPEAT: the same network in PyTorch, median seconds
         import time

@@ -5,7 +5,9 @@
  * The tight check against PyTorch (output and every parameter gradient) is in
  * tests/bats/engine-model.bats with tests/ref/torch_scunet.py;
  *   test_model --dump-jepa DIR   writes DIR/jepa.safetensors (weights, inputs, mask, our
- *                                outputs and gradients) for `torch_scunet.py jepa`.
+ *                                outputs and gradients) for `torch_scunet.py jepa`;
+ *   test_model --dump-train DIR  two training steps: DIR/w0.safetensors, batch.safetensors,
+ *                                w2.safetensors for `torch_scunet.py train-steps`.
  */
 #include "cryolvm/mem.h"
 #include "cryolvm/nn_backend.h"
@@ -858,10 +860,83 @@ out:
     return rc;
 }
 
+/* Two supervised training steps (MSE, clipping, AdamW with decay masks, warm-up + cosine)
+ * for `torch_scunet.py train-steps`: initial weights, batch, options, weights after. */
+static int dump_train(const char *dir)
+{
+    struct cryo_error e = {0};
+    if (cryo_nn_ctx_create(&ctx, CRYO_NN_DEVICE_CPU, 2, &e) < 0)
+        return 1;
+    struct cryo_scunet_config c;
+    small_config(&c);
+    const int N = 2, D = 8, H = 8, W = 12;
+    struct cryo_scunet *m = NULL;
+    struct cryo_trainer *t = NULL;
+    struct cryo_train_opts o;
+    cryo_train_opts_default(&o);
+    o.adamw.lr = o.sched.lr = 3e-3;
+    o.adamw.weight_decay = 0.05;
+    o.sched.min_lr = 1e-4;
+    o.sched.warmup = 1;
+    o.sched.total = 3;
+    o.clip = 0.5;
+    size_t n = (size_t)N * D * H * W;
+    float *x = malloc(n * sizeof *x), *y = malloc(n * sizeof *y);
+    fill_rand(x, n, 41, 1.0);
+    fill_rand(y, n, 42, 1.0);
+    char path[1024];
+    int rc = 1;
+    if (cryo_scunet_create(&m, &c, ctx, N, D, H, W, 1, &e) < 0 || cryo_scunet_init(m, 6, &e) < 0)
+        goto out;
+    /* FRN thresholds below the data (no TLU kinks, see set-tau in torch_scunet.py): AdamW's
+     * first steps move each weight by ≈ lr·sign(g), so a gradient whose sign differs between
+     * float32 and float64 at a kink would move a weight the other way */
+    size_t ntab;
+    const struct cryo_nn_param *tab = cryo_scunet_params(m, &ntab);
+    for (size_t i = 0; i < ntab; i++)
+        if (strstr(tab[i].name, ".tau"))
+            for (size_t k = 0; k < tab[i].count; k++)
+                cryo_scunet_param_data(m)[tab[i].offset + k] = -10.0f;
+    snprintf(path, sizeof path, "%s/w0.safetensors", dir);
+    if (cryo_scunet_save(m, path, &e) < 0 || cryo_trainer_create(&t, m, &o, &e) < 0)
+        goto out;
+    for (int i = 0; i < 2; i++)
+        if (cryo_trainer_step(t, x, y, &e) < 0)
+            goto out;
+    snprintf(path, sizeof path, "%s/w2.safetensors", dir);
+    if (cryo_scunet_save(m, path, &e) < 0)
+        goto out;
+    struct cryo_safetensors *st = NULL;
+    int64_t sh[5] = {N, D, H, W, 1};
+    if (cryo_safetensors_create(&st, &e) < 0)
+        goto out;
+    int bad = cryo_safetensors_add(st, "input", CRYO_ST_F32, 5, sh, x, &e) < 0 ||
+              cryo_safetensors_add(st, "target", CRYO_ST_F32, 5, sh, y, &e) < 0 ||
+              cryo_meta_setf(&st->meta, &e, "train", "lr=%g,min_lr=%g,warmup=%d,total=%d,beta1=%g,beta2=%g,eps=%g,"
+                             "weight_decay=%g,clip=%g,steps=2", o.sched.lr, o.sched.min_lr, (int)o.sched.warmup,
+                             (int)o.sched.total, o.adamw.beta1, o.adamw.beta2, o.adamw.eps, o.adamw.weight_decay,
+                             o.clip) < 0;
+    snprintf(path, sizeof path, "%s/batch.safetensors", dir);
+    if (!bad && cryo_safetensors_write(st, path, &e) == 0)
+        rc = 0;
+    cryo_safetensors_free(st);
+out:
+    if (rc)
+        fprintf(stderr, "test_model: %s\n", e.msg);
+    cryo_trainer_free(t);
+    cryo_scunet_free(m);
+    free(x);
+    free(y);
+    cryo_nn_ctx_free(ctx);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 3 && strcmp(argv[1], "--dump-jepa") == 0)
         return dump_jepa(argv[2]);
+    if (argc == 3 && strcmp(argv[1], "--dump-train") == 0)
+        return dump_train(argv[2]);
     struct cryo_error e = {0};
     if (cryo_nn_ctx_create(&ctx, CRYO_NN_DEVICE_CPU, 2, &e) < 0) {
         fprintf(stderr, "test_model: %s\n", e.msg);
