@@ -125,7 +125,7 @@ $(BUILD)/tests/%: tests/unit/%.c $(UNIT_COMMON_OBJ) $(LIB_A)
 unit: $(UNIT_BINS)
 	@scripts/run-unit $(UNIT_BINS)
 
-bats: all
+bats: all $(UNIT_BINS)
 	@CRYO_BIN=$(abspath $(BIN)) bats --print-output-on-failure tests/bats
 
 # `make check` and `make demo` first install missing Debian packages (scripts/setup), then
