@@ -35,3 +35,27 @@ tools() { for t in "$CRYO_BIN"/*; do [ -x "$t" ] && basename "$t"; done; }
     [ -f "$BATS_TEST_DIRNAME/../../man/man1/$t.1" ] || { echo "no man page for $t"; return 1; }
   done
 }
+
+@test "every public header compiles on its own and is included by cryolvm.h" {
+  inc="$BATS_TEST_DIRNAME/../../libcore/include"
+  for h in "$inc"/cryolvm/*.h; do
+    name=cryolvm/$(basename "$h")
+    grep -qF "#include \"$name\"" "$inc/cryolvm.h" || { echo "cryolvm.h misses $name"; return 1; }
+    printf '#include <%s>\nint main(void) { return 0; }\n' "$name" > "$TMP/h.c"
+    cc -std=c11 -Wall -Wextra -Werror -I"$inc" -c "$TMP/h.c" -o "$TMP/h.o" || { echo "$name does not compile alone"; return 1; }
+  done
+  printf '#include <cryolvm.h>\nint main(void) { return 0; }\n' > "$TMP/all.c"
+  cc -std=c11 -Wall -Wextra -Werror -I"$inc" -c "$TMP/all.c" -o "$TMP/all.o"
+}
+
+@test "make install puts tools, libraries, headers and man pages under DESTDIR/PREFIX" {
+  top="$BATS_TEST_DIRNAME/../../"
+  make -C "$top" --no-print-directory -s install PREFIX=/usr DESTDIR="$TMP/root" >/dev/null
+  for t in $(tools); do [ -x "$TMP/root/usr/bin/$t" ] || { echo "missing bin/$t"; return 1; }; done
+  [ -f "$TMP/root/usr/lib/libcryolvm.a" ] && [ -f "$TMP/root/usr/lib/libcryolvm.so" ]
+  [ -f "$TMP/root/usr/include/cryolvm.h" ] && [ -f "$TMP/root/usr/include/cryolvm/volume.h" ]
+  [ -f "$TMP/root/usr/share/man/man5/cryolvm-stream.5" ] && [ -f "$TMP/root/usr/share/man/man7/cryolvm.7" ]
+  for t in $(tools); do [ -f "$TMP/root/usr/share/man/man1/$t.1" ] || { echo "missing man page $t.1"; return 1; }; done
+  # the installed header and library are enough to build the example plugin
+  cc -shared -fPIC -I"$TMP/root/usr/include" -o "$TMP/scale.so" "$TMP/root/usr/share/cryolvm/examples/stage-scale.c"
+}
