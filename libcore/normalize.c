@@ -19,20 +19,6 @@ void cryo_normalize_opts_default(struct cryo_normalize_opts *o)
     o->hi = 0.99;
 }
 
-int cryo_f32_check_finite(const struct cryo_volume *v, const char *what, struct cryo_error *err)
-{
-    if (v->dtype != CRYO_DTYPE_F32)
-        return cryo_volume_check_finite(v, what, err);
-    const float *x = v->data;
-    const size_t n = cryo_volume_count(v);
-    int bad = 0;
-    /* x - x is 0 for finite x and NaN for NaN/Inf: one branch-free vectorised pass */
-#pragma omp parallel for reduction(| : bad) schedule(static)
-    for (size_t i = 0; i < n; i++)
-        bad |= (x[i] - x[i]) != 0.0f;
-    return bad ? cryo_volume_check_finite(v, what, err) : CRYO_OK;
-}
-
 int cryo_normalize_check_mask(const struct cryo_volume *v, const struct cryo_volume *mask,
                               const char *mask_name, struct cryo_error *err)
 {
@@ -133,7 +119,7 @@ int cryo_normalize_volume(struct cryo_volume *v, const struct cryo_normalize_opt
         return cryo_fail(err, CRYO_E_INVALID, "normalisation needs a float32 volume");
     /* unmasked quantile passes find NaN/Inf themselves; z-scores and masks need this pass */
     if (o->mode != CRYO_NORMALIZE_QUANTILE || o->mask)
-        CRYO_TRY(cryo_f32_check_finite(v, what, err));
+        CRYO_TRY(cryo_volume_check_finite(v, what, err));
     if (v->c > 256)
         return cryo_fail(err, CRYO_E_UNSUPPORTED, "%lld channels: at most 256 are normalised", (long long)v->c);
     double scale[256], offset[256];
@@ -213,7 +199,7 @@ int cryo_normalize_invert(struct cryo_volume *v, const char *what, struct cryo_e
     for (int64_t c = 0; c < v->c; c++)
         if (!(scale[c] != 0))
             return cryo_fail(err, CRYO_E_INVALID, "%s: normalize.scale is 0", w);
-    CRYO_TRY(cryo_f32_check_finite(v, w, err));
+    CRYO_TRY(cryo_volume_check_finite(v, w, err));
     const size_t n = cryo_volume_channel_count(v);
     for (int64_t c = 0; c < v->c; c++) {
         float *x = (float *)v->data + (size_t)c * n;

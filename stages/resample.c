@@ -77,7 +77,7 @@ static int resample_process(void *state, struct cryo_volume *in, const struct cr
     struct resample_state *s = state;
     CRYO_TRY(cryo_volume_convert(in, CRYO_DTYPE_F32, err));
     const char *src = cryo_meta_get(&in->meta, "source");
-    CRYO_TRY(cryo_f32_check_finite(in, src ? src : "input", err));
+    CRYO_TRY(cryo_volume_check_finite(in, src ? src : "input", err));
     struct cryo_volume a, b;
     cryo_volume_init(&a);
     cryo_volume_init(&b);

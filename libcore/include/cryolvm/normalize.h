@@ -60,9 +60,6 @@ int cryo_normalize_volume(struct cryo_volume *v, const struct cryo_normalize_opt
  * CRYO_E_INVALID if the frame carries no or broken normalize.* keys. */
 int cryo_normalize_invert(struct cryo_volume *v, const char *what, struct cryo_error *err);
 
-/* cryo_volume_check_finite() for any volume, with a parallel vectorised scan for float32
- * (the generic one reads element by element); same message naming `what` and the voxel. */
-int cryo_f32_check_finite(const struct cryo_volume *v, const char *what, struct cryo_error *err);
 
 /* 0 if the mask (first channel) matches v's grid: same nx, ny, nz, voxel size within 1e-4
  * relative, origin within 1e-3 voxel; else CRYO_E_INVALID saying what differs. */
