@@ -204,7 +204,7 @@ static int patch_process(void *state, struct cryo_volume *in, const struct cryo_
     struct patch_state *s = state;
     CRYO_TRY(cryo_volume_convert(in, CRYO_DTYPE_F32, err));
     const char *src = cryo_meta_get(&in->meta, "source");
-    CRYO_TRY(cryo_f32_check_finite(in, src ? src : "input", err));
+    CRYO_TRY(cryo_volume_check_finite(in, src ? src : "input", err));
     int st;
     if (s->mode == MODE_RANDOM) {
         st = random_crops(s, in, out, err);
