@@ -141,9 +141,18 @@ static int cmd_info(const struct cryo_cli *cli)
     if (cryo_scunet_param_count(&c, &count, &err) < 0 || cryo_scunet_flops(&c, 1, 48, 48, 48, &f48, &err) < 0 ||
         cryo_scunet_flops(&c, 1, 64, 64, 64, &f64, &err) < 0)
         cli_die(cli, &err);
+    /* Validate the weights against the config: load them into the smallest model. */
+    struct cryo_nn_ctx *ctx = open_ctx(cli);
+    struct cryo_scunet *m = NULL;
+    int q = 1 << c.levels;
+    if (cryo_scunet_create(&m, &c, ctx, 1, q, q, q, 0, &err) < 0 || cryo_scunet_load(m, st, &err) < 0)
+        cli_die(cli, &err);
+    cryo_scunet_free(m);
+    cryo_nn_ctx_free(ctx);
     size_t file_floats = 0;
     for (size_t i = 0; i < st->n; i++)
-        if (strncmp(st->t[i].name, "optim.", 6) && strncmp(st->t[i].name, "ema.", 4)) {
+        if (strncmp(st->t[i].name, "optim.", 6) && strncmp(st->t[i].name, "ema.", 4) &&
+            strncmp(st->t[i].name, "jepa.", 5)) {
             file_floats += cryo_st_tensor_count(&st->t[i]);
             ntab++;
         }
@@ -159,9 +168,13 @@ static int cmd_info(const struct cryo_cli *cli)
     printf("  box            any multiple of %d per axis\n", 1 << c.levels);
     printf("  FLOPs 48^3     %.3f GFLOP per forward (training step about 3x)\n", f48 / 1e9);
     printf("  FLOPs 64^3     %.3f GFLOP per forward\n", f64 / 1e9);
-    const char *step = cryo_meta_get(&st->meta, "step");
+    const char *step = cryo_meta_get(&st->meta, "step"), *jepa = cryo_meta_get(&st->meta, "jepa");
     if (step)
-        printf("  training       step %s%s\n", step, cryo_safetensors_find(st, "optim.m.head.weight") ? ", optimiser state" : "");
+        printf("  training       step %s%s%s\n", step,
+               cryo_safetensors_find(st, "optim.m.head.weight") ? ", optimiser state" : "",
+               cryo_safetensors_find(st, "ema.head.weight") ? ", EMA weights" : "");
+    if (jepa)
+        printf("  pre-training   JEPA predictor %s\n", jepa);
     cryo_safetensors_free(st);
     return 0;
 }

@@ -139,7 +139,13 @@ st_write(sys.argv[2], w, meta)
 st_write(sys.argv[3], w, {})
 w["head.weight"].flat[3] = float("nan")
 st_write(sys.argv[3].replace("nocfg", "nan"), w, meta)
+w["head.weight"] = w["head.weight"][:, :, :2].copy()
+st_write(sys.argv[3].replace("nocfg", "shape"), w, meta)
 PYEOF
+  run lvm-model info "$TMP/shape.safetensors"
+  [ "$status" -eq 1 ]
+  assert_one_error_line
+  [[ "$output" == *"shape.safetensors"*"head.weight"*"shape"* ]]
   run lvm-model run "$TMP/nan.safetensors" "$TMP/in.mrc" -o "$TMP/out.mrc"
   [ "$status" -eq 1 ]
   assert_one_error_line
