@@ -60,6 +60,17 @@ PYEOF
   [[ "$output" == *"compared output and 256 gradients"* ]]
 }
 
+@test "a 6^3 bottleneck (ragged along every axis, plain and shifted windows) matches PyTorch" {
+  require_py_module torch
+  lvm-model init --config "$SMALL" --seed 12 -o "$TMP/w.safetensors" 2>/dev/null
+  # 24^3 with 2 levels: 24, 12, 6 — the default network's 48^3 bottleneck situation
+  "$PY" "$REF/torch_scunet.py" make-batch "$TMP/b.safetensors" 1 24 24 24 1 1 13
+  lvm-model grad "$TMP/w.safetensors" "$TMP/b.safetensors" -o "$TMP/g.safetensors"
+  run "$PY" "$REF/torch_scunet.py" parity "$TMP/w.safetensors" "$TMP/b.safetensors" "$TMP/g.safetensors" 1e-4
+  echo "$output"
+  [ "$status" -eq 0 ]
+}
+
 @test "weights initialised by PyTorch run in our engine with the same results" {
   require_py_module torch
   "$PY" "$REF/torch_scunet.py" init "$TMP/w.safetensors" "$SMALL,mlp_ratio=2" 11
