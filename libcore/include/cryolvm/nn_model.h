@@ -26,8 +26,8 @@
  * keys, i.e. each axis of 6 is cut into windows of 4 and 2 real tokens; shifted windows
  * roll by window/2 and mask non-neighbours as Swin does. Axes shorter than the window use
  * one window of their length, unshifted. tests/ref/torch_scunet.py implements the same rule
- * independently; the parity tests run an axis of 6 (4 + 2, shifted and plain) and axes
- * shorter than the window.
+ * independently; the parity tests run a 6³ bottleneck (4 + 2 along every axis, plain and
+ * shifted) and axes shorter than the window.
  *
  * Memory (llm.c style): parameters, their gradients, activations and activation gradients
  * are each one allocation from the context (cryo_nn_alloc), sliced by a size table built
