@@ -56,10 +56,16 @@ static int ft_init(struct ft *t, const struct cryo_volume *v, struct cryo_error 
     if (!threads_ready) {
         threads_ready = fftwf_init_threads() ? 1 : -1;
     }
+    /* FFTW's thread pool hands out many small tasks through semaphores; below ~8M points
+     * (and on a loaded machine) that costs more than it saves, so small maps use one. */
+    if (threads_ready > 0) {
+        int nt = 1;
 #ifdef _OPENMP
-    if (threads_ready > 0)
-        fftwf_plan_with_nthreads(omp_get_max_threads());
+        if (t->nreal >= ((size_t)8 << 20))
+            nt = omp_get_max_threads();
 #endif
+        fftwf_plan_with_nthreads(nt);
+    }
     t->fwd = fftwf_plan_dft_r2c_3d((int)t->nz, (int)t->ny, (int)t->nx, t->r, t->c, FFTW_ESTIMATE);
     t->inv = fftwf_plan_dft_c2r_3d((int)t->nz, (int)t->ny, (int)t->nx, t->c, t->r, FFTW_ESTIMATE);
     if (!t->fwd || !t->inv) {
