@@ -38,6 +38,7 @@ static const struct cryo_option options[] = {
     {"batch", 0, CRYO_OPT_INT, "B", "1", "bench: tiles per batch", NULL},
     {"train", 0, CRYO_OPT_FLAG, NULL, NULL, "bench: time training steps (forward, MSE, backward, AdamW) instead of forward passes", NULL},
     {"repeat", 0, CRYO_OPT_INT, "R", "3", "bench: timed repetitions after one warm-up (median reported)", NULL},
+    {"profile", 0, CRYO_OPT_FLAG, NULL, NULL, "bench: after the timing, one more pass with the time of each layer kind", NULL},
     {NULL, 0, CRYO_OPT_END, NULL, NULL, NULL, NULL}};
 
 static const struct cryo_tool tool = {
@@ -429,6 +430,16 @@ static int cmd_bench(const struct cryo_cli *cli)
             cli_die(cli, &err);
         if (r >= 0)
             t[r] = now_s() - t0;
+    }
+    if (cryo_args_flag(cli->args, "profile")) {
+        char rep_text[2048];
+        cryo_scunet_profile(m, 1);
+        int rc = train ? cryo_trainer_step(tr, x, y, &err) : cryo_scunet_forward(m, &err);
+        if (rc < 0)
+            cli_die(cli, &err);
+        cryo_scunet_profile_report(m, rep_text, sizeof rep_text);
+        cryo_scunet_profile(m, 0);
+        printf("%s", rep_text);
     }
     qsort(t, (size_t)rep, sizeof *t, cmp_double);
     double med = t[rep / 2], work = train ? 3 * flops : flops;

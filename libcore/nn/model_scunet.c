@@ -17,8 +17,10 @@
 #include "cryolvm/mem.h"
 #include "cryolvm/nn_layers.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define LN_EPS 1e-5f
 #define FRN_EPS 1e-6f
@@ -54,6 +56,9 @@ struct cryo_scunet {
     int n, training, L;
     int enc_only; /* encoder and bottleneck only: output = bottleneck features */
     uint64_t *rng; /* non-NULL: stochastic (drop-path) mode */
+    int prof;                          /* time layer calls by kind */
+    double prof_s[CRYO_SCUNET_PROF_KINDS];
+    long prof_n[CRYO_SCUNET_PROF_KINDS];
     float *masks;  /* host, 2·n per block */
     int dd[CRYO_SCUNET_MAX_LEVELS + 1], hh[CRYO_SCUNET_MAX_LEVELS + 1], ww[CRYO_SCUNET_MAX_LEVELS + 1];
     int64_t T[CRYO_SCUNET_MAX_LEVELS + 1];
@@ -400,6 +405,33 @@ struct cryo_nn_ctx *cryo_scunet_ctx(const struct cryo_scunet *m) { return m->ctx
 
 void cryo_scunet_set_stochastic(struct cryo_scunet *m, uint64_t *rng) { m->rng = rng; }
 
+void cryo_scunet_profile(struct cryo_scunet *m, int on)
+{
+    m->prof = on ? 1 : 0;
+    memset(m->prof_s, 0, sizeof m->prof_s);
+    memset(m->prof_n, 0, sizeof m->prof_n);
+}
+
+static const char *const prof_names[CRYO_SCUNET_PROF_KINDS] = {
+    "conv (3D, transposed, 1x1x1)", "linear (MLP)", "norm (LayerNorm, FRN)", "GELU",
+    "window attention", "glue (add, split, concat, copy, drop-path)"};
+
+void cryo_scunet_profile_report(const struct cryo_scunet *m, char *buf, size_t cap)
+{
+    double tot = 0;
+    for (int k = 0; k < CRYO_SCUNET_PROF_KINDS; k++)
+        tot += m->prof_s[k];
+    size_t used = 0;
+    buf[0] = '\0';
+    for (int k = 0; k < CRYO_SCUNET_PROF_KINDS && used < cap; k++) {
+        int w = snprintf(buf + used, cap - used, "%-44s %8.1f ms %5.1f %% (%ld calls)\n", prof_names[k],
+                         1e3 * m->prof_s[k], tot > 0 ? 100 * m->prof_s[k] / tot : 0.0, m->prof_n[k]);
+        if (w < 0)
+            break;
+        used += (size_t)w;
+    }
+}
+
 int cryo_scunet_zero_grad(struct cryo_scunet *m, struct cryo_error *err)
 {
     if (!m->grads)
@@ -418,6 +450,29 @@ int cryo_scunet_init(struct cryo_scunet *m, uint64_t seed, struct cryo_error *er
     return rc;
 }
 
+
+/* Optional per-kind timing of the layer calls (cryo_scunet_profile): each call is followed
+ * by a device sync only when profiling, so the normal path pays nothing. */
+static double prof_now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+#define PROF(m, k, call)                                                   \
+    do {                                                                   \
+        double t0_ = (m)->prof ? prof_now() : 0.0;                         \
+        int s_ = (call);                                                   \
+        if (s_ < 0)                                                        \
+            return s_;                                                     \
+        if ((m)->prof) {                                                   \
+            (void)cryo_nn_sync((m)->ctx, NULL);                            \
+            (m)->prof_s[k] += prof_now() - t0_;                            \
+            (m)->prof_n[k]++;                                              \
+        }                                                                  \
+    } while (0)
+
 /* ---- forward -------------------------------------------------------------------------- */
 
 static int block_forward(struct cryo_scunet *m, struct sc_block *b, struct cryo_error *err)
@@ -428,42 +483,43 @@ static int block_forward(struct cryo_scunet *m, struct sc_block *b, struct cryo_
     int hc = b->hc, N = m->n;
     int64_t S = T / N;
     size_t nh = (size_t)T * (size_t)hc;
-    CRYO_TRY(cryo_nn_conv3d_forward(x, b->x1, b->inp, P(m, p + SC_W11), P(m, p + SC_B11), &b->c11, err));
-    CRYO_TRY(cryo_nn_split_forward(x, b->a, b->b, b->x1, T, hc, hc, err));
+    PROF(m, CRYO_SCUNET_PROF_CONV, cryo_nn_conv3d_forward(x, b->x1, b->inp, P(m, p + SC_W11), P(m, p + SC_B11), &b->c11, err));
+    PROF(m, CRYO_SCUNET_PROF_GLUE, cryo_nn_split_forward(x, b->a, b->b, b->x1, T, hc, hc, err));
     /* convolution half: a + FRN(conv(FRN(conv(a)))) */
-    CRYO_TRY(cryo_nn_conv3d_forward(x, b->c1, b->a, P(m, p + SC_WC1), NULL, &b->c3, err));
-    CRYO_TRY(cryo_nn_frn_forward(x, b->f1, b->rs1, b->c1, P(m, p + SC_G1), P(m, p + SC_BE1),
+    PROF(m, CRYO_SCUNET_PROF_CONV, cryo_nn_conv3d_forward(x, b->c1, b->a, P(m, p + SC_WC1), NULL, &b->c3, err));
+    PROF(m, CRYO_SCUNET_PROF_NORM, cryo_nn_frn_forward(x, b->f1, b->rs1, b->c1, P(m, p + SC_G1), P(m, p + SC_BE1),
                                  P(m, p + SC_TAU1), N, S, hc, FRN_EPS, err));
-    CRYO_TRY(cryo_nn_conv3d_forward(x, b->c2, b->f1, P(m, p + SC_WC2), NULL, &b->c3, err));
-    CRYO_TRY(cryo_nn_frn_forward(x, b->f2, b->rs2, b->c2, P(m, p + SC_G2), P(m, p + SC_BE2),
+    PROF(m, CRYO_SCUNET_PROF_CONV, cryo_nn_conv3d_forward(x, b->c2, b->f1, P(m, p + SC_WC2), NULL, &b->c3, err));
+    PROF(m, CRYO_SCUNET_PROF_NORM, cryo_nn_frn_forward(x, b->f2, b->rs2, b->c2, P(m, p + SC_G2), P(m, p + SC_BE2),
                                  P(m, p + SC_TAU2), N, S, hc, FRN_EPS, err));
-    CRYO_TRY(cryo_nn_add_forward(x, b->f2, b->f2, b->a, nh, err));
+    PROF(m, CRYO_SCUNET_PROF_GLUE, cryo_nn_add_forward(x, b->f2, b->f2, b->a, nh, err));
     /* transformer half: b + WMSA(LN(b)), then + MLP(LN(.)) */
-    CRYO_TRY(cryo_nn_layernorm_forward(x, b->l1, b->l1m, b->l1r, b->b, P(m, p + SC_LN1W),
+    PROF(m, CRYO_SCUNET_PROF_NORM, cryo_nn_layernorm_forward(x, b->l1, b->l1m, b->l1r, b->b, P(m, p + SC_LN1W),
                                        P(m, p + SC_LN1B), T, hc, LN_EPS, err));
-    CRYO_TRY(cryo_nn_wmsa_forward(x, b->t1, b->cache, b->l1, P(m, p + SC_QKVW), P(m, p + SC_QKVB),
+    PROF(m, CRYO_SCUNET_PROF_WMSA, cryo_nn_wmsa_forward(x, b->t1, b->cache, b->l1, P(m, p + SC_QKVW), P(m, p + SC_QKVB),
                                   P(m, p + SC_RELB), P(m, p + SC_PROJW), P(m, p + SC_PROJB), &b->att,
                                   err));
     b->dropped = m->rng && m->training && b->drop > 0;
     if (b->dropped)
-        CRYO_TRY(cryo_nn_droppath_forward(x, b->t1, b->mask1, b->t1, N, (size_t)S * (size_t)hc, b->drop,
+        PROF(m, CRYO_SCUNET_PROF_GLUE, cryo_nn_droppath_forward(x, b->t1, b->mask1, b->t1, N, (size_t)S * (size_t)hc, b->drop,
                                           m->rng, 1, err));
-    CRYO_TRY(cryo_nn_add_forward(x, b->t1, b->t1, b->b, nh, err));
-    CRYO_TRY(cryo_nn_layernorm_forward(x, b->l2, b->l2m, b->l2r, b->t1, P(m, p + SC_LN2W),
+    PROF(m, CRYO_SCUNET_PROF_GLUE, cryo_nn_add_forward(x, b->t1, b->t1, b->b, nh, err));
+    PROF(m, CRYO_SCUNET_PROF_NORM, cryo_nn_layernorm_forward(x, b->l2, b->l2m, b->l2r, b->t1, P(m, p + SC_LN2W),
                                        P(m, p + SC_LN2B), T, hc, LN_EPS, err));
-    CRYO_TRY(cryo_nn_linear_forward(x, b->g1, b->l2, P(m, p + SC_FC1W), P(m, p + SC_FC1B), T, hc,
+    PROF(m, CRYO_SCUNET_PROF_LINEAR, cryo_nn_linear_forward(x, b->g1, b->l2, P(m, p + SC_FC1W), P(m, p + SC_FC1B), T, hc,
                                     b->mlp, err));
-    CRYO_TRY(cryo_nn_gelu_forward(x, b->g2, b->g1, (size_t)T * (size_t)b->mlp, err));
-    CRYO_TRY(cryo_nn_linear_forward(x, b->t2, b->g2, P(m, p + SC_FC2W), P(m, p + SC_FC2B), T,
+    PROF(m, CRYO_SCUNET_PROF_GELU, cryo_nn_gelu_forward(x, b->g2, b->g1, (size_t)T * (size_t)b->mlp, err));
+    PROF(m, CRYO_SCUNET_PROF_LINEAR, cryo_nn_linear_forward(x, b->t2, b->g2, P(m, p + SC_FC2W), P(m, p + SC_FC2B), T,
                                     b->mlp, hc, err));
     if (b->dropped)
-        CRYO_TRY(cryo_nn_droppath_forward(x, b->t2, b->mask2, b->t2, N, (size_t)S * (size_t)hc, b->drop,
+        PROF(m, CRYO_SCUNET_PROF_GLUE, cryo_nn_droppath_forward(x, b->t2, b->mask2, b->t2, N, (size_t)S * (size_t)hc, b->drop,
                                           m->rng, 1, err));
-    CRYO_TRY(cryo_nn_add_forward(x, b->t2, b->t2, b->t1, nh, err));
+    PROF(m, CRYO_SCUNET_PROF_GLUE, cryo_nn_add_forward(x, b->t2, b->t2, b->t1, nh, err));
     /* fuse */
-    CRYO_TRY(cryo_nn_concat_forward(x, b->cat, b->f2, b->t2, T, hc, hc, err));
-    CRYO_TRY(cryo_nn_conv3d_forward(x, b->out, b->cat, P(m, p + SC_W12), P(m, p + SC_B12), &b->c11, err));
-    return cryo_nn_add_forward(x, b->out, b->out, b->inp, (size_t)T * (size_t)b->C, err);
+    PROF(m, CRYO_SCUNET_PROF_GLUE, cryo_nn_concat_forward(x, b->cat, b->f2, b->t2, T, hc, hc, err));
+    PROF(m, CRYO_SCUNET_PROF_CONV, cryo_nn_conv3d_forward(x, b->out, b->cat, P(m, p + SC_W12), P(m, p + SC_B12), &b->c11, err));
+    PROF(m, CRYO_SCUNET_PROF_GLUE, cryo_nn_add_forward(x, b->out, b->out, b->inp, (size_t)T * (size_t)b->C, err));
+    return CRYO_OK;
 }
 
 static int stage_forward(struct cryo_scunet *m, int first, struct cryo_error *err)
@@ -477,10 +533,10 @@ int cryo_scunet_forward(struct cryo_scunet *m, struct cryo_error *err)
 {
     struct cryo_nn_ctx *x = m->ctx;
     int L = m->L, D = m->cfg.depth;
-    CRYO_TRY(cryo_nn_conv3d_forward(x, m->skip[0], m->x0, P(m, m->lay.head), NULL, &m->head, err));
+    PROF(m, CRYO_SCUNET_PROF_CONV, cryo_nn_conv3d_forward(x, m->skip[0], m->x0, P(m, m->lay.head), NULL, &m->head, err));
     for (int l = 0; l < L; l++) {
         CRYO_TRY(stage_forward(m, m->enc0[l], err));
-        CRYO_TRY(cryo_nn_conv3d_forward(x, m->skip[l + 1], m->blk[m->enc0[l] + D - 1].out,
+        PROF(m, CRYO_SCUNET_PROF_CONV, cryo_nn_conv3d_forward(x, m->skip[l + 1], m->blk[m->enc0[l] + D - 1].out,
                                         P(m, m->lay.down[l]), NULL, &m->down[l], err));
     }
     CRYO_TRY(stage_forward(m, m->body0, err));
@@ -489,13 +545,14 @@ int cryo_scunet_forward(struct cryo_scunet *m, struct cryo_error *err)
     const float *y = m->blk[m->body0 + D - 1].out;
     for (int l = L - 1; l >= 0; l--) {
         size_t n = (size_t)m->T[l + 1] * (size_t)m->C[l + 1];
-        CRYO_TRY(cryo_nn_add_forward(x, m->u[l], y, m->skip[l + 1], n, err));
-        CRYO_TRY(cryo_nn_convt3d_forward(x, m->upo[l], m->u[l], P(m, m->lay.up[l]), NULL, &m->up[l], err));
+        PROF(m, CRYO_SCUNET_PROF_GLUE, cryo_nn_add_forward(x, m->u[l], y, m->skip[l + 1], n, err));
+        PROF(m, CRYO_SCUNET_PROF_CONV, cryo_nn_convt3d_forward(x, m->upo[l], m->u[l], P(m, m->lay.up[l]), NULL, &m->up[l], err));
         CRYO_TRY(stage_forward(m, m->dec0[l], err));
         y = m->blk[m->dec0[l] + D - 1].out;
     }
-    CRYO_TRY(cryo_nn_add_forward(x, m->v, y, m->skip[0], (size_t)m->T[0] * (size_t)m->C[0], err));
-    return cryo_nn_conv3d_forward(x, m->out, m->v, P(m, m->lay.tail), NULL, &m->tail, err);
+    PROF(m, CRYO_SCUNET_PROF_GLUE, cryo_nn_add_forward(x, m->v, y, m->skip[0], (size_t)m->T[0] * (size_t)m->C[0], err));
+    PROF(m, CRYO_SCUNET_PROF_CONV, cryo_nn_conv3d_forward(x, m->out, m->v, P(m, m->lay.tail), NULL, &m->tail, err));
+    return CRYO_OK;
 }
 
 /* ---- backward ------------------------------------------------------------------------- */
@@ -512,51 +569,52 @@ static int block_backward(struct cryo_scunet *m, struct sc_block *b, float *dinp
     int64_t S = T / N;
     size_t nh = (size_t)T * (size_t)hc;
     /* out = inp + conv1_2(cat) */
-    CRYO_TRY(cryo_nn_conv3d_backward(x, m->G1, G(m, p + SC_W12), G(m, p + SC_B12), dout, b->cat,
+    PROF(m, CRYO_SCUNET_PROF_CONV, cryo_nn_conv3d_backward(x, m->G1, G(m, p + SC_W12), G(m, p + SC_B12), dout, b->cat,
                                      P(m, p + SC_W12), &b->c11, err));
-    CRYO_TRY(cryo_nn_concat_backward(x, m->H1, m->H2, m->G1, T, hc, hc, err)); /* H1 = d(a+f2), H2 = dt2 */
+    PROF(m, CRYO_SCUNET_PROF_GLUE, cryo_nn_concat_backward(x, m->H1, m->H2, m->G1, T, hc, hc, err)); /* H1 = d(a+f2), H2 = dt2 */
     /* transformer half, from dt2 (H2) back to db; drop-path masks scale the branches */
     const float *dbranch = m->H2;
     if (b->dropped) {
-        CRYO_TRY(cryo_nn_droppath_backward(x, m->H3, m->H2, b->mask2, N, (size_t)S * (size_t)hc, err));
+        PROF(m, CRYO_SCUNET_PROF_GLUE, cryo_nn_droppath_backward(x, m->H3, m->H2, b->mask2, N, (size_t)S * (size_t)hc, err));
         dbranch = m->H3;
     }
-    CRYO_TRY(cryo_nn_linear_backward(x, m->F1, G(m, p + SC_FC2W), G(m, p + SC_FC2B), dbranch, b->g2,
+    PROF(m, CRYO_SCUNET_PROF_LINEAR, cryo_nn_linear_backward(x, m->F1, G(m, p + SC_FC2W), G(m, p + SC_FC2B), dbranch, b->g2,
                                      P(m, p + SC_FC2W), T, M, hc, err));
-    CRYO_TRY(cryo_nn_gelu_backward(x, m->F1, m->F1, b->g1, (size_t)T * (size_t)M, err));
-    CRYO_TRY(cryo_nn_linear_backward(x, m->H3, G(m, p + SC_FC1W), G(m, p + SC_FC1B), m->F1, b->l2,
+    PROF(m, CRYO_SCUNET_PROF_GELU, cryo_nn_gelu_backward(x, m->F1, m->F1, b->g1, (size_t)T * (size_t)M, err));
+    PROF(m, CRYO_SCUNET_PROF_LINEAR, cryo_nn_linear_backward(x, m->H3, G(m, p + SC_FC1W), G(m, p + SC_FC1B), m->F1, b->l2,
                                      P(m, p + SC_FC1W), T, hc, M, err));
-    CRYO_TRY(cryo_nn_layernorm_backward(x, m->H4, G(m, p + SC_LN2W), G(m, p + SC_LN2B), m->H3,
+    PROF(m, CRYO_SCUNET_PROF_NORM, cryo_nn_layernorm_backward(x, m->H4, G(m, p + SC_LN2W), G(m, p + SC_LN2B), m->H3,
                                         b->t1, P(m, p + SC_LN2W), b->l2m, b->l2r, T, hc, err));
-    CRYO_TRY(cryo_nn_accumulate(x, m->H2, m->H4, nh, err)); /* H2 = dt1 */
+    PROF(m, CRYO_SCUNET_PROF_GLUE, cryo_nn_accumulate(x, m->H2, m->H4, nh, err)); /* H2 = dt1 */
     dbranch = m->H2;
     if (b->dropped) {
-        CRYO_TRY(cryo_nn_droppath_backward(x, m->H4, m->H2, b->mask1, N, (size_t)S * (size_t)hc, err));
+        PROF(m, CRYO_SCUNET_PROF_GLUE, cryo_nn_droppath_backward(x, m->H4, m->H2, b->mask1, N, (size_t)S * (size_t)hc, err));
         dbranch = m->H4;
     }
-    CRYO_TRY(cryo_nn_wmsa_backward(x, m->H3, G(m, p + SC_QKVW), G(m, p + SC_QKVB), G(m, p + SC_RELB),
+    PROF(m, CRYO_SCUNET_PROF_WMSA, cryo_nn_wmsa_backward(x, m->H3, G(m, p + SC_QKVW), G(m, p + SC_QKVB), G(m, p + SC_RELB),
                                    G(m, p + SC_PROJW), G(m, p + SC_PROJB), dbranch, b->l1, b->cache,
                                    P(m, p + SC_QKVW), P(m, p + SC_RELB), P(m, p + SC_PROJW), &b->att,
                                    err));
-    CRYO_TRY(cryo_nn_layernorm_backward(x, m->H4, G(m, p + SC_LN1W), G(m, p + SC_LN1B), m->H3,
+    PROF(m, CRYO_SCUNET_PROF_NORM, cryo_nn_layernorm_backward(x, m->H4, G(m, p + SC_LN1W), G(m, p + SC_LN1B), m->H3,
                                         b->b, P(m, p + SC_LN1W), b->l1m, b->l1r, T, hc, err));
-    CRYO_TRY(cryo_nn_accumulate(x, m->H2, m->H4, nh, err)); /* H2 = db */
+    PROF(m, CRYO_SCUNET_PROF_GLUE, cryo_nn_accumulate(x, m->H2, m->H4, nh, err)); /* H2 = db */
     /* convolution half, from H1 back to da */
-    CRYO_TRY(cryo_nn_frn_backward(x, m->H3, G(m, p + SC_G2), G(m, p + SC_BE2), G(m, p + SC_TAU2),
+    PROF(m, CRYO_SCUNET_PROF_NORM, cryo_nn_frn_backward(x, m->H3, G(m, p + SC_G2), G(m, p + SC_BE2), G(m, p + SC_TAU2),
                                   m->H1, b->c2, P(m, p + SC_G2), P(m, p + SC_BE2), P(m, p + SC_TAU2),
                                   b->rs2, N, S, hc, err));
-    CRYO_TRY(cryo_nn_conv3d_backward(x, m->H4, G(m, p + SC_WC2), NULL, m->H3, b->f1,
+    PROF(m, CRYO_SCUNET_PROF_CONV, cryo_nn_conv3d_backward(x, m->H4, G(m, p + SC_WC2), NULL, m->H3, b->f1,
                                      P(m, p + SC_WC2), &b->c3, err));
-    CRYO_TRY(cryo_nn_frn_backward(x, m->H3, G(m, p + SC_G1), G(m, p + SC_BE1), G(m, p + SC_TAU1),
+    PROF(m, CRYO_SCUNET_PROF_NORM, cryo_nn_frn_backward(x, m->H3, G(m, p + SC_G1), G(m, p + SC_BE1), G(m, p + SC_TAU1),
                                   m->H4, b->c1, P(m, p + SC_G1), P(m, p + SC_BE1), P(m, p + SC_TAU1),
                                   b->rs1, N, S, hc, err));
-    CRYO_TRY(cryo_nn_conv3d_backward(x, m->H4, G(m, p + SC_WC1), NULL, m->H3, b->a,
+    PROF(m, CRYO_SCUNET_PROF_CONV, cryo_nn_conv3d_backward(x, m->H4, G(m, p + SC_WC1), NULL, m->H3, b->a,
                                      P(m, p + SC_WC1), &b->c3, err));
-    CRYO_TRY(cryo_nn_accumulate(x, m->H1, m->H4, nh, err)); /* H1 = da */
-    CRYO_TRY(cryo_nn_split_backward(x, m->G1, m->H1, m->H2, T, hc, hc, err)); /* G1 = dx1 */
-    CRYO_TRY(cryo_nn_conv3d_backward(x, dinp, G(m, p + SC_W11), G(m, p + SC_B11), m->G1, b->inp,
+    PROF(m, CRYO_SCUNET_PROF_GLUE, cryo_nn_accumulate(x, m->H1, m->H4, nh, err)); /* H1 = da */
+    PROF(m, CRYO_SCUNET_PROF_GLUE, cryo_nn_split_backward(x, m->G1, m->H1, m->H2, T, hc, hc, err)); /* G1 = dx1 */
+    PROF(m, CRYO_SCUNET_PROF_CONV, cryo_nn_conv3d_backward(x, dinp, G(m, p + SC_W11), G(m, p + SC_B11), m->G1, b->inp,
                                      P(m, p + SC_W11), &b->c11, err));
-    return cryo_nn_accumulate(x, dinp, dout, (size_t)T * (size_t)b->C, err);
+    PROF(m, CRYO_SCUNET_PROF_GLUE, cryo_nn_accumulate(x, dinp, dout, (size_t)T * (size_t)b->C, err));
+    return CRYO_OK;
 }
 
 /* Backward through a stage; *g is the gradient at the stage output in gA/gB of its level
@@ -582,36 +640,37 @@ int cryo_scunet_backward(struct cryo_scunet *m, const float *dout, struct cryo_e
     if (m->enc_only) {
         /* no decoder: the skip gradients start from zero (the full network copies them) */
         for (int l = 0; l < L; l++)
-            CRYO_TRY(cryo_nn_fill(x, m->dskip[l], 0.0f, (size_t)m->T[l] * (size_t)m->C[l], err));
+            PROF(m, CRYO_SCUNET_PROF_GLUE, cryo_nn_fill(x, m->dskip[l], 0.0f, (size_t)m->T[l] * (size_t)m->C[l], err));
         g = (float *)dout; /* stage_backward writes only into gA/gB, never into *g */
         CRYO_TRY(stage_backward(m, m->body0, &g, err));
-        CRYO_TRY(cryo_nn_copy(x, m->dskip[L], g, (size_t)m->T[L] * (size_t)m->C[L], err));
+        PROF(m, CRYO_SCUNET_PROF_GLUE, cryo_nn_copy(x, m->dskip[L], g, (size_t)m->T[L] * (size_t)m->C[L], err));
         goto encoder;
     }
     /* tail and the last skip */
-    CRYO_TRY(cryo_nn_conv3d_backward(x, m->gA[0], G(m, m->lay.tail), NULL, dout, m->v,
+    PROF(m, CRYO_SCUNET_PROF_CONV, cryo_nn_conv3d_backward(x, m->gA[0], G(m, m->lay.tail), NULL, dout, m->v,
                                      P(m, m->lay.tail), &m->tail, err));
-    CRYO_TRY(cryo_nn_copy(x, m->dskip[0], m->gA[0], (size_t)m->T[0] * (size_t)m->C[0], err));
+    PROF(m, CRYO_SCUNET_PROF_GLUE, cryo_nn_copy(x, m->dskip[0], m->gA[0], (size_t)m->T[0] * (size_t)m->C[0], err));
     g = m->gA[0];
     for (int l = 0; l < L; l++) {
         CRYO_TRY(stage_backward(m, m->dec0[l], &g, err));
         size_t n = (size_t)m->T[l + 1] * (size_t)m->C[l + 1];
-        CRYO_TRY(cryo_nn_convt3d_backward(x, m->gA[l + 1], G(m, m->lay.up[l]), NULL, g, m->u[l],
+        PROF(m, CRYO_SCUNET_PROF_CONV, cryo_nn_convt3d_backward(x, m->gA[l + 1], G(m, m->lay.up[l]), NULL, g, m->u[l],
                                           P(m, m->lay.up[l]), &m->up[l], err));
-        CRYO_TRY(cryo_nn_copy(x, m->dskip[l + 1], m->gA[l + 1], n, err));
+        PROF(m, CRYO_SCUNET_PROF_GLUE, cryo_nn_copy(x, m->dskip[l + 1], m->gA[l + 1], n, err));
         g = m->gA[l + 1];
     }
     CRYO_TRY(stage_backward(m, m->body0, &g, err));
-    CRYO_TRY(cryo_nn_accumulate(x, m->dskip[L], g, (size_t)m->T[L] * (size_t)m->C[L], err));
+    PROF(m, CRYO_SCUNET_PROF_GLUE, cryo_nn_accumulate(x, m->dskip[L], g, (size_t)m->T[L] * (size_t)m->C[L], err));
 encoder:
     for (int l = L - 1; l >= 0; l--) {
         g = m->gA[l];
-        CRYO_TRY(cryo_nn_conv3d_backward(x, g, G(m, m->lay.down[l]), NULL, m->dskip[l + 1],
+        PROF(m, CRYO_SCUNET_PROF_CONV, cryo_nn_conv3d_backward(x, g, G(m, m->lay.down[l]), NULL, m->dskip[l + 1],
                                          m->blk[m->enc0[l] + D - 1].out, P(m, m->lay.down[l]),
                                          &m->down[l], err));
         CRYO_TRY(stage_backward(m, m->enc0[l], &g, err));
-        CRYO_TRY(cryo_nn_accumulate(x, m->dskip[l], g, (size_t)m->T[l] * (size_t)m->C[l], err));
+        PROF(m, CRYO_SCUNET_PROF_GLUE, cryo_nn_accumulate(x, m->dskip[l], g, (size_t)m->T[l] * (size_t)m->C[l], err));
     }
-    return cryo_nn_conv3d_backward(x, NULL, G(m, m->lay.head), NULL, m->dskip[0], m->x0,
-                                   P(m, m->lay.head), &m->head, err);
+    PROF(m, CRYO_SCUNET_PROF_CONV, cryo_nn_conv3d_backward(x, NULL, G(m, m->lay.head), NULL, m->dskip[0], m->x0,
+                                   P(m, m->lay.head), &m->head, err));
+    return CRYO_OK;
 }

@@ -149,6 +149,17 @@ int cryo_scunet_zero_grad(struct cryo_scunet *m, struct cryo_error *err);
  * in PyTorch's eval mode. Only meaningful for a model built with training = 1. */
 void cryo_scunet_set_stochastic(struct cryo_scunet *m, uint64_t *rng);
 
+/* Profiling: time every layer call by kind (conv, linear, norm, GELU, attention, glue),
+ * syncing the device after each. _profile(m, 1) starts (and zeroes), 0 stops; the report is
+ * one line per kind with the summed time since the start. For benchmarks only. */
+#define CRYO_SCUNET_PROF_KINDS 6
+enum cryo_scunet_prof_kind {
+    CRYO_SCUNET_PROF_CONV = 0, CRYO_SCUNET_PROF_LINEAR, CRYO_SCUNET_PROF_NORM, CRYO_SCUNET_PROF_GELU,
+    CRYO_SCUNET_PROF_WMSA, CRYO_SCUNET_PROF_GLUE
+};
+void cryo_scunet_profile(struct cryo_scunet *m, int on);
+void cryo_scunet_profile_report(const struct cryo_scunet *m, char *buf, size_t cap);
+
 /* Parameter initialisation for a table (used by the model; exposed for tests):
  * kaiming-uniform (PyTorch's default for Conv/Linear: U(±1/√fan_in)), bias U(±1/√fan_in),
  * ones, zeros, normal std 0.02 truncated to [−2, 2] (PyTorch trunc_normal_(std=.02)). Host memory. Deterministic in
