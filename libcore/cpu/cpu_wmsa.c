@@ -639,7 +639,9 @@ int cpu_wmsa_backward(struct cryo_nn_ctx *ctx, float *dinp, float *dqkv_weight, 
         if (omp_get_thread_num() == 0)
             used = omp_get_num_threads();
         int64_t last = -1;
-#pragma omp for schedule(dynamic, 4)
+        /* static: each thread sums its own items into its drel copy, so the bias gradient is
+         * bit-reproducible for a given thread count (dynamic would reorder the float sums) */
+#pragma omp for schedule(static)
         for (int64_t it = 0; it < nitems; it++) {
             const int64_t wg = it / hgroups;
             const int h0 = (int)(it % hgroups) * hper;
