@@ -17,7 +17,9 @@
 # frame (0 = input, 1 = target; vol-degrade --pair). With MAPS=DIR, every experimental map
 # there (*.mrc *.map *.ccp4, optionally .gz) also gives a wedge pair OUT/wedge/map-NAME.cvol
 # (resampled to 1 Å, normalised, wedge-degraded).
-# Maps of models are boxed with PAD Å (default 12) around the atoms; a box smaller than SIZE
+# Crops are redrawn until at least MIN_FRACTION (0.05) of the target's voxels exceed
+# MIN_DENSITY (0.2 of the normalised range), so few are empty solvent (MIN_DENSITY= turns
+# this off). Maps of models are boxed with PAD Å (default 12) around the atoms; a box smaller than SIZE
 # is vol-patch's to refuse.
 # Seeds: SEED plus a checksum of the model's name, so every model gets its own noise and
 # crops and a rerun reproduces them. Nothing is downloaded; models come from the caller
@@ -47,6 +49,8 @@ PATCHES ?= 8
 SIZE ?= 48
 SEED ?= 1
 PAD ?= 12
+MIN_DENSITY ?= 0.2
+MIN_FRACTION ?= 0.05
 Q := -q
 
 EXTS := .pdb .ent .cif .mmcif .pdb.gz .ent.gz .cif.gz .mmcif.gz
@@ -72,7 +76,8 @@ all: $(TARGETS)
 # per-name seed: SEED + cksum(name) mod 1e6, computed when the rules are made
 seed = $(shell echo $$(( $(SEED) + $$(printf '%s' '$(1)' | cksum | cut -d' ' -f1) % 1000000 )))
 LOCAL_HI ?= $(shell echo "2 * $(RES)" | bc -l | sed -e 's/\.0*$$//')
-patch = $(BIN)/vol-patch $(Q) --random $(PATCHES) --size $(SIZE) --seed $(call seed,$(1))
+patch = $(BIN)/vol-patch $(Q) --random $(PATCHES) --size $(SIZE) --seed $(call seed,$(1)) \
+  $(if $(MIN_DENSITY),--min-density $(MIN_DENSITY) --min-fraction $(MIN_FRACTION))
 # a recipe writes $@.tmp and renames it; a failed one removes it, so no partial pair is left
 define model_rules
 $(OUT)/clean/$(2).cvol: $(1)

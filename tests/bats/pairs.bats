@@ -41,6 +41,9 @@ for t in ("sharpen", "superres", "wedge"):
             assert not np.allclose(d[0], d[1]), (t, m)
         # the target is a normalised map: within [0,1]
         assert all(f["data"][1].min() >= -1e-6 and f["data"][1].max() <= 1 + 1e-6 for f in fr)
+        # crops were redrawn to hold density (MIN_DENSITY 0.2, MIN_FRACTION 0.05)
+        dense = [np.mean(f["data"][1] > 0.2) >= 0.05 for f in fr]
+        assert sum(dense) >= 2, (t, m, dense)
 PY
   # a rerun after removing one product reproduces it exactly
   cp "$TMP/out/wedge/4ZHL.cvol" "$TMP/keep.cvol"
