@@ -1,0 +1,245 @@
+/* fft.c — cached FFTW3 float plans for 3-D real transforms (see fft.h for the why).
+ *
+ * A 3-D r2c is done as one 2-D r2c per z plane (threads over planes), then batched 1-D
+ * complex transforms along z, one batch of nx/2+1 columns per y row (threads over rows).
+ * The inverse runs the same steps backwards. The z batches start at offsets of j*(nx/2+1)
+ * complex values, which are 16-byte aligned or not depending on j, so each direction has
+ * two z plans (aligned / offset by one complex), picked by fftwf_alignment_of. */
+#include "cryolvm/fft.h"
+#include "cryolvm/mem.h"
+
+#include <fftw3.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+struct cryo_fft3 {
+    int64_t nx, ny, nz, nhx;
+    fftwf_plan r2c, c2r;        /* one plane: ny x nx real <-> ny x nhx complex */
+    fftwf_plan zf[2], zb[2];    /* z columns of one y row; [0] aligned, [1] offset by 8 bytes */
+    int al_r, al_c;             /* alignment of the planning buffers */
+    struct cryo_fft3 *next;
+};
+
+static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct cryo_fft3 *cache;
+
+static void plans_destroy(struct cryo_fft3 *p)
+{
+    fftwf_plan *all[6] = {&p->r2c, &p->c2r, &p->zf[0], &p->zf[1], &p->zb[0], &p->zb[1]};
+    for (int i = 0; i < 6; i++)
+        if (*all[i])
+            fftwf_destroy_plan(*all[i]);
+    free(p);
+}
+
+void cryo_fft_cache_clear(void)
+{
+    pthread_mutex_lock(&cache_lock);
+    while (cache) {
+        struct cryo_fft3 *n = cache->next;
+        plans_destroy(cache);
+        cache = n;
+    }
+    pthread_mutex_unlock(&cache_lock);
+}
+
+size_t cryo_fft3_complex_count(const struct cryo_fft3 *p)
+{
+    return (size_t)p->nz * (size_t)p->ny * (size_t)p->nhx;
+}
+
+/* Called with cache_lock held. */
+static int plans_make(struct cryo_fft3 *p, struct cryo_error *err)
+{
+    static int threads_ready;
+    if (!threads_ready)
+        threads_ready = fftwf_init_threads() ? 1 : -1;
+    if (threads_ready > 0)
+        fftwf_plan_with_nthreads(1); /* we parallelise over planes and rows ourselves */
+    const int nx = (int)p->nx, ny = (int)p->ny, nz = (int)p->nz, nhx = (int)p->nhx;
+    size_t plane_c = (size_t)ny * (size_t)nhx, plane_r = (size_t)ny * (size_t)nx;
+    /* the z plans need a buffer with the full strides; MEASURE scribbles on it */
+    size_t zbuf_n = 0;
+    int st = cryo_mul_size(plane_c, (size_t)nz, &zbuf_n, err);
+    if (st < 0)
+        return st;
+    float *rp = cryo_alloc_big(plane_r * sizeof(float), err);
+    fftwf_complex *cp = cryo_alloc_big(plane_c * sizeof(fftwf_complex), err);
+    fftwf_complex *zb = cryo_alloc_big((zbuf_n + 1) * sizeof(fftwf_complex), err);
+    if (!rp || !cp || !zb) {
+        cryo_free_big(rp);
+        cryo_free_big(cp);
+        cryo_free_big(zb);
+        return CRYO_E_NOMEM;
+    }
+    const unsigned fl = FFTW_MEASURE;
+    p->r2c = fftwf_plan_dft_r2c_2d(ny, nx, rp, cp, fl);
+    p->c2r = fftwf_plan_dft_c2r_2d(ny, nx, cp, rp, fl);
+    for (int a = 0; a < 2; a++) {
+        p->zf[a] = fftwf_plan_many_dft(1, &nz, nhx, zb + a, NULL, ny * nhx, 1, zb + a, NULL, ny * nhx, 1,
+                                       FFTW_FORWARD, fl);
+        p->zb[a] = fftwf_plan_many_dft(1, &nz, nhx, zb + a, NULL, ny * nhx, 1, zb + a, NULL, ny * nhx, 1,
+                                       FFTW_BACKWARD, fl);
+    }
+    p->al_r = fftwf_alignment_of(rp);
+    p->al_c = fftwf_alignment_of((float *)cp);
+    int ok = p->r2c && p->c2r && p->zf[0] && p->zf[1] && p->zb[0] && p->zb[1] &&
+             fftwf_alignment_of((float *)(zb + 1)) != fftwf_alignment_of((float *)zb);
+    cryo_free_big(rp);
+    cryo_free_big(cp);
+    cryo_free_big(zb);
+    if (!ok)
+        return cryo_fail(err, CRYO_E_NOMEM, "FFTW could not plan a %dx%dx%d transform", nx, ny, nz);
+    return CRYO_OK;
+}
+
+int cryo_fft3_get(const struct cryo_fft3 **plan, int64_t nx, int64_t ny, int64_t nz, struct cryo_error *err)
+{
+    if (nx < 1 || ny < 1 || nz < 1 || nx > INT_MAX / 2 || ny > INT_MAX || nz > INT_MAX ||
+        (nx / 2 + 1) * ny > INT_MAX)
+        return cryo_fail(err, CRYO_E_INVALID, "FFT size %lldx%lldx%lld out of range", (long long)nx,
+                         (long long)ny, (long long)nz);
+    pthread_mutex_lock(&cache_lock);
+    for (struct cryo_fft3 *p = cache; p; p = p->next)
+        if (p->nx == nx && p->ny == ny && p->nz == nz) {
+            pthread_mutex_unlock(&cache_lock);
+            *plan = p;
+            return CRYO_OK;
+        }
+    struct cryo_fft3 *p = calloc(1, sizeof *p);
+    if (!p) {
+        pthread_mutex_unlock(&cache_lock);
+        return cryo_fail(err, CRYO_E_NOMEM, "out of memory for FFT plans");
+    }
+    p->nx = nx, p->ny = ny, p->nz = nz, p->nhx = nx / 2 + 1;
+    int st = plans_make(p, err);
+    if (st < 0) {
+        plans_destroy(p);
+        pthread_mutex_unlock(&cache_lock);
+        return st;
+    }
+    p->next = cache;
+    cache = p;
+    pthread_mutex_unlock(&cache_lock);
+    *plan = p;
+    return CRYO_OK;
+}
+
+static int nthreads(void)
+{
+#ifdef _OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+
+static int thread_id(void)
+{
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
+/* Per-thread plane scratch: a real plane and a complex plane each. */
+struct scratch {
+    float *r;
+    fftwf_complex *c;
+    size_t nr, nc;
+};
+
+static int scratch_alloc(struct scratch *s, const struct cryo_fft3 *p, int nt, struct cryo_error *err)
+{
+    s->nr = ((size_t)p->ny * (size_t)p->nx + 15) & ~(size_t)15;
+    s->nc = ((size_t)p->ny * (size_t)p->nhx + 7) & ~(size_t)7;
+    s->r = cryo_alloc_big((size_t)nt * s->nr * sizeof(float), err);
+    s->c = cryo_alloc_big((size_t)nt * s->nc * sizeof(fftwf_complex), err);
+    if (!s->r || !s->c) {
+        cryo_free_big(s->r);
+        cryo_free_big(s->c);
+        return CRYO_E_NOMEM;
+    }
+    return CRYO_OK;
+}
+
+static void scratch_free(struct scratch *s)
+{
+    cryo_free_big(s->r);
+    cryo_free_big(s->c);
+}
+
+static void z_pass(const struct cryo_fft3 *p, fftwf_complex *c, const fftwf_plan z[2])
+{
+    const int64_t ny = p->ny, nhx = p->nhx;
+    const int al0 = p->al_c;
+#pragma omp parallel for schedule(static)
+    for (int64_t j = 0; j < ny; j++) {
+        fftwf_complex *col = c + j * nhx;
+        fftwf_execute_dft(z[fftwf_alignment_of((float *)col) == al0 ? 0 : 1], col, col);
+    }
+}
+
+int cryo_fft3_forward(const struct cryo_fft3 *p, const float *in, float *out, struct cryo_error *err)
+{
+    struct scratch s;
+    CRYO_TRY(scratch_alloc(&s, p, nthreads(), err));
+    const size_t plane_r = (size_t)p->ny * (size_t)p->nx, plane_c = (size_t)p->ny * (size_t)p->nhx;
+    fftwf_complex *c = (fftwf_complex *)out;
+#pragma omp parallel for schedule(static)
+    for (int64_t z = 0; z < p->nz; z++) {
+        int t = thread_id();
+        float *src = (float *)in + (size_t)z * plane_r;
+        fftwf_complex *dst = c + (size_t)z * plane_c;
+        if (fftwf_alignment_of(src) != p->al_r) {
+            memcpy(s.r + (size_t)t * s.nr, src, plane_r * sizeof(float));
+            src = s.r + (size_t)t * s.nr;
+        }
+        if (fftwf_alignment_of((float *)dst) != p->al_c) {
+            fftwf_complex *tmp = s.c + (size_t)t * s.nc;
+            fftwf_execute_dft_r2c(p->r2c, src, tmp);
+            memcpy(dst, tmp, plane_c * sizeof(fftwf_complex));
+        } else {
+            fftwf_execute_dft_r2c(p->r2c, src, dst);
+        }
+    }
+    if (p->nz > 1)
+        z_pass(p, c, p->zf);
+    scratch_free(&s);
+    return CRYO_OK;
+}
+
+int cryo_fft3_inverse(const struct cryo_fft3 *p, float *in, float *out, struct cryo_error *err)
+{
+    struct scratch s;
+    CRYO_TRY(scratch_alloc(&s, p, nthreads(), err));
+    const size_t plane_r = (size_t)p->ny * (size_t)p->nx, plane_c = (size_t)p->ny * (size_t)p->nhx;
+    fftwf_complex *c = (fftwf_complex *)in;
+    if (p->nz > 1)
+        z_pass(p, c, p->zb);
+#pragma omp parallel for schedule(static)
+    for (int64_t z = 0; z < p->nz; z++) {
+        int t = thread_id();
+        fftwf_complex *src = c + (size_t)z * plane_c;
+        float *dst = out + (size_t)z * plane_r;
+        if (fftwf_alignment_of((float *)src) != p->al_c) {
+            memcpy(s.c + (size_t)t * s.nc, src, plane_c * sizeof(fftwf_complex));
+            src = s.c + (size_t)t * s.nc;
+        }
+        if (fftwf_alignment_of(dst) != p->al_r) {
+            float *tmp = s.r + (size_t)t * s.nr;
+            fftwf_execute_dft_c2r(p->c2r, src, tmp);
+            memcpy(dst, tmp, plane_r * sizeof(float));
+        } else {
+            fftwf_execute_dft_c2r(p->c2r, src, dst);
+        }
+    }
+    scratch_free(&s);
+    return CRYO_OK;
+}

@@ -1,0 +1,366 @@
+/* fsc-eval — Fourier shell correlation of two maps (half maps, or a map and a reference),
+ * the resolution at FSC thresholds, optional masked FSC with relion's phase-randomisation
+ * correction, and the curve as TSV / JSON / a figure. Arithmetic in libcore/fsc.c.
+ *
+ * Shape of main: parse -> read both maps (and the mask) -> cryo_fsc_compute -> report.
+ * Map-versus-model metrics (--model, libcore/mapmodel_run.c) hook in at run_model(). */
+#include "common/cli.h"
+#include "common/plot.h"
+#include "cryolvm/fsc.h"
+#include "cryolvm/mapmodel.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const struct cryo_option options[] = {
+    {"mask", 'm', CRYO_OPT_STRING, "FILE", NULL,
+     "Mask (values 0..1, soft edge) on the maps' grid: also report the masked and phase-randomisation corrected FSC", NULL},
+    {"thresholds", 't', CRYO_OPT_DOUBLES, "T1,T2", "0.143,0.5", "FSC thresholds at which to report the resolution (1 to 3 values)", NULL},
+    {"randomize-fsc", 0, CRYO_OPT_DOUBLE, "F", "0.8", "With --mask: randomise phases beyond the first shell where the unmasked FSC < F (relion)", NULL},
+    {"randomize-at", 0, CRYO_OPT_DOUBLE, "Å", NULL, "With --mask: randomise phases beyond this resolution instead", NULL},
+    {"seed", 0, CRYO_OPT_INT, "N", "1", "Seed of the random phases", NULL},
+    {"tsv", 0, CRYO_OPT_STRING, "FILE", NULL, "Write the curve(s) as tab-separated values", NULL},
+    {"json", 'j', CRYO_OPT_FLAG, NULL, NULL, "Print one JSON object (resolutions and curves) instead of the summary", NULL},
+    {"plot", 'p', CRYO_OPT_STRING, "FILE", NULL, "Draw the curve(s) with thresholds marked, to FILE.png or FILE.svg", NULL},
+    {"title", 0, CRYO_OPT_STRING, "TEXT", NULL, "Title of the plot", NULL},
+    {"model", 0, CRYO_OPT_STRING, "MODEL", NULL, "Map-versus-model metrics against this PDB/mmCIF model (one map input; needs --res)", NULL},
+    {"res", 0, CRYO_OPT_DOUBLE, "Å", NULL, "With --model: resolution of the model map, Å", NULL},
+    {NULL, 0, CRYO_OPT_END, NULL, NULL, NULL, NULL}};
+
+static const struct cryo_tool tool = {
+    "fsc-eval", "Fourier shell correlation of two maps, resolution at FSC thresholds, masked FSC with phase randomisation",
+    "[OPTIONS] MAP1 MAP2", options, 1, 2, 0};
+
+static void die_msg(const char *fmt, const char *a, const char *b)
+{
+    fprintf(stderr, "%s: ", tool.name);
+    fprintf(stderr, fmt, a, b);
+    fputc('\n', stderr);
+    exit(1);
+}
+
+/* "0.143" -> "fsc_0143", "0.5" -> "fsc_05" */
+static void thr_key(char *b, size_t n, double t)
+{
+    char num[32];
+    snprintf(num, sizeof num, "%g", t);
+    size_t k = (size_t)snprintf(b, n, "fsc_");
+    for (const char *c = num; *c && k + 1 < n; c++)
+        if (*c != '.')
+            b[k++] = *c == '-' ? 'm' : *c;
+    b[k] = 0;
+}
+
+static json_t *jnum(double x) { return isfinite(x) ? json_real(x) : json_null(); }
+
+static json_t *jarr(const double *v, size_t n)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(a, jnum(v[i]));
+    return a;
+}
+
+/* Write text produced by fn atomically (temporary + rename). */
+static int write_atomic(const char *path, void (*fn)(FILE *, const void *), const void *ctx)
+{
+    size_t n = strlen(path) + 16;
+    char *tmp = malloc(n);
+    if (!tmp)
+        return ENOMEM;
+    snprintf(tmp, n, "%s.tmpXXXXXX", path);
+    int fd = mkstemp(tmp);
+    if (fd < 0) {
+        int e = errno;
+        free(tmp);
+        return e;
+    }
+    FILE *f = fdopen(fd, "w");
+    if (!f) {
+        int e = errno;
+        close(fd);
+        unlink(tmp);
+        free(tmp);
+        return e;
+    }
+    fn(f, ctx);
+    int e = 0;
+    if (ferror(f))
+        e = EIO;
+    if (fclose(f) != 0 && !e)
+        e = errno ? errno : EIO;
+    if (!e && rename(tmp, path) != 0)
+        e = errno;
+    if (e)
+        unlink(tmp);
+    free(tmp);
+    return e;
+}
+
+static void tsv_rows(FILE *f, const void *ctx)
+{
+    const struct cryo_fsc *c = ctx;
+    fprintf(f, "shell\tinv_angstrom\tangstrom\tfsc");
+    if (c->fsc_true)
+        fprintf(f, "\tfsc_masked\tfsc_random_masked\tfsc_corrected");
+    fprintf(f, "\tcount\n");
+    for (size_t q = 0; q < c->nshell; q++) {
+        fprintf(f, "%zu\t%.6f\t%.4f\t%.6f", q, c->s[q], q ? 1.0 / c->s[q] : INFINITY, c->fsc[q]);
+        if (c->fsc_true)
+            fprintf(f, "\t%.6f\t%.6f\t%.6f", c->fsc_masked[q], c->fsc_rand[q], c->fsc_true[q]);
+        fprintf(f, "\t%lld\n", (long long)c->count[q]);
+    }
+}
+
+static void do_plot(const char *path, const struct cryo_fsc *c, const double *thr, int nthr,
+                    const struct cryo_fsc_res *res, const char *title)
+{
+    struct plot_series ser[4];
+    size_t ns = 0;
+    if (c->fsc_true) {
+        ser[ns++] = (struct plot_series){"corrected (masked, phase-randomised)", c->s, c->fsc_true, c->nshell, {0, 0, 0}, 2.2, 0};
+        ser[ns++] = (struct plot_series){"masked", c->s, c->fsc_masked, c->nshell, {0.12, 0.35, 0.85}, 1.4, 0};
+        ser[ns++] = (struct plot_series){"unmasked", c->s, c->fsc, c->nshell, {0.1, 0.6, 0.2}, 1.4, 0};
+        ser[ns++] = (struct plot_series){"phase-randomised, masked", c->s, c->fsc_rand, c->nshell, {0.85, 0.15, 0.15}, 1.4, 1};
+    } else {
+        ser[ns++] = (struct plot_series){"FSC", c->s, c->fsc, c->nshell, {0, 0, 0}, 2.2, 0};
+    }
+    struct plot_line hl[3], vl[3];
+    char hlab[3][32], vlab[3][48];
+    double ymin = 0;
+    for (size_t s = 0; s < ns; s++)
+        for (size_t q = 0; q < c->nshell; q++)
+            if (ser[s].y[q] < ymin)
+                ymin = ser[s].y[q];
+    ymin = ymin < -0.2 ? floor(ymin * 10) / 10 : -0.05;
+    for (int i = 0; i < nthr; i++) {
+        snprintf(hlab[i], sizeof hlab[i], "FSC = %g", thr[i]);
+        snprintf(vlab[i], sizeof vlab[i], "%.2f Å", res[i].interp);
+        hl[i] = (struct plot_line){thr[i], hlab[i], {0.45, 0.45, 0.45}};
+        vl[i] = (struct plot_line){res[i].reached ? 1.0 / res[i].interp : NAN, vlab[i], {0.45, 0.45, 0.45}};
+    }
+    struct plot_spec p = {title, "spatial frequency (1/Å)", "Fourier shell correlation", "resolution (Å)",
+                          0, c->s[c->nshell - 1], ymin, 1.05, ser, ns, hl, vl, (size_t)nthr, (size_t)nthr, 0, 0};
+    char msg[512];
+    if (plot_write(path, &p, msg, sizeof msg) != 0) {
+        fprintf(stderr, "%s: %s\n", tool.name, msg);
+        exit(1);
+    }
+}
+
+/* fsc-eval MAP --model MODEL --res R: map-versus-model metrics (libcore/mapmodel_run.c).
+ * New map-model options go in the table above and into the request here. */
+static int run_model(struct cryo_cli *cli, const struct cryo_volume *map)
+{
+    if (!cryo_args_has(cli->args, "res"))
+        cli_usage_error(&tool, "--model needs --res (resolution of the model map, Å)");
+    struct cryo_mapmodel_request rq;
+    memset(&rq, 0, sizeof rq);
+    rq.model_path = cryo_args_string(cli->args, "model");
+    rq.resolution = cryo_args_double(cli->args, "res");
+    if (!(rq.resolution > 0))
+        cli_usage_error(&tool, "--res: must be > 0 (got %g)", rq.resolution);
+    struct cryo_mapmodel_report rep;
+    memset(&rep, 0, sizeof rep);
+    struct cryo_error err = {0};
+    if (cryo_mapmodel_run(map, cli->inputs[0], &rq, &rep, &err) < 0 ||
+        cryo_mapmodel_print(stdout, &rep, rq.resolution, cryo_args_flag(cli->args, "json"), &err) < 0)
+        cli_die(cli, &err);
+    cryo_mapmodel_report_free(&rep);
+    return 0;
+}
+
+static void read_map(struct cryo_volume *v, const char *path, struct cryo_cli *cli)
+{
+    struct cryo_error err = {0};
+    if (cryo_read_one(v, path, &err) < 0)
+        cli_die(cli, &err);
+    if (v->c != 1)
+        die_msg("%s: has %s channels; FSC needs single-channel maps", path, "several");
+    if (cryo_volume_convert(v, CRYO_DTYPE_F32, &err) < 0 || cryo_volume_check_finite(v, path, &err) < 0)
+        cli_die(cli, &err);
+    for (int d = 0; d < 3; d++)
+        if (!(v->apix[d] > 0) || !isfinite(v->apix[d]))
+            die_msg("%s: voxel size is %s: set it in the header (e.g. vol-convert --apix)", path,
+                    v->apix[d] == 0 ? "0" : "not positive");
+}
+
+int main(int argc, char **argv)
+{
+    struct cryo_cli cli;
+    cli_parse(&tool, argc, argv, &cli);
+    struct cryo_error err = {0};
+    int json = cryo_args_flag(cli.args, "json");
+
+    if (cryo_args_has(cli.args, "model")) {
+        if (cli.n_inputs != 1)
+            cli_usage_error(&tool, "--model compares one map with a model: give exactly one map");
+        struct cryo_volume map;
+        cryo_volume_init(&map);
+        read_map(&map, cli.inputs[0], &cli);
+        int rc = run_model(&cli, &map);
+        cryo_volume_free(&map);
+        cli_free(&cli);
+        return rc;
+    }
+    if (cli.n_inputs != 2)
+        cli_usage_error(&tool, "needs two maps (or one map with --model)");
+    if (cryo_args_has(cli.args, "res"))
+        cli_usage_error(&tool, "--res applies to --model only");
+
+    double thr[3];
+    int nthr = cryo_args_doubles(cli.args, "thresholds", thr);
+    for (int i = 0; i < nthr; i++)
+        if (!(thr[i] > 0 && thr[i] < 1))
+            cli_usage_error(&tool, "--thresholds: %g is not in (0, 1)", thr[i]);
+    struct cryo_fsc_opts o;
+    cryo_fsc_opts_default(&o);
+    o.randomize_fsc = cryo_args_double(cli.args, "randomize-fsc");
+    if (!(o.randomize_fsc > 0 && o.randomize_fsc < 1))
+        cli_usage_error(&tool, "--randomize-fsc: %g is not in (0, 1)", o.randomize_fsc);
+    if (cryo_args_has(cli.args, "randomize-at")) {
+        o.randomize_at_A = cryo_args_double(cli.args, "randomize-at");
+        if (!(o.randomize_at_A > 0))
+            cli_usage_error(&tool, "--randomize-at: must be > 0 Å (got %g)", o.randomize_at_A);
+    }
+    long seed = cryo_args_int(cli.args, "seed");
+    o.seed = (uint64_t)seed;
+    const char *plot = cryo_args_has(cli.args, "plot") ? cryo_args_string(cli.args, "plot") : NULL;
+    if (plot) {
+        size_t n = strlen(plot);
+        if (n < 4 || (strcasecmp(plot + n - 4, ".png") != 0 && strcasecmp(plot + n - 4, ".svg") != 0))
+            cli_usage_error(&tool, "--plot: '%s' must end in .png or .svg", plot);
+    }
+
+    struct cryo_volume a, b, m;
+    cryo_volume_init(&a);
+    cryo_volume_init(&b);
+    cryo_volume_init(&m);
+    read_map(&a, cli.inputs[0], &cli);
+    read_map(&b, cli.inputs[1], &cli);
+    if (a.nx != b.nx || a.ny != b.ny || a.nz != b.nz) {
+        fprintf(stderr, "%s: %s is %lldx%lldx%lld but %s is %lldx%lldx%lld: resample one onto the other's grid first\n",
+                tool.name, cli.inputs[0], (long long)a.nx, (long long)a.ny, (long long)a.nz, cli.inputs[1],
+                (long long)b.nx, (long long)b.ny, (long long)b.nz);
+        return 1;
+    }
+    for (int d = 0; d < 3; d++)
+        if (fabs(a.apix[d] - b.apix[d]) > 1e-3 * a.apix[d]) {
+            fprintf(stderr, "%s: %s has voxel size %g Å but %s has %g Å (axis %c)\n", tool.name, cli.inputs[0],
+                    a.apix[d], cli.inputs[1], b.apix[d], "xyz"[d]);
+            return 1;
+        }
+    const char *mask_path = NULL;
+    if (cryo_args_has(cli.args, "mask")) {
+        mask_path = cryo_args_string(cli.args, "mask");
+        read_map(&m, mask_path, &cli);
+        if (m.nx != a.nx || m.ny != a.ny || m.nz != a.nz) {
+            fprintf(stderr, "%s: %s: mask is %lldx%lldx%lld but the maps are %lldx%lldx%lld\n", tool.name, mask_path,
+                    (long long)m.nx, (long long)m.ny, (long long)m.nz, (long long)a.nx, (long long)a.ny,
+                    (long long)a.nz);
+            return 1;
+        }
+        struct cryo_stats st;
+        cryo_volume_stats(&m, &st);
+        if (st.min < -1e-6 || st.max > 1 + 1e-6 || st.max <= 0) {
+            fprintf(stderr, "%s: %s: mask values must lie in [0, 1] and not all be 0 (min %g, max %g)\n", tool.name,
+                    mask_path, st.min, st.max);
+            return 1;
+        }
+        o.mask = &m;
+    } else if (cryo_args_given(cli.args, "randomize-at") || cryo_args_given(cli.args, "randomize-fsc")) {
+        cli_usage_error(&tool, "--randomize-at/--randomize-fsc apply with --mask only");
+    }
+
+    struct cryo_fsc c;
+    if (cryo_fsc_compute(&c, &a, &b, &o, &err) < 0) {
+        cryo_error_prefix(&err, mask_path ? mask_path : cli.inputs[0]);
+        cli_die(&cli, &err);
+    }
+    const double *head = c.fsc_true ? c.fsc_true : c.fsc;
+    struct cryo_fsc_res res[3];
+    for (int i = 0; i < nthr; i++)
+        cryo_fsc_resolution(c.s, head, c.nshell, thr[i], &res[i]);
+    double nyq_A = 1.0 / c.s[c.nshell - 1];
+
+    if (cryo_args_has(cli.args, "tsv")) {
+        const char *tsv = cryo_args_string(cli.args, "tsv");
+        int e = write_atomic(tsv, tsv_rows, &c);
+        if (e) {
+            fprintf(stderr, "%s: %s: cannot write: %s\n", tool.name, tsv, strerror(e));
+            return 1;
+        }
+    }
+    if (plot)
+        do_plot(plot, &c, thr, nthr, res, cryo_args_has(cli.args, "title") ? cryo_args_string(cli.args, "title") : NULL);
+
+    if (json) {
+        json_t *o_ = json_object();
+        char key[48];
+        for (int i = 0; i < nthr; i++) {
+            thr_key(key, sizeof key, thr[i]);
+            json_object_set_new(o_, key, jnum(res[i].interp));
+            strcat(key, "_shell");
+            json_object_set_new(o_, key, jnum(res[i].shell));
+        }
+        json_t *tl = json_array();
+        for (int i = 0; i < nthr; i++)
+            json_array_append_new(tl, json_pack("{s:f,s:o,s:o,s:b}", "threshold", thr[i], "interp", jnum(res[i].interp),
+                                                "shell", jnum(res[i].shell), "reached", res[i].reached));
+        json_object_set_new(o_, "thresholds", tl);
+        json_object_set_new(o_, "nyquist", jnum(nyq_A));
+        json_object_set_new(o_, "shell_width", jnum(c.ds));
+        json_object_set_new(o_, "masked", json_boolean(c.fsc_true != NULL));
+        if (c.fsc_true) {
+            json_object_set_new(o_, "randomize_at_shell", json_integer(c.randomize_at));
+            json_object_set_new(o_, "randomize_at", jnum(1.0 / c.s[c.randomize_at]));
+        }
+        json_t *cur = json_object();
+        json_t *sh = json_array(), *d = json_array();
+        for (size_t q = 0; q < c.nshell; q++) {
+            json_array_append_new(sh, json_integer((json_int_t)q));
+            json_array_append_new(d, q ? jnum(1.0 / c.s[q]) : json_null());
+        }
+        json_object_set_new(cur, "shell", sh);
+        json_object_set_new(cur, "inv_angstrom", jarr(c.s, c.nshell));
+        json_object_set_new(cur, "angstrom", d);
+        json_object_set_new(cur, "fsc", jarr(c.fsc, c.nshell));
+        if (c.fsc_true) {
+            json_object_set_new(cur, "fsc_masked", jarr(c.fsc_masked, c.nshell));
+            json_object_set_new(cur, "fsc_random_masked", jarr(c.fsc_rand, c.nshell));
+            json_object_set_new(cur, "fsc_corrected", jarr(c.fsc_true, c.nshell));
+        }
+        json_object_set_new(o_, "curve", cur);
+        json_dumpf(o_, stdout, JSON_INDENT(1) | JSON_REAL_PRECISION(8));
+        fputc('\n', stdout);
+        json_decref(o_);
+    } else if (!cli.quiet) {
+        printf("%s%s: FSC %s vs %s, %zu shells of %.5f 1/Å to Nyquist %.3f Å\n", "", tool.name, cli.inputs[0],
+               cli.inputs[1], c.nshell, c.ds, nyq_A);
+        if (c.fsc_true)
+            printf("  mask %s; phases randomised beyond %.3f Å (shell %d); resolutions from the corrected FSC\n",
+                   mask_path, 1.0 / c.s[c.randomize_at], c.randomize_at);
+        for (int i = 0; i < nthr; i++) {
+            if (res[i].reached)
+                printf("  FSC = %g at %.3f Å (interpolated; relion's last shell above: %.3f Å)\n", thr[i],
+                       res[i].interp, res[i].shell);
+            else
+                printf("  FSC = %g not reached: above it up to Nyquist %.3f Å\n", thr[i], nyq_A);
+        }
+    }
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        fprintf(stderr, "%s: stdout: write failed: %s\n", tool.name, strerror(errno));
+        return 1;
+    }
+    cryo_fsc_free(&c);
+    cryo_volume_free(&a);
+    cryo_volume_free(&b);
+    cryo_volume_free(&m);
+    cli_free(&cli);
+    return 0;
+}
