@@ -118,7 +118,7 @@ static int max_threads(void)
 
 /* fsc[q] (and count[q] if not NULL) from two half spectra. */
 static int shell_fsc(const struct geom *g, const float *fa, const float *fb, double *fsc, int64_t *count,
-                     struct cryo_error *err)
+                     int half, struct cryo_error *err)
 {
     const size_t ns = g->nshell;
     const int nt = max_threads();
@@ -149,12 +149,12 @@ static int shell_fsc(const struct geom *g, const float *fa, const float *fb, dou
                     if (q >= ns)
                         continue;
                     /* Hermitian partners of 0 < i < nx/2 are not stored: count them */
-                    double w = (i == 0 || (nx % 2 == 0 && i == nx / 2)) ? 1.0 : 2.0;
+                    double w = (half || i == 0 || (nx % 2 == 0 && i == nx / 2)) ? 1.0 : 2.0;
                     double ar = a[2 * i], ai = a[2 * i + 1], br = b[2 * i], bi = b[2 * i + 1];
                     my[3 * q] += w * (ar * br + ai * bi);
                     my[3 * q + 1] += w * (ar * ar + ai * ai);
                     my[3 * q + 2] += w * (br * br + bi * bi);
-                    mc[q] += (int64_t)w;
+                    mc[q] += (i == 0 || (nx % 2 == 0 && i == nx / 2)) ? 1 : 2;
                 }
             }
     }
@@ -324,7 +324,7 @@ int cryo_fsc_compute(struct cryo_fsc *f, const struct cryo_volume *a, const stru
     if (st == CRYO_OK)
         st = cryo_fft3_forward(p, b->data, fb, err);
     if (st == CRYO_OK)
-        st = shell_fsc(&g, fa, fb, f->fsc, f->count, err);
+        st = shell_fsc(&g, fa, fb, f->fsc, f->count, o->half_weights, err);
     if (st == CRYO_OK && m) {
         const float *mk = m->data;
         mul_mask(r, a->data, mk, nr);
@@ -334,7 +334,7 @@ int cryo_fsc_compute(struct cryo_fsc *f, const struct cryo_volume *a, const stru
             st = cryo_fft3_forward(p, r, fd, err);
         }
         if (st == CRYO_OK)
-            st = shell_fsc(&g, fc, fd, f->fsc_masked, NULL, err);
+            st = shell_fsc(&g, fc, fd, f->fsc_masked, NULL, o->half_weights, err);
         if (st == CRYO_OK) {
             int at = -1;
             if (o->randomize_at_A > 0) {
@@ -367,7 +367,7 @@ int cryo_fsc_compute(struct cryo_fsc *f, const struct cryo_volume *a, const stru
             }
         }
         if (st == CRYO_OK)
-            st = shell_fsc(&g, fa, fb, f->fsc_rand, NULL, err);
+            st = shell_fsc(&g, fa, fb, f->fsc_rand, NULL, o->half_weights, err);
         if (st == CRYO_OK) {
             for (size_t q = 0; q < ns; q++) {
                 double t = f->fsc_masked[q], n = f->fsc_rand[q];

@@ -24,6 +24,7 @@ static const struct cryo_option options[] = {
     {"randomize-fsc", 0, CRYO_OPT_DOUBLE, "F", "0.8", "With --mask: randomise phases beyond the first shell where the unmasked FSC < F (relion)", NULL},
     {"randomize-at", 0, CRYO_OPT_DOUBLE, "Å", NULL, "With --mask: randomise phases beyond this resolution instead", NULL},
     {"seed", 0, CRYO_OPT_INT, "N", "1", "Seed of the random phases", NULL},
+    {"relion-weights", 0, CRYO_OPT_FLAG, NULL, NULL, "Sum the stored half spectrum with equal weights, as relion does (default: full sphere)", NULL},
     {"tsv", 0, CRYO_OPT_STRING, "FILE", NULL, "Write the curve(s) as tab-separated values", NULL},
     {"json", 'j', CRYO_OPT_FLAG, NULL, NULL, "Print one JSON object (resolutions and curves) instead of the summary", NULL},
     {"plot", 'p', CRYO_OPT_STRING, "FILE", NULL, "Draw the curve(s) with thresholds marked, to FILE.png or FILE.svg", NULL},
@@ -228,6 +229,7 @@ int main(int argc, char **argv)
         if (!(o.randomize_at_A > 0))
             cli_usage_error(&tool, "--randomize-at: must be > 0 Å (got %g)", o.randomize_at_A);
     }
+    o.half_weights = cryo_args_flag(cli.args, "relion-weights");
     long seed = cryo_args_int(cli.args, "seed");
     o.seed = (uint64_t)seed;
     const char *plot = cryo_args_has(cli.args, "plot") ? cryo_args_string(cli.args, "plot") : NULL;
