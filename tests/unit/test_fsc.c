@@ -112,7 +112,7 @@ TEST(fsc_identities_and_shells)
         CHECK_CLOSE(f.fsc[q], 1.0, 1e-6);
     /* every element within Nyquist counted once (full sphere): shell 0 holds only DC */
     CHECK_EQ_INT(f.count[0], 1);
-    CHECK_EQ_INT(f.count[1], 6 + 12 + 8 - 8); /* |k| rounds to 1: the 6 axis + 12 edge (sqrt 2 = 1.41) neighbours */
+    CHECK_EQ_INT(f.count[1], 18); /* round(|k|) = 1: 6 axis and 12 edge (sqrt 2) neighbours; corners (sqrt 3) go to 2 */
     cryo_fsc_free(&f);
     CHECK(cryo_fsc_compute(&f, &a, &b, NULL, &err) == 0);
     for (size_t q = 0; q < f.nshell; q++)
