@@ -31,6 +31,12 @@ static const struct cryo_option options[] = {
     {"title", 0, CRYO_OPT_STRING, "TEXT", NULL, "Title of the plot", NULL},
     {"model", 0, CRYO_OPT_STRING, "MODEL", NULL, "Map-versus-model metrics against this PDB/mmCIF model (one map input; needs --res)", NULL},
     {"res", 0, CRYO_OPT_DOUBLE, "Å", NULL, "With --model: resolution of the model map, Å", NULL},
+    {"mask-radius", 0, CRYO_OPT_DOUBLE, "Å", NULL, "With --model: CC_mask radius around atoms (default max(3, min(10, res)))", NULL},
+    {"d-model", 0, CRYO_OPT_FLAG, NULL, NULL, "With --model: also find d_model, the model-map resolution that fits best", NULL},
+    {"q-sigma", 0, CRYO_OPT_DOUBLE, "Å", "0.6", "With --model: width of the Q-score reference Gaussian", NULL},
+    {"q-atoms", 0, CRYO_OPT_STRING, "TSV", NULL, "With --model: write per-atom Q-scores", NULL},
+    {"q-residues", 0, CRYO_OPT_STRING, "TSV", NULL, "With --model: write per-residue Q-scores", NULL},
+    {"q-model", 0, CRYO_OPT_STRING, "PDB", NULL, "With --model: write the model with Q-scores in the B-factor column", NULL},
     {NULL, 0, CRYO_OPT_END, NULL, NULL, NULL, NULL}};
 
 static const struct cryo_tool tool = {
@@ -166,6 +172,16 @@ static int run_model(struct cryo_cli *cli, const struct cryo_volume *map)
     rq.resolution = cryo_args_double(cli->args, "res");
     if (!(rq.resolution > 0))
         cli_usage_error(&tool, "--res: must be > 0 (got %g)", rq.resolution);
+    rq.mask_radius = cryo_args_has(cli->args, "mask-radius") ? cryo_args_double(cli->args, "mask-radius") : 0;
+    rq.q_sigma = cryo_args_double(cli->args, "q-sigma");
+    if (cryo_args_has(cli->args, "mask-radius") && !(rq.mask_radius > 0))
+        cli_usage_error(&tool, "--mask-radius: must be > 0 (got %g)", rq.mask_radius);
+    if (!(rq.q_sigma > 0))
+        cli_usage_error(&tool, "--q-sigma: must be > 0 (got %g)", rq.q_sigma);
+    rq.d_model = cryo_args_flag(cli->args, "d-model");
+    rq.q_atoms_path = cryo_args_has(cli->args, "q-atoms") ? cryo_args_string(cli->args, "q-atoms") : NULL;
+    rq.q_residues_path = cryo_args_has(cli->args, "q-residues") ? cryo_args_string(cli->args, "q-residues") : NULL;
+    rq.q_model_path = cryo_args_has(cli->args, "q-model") ? cryo_args_string(cli->args, "q-model") : NULL;
     struct cryo_mapmodel_report rep;
     memset(&rep, 0, sizeof rep);
     struct cryo_error err = {0};
@@ -211,8 +227,10 @@ int main(int argc, char **argv)
     }
     if (cli.n_inputs != 2)
         cli_usage_error(&tool, "needs two maps (or one map with --model)");
-    if (cryo_args_has(cli.args, "res"))
-        cli_usage_error(&tool, "--res applies to --model only");
+    if (cryo_args_has(cli.args, "res") || cryo_args_has(cli.args, "mask-radius") || cryo_args_flag(cli.args, "d-model") ||
+        cryo_args_given(cli.args, "q-sigma") || cryo_args_has(cli.args, "q-atoms") ||
+        cryo_args_has(cli.args, "q-residues") || cryo_args_has(cli.args, "q-model"))
+        cli_usage_error(&tool, "--res, --mask-radius, --d-model and --q-* apply to --model only");
 
     double thr[3];
     int nthr = cryo_args_doubles(cli.args, "thresholds", thr);
