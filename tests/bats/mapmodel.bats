@@ -105,4 +105,24 @@ PY
   [[ "$output" == *"bad.pdb:1:"* ]]
   run fsc-eval "$map" --model "$DATA/emringer_axisorder/test_model.pdb"
   [ "$status" -eq 2 ]
+  run fsc-eval "$map" "$map" --q-atoms "$TMP/a.tsv"
+  [ "$status" -eq 2 ]
+  run fsc-eval "$map" --model "$DATA/emringer_axisorder/test_model.pdb" --res 3 --q-sigma 0
+  [ "$status" -eq 2 ]
+  assert_no_file "$TMP/a.tsv"
+}
+
+@test "--d-model finds the resolution of a map simulated from the model" {
+  need_mode
+  require_data emringer_axisorder/test_model.pdb
+  local pdb="$DATA/emringer_axisorder/test_model.pdb"
+  model-map --res 4.5 --apix 1 --pad 8 "$pdb" -o "$TMP/sim.mrc"
+  run --separate-stderr fsc-eval "$TMP/sim.mrc" --model "$pdb" --res 3 --d-model --json
+  [ "$status" -eq 0 ]
+  "$PY" - "$output" <<'PY'
+import sys, json
+j = json.loads(sys.argv[1])
+assert abs(j["d_model"] - 4.5) < 0.05, j["d_model"]
+assert 0.8 < j["cc_mask"] < 1.0, j["cc_mask"]   # model map at 3 Å vs a 4.5 Å map
+PY
 }
