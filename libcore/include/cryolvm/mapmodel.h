@@ -5,9 +5,10 @@
  * given resolution on exactly the map's grid. All correlations are Pearson coefficients
  * (about the mean) over a set of voxels:
  *   cc_box     all voxels of the box;
- *   cc_mask    voxels within R of any atom centre, R = max(3, min(10, d)) Å (mmtbx's
- *              resolution-dependent atom mask radius, without its B-dependent image-radius
- *              term), or a radius given by the caller;
+ *   cc_mask    voxels within R of any atom centre: R as phenix.map_model_cc chooses it,
+ *              twice the first inflection point of a carbon atom's Fourier image at
+ *              resolution d blurred by the model's mean B (cryo_mapmodel_atom_radius), or a
+ *              radius given by the caller;
  *   cc_volume  the N voxels with the highest model-map values, N = voxels in the mask;
  *   cc_peaks   the union of the N highest voxels of the model map and the N highest of
  *              the experimental map.
@@ -47,7 +48,7 @@ extern "C" {
 
 struct cryo_mapmodel_opts {
     double resolution;  /* Å, > 0: model map resolution and the mask radius rule */
-    double mask_radius; /* Å; 0 = max(3, min(10, resolution)) */
+    double mask_radius; /* Å; 0 = cryo_mapmodel_atom_radius(resolution, mean B) */
     int d_model;        /* 1 = also search d_model (costs ~40 model maps) */
 };
 
@@ -65,6 +66,10 @@ void cryo_mapmodel_result_free(struct cryo_mapmodel_result *r);
 
 /* Model map on the map's grid, then all the global metrics. `map` must be float32 with one
  * channel. r is overwritten (free it with cryo_mapmodel_result_free). */
+/* phenix.map_model_cc's automatic atom-mask radius (Å) for resolution d_min (Å) and mean
+ * isotropic B (Å²); 0 if the image has no inflection point within max(10, d_min) Å. */
+double cryo_mapmodel_atom_radius(double d_min, double b_iso);
+
 int cryo_mapmodel_eval(const struct cryo_volume *map, const struct cryo_model *m,
                        const struct cryo_mapmodel_opts *o, struct cryo_mapmodel_result *r,
                        struct cryo_error *err);
