@@ -12,7 +12,7 @@
 #                    numpy (rfftn, crop, irfftn, mrcfile in/out)
 #   bench_normalize  mrc-normalize (0.01/0.99 quantiles, clip to [0,1]) vs numpy
 #                    (np.quantile, np.clip, mrcfile in/out); relion has no such job
-#   bench_fsc        (the FSC engineer's part; see below)
+#   bench_fsc        fsc-eval vs relion_image_handler --fsc and numpy; --mask vs relion_postprocess
 # Floors, from numbers measured here by a small C program (FFTW's best plan, FFTW_MEASURE,
 # 2 threads; memcpy bandwidth of a 256 MiB buffer; process start-up = `mrc-resample --version`):
 #   resample  = start-up + 2 (in + out bytes) / bandwidth + (r2c 256^3 + c2r 171^3) at the
@@ -146,8 +146,58 @@ EOF
     "$(awk -v a="$ours" -v b="$floor" 'BEGIN { printf "%.1f×", a / b }')"
 }
 
-# bench_fsc: FSC of two half maps against relion_postprocess / numpy — written by the FSC
-# engineer; define it in this file and it joins the table.
+# bench_fsc: FSC of two 256^3 maps (the map above plus two independent noise draws of 0.5x
+# its standard deviation: stand-in half maps), unmasked against relion_image_handler --fsc
+# and numpy (rfftn both, shell sums with np.bincount, mrcfile in); masked (soft sphere,
+# radius 90 voxels, 8-voxel cosine edge) with phase randomisation against relion_postprocess
+# (no B-factor; it exits 1 after the STAR file when it cannot make its PDF log: timed anyway).
+# Floors: start-up + the two maps (and the mask) read twice at memcpy bandwidth + the FFTs
+# at FFTW's best measured time (r2c 256^3; c2r counted as r2c) + one read of the two
+# half spectra (2 x 135 MB) per FSC.
+quiet() { "$@" || true; }
+bench_fsc() {
+  "$PY" - "$tmp/m256.mrc" "$tmp/h1.mrc" "$tmp/h2.mrc" <<'EOF2'
+import sys, numpy as np, mrcfile
+a = mrcfile.read(sys.argv[1]).astype(np.float32)
+rng = np.random.default_rng(7)
+for out in sys.argv[2:4]:
+    b = a + rng.standard_normal(a.shape).astype(np.float32) * np.float32(0.5 * a.std())
+    mrcfile.write(out, b, overwrite=True, voxel_size=1.0)
+EOF2
+  "$PY" "$root/tests/ref/fsc_ref.py" mask "$tmp/h1.mrc" "$tmp/mask.mrc" --radius 90 --edge 8
+  cat > "$tmp/np_fsc.py" <<'EOF2'
+import sys, numpy as np, mrcfile
+a = mrcfile.read(sys.argv[1]); b = mrcfile.read(sys.argv[2]); n = a.shape[0]
+fa = np.fft.rfftn(a); fb = np.fft.rfftn(b)
+k = np.fft.fftfreq(n) * n; x = np.arange(n // 2 + 1)
+q = np.rint(np.sqrt(k[:, None, None] ** 2 + k[None, :, None] ** 2 + x[None, None, :] ** 2)).astype(np.int64)
+sel = q <= n // 2; qq = q[sel]
+num = np.bincount(qq, (fa * np.conj(fb)).real[sel]); d1 = np.bincount(qq, (np.abs(fa) ** 2)[sel])
+d2 = np.bincount(qq, (np.abs(fb) ** 2)[sel])
+fsc = num / np.sqrt(d1 * d2)
+np.savetxt(sys.argv[3], fsc)
+EOF2
+  local ours np relion floor oursm relionm floorm
+  ours=$(timeit "$bin/fsc-eval" -q "$tmp/h1.mrc" "$tmp/h2.mrc" --tsv "$tmp/f.tsv")
+  np=$(timeit "$PY" "$tmp/np_fsc.py" "$tmp/h1.mrc" "$tmp/h2.mrc" "$tmp/np.txt")
+  oursm=$(timeit "$bin/fsc-eval" -q "$tmp/h1.mrc" "$tmp/h2.mrc" --mask "$tmp/mask.mrc" --tsv "$tmp/fm.tsv")
+  if command -v relion_image_handler >/dev/null; then
+    relion=$(cd "$tmp" && timeit relion_image_handler --i h1.mrc --fsc h2.mrc)
+    relionm=$(cd "$tmp" && timeit quiet relion_postprocess --i h1.mrc --i2 h2.mrc --mask mask.mrc --angpix 1 \
+      --o pp --auto_bfac false --adhoc_bfac 0)
+  else
+    relion=nan relionm=nan
+  fi
+  floor=$(awk -v s="$startup" -v bw="$bw" -v f1="$t_r2c" \
+    'BEGIN { printf "%.3f", s + (2 * 2 * 256^3 * 4 + 2 * 256^2 * 129 * 8) / (bw * 1e9) + 2 * f1 }')
+  floorm=$(awk -v s="$startup" -v bw="$bw" -v f1="$t_r2c" \
+    'BEGIN { printf "%.3f", s + (2 * 3 * 256^3 * 4 + 3 * 2 * 256^2 * 129 * 8) / (bw * 1e9) + 8 * f1 }')
+  ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "nan") print "–"; else printf "%.2f s (%.1f×)", a, a / b }'; }
+  printf '| FSC of two 256³ maps | %.3f | %s | %s | %.3f | %s |\n' "$ours" "$(ratio "$relion" "$ours")" \
+    "$(ratio "$np" "$ours")" "$floor" "$(awk -v a="$ours" -v b="$floor" 'BEGIN { printf "%.1f×", a / b }')"
+  printf '| masked FSC + phase randomisation (relion_postprocess) | %.3f | %s | – | %.3f | %s |\n' "$oursm" \
+    "$(ratio "$relionm" "$oursm")" "$floorm" "$(awk -v a="$oursm" -v b="$floorm" 'BEGIN { printf "%.1f×", a / b }')"
+}
 
 what=$(make_map)
 read -r bw t_r2c t_c2r < <(floors)
