@@ -304,12 +304,15 @@ static int create_impl(struct cryo_scunet **out, const struct cryo_scunet_config
     m->training = training ? 1 : 0;
     m->enc_only = enc_only;
     m->L = c->levels;
-    for (int l = 0; l <= m->L; l++) {
-        m->dd[l] = d >> l;
-        m->hh[l] = h >> l;
-        m->ww[l] = w >> l;
-        m->T[l] = (int64_t)n * m->dd[l] * m->hh[l] * m->ww[l];
-        m->C[l] = c->width << l;
+    /* level l halves the grid and doubles the width; levels <= CRYO_SCUNET_MAX_LEVELS was
+     * validated with the config (the second bound is for the compiler's array checks) */
+    for (int l = 0, dl = d, hl = h, wl = w, cl = c->width; l <= m->L && l <= CRYO_SCUNET_MAX_LEVELS;
+         l++, dl /= 2, hl /= 2, wl /= 2, cl *= 2) {
+        m->dd[l] = dl;
+        m->hh[l] = hl;
+        m->ww[l] = wl;
+        m->T[l] = (int64_t)n * dl * hl * wl;
+        m->C[l] = cl;
     }
     int rc;
     if ((rc = scunet_table(c, &m->tab, &m->ntab, &m->nparams, &m->lay, err)) < 0)
