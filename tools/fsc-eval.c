@@ -307,6 +307,17 @@ int main(int argc, char **argv)
     for (int i = 0; i < nthr; i++)
         cryo_fsc_resolution(c.s, head, c.nshell, thr[i], &res[i]);
     double nyq_A = 1.0 / c.s[c.nshell - 1];
+    if (c.fsc_true) {
+        /* relion_postprocess's sanity checks on the correction, as warnings */
+        struct cryo_fsc_res un, co;
+        cryo_fsc_resolution(c.s, c.fsc, c.nshell, 0.143, &un);
+        cryo_fsc_resolution(c.s, c.fsc_true, c.nshell, 0.143, &co);
+        if (un.shell_index > co.shell_index)
+            cli_warn(&cli, "the unmasked FSC extends beyond the mask-corrected one (%.3f vs %.3f Å): check the mask",
+                     un.shell, co.shell);
+        else if (co.shell_index < (int)c.nshell && c.fsc_rand[co.shell_index > 0 ? co.shell_index - 1 : 0] > 0.1)
+            cli_warn(&cli, "the phase-randomised masked FSC is above 0.1 at the resolution: use a softer mask");
+    }
 
     if (cryo_args_has(cli.args, "tsv")) {
         const char *tsv = cryo_args_string(cli.args, "tsv");

@@ -184,3 +184,26 @@ PY
   run fsc-eval "$TMP/s1.mrc" "$TMP/junk.mrc"
   [ "$status" -eq 1 ]; assert_one_error_line; [[ "$output" == *junk.mrc* ]]
 }
+
+@test "fsc-eval: a real non-cubic map (EMD-1461 crop, 75x80x96) = numpy" {
+  require_data real_maps_nomodel/emd_1461_cropped_dmm.mrc
+  require_py_module mrcfile
+  FSC_REF halves "$DATA/real_maps_nomodel/emd_1461_cropped_dmm.mrc" "$TMP/a.mrc" "$TMP/b.mrc" --noise 1.0
+  FSC_REF mask "$TMP/a.mrc" "$TMP/m.mrc" --radius 30 --edge 5
+  run fsc-eval "$TMP/a.mrc" "$TMP/b.mrc" --mask "$TMP/m.mrc" --tsv "$TMP/c.tsv" --plot "$TMP/c.svg"
+  echo "$output"
+  [ "$status" -eq 0 ]
+  run FSC_REF check "$TMP/a.mrc" "$TMP/b.mrc" "$TMP/c.tsv" --mask "$TMP/m.mrc" --tol 1e-5
+  echo "$output"; [ "$status" -eq 0 ]
+}
+
+@test "fsc-eval --model: map-versus-model metrics (EMD-5168 with 3MFP)" {
+  require_data tempy_emd5168_actin/3MFP.pdb
+  run fsc-eval "$DATA/tempy_emd5168_actin/emd_5168.map" --model "$DATA/tempy_emd5168_actin/3MFP.pdb" --res 6 --json
+  [ "$status" -eq 0 ]
+  echo "$output" | "$PY" -c "import json,sys; j=json.load(sys.stdin); assert 'fsc_0143' in j and 'fsc_05' in j and 0 < j['cc_mask'] <= 1, j"
+  run fsc-eval "$DATA/tempy_emd5168_actin/emd_5168.map" --model "$DATA/tempy_emd5168_actin/3MFP.pdb"
+  [ "$status" -eq 2 ]
+  run fsc-eval "$DATA/tempy_emd5168_actin/emd_5168.map" "$DATA/tempy_emd5168_actin/emd_5168.map" --model "$DATA/tempy_emd5168_actin/3MFP.pdb" --res 6
+  [ "$status" -eq 2 ]
+}
