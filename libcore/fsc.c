@@ -200,20 +200,31 @@ static void randomize_spectrum(const struct geom *g, float *f, double q_from, ui
                 if (shell_pos(g, i, j, k) < q_from - 1e-9)
                     continue;
                 float *c = f + 2 * (((size_t)k * (size_t)ny + (size_t)j) * (size_t)nhx + (size_t)i);
-                double mag = hypot(c[0], c[1]);
+                float mag = sqrtf(c[0] * c[0] + c[1] * c[1]);
                 int plane = i == 0 || (nx % 2 == 0 && i == nx / 2);
                 uint64_t id = (uint64_t)(plane && plin < lin ? plin : lin) * (uint64_t)nhx + (uint64_t)i;
                 uint64_t r = splitmix64(key ^ splitmix64(id));
                 if (plane && plin == lin) { /* self-conjugate: must stay real */
-                    c[0] = (float)((r >> 63) ? -mag : mag);
+                    c[0] = (r & 1) ? -mag : mag;
                     c[1] = 0;
                     continue;
                 }
-                double ph = (double)(r >> 11) * (2.0 * M_PI / 9007199254740992.0);
+                /* a uniform random direction without trigonometry: a point uniform in the
+                 * unit disc (rejection from the square, 24-bit coordinates), normalised */
+                double u, v, q;
+                for (;;) {
+                    u = (double)(r >> 40) * (2.0 / 16777216.0) - 1.0;
+                    v = (double)((r >> 16) & 0xFFFFFFu) * (2.0 / 16777216.0) - 1.0;
+                    q = u * u + v * v;
+                    if (q <= 1.0 && q > 1e-12)
+                        break;
+                    r = splitmix64(r);
+                }
                 if (plane && plin < lin)
-                    ph = -ph;
-                c[0] = (float)(mag * cos(ph));
-                c[1] = (float)(mag * sin(ph));
+                    v = -v;
+                double sc = mag / sqrt(q);
+                c[0] = (float)(u * sc);
+                c[1] = (float)(v * sc);
             }
         }
 }
