@@ -10,7 +10,7 @@
  * FSC_q = Σ Re(F1 F2*) / sqrt(Σ|F1|² Σ|F2|²) over every element of the full sphere (the
  * half spectrum with its Hermitian partners counted: weight 2 except the x = 0 and, for even
  * nx, x = nx/2 planes). relion sums the half spectrum with weight 1, which gives the x = 0
- * plane half of its due weight (differences up to ~0.01 in the lowest shells, a few 1e-3
+ * plane half of its due weight (differences up to ~0.015 in the lowest shells, a few 1e-3
  * beyond); opts.half_weights = 1 reproduces relion's sums for like-for-like comparison.
  *
  * Masked FSC (relion_postprocess, Chen et al. 2013 Ultramicroscopy 135:24): with a mask M,
