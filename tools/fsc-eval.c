@@ -371,7 +371,7 @@ int main(int argc, char **argv)
         fputc('\n', stdout);
         json_decref(o_);
     } else if (!cli.quiet) {
-        printf("%s%s: FSC %s vs %s, %zu shells of %.5f 1/Å to Nyquist %.3f Å\n", "", tool.name, cli.inputs[0],
+        printf("%s: FSC %s vs %s, %zu shells of %.5f 1/Å to Nyquist %.3f Å\n", tool.name, cli.inputs[0],
                cli.inputs[1], c.nshell, c.ds, nyq_A);
         if (c.fsc_true)
             printf("  mask %s; phases randomised beyond %.3f Å (shell %d); resolutions from the corrected FSC\n",
