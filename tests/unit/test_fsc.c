@@ -77,6 +77,8 @@ TEST(fft_matches_direct_dft)
     check_fft(9, 6, 1); /* one plane: no z pass */
     check_fft(8, 8, 8);
     check_fft(5, 3, 7);
+    check_fft(8, 1, 5); /* one row: only the single-row z plan */
+    check_fft(1, 4, 3); /* one column */
 }
 
 TEST(fft_plan_cache_and_bad_size)
