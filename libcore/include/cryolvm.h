@@ -6,6 +6,8 @@
 #define CRYOLVM_H
 #include "cryolvm/degrade.h"
 #include "cryolvm/error.h"
+#include "cryolvm/fft.h"
+#include "cryolvm/fsc.h"
 #include "cryolvm/hist.h"
 #include "cryolvm/mapmodel.h"
 #include "cryolvm/mem.h"
