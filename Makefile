@@ -130,8 +130,10 @@ bats: all $(UNIT_BINS)
 
 # `make check` and `make demo` first install missing Debian packages (scripts/setup), then
 # re-read this Makefile so pkg-config sees them.
+NPROC := $(shell nproc 2>/dev/null || echo 2)
 check:
 	@scripts/setup
+	@$(MAKE) --no-print-directory -j$(NPROC) all $(UNIT_BINS)
 	@$(MAKE) --no-print-directory check-run
 check-run: all unit bats man-lint
 
