@@ -160,7 +160,7 @@ install: all
 
 demo:
 	@scripts/setup
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory -j$(NPROC) all
 	@bash scripts/demo
 
 clean:
