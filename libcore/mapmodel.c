@@ -3,6 +3,7 @@
  * them, the map-model FSC with its 0.143 and 0.5 crossings, and mtriage's d_model.
  * Sums are in double; the "N highest voxels" sets come from a quickselect threshold, not
  * a full sort, so 300^3 maps stay fast. */
+#include "cryolvm/fft.h"
 #include "cryolvm/mapmodel.h"
 #include "cryolvm/mem.h"
 #include "cryolvm/molmap.h"
@@ -248,53 +249,132 @@ double cryo_fsc_crossing(const double *s, const double *fsc, size_t nshell, doub
 }
 
 /* CC_mask of the model map at resolution d. */
-static int cc_at(const struct cryo_volume *map, const struct cryo_model *m, struct cryo_volume *mm,
-                 const unsigned char *mask, double d, double *cc, struct cryo_error *err)
+/* mtriage's trial resolutions (cctbx maptbx.resolution_from_map_and_model,
+ * get_trial_resolutions): 1.7–2.9 Å and 3.0–6.0 Å by 0.1, 6.5–10.4 Å by 0.1, 11–99 Å by 1,
+ * kept within [2a, max(8, 10a)] (a = the largest voxel size, each bound rounded to 0.1 Å). */
+static int trial_resolutions(double *d, double amax)
 {
-    struct cryo_molmap_opts mo;
-    cryo_molmap_opts_default(&mo, d);
-    CRYO_TRY(cryo_molmap_render(mm, m, &mo, err));
-    *cc = cryo_cc_masked(map->data, mm->data, mask, cryo_volume_channel_count(map));
-    if (!isfinite(*cc))
-        *cc = -2;
-    return CRYO_OK;
+    double lo = round(20 * amax) / 10, hi = fmax(8.0, round(100 * amax) / 10);
+    int n = 0;
+    for (int i = 17; i < 30; i++)
+        if (i / 10.0 >= lo - 1e-9 && i / 10.0 <= hi + 1e-9)
+            d[n++] = i / 10.0;
+    for (int i = 300; i < 610; i += 10)
+        if (i / 100.0 >= lo - 1e-9 && i / 100.0 <= hi + 1e-9)
+            d[n++] = i / 100.0;
+    for (int i = 65; i < 105; i++)
+        if (i / 10.0 >= lo - 1e-9 && i / 10.0 <= hi + 1e-9)
+            d[n++] = i / 10.0;
+    for (int i = 11; i < 100; i++)
+        if (i >= lo - 1e-9 && i <= hi + 1e-9)
+            d[n++] = i;
+    return n;
 }
 
+enum { DM_NB = 101, DM_MAXD = 256 }; /* B = −500, −490, ..., 500 Å² */
+
+/* d_model as phenix.mtriage defines it (cctbx maptbx.resolution_from_map_and_model.run):
+ * fo = the map's Fourier coefficients, fc = those of the model with B = 0; for every overall
+ * B in −500..500 Å² (step 10) and trial resolution d, the complex correlation
+ *   CC(B, d) = Σ_{s<=1/d} Re(fo·conj(fc))·w / sqrt(Σ_all |fo|² · Σ_{s<=1/d} |fc|²·w²),
+ * w = exp(−B s²/4), F000 left out, "all" = every coefficient to the finest trial
+ * resolution (cctbx's cc_complex_complex: the full map against the truncated model map);
+ * d_model is the d of the largest CC (ties: the smallest d). Our fc is the molmap of the model at the finest resolution the grid holds
+ * (σ = half the largest voxel); its Gaussian fall-off is one more B, absorbed by the scan.
+ * One pass over the spectrum accumulates, per resolution bin, the sums for every B (w for
+ * successive B is a running product), so the scan costs 101 multiply-adds per coefficient. */
 static int find_d_model(const struct cryo_volume *map, const struct cryo_model *m, struct cryo_volume *mm,
-                        const unsigned char *mask, double res, double *d_best, struct cryo_error *err)
+                        double *d_best, struct cryo_error *err)
 {
-    double amax = map->apix[0];
-    for (int d = 1; d < 3; d++)
-        amax = map->apix[d] > amax ? map->apix[d] : amax;
-    double lo = 2 * amax, hi = 3 * res > lo * 1.5 ? 3 * res : lo * 1.5;
-    enum { NSCAN = 25 };
-    double ds[NSCAN], cc[NSCAN];
-    int best = 0;
-    for (int i = 0; i < NSCAN; i++) {
-        ds[i] = lo * pow(hi / lo, (double)i / (NSCAN - 1));
-        CRYO_TRY(cc_at(map, m, mm, mask, ds[i], &cc[i], err));
-        if (cc[i] > cc[best])
-            best = i;
+    double amax = fmax(map->apix[0], fmax(map->apix[1], map->apix[2]));
+    double dl[DM_MAXD], t[DM_MAXD];
+    int K = trial_resolutions(dl, amax);
+    if (K == 0)
+        return cryo_fail(err, CRYO_E_INVALID, "d_model: no trial resolution fits voxels of %g Å", amax);
+    for (int k = 0; k < K; k++) /* bins by s² = 1/d², ascending: d descending */
+        t[k] = 1.0 / (dl[K - 1 - k] * dl[K - 1 - k]);
+    struct cryo_molmap_opts mo;
+    cryo_molmap_opts_default(&mo, 0.5 * amax * M_PI * sqrt(2.0)); /* sigma = res/(pi sqrt 2) */
+    CRYO_TRY(cryo_molmap_render(mm, m, &mo, err));
+    const struct cryo_fft3 *plan;
+    CRYO_TRY(cryo_fft3_get(&plan, map->nx, map->ny, map->nz, err));
+    size_t nc = cryo_fft3_complex_count(plan), bytes;
+    CRYO_TRY(cryo_mul_size(nc, 4 * sizeof(float), &bytes, err));
+    float *fo = cryo_alloc_big(bytes, err);
+    if (!fo)
+        return CRYO_E_NOMEM;
+    float *fc = fo + 2 * nc;
+    int st = cryo_fft3_forward(plan, map->data, fo, err);
+    if (st == CRYO_OK)
+        st = cryo_fft3_forward(plan, mm->data, fc, err);
+    const int nthr = omp_get_max_threads();
+    double *acc = st == CRYO_OK ? cryo_alloc_array((size_t)nthr * (2 * DM_NB + 1) * K, sizeof *acc, err) : NULL;
+    if (!acc) {
+        cryo_free_big(fo);
+        return st < 0 ? st : CRYO_E_NOMEM;
     }
-    double a = ds[best > 0 ? best - 1 : 0], b = ds[best < NSCAN - 1 ? best + 1 : NSCAN - 1];
-    const double g = (sqrt(5.0) - 1) / 2;
-    double x1 = b - g * (b - a), x2 = a + g * (b - a), f1, f2;
-    CRYO_TRY(cc_at(map, m, mm, mask, x1, &f1, err));
-    CRYO_TRY(cc_at(map, m, mm, mask, x2, &f2, err));
-    for (int it = 0; it < 14; it++) {
-        if (f1 > f2) {
-            b = x2, x2 = x1, f2 = f1;
-            x1 = b - g * (b - a);
-            CRYO_TRY(cc_at(map, m, mm, mask, x1, &f1, err));
-        } else {
-            a = x1, x1 = x2, f1 = f2;
-            x2 = a + g * (b - a);
-            CRYO_TRY(cc_at(map, m, mm, mask, x2, &f2, err));
+    const int64_t nx = map->nx, ny = map->ny, nz = map->nz, hx = nx / 2 + 1;
+    #pragma omp parallel num_threads(nthr)
+    {
+        double *mine = acc + (size_t)omp_get_thread_num() * (2 * DM_NB + 1) * K;
+        #pragma omp for schedule(static)
+        for (int64_t z = 0; z < nz; z++)
+            for (int64_t y = 0; y < ny; y++)
+                for (int64_t x = 0; x < hx; x++) {
+                    if (x == 0 && y == 0 && z == 0)
+                        continue; /* F000 is not a Fourier coefficient in cctbx's sense */
+                    double kx = x / (nx * map->apix[0]);
+                    double ky = (y <= ny / 2 ? y : y - ny) / (ny * map->apix[1]);
+                    double kz = (z <= nz / 2 ? z : z - nz) / (nz * map->apix[2]);
+                    double s2 = kx * kx + ky * ky + kz * kz;
+                    if (s2 > t[K - 1])
+                        continue;
+                    int lo = 0, hi = K - 1; /* first bin with s2 <= t[k] */
+                    while (lo < hi) {
+                        int mid = (lo + hi) / 2;
+                        if (s2 <= t[mid])
+                            hi = mid;
+                        else
+                            lo = mid + 1;
+                    }
+                    /* the half spectrum holds each conjugate pair once, except x = 0 and x = nx/2 */
+                    double g = (x == 0 || (nx % 2 == 0 && x == nx / 2)) ? 1 : 2;
+                    size_t i = ((size_t)z * ny + (size_t)y) * hx + (size_t)x;
+                    double ore = fo[2 * i], oim = fo[2 * i + 1], cre = fc[2 * i], cim = fc[2 * i + 1];
+                    double a = g * (ore * cre + oim * cim), c = g * (cre * cre + cim * cim);
+                    double q = exp(-2.5 * s2), w = exp(125.0 * s2); /* B = −500 first */
+                    double *row = mine + (size_t)lo * (2 * DM_NB + 1);
+                    for (int j = 0; j < DM_NB; j++, w *= q) {
+                        row[2 * j] += w * a;
+                        row[2 * j + 1] += w * w * c;
+                    }
+                    row[2 * DM_NB] += g * (ore * ore + oim * oim);
+                }
+    }
+    for (int th = 1; th < nthr; th++)
+        for (size_t i = 0; i < (size_t)(2 * DM_NB + 1) * K; i++)
+            acc[i] += acc[(size_t)th * (2 * DM_NB + 1) * K + i];
+    double best = -INFINITY, sum[2 * DM_NB] = {0}, fo_all = 0;
+    for (int k = 0; k < K; k++)
+        fo_all += acc[(size_t)k * (2 * DM_NB + 1) + 2 * DM_NB];
+    *d_best = 0;
+    for (int k = 0; k < K; k++) { /* cumulative over s² */
+        for (int j = 0; j < 2 * DM_NB; j++)
+            sum[j] += acc[(size_t)k * (2 * DM_NB + 1) + j];
+        for (int j = 0; j < DM_NB; j++) {
+            double den = sqrt(fo_all * sum[2 * j + 1]);
+            double cc = den > 0 ? sum[2 * j] / den : -INFINITY;
+            /* k ascends in s² (d descends): >= keeps the smallest d among ties */
+            if (cc >= best && isfinite(cc)) {
+                best = cc;
+                *d_best = dl[K - 1 - k];
+            }
         }
     }
-    double xm = (a + b) / 2, fm;
-    CRYO_TRY(cc_at(map, m, mm, mask, xm, &fm, err));
-    *d_best = fm >= cc[best] ? xm : ds[best];
+    free(acc);
+    cryo_free_big(fo);
+    if (!(best > -INFINITY))
+        return cryo_fail(err, CRYO_E_NUMERIC, "d_model: map or model has no Fourier power");
     return CRYO_OK;
 }
 
@@ -397,7 +477,7 @@ int cryo_mapmodel_eval(const struct cryo_volume *map, const struct cryo_model *m
         r->d_fsc_05 = cryo_fsc_crossing(r->shell_s, r->fsc, r->nshell, 0.5);
     }
     if (st == CRYO_OK && o->d_model)
-        st = find_d_model(map, m, &mm, mask, o->resolution, &r->d_model, err);
+        st = find_d_model(map, m, &mm, &r->d_model, err);
     cryo_free_big(mask);
     cryo_free_big(sel);
     cryo_free_big(sel2);

@@ -69,6 +69,50 @@ def atom_radius(d_min, b_iso):
     return (r[i - 1] + r[i])  # 2 x the midpoint of radii i-1 and i
 
 
+def trial_resolutions(amax):
+    """mtriage's trial list (cctbx resolution_from_map_and_model.get_trial_resolutions)."""
+    lo, hi = round(2 * amax, 1), max(8.0, round(10 * amax, 1))
+    l = [i / 10 for i in range(17, 30)] + [i / 100 for i in range(300, 610, 10)] \
+        + [i / 10 for i in range(65, 105)] + [float(i) for i in range(11, 100)]
+    return [d for d in l if lo - 1e-9 <= d <= hi + 1e-9]
+
+
+def d_model(data, apix, org, xyz, zs, bs):
+    """phenix.mtriage's d_model, written from cctbx's cc_complex_complex definition with
+    plain numpy: for each B in -500..500 (step 10) and trial d, the correlation of all Fo
+    (F000 excluded, up to the finest trial d) with Fc*exp(-B s^2/4) truncated at d; Fc from
+    the molmap at sigma = half the largest voxel. Returns the d of the largest value (ties:
+    smallest d), brute force over every (B, d) pair."""
+    amax = max(apix)
+    fine = molmap_ref.molmap(xyz, zs, bs, data.shape, apix, org, 0.5 * amax * math.pi * math.sqrt(2),
+                             1 / (math.pi * math.sqrt(2)), 5.0, False)
+    nz, ny, nx = data.shape
+    Fo, Fc = np.fft.rfftn(data).ravel(), np.fft.rfftn(fine).ravel()
+    kz = np.fft.fftfreq(nz, d=apix[2])[:, None, None]
+    ky = np.fft.fftfreq(ny, d=apix[1])[None, :, None]
+    kx = np.fft.rfftfreq(nx, d=apix[0])[None, None, :]
+    s2 = np.broadcast_to(kx ** 2 + ky ** 2 + kz ** 2, (nz, ny, nx // 2 + 1)).ravel()
+    g = np.full((nz, ny, nx // 2 + 1), 2.0)
+    g[:, :, 0] = 1
+    if nx % 2 == 0:
+        g[:, :, -1] = 1
+    g = g.ravel()
+    ds = sorted(trial_resolutions(amax))
+    keep = (s2 > 0) & (s2 <= 1 / ds[0] ** 2)
+    Fo, Fc, s2, g = Fo[keep], Fc[keep], s2[keep], g[keep]
+    fo_all = np.sum(g * np.abs(Fo) ** 2)
+    best, best_d = -np.inf, None
+    for d in ds:
+        inside = s2 <= 1 / d ** 2
+        for B in range(-500, 510, 10):
+            w = np.exp(-B * s2[inside] / 4)
+            num = np.sum(g[inside] * w * (Fo[inside] * np.conj(Fc[inside])).real)
+            den = math.sqrt(fo_all * np.sum(g[inside] * (w * np.abs(Fc[inside])) ** 2))
+            if den > 0 and num / den > best + 1e-12:
+                best, best_d = num / den, d
+    return best_d, best
+
+
 def main():
     mpath, model, res = sys.argv[1], sys.argv[2], float(sys.argv[3])
     data, apix, org = qscore_ref.read_map(mpath)
@@ -103,11 +147,14 @@ def main():
     pb = np.bincount(sh.ravel(), (w * np.abs(Fb) ** 2).ravel(), minlength=nsh + 2)[:nsh]
     fsc = num / np.sqrt(pa * pb)
     shells = np.arange(nsh) * ds
-    print(json.dumps({
+    out = {
         "cc_box": cc(a, b), "cc_mask": cc(a, b, mask), "cc_volume": cc(a, b, vol),
         "cc_peaks": cc(a, b, peaks), "n_mask": n,
         "fsc_0143": crossing(shells, fsc, 0.143), "fsc_05": crossing(shells, fsc, 0.5),
-    }))
+    }
+    if "--d-model" in sys.argv[4:]:
+        out["d_model"], out["d_model_cc"] = d_model(data, apix, org, xyz, zs, bs)
+    print(json.dumps(out))
 
 
 if __name__ == "__main__":

@@ -15,9 +15,11 @@
  * FSC between map and model map in Fourier shells of width 1/max(n_d a_d); d_fsc_0143 and
  * d_fsc_05 are the resolutions where the curve first falls below 0.143 / 0.5 (linear
  * interpolation between shells; the Nyquist value if it never does).
- * d_model (mtriage): the resolution of the model map that correlates best with the
- * experimental map (CC_mask maximised over a scan of d from 2 voxels up to 3x the stated
- * resolution, then refined by golden-section search).
+ * d_model (phenix.mtriage, cctbx maptbx.resolution_from_map_and_model): over mtriage's
+ * trial resolutions d (1.7 Å to max(8, 10a), kept >= 2a) and overall B in −500..500 Å²
+ * (step 10), the largest correlation of all the map's Fourier coefficients with the B = 0
+ * model's coefficients times exp(−B s²/4) truncated at d (cctbx's cc_complex_complex);
+ * d_model is that d (ties: the smallest).
  *
  * Q-score (cryo_qscore; Pintilie et al. 2020, Nat Methods 17:328, as mapq computes it):
  * for each atom, map values are sampled at radial distances 0, 0.1, ..., 2.0 Å, N points
@@ -49,7 +51,7 @@ extern "C" {
 struct cryo_mapmodel_opts {
     double resolution;  /* Å, > 0: model map resolution and the mask radius rule */
     double mask_radius; /* Å; 0 = cryo_mapmodel_atom_radius(resolution, mean B) */
-    int d_model;        /* 1 = also search d_model (costs ~40 model maps) */
+    int d_model;        /* 1 = also compute d_model (one fine model map, two FFTs) */
 };
 
 struct cryo_mapmodel_result {
