@@ -319,7 +319,7 @@ int cryo_safetensors_parse(struct cryo_safetensors **out, const void *buf, size_
             }
             continue;
         }
-        uint64_t b, e;
+        uint64_t b = 0, e = 0;
         if ((rc = st_parse_entry(st, file, key, v, datalen, &b, &e, err)) < 0)
             goto done;
         spans[ns].begin = b;

@@ -114,7 +114,7 @@ static int dtype_is_float(enum cryo_dtype t)
     return t == CRYO_DTYPE_F32 || t == CRYO_DTYPE_F16 || t == CRYO_DTYPE_BF16;
 }
 
-static void dtype_range(enum cryo_dtype t, double *lo, double *hi)
+void cryo_dtype_range(enum cryo_dtype t, double *lo, double *hi)
 {
     switch (t) {
     case CRYO_DTYPE_U8: *lo = 0, *hi = 255; break;
@@ -122,11 +122,13 @@ static void dtype_range(enum cryo_dtype t, double *lo, double *hi)
     case CRYO_DTYPE_I16: *lo = -32768, *hi = 32767; break;
     case CRYO_DTYPE_U16: *lo = 0, *hi = 65535; break;
     case CRYO_DTYPE_I32: *lo = -2147483648.0, *hi = 2147483647.0; break;
+    case CRYO_DTYPE_F16: *lo = -65504.0, *hi = 65504.0; break;
+    case CRYO_DTYPE_BF16: *lo = -3.3895313892515355e38, *hi = 3.3895313892515355e38; break;
     default: *lo = -INFINITY, *hi = INFINITY; break;
     }
 }
 
-static void put_value(void *data, enum cryo_dtype t, size_t i, double x)
+void cryo_dtype_put(void *data, enum cryo_dtype t, size_t i, double x)
 {
     switch (t) {
     case CRYO_DTYPE_F32: ((float *)data)[i] = (float)x; break;
@@ -151,7 +153,7 @@ int cryo_volume_convert(struct cryo_volume *v, enum cryo_dtype t, struct cryo_er
     CRYO_TRY(cryo_mul_size(n ? n : 1, cryo_dtype_size(t), &bytes, err));
     int to_int = !dtype_is_float(t);
     double lo, hi;
-    dtype_range(t, &lo, &hi);
+    cryo_dtype_range(t, &lo, &hi);
     if (to_int) {  /* validate first, so a failure leaves v unchanged */
         for (size_t i = 0; i < n; i++) {
             double x = cryo_volume_get(v, i);
@@ -178,7 +180,7 @@ int cryo_volume_convert(struct cryo_volume *v, enum cryo_dtype t, struct cryo_er
         #pragma omp parallel for if (n > 1 << 20)
         for (size_t i = 0; i < n; i++) {
             double x = cryo_volume_get(v, i);
-            put_value(out, t, i, to_int ? nearbyint(x) : x);
+            cryo_dtype_put(out, t, i, to_int ? nearbyint(x) : x);
         }
     }
     cryo_free_big(v->data);

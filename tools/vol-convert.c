@@ -37,35 +37,6 @@ static int is_int_type(enum cryo_dtype t)
 }
 
 /* Largest finite magnitude of a type; integer types give their [lo, hi]. */
-static void type_range(enum cryo_dtype t, double *lo, double *hi)
-{
-    switch (t) {
-    case CRYO_DTYPE_U8: *lo = 0, *hi = 255; break;
-    case CRYO_DTYPE_I8: *lo = -128, *hi = 127; break;
-    case CRYO_DTYPE_I16: *lo = -32768, *hi = 32767; break;
-    case CRYO_DTYPE_U16: *lo = 0, *hi = 65535; break;
-    case CRYO_DTYPE_I32: *lo = -2147483648.0, *hi = 2147483647.0; break;
-    case CRYO_DTYPE_F16: *lo = -65504.0, *hi = 65504.0; break;
-    case CRYO_DTYPE_BF16: *lo = -3.3895313892515355e38, *hi = 3.3895313892515355e38; break;
-    default: *lo = -INFINITY, *hi = INFINITY; break;
-    }
-}
-
-static void put(void *data, enum cryo_dtype t, size_t i, double x)
-{
-    switch (t) {
-    case CRYO_DTYPE_F32: ((float *)data)[i] = (float)x; break;
-    case CRYO_DTYPE_F16: ((uint16_t *)data)[i] = cryo_f32_to_f16((float)x); break;
-    case CRYO_DTYPE_BF16: ((uint16_t *)data)[i] = cryo_f32_to_bf16((float)x); break;
-    case CRYO_DTYPE_U8: ((uint8_t *)data)[i] = (uint8_t)x; break;
-    case CRYO_DTYPE_I8: ((int8_t *)data)[i] = (int8_t)x; break;
-    case CRYO_DTYPE_I16: ((int16_t *)data)[i] = (int16_t)x; break;
-    case CRYO_DTYPE_U16: ((uint16_t *)data)[i] = (uint16_t)x; break;
-    case CRYO_DTYPE_I32: ((int32_t *)data)[i] = (int32_t)x; break;
-    default: break;
-    }
-}
-
 struct conv {
     enum cryo_dtype to; /* INVALID = keep */
     int clip, rescale;
@@ -80,7 +51,7 @@ static int convert(struct cryo_volume *v, const struct conv *c, const char *what
     if (c->to == CRYO_DTYPE_INVALID || c->to == v->dtype)
         return 0;
     double lo, hi, a = 1, b = 0;
-    type_range(c->to, &lo, &hi);
+    cryo_dtype_range(c->to, &lo, &hi);
     size_t n = cryo_volume_count(v);
     int to_int = is_int_type(c->to);
     if (c->rescale) {
@@ -126,7 +97,7 @@ static int convert(struct cryo_volume *v, const struct conv *c, const char *what
                 x = nearbyint(x);
             x = x < lo ? lo : x > hi ? hi : x;
         }
-        put(d, c->to, i, x);
+        cryo_dtype_put(d, c->to, i, x);
     }
     cryo_volume_move(v, &out);
     return 0;

@@ -120,6 +120,11 @@ void cryo_volume_stats(const struct cryo_volume *v, struct cryo_stats *s);
 
 /* Element i as double, whatever the dtype. */
 double cryo_volume_get(const struct cryo_volume *v, size_t i);
+/* Store x as element i of `data` of dtype t: a plain C cast (integers truncate and must be
+ * in range; callers round and check with cryo_dtype_range first). */
+void cryo_dtype_put(void *data, enum cryo_dtype t, size_t i, double x);
+/* The finite range a dtype can hold (float16 ±65504, bfloat16 ±3.39e38, float32 ±Inf). */
+void cryo_dtype_range(enum cryo_dtype t, double *lo, double *hi);
 
 #ifdef __cplusplus
 }
