@@ -123,10 +123,10 @@ $(BUILD)/tests/%: tests/unit/%.c $(UNIT_COMMON_OBJ) $(LIB_A)
 	$(CC) $(CPPFLAGS_ALL) -Itests/unit $(CFLAGS_ALL) -o $@ $< $(UNIT_COMMON_OBJ) $(LIB_A) $(LDFLAGS_ALL) $(LDLIBS_ALL)
 
 unit: $(UNIT_BINS)
-	@scripts/run-unit $(UNIT_BINS)
+	@set -o pipefail; scripts/run-unit $(UNIT_BINS) | tee $(BUILD)/unit.log
 
 bats: all $(UNIT_BINS)
-	@CRYO_BIN=$(abspath $(BIN)) bats --print-output-on-failure tests/bats
+	@set -o pipefail; CRYO_BIN=$(abspath $(BIN)) bats --print-output-on-failure tests/bats | tee $(BUILD)/bats.tap
 
 # `make check` and `make demo` first install missing Debian packages (scripts/setup), then
 # re-read this Makefile so pkg-config sees them.
@@ -136,10 +136,11 @@ check:
 	@$(MAKE) --no-print-directory -j$(NPROC) all $(UNIT_BINS)
 	@$(MAKE) --no-print-directory check-run
 check-run: all unit bats man-lint
+	@scripts/check-summary $(BUILD)
 
 # Every man page lints clean and every tool has one.
 man-lint:
-	@scripts/check-man $(TOOLS)
+	@set -o pipefail; CRYO_BIN=$(BIN) scripts/check-man $(TOOLS) | tee $(BUILD)/man.log
 
 # ---- bench -------------------------------------------------------------------
 bench: all
