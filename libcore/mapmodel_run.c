@@ -1,6 +1,6 @@
 /* mapmodel_run.c — the whole map-versus-model evaluation behind one call, so a tool
  * (fsc-eval --model) only parses options and prints: read the model, global metrics
- * (mapmodel.c), Q-scores (qscore.c), and the optional TSV / PDB outputs, each written to a
+ * (mapmodel.c), Q-scores (qscore.c), and the optional TSV / PDB / mmCIF / ChimeraX outputs, each written to a
  * temporary file in the target's directory and renamed into place only when complete. */
 #include "cryolvm/mapmodel.h"
 #include "cryolvm/mem.h"
@@ -9,6 +9,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 void cryo_mapmodel_report_free(struct cryo_mapmodel_report *r)
@@ -24,6 +25,31 @@ static int write_pdb_q(FILE *f, const struct cryo_model *m, const double *q, con
                        struct cryo_error *err)
 {
     return cryo_model_write_pdb(f, m, q, name, err);
+}
+
+static int write_cif_q(FILE *f, const struct cryo_model *m, const double *q, const char *name,
+                       struct cryo_error *err)
+{
+    return cryo_model_write_cif(f, m, q, "qscore", name, err);
+}
+
+/* mmCIF for names ending in .cif or .mmcif (any case), PDB otherwise */
+static int wants_cif(const char *path)
+{
+    size_t n = strlen(path);
+    return (n >= 4 && strcasecmp(path + n - 4, ".cif") == 0) || (n >= 6 && strcasecmp(path + n - 6, ".mmcif") == 0);
+}
+
+/* The atoms Q is reported for: `all` without its waters (mapq scores waters too, but
+ * map-model metrics here leave them out). */
+static int drop_waters(struct cryo_model *m, const struct cryo_model *all, struct cryo_error *err)
+{
+    for (size_t i = 0; i < all->n; i++)
+        if (!cryo_resname_is_water(all->atoms[i].resname))
+            CRYO_TRY(cryo_model_push(m, &all->atoms[i], err));
+    if (m->n == 0)
+        return cryo_fail(err, CRYO_E_FORMAT, "no atoms other than waters");
+    return CRYO_OK;
 }
 
 static int write_atomically(const char *path, writer_fn fn, const struct cryo_model *m, const double *q,
@@ -75,12 +101,17 @@ int cryo_mapmodel_run(const struct cryo_volume *map, const char *map_name,
     int s = cryo_volume_convert(&v, CRYO_DTYPE_F32, err);
     if (s == CRYO_OK)
         s = cryo_volume_check_finite(&v, map_name, err);
-    struct cryo_model m;
+    /* read with waters: in mapq they keep Q-score sample points away too */
+    struct cryo_model m, env;
     cryo_model_init(&m);
+    cryo_model_init(&env);
     struct cryo_model_opts mo;
     cryo_model_opts_default(&mo);
+    mo.waters = 1;
     if (s == CRYO_OK)
-        s = cryo_model_read(&m, rq->model_path, &mo, err);
+        s = cryo_model_read(&env, rq->model_path, &mo, err);
+    if (s == CRYO_OK && (s = drop_waters(&m, &env, err)) < 0)
+        cryo_error_prefix(err, rq->model_path);
     struct cryo_mapmodel_opts o = {rq->resolution, rq->mask_radius, rq->d_model};
     if (s == CRYO_OK && (s = cryo_mapmodel_eval(&v, &m, &o, &r->m, err)) < 0)
         cryo_error_prefix(err, rq->model_path);
@@ -91,7 +122,7 @@ int cryo_mapmodel_run(const struct cryo_volume *map, const char *map_name,
     cryo_qscore_opts_default(&qo);
     if (rq->q_sigma > 0)
         qo.sigma = rq->q_sigma;
-    if (s == CRYO_OK && (s = cryo_qscore(&v, &m, &qo, q, err)) < 0)
+    if (s == CRYO_OK && (s = cryo_qscore_among(&v, &m, &env, &qo, q, err)) < 0)
         cryo_error_prefix(err, map_name);
     if (s == CRYO_OK) {
         r->n_atoms = m.n;
@@ -104,9 +135,12 @@ int cryo_mapmodel_run(const struct cryo_volume *map, const char *map_name,
     if (s == CRYO_OK && rq->q_residues_path)
         s = write_atomically(rq->q_residues_path, cryo_qscore_write_residues, &m, q, err);
     if (s == CRYO_OK && rq->q_model_path)
-        s = write_atomically(rq->q_model_path, write_pdb_q, &m, q, err);
+        s = write_atomically(rq->q_model_path, wants_cif(rq->q_model_path) ? write_cif_q : write_pdb_q, &m, q, err);
+    if (s == CRYO_OK && rq->q_attr_path)
+        s = write_atomically(rq->q_attr_path, cryo_qscore_write_defattr, &m, q, err);
     free(q);
     cryo_model_free(&m);
+    cryo_model_free(&env);
     cryo_volume_free(&v);
     if (s < 0)
         cryo_mapmodel_report_free(r);

@@ -1,10 +1,11 @@
-/* qscore.c — Q-scores (Pintilie et al. 2020) as mapq computes them; definition in
- * mapmodel.h. The idea: an atom resolved in the map has density that falls off like a
- * Gaussian of ~0.6 Å around it; Q is the correlation between map values sampled on shells
- * around the atom and that ideal profile. Sample points that fall nearer (0.9 r) to another
- * atom are avoided by rotating the shell's point set, so neighbours do not inflate Q.
- * Atoms are independent, so they are spread over OpenMP threads; other atoms are found
- * through a uniform 2 Å cell grid. */
+/* qscore.c — Q-scores (Pintilie et al. 2020) exactly as mapq 1.9.11 computes them
+ * (gregdp/mapq, qscores.py, function Qscore with numPts=8, toRAD=2.0, dRAD=0.1); the
+ * definition is in mapmodel.h. An atom resolved in the map has density that falls off like
+ * a Gaussian of ~0.6 Å around it; Q is the correlation between map values sampled on
+ * shells around the atom and that ideal profile. On each shell mapq tries spirals of 8,
+ * 10, 12, ... points and keeps the first whose points clear of other atoms (0.9 R) number
+ * at least 8, so neighbours do not inflate Q. Atoms are independent, so they are spread
+ * over OpenMP threads; other atoms are found through a uniform cell grid. */
 #include "cryolvm/mapmodel.h"
 #include "cryolvm/mem.h"
 
@@ -33,39 +34,24 @@ double cryo_qscore_mean(const double *q, size_t n)
     return k ? s / (double)k : NAN;
 }
 
-void cryo_sphere_point(int i, int n, double p[3])
+void cryo_sphere_points(int n, double *p)
 {
-    /* Saff & Kuijlaars (1997) generalised spiral: heights evenly spaced, longitudes
-     * advanced by 3.6/sqrt(n (1 - h^2)). The longitude is a running sum, recomputed here. */
+    /* mapq's SpherePts (Saff & Kuijlaars 1997 spiral): for k = 0..n-1 the height
+     * h = -1 + 2k/(n-1), polar angle acos(h); the longitude is 0 at both poles and
+     * otherwise the previous one plus 3.6/sqrt(n (1 - h^2)), modulo 2 pi. */
     if (n == 1) {
         p[0] = 0, p[1] = 0, p[2] = 1;
         return;
     }
-    double phi = 0;
-    double h = 0;
-    for (int k = 0; k <= i; k++) {
-        h = -1.0 + 2.0 * k / (n - 1);
-        if (k == 0 || k == n - 1)
-            phi = 0;
-        else
-            phi = fmod(phi + 3.6 / sqrt(n * (1 - h * h)), 2 * M_PI);
+    double lon = 0;
+    for (int k = 0; k < n; k++) {
+        double h = -1.0 + 2.0 * k / (n - 1);
+        double lat = acos(h);
+        lon = k == 0 || k == n - 1 ? 0 : fmod(lon + 3.6 / sqrt(n * (1.0 - h * h)), 2 * M_PI);
+        p[3 * k] = sin(lat) * cos(lon);
+        p[3 * k + 1] = sin(lat) * sin(lon);
+        p[3 * k + 2] = cos(lat);
     }
-    double t = acos(h < -1 ? -1 : h > 1 ? 1 : h);
-    p[0] = sin(t) * cos(phi);
-    p[1] = sin(t) * sin(phi);
-    p[2] = cos(t);
-}
-
-/* Rotation of try t: identity for t = 0, then Rz(t alpha) Ry(t beta) with irrational
- * fractions of a turn so successive tries do not repeat. */
-static void try_rotation(int t, double R[9])
-{
-    double a = t * 2 * M_PI * 0.6180339887498949, b = t * M_PI * 0.4142135623730951;
-    double ca = cos(a), sa = sin(a), cb = cos(b), sb = sin(b);
-    /* Rz(a) * Ry(b) */
-    R[0] = ca * cb, R[1] = -sa, R[2] = ca * sb;
-    R[3] = sa * cb, R[4] = ca, R[5] = sa * sb;
-    R[6] = -sb, R[7] = 0, R[8] = cb;
 }
 
 static double sample(const struct cryo_volume *v, const double p[3])
@@ -134,9 +120,9 @@ static int grid_build(struct cellgrid *g, const struct cryo_model *m, double h, 
     return CRYO_OK;
 }
 
-/* 1 if some atom other than `self` lies closer than sqrt(r2) to p. */
-static int near_other(const struct cellgrid *g, const struct cryo_model *m, size_t self, const double p[3],
-                      double r2)
+/* 1 if some atom lies closer than sqrt(r2) to p. The atom being scored is included, as in
+ * mapq: it lies at exactly R > 0.9 R from its own sample points, so it never counts. */
+static int near_any(const struct cellgrid *g, const struct cryo_model *m, const double p[3], double r2)
 {
     int64_t c[3];
     for (int d = 0; d < 3; d++)
@@ -152,8 +138,6 @@ static int near_other(const struct cellgrid *g, const struct cryo_model *m, size
                     continue;
                 size_t cell = ((size_t)k * (size_t)g->n[1] + (size_t)j) * (size_t)g->n[0] + (size_t)i;
                 for (size_t a = g->head[cell]; a != SIZE_MAX; a = g->next[a]) {
-                    if (a == self)
-                        continue;
                     const double *x = m->atoms[a].xyz;
                     double dx = x[0] - p[0], dy = x[1] - p[1], dz = x[2] - p[2];
                     if (dx * dx + dy * dy + dz * dz < r2)
@@ -165,17 +149,53 @@ static int near_other(const struct cellgrid *g, const struct cryo_model *m, size
     return 0;
 }
 
+/* Pearson correlation of u and v; 0 when either side is constant, as Chimera's
+ * FitMap.overlap_and_correlation (which mapq calls) returns. */
+static double pearson(const double *u, const double *v, size_t k)
+{
+    double mu = 0, mv = 0;
+    for (size_t i = 0; i < k; i++)
+        mu += u[i], mv += v[i];
+    mu /= (double)k, mv /= (double)k;
+    double suv = 0, suu = 0, svv = 0;
+    for (size_t i = 0; i < k; i++) {
+        suv += (u[i] - mu) * (v[i] - mv);
+        suu += (u[i] - mu) * (u[i] - mu);
+        svv += (v[i] - mv) * (v[i] - mv);
+    }
+    return suu > 0 && svv > 0 ? suv / sqrt(suu * svv) : 0.0;
+}
+
+/* mapq's radii: R = step, 2 step, ... while R < r_max + step/10 (mapq: RAD < toRAD + 0.01
+ * with dRAD = 0.1), R accumulated by repeated addition exactly as mapq does. */
+static int shell_count(const struct cryo_qscore_opts *o)
+{
+    int n = 0;
+    for (double R = o->r_step; R < o->r_max + 0.1 * o->r_step; R += o->r_step)
+        n++;
+    return n;
+}
+
 int cryo_qscore(const struct cryo_volume *map, const struct cryo_model *m,
                 const struct cryo_qscore_opts *o, double *q, struct cryo_error *err)
+{
+    return cryo_qscore_among(map, m, NULL, o, q, err);
+}
+
+int cryo_qscore_among(const struct cryo_volume *map, const struct cryo_model *m, const struct cryo_model *env,
+                      const struct cryo_qscore_opts *o, double *q, struct cryo_error *err)
 {
     if (map->dtype != CRYO_DTYPE_F32 || map->c != 1 || !map->data)
         return cryo_fail(err, CRYO_E_INVALID, "Q-score needs a single-channel float32 map");
     if (!(o->sigma > 0) || !(o->r_step > 0) || !(o->r_max >= 0) || o->n_points < 1 || o->n_points > 4096 ||
-        o->max_tries < 1 || !isfinite(o->sigma) || !isfinite(o->r_max))
+        o->max_tries < 1 || o->max_tries > 4096 || !isfinite(o->sigma) || !isfinite(o->r_max) ||
+        !(o->r_max / o->r_step < 1e5))
         return cryo_fail(err, CRYO_E_INVALID,
-                         "Q-score options out of range (sigma %g, r_max %g, r_step %g, points %d)", o->sigma,
-                         o->r_max, o->r_step, o->n_points);
-    if (m->n == 0)
+                         "Q-score options out of range (sigma %g, r_max %g, r_step %g, points %d, tries %d)",
+                         o->sigma, o->r_max, o->r_step, o->n_points, o->max_tries);
+    if (!env)
+        env = m;
+    if (m->n == 0 || env->n == 0)
         return cryo_fail(err, CRYO_E_INVALID, "model has no atoms");
     const size_t n = cryo_volume_channel_count(map);
     const float *x = map->data;
@@ -190,30 +210,34 @@ int cryo_qscore(const struct cryo_volume *map, const struct cryo_model *m,
     double sd = sqrt(s2 / (double)n);
     if (!(sd > 0) || !isfinite(sd))
         return cryo_fail(err, CRYO_E_NUMERIC, "map is flat or not finite: Q-score undefined");
-    const int nshell = (int)floor(o->r_max / o->r_step + 1e-9) + 1;
-    const int N = o->n_points;
-    double h = 0.9 * o->r_max > 1.0 ? 0.9 * o->r_max : 1.0;
+    const int N = o->n_points, T = o->max_tries, nshell = shell_count(o);
+    const int most = N + 2 * (T - 1); /* points in the last try's spiral */
+    /* cells at least as wide as the largest clearance radius, so 3x3x3 cells suffice */
     struct cellgrid g;
-    CRYO_TRY(grid_build(&g, m, h, err));
-    double *unit = cryo_alloc_array((size_t)N * 3, sizeof *unit, err);
-    double *rots = cryo_alloc_array((size_t)o->max_tries * 9, sizeof *rots, err);
-    if (!unit || !rots) {
+    CRYO_TRY(grid_build(&g, env, fmax(1.0, o->r_max + o->r_step), err));
+    /* the spirals of every try, one after another: try t has N + 2t points from off[t] */
+    size_t total = (size_t)T * (size_t)N + (size_t)T * (size_t)(T - 1);
+    double *unit = cryo_alloc_array(total * 3, sizeof *unit, err);
+    size_t *off = cryo_alloc_array((size_t)T, sizeof *off, err);
+    if (!unit || !off) {
         free(unit);
-        free(rots);
+        free(off);
         free(g.head);
         free(g.next);
         return CRYO_E_NOMEM;
     }
-    for (int i = 0; i < N; i++)
-        cryo_sphere_point(i, N, unit + 3 * i);
-    for (int t = 0; t < o->max_tries; t++)
-        try_rotation(t, rots + 9 * t);
+    for (int t = 0, k = 0; t < T; t++) {
+        off[t] = (size_t)k;
+        cryo_sphere_points(N + 2 * t, unit + 3 * (size_t)k);
+        k += N + 2 * t;
+    }
+    const size_t cap = (size_t)N + (size_t)nshell * (size_t)most;
     int failed = 0;
 #pragma omp parallel
     {
-        double *pts = malloc(sizeof(double) * 3 * (size_t)N * 2);
-        double *uu = malloc(sizeof(double) * (size_t)N * (size_t)nshell);
-        double *vv = malloc(sizeof(double) * (size_t)N * (size_t)nshell);
+        double *pts = malloc(sizeof(double) * 3 * (size_t)most);
+        double *uu = malloc(sizeof(double) * cap);
+        double *vv = malloc(sizeof(double) * cap);
         if (!pts || !uu || !vv) {
 #pragma omp atomic write
             failed = 1;
@@ -223,66 +247,50 @@ int cryo_qscore(const struct cryo_volume *map, const struct cryo_model *m,
             if (!pts || !uu || !vv)
                 continue;
             const double *c = m->atoms[a].xyz;
+            /* radius 0: the value at the atom, counted N times (mapq repeats it numPts times) */
             size_t k = 0;
-            for (int sh = 0; sh < nshell; sh++) {
-                double r = sh * o->r_step;
-                double ref = 10.0 * exp(-r * r / (2 * o->sigma * o->sigma)) - 1.0;
-                double excl2 = (0.9 * r) * (0.9 * r);
-                int best_cnt = -1;
-                double *best = pts + 3 * (size_t)N; /* best try so far */
-                for (int t = 0; t < o->max_tries; t++) {
-                    const double *R = rots + 9 * t;
+            double u0 = (sample(map, c) - avg) / sd;
+            for (int i = 0; i < N; i++, k++)
+                uu[k] = u0, vv[k] = 1.0;
+            int sh = 0;
+            for (double R = o->r_step; sh < nshell; R += o->r_step, sh++) {
+                double ref = exp(-R * R / (2 * o->sigma * o->sigma));
+                double excl2 = (0.9 * R) * (0.9 * R);
+                /* try N, N + 2, N + 4, ... spiral points; the first try that leaves at least
+                 * N of them clear of every atom gives all its clear points. None: no points. */
+                for (int t = 0; t < T; t++) {
+                    const int nt = N + 2 * t;
+                    const double *e = unit + 3 * off[t];
                     int cnt = 0;
-                    for (int i = 0; i < N; i++) {
-                        /* this try can no longer beat the best one (ties keep the earlier) */
-                        if (cnt + (N - i) <= best_cnt)
+                    for (int i = 0; i < nt; i++) {
+                        /* this try can no longer reach N clear points */
+                        if (cnt + (nt - i) < N)
                             break;
-                        const double *e = unit + 3 * i;
                         double p[3];
                         for (int d = 0; d < 3; d++)
-                            p[d] = c[d] + r * (R[3 * d] * e[0] + R[3 * d + 1] * e[1] + R[3 * d + 2] * e[2]);
-                        if (r > 0 && near_other(&g, m, a, p, excl2))
+                            p[d] = c[d] + e[3 * i + d] * R;
+                        if (near_any(&g, env, p, excl2))
                             continue;
                         memcpy(pts + 3 * cnt, p, sizeof p);
                         cnt++;
                     }
-                    if (cnt > best_cnt) {
-                        best_cnt = cnt;
-                        memcpy(best, pts, sizeof(double) * 3 * (size_t)cnt);
-                    }
-                    if (cnt == N || r == 0)
+                    if (cnt >= N) {
+                        for (int i = 0; i < cnt; i++, k++) {
+                            uu[k] = (sample(map, pts + 3 * i) - avg) / sd;
+                            vv[k] = ref;
+                        }
                         break;
-                }
-                for (int i = 0; i < best_cnt; i++) {
-                    uu[k] = (sample(map, best + 3 * i) - avg) / sd;
-                    vv[k] = ref;
-                    k++;
+                    }
                 }
             }
-            /* Pearson correlation of uu and vv */
-            double mu = 0, mv = 0;
-            for (size_t i = 0; i < k; i++)
-                mu += uu[i], mv += vv[i];
-            double qv = NAN;
-            if (k >= 2) {
-                mu /= (double)k, mv /= (double)k;
-                double suv = 0, suu = 0, svv = 0;
-                for (size_t i = 0; i < k; i++) {
-                    suv += (uu[i] - mu) * (vv[i] - mv);
-                    suu += (uu[i] - mu) * (uu[i] - mu);
-                    svv += (vv[i] - mv) * (vv[i] - mv);
-                }
-                if (suu > 0 && svv > 0)
-                    qv = suv / sqrt(suu * svv);
-            }
-            q[a] = qv;
+            q[a] = pearson(uu, vv, k);
         }
         free(pts);
         free(uu);
         free(vv);
     }
     free(unit);
-    free(rots);
+    free(off);
     free(g.head);
     free(g.next);
     if (failed)
@@ -328,6 +336,24 @@ int cryo_qscore_write_residues(FILE *f, const struct cryo_model *m, const double
         bad = fprintf(f, "%s\t%d\t%c\t%s\t%zu\t%.4f\n", a->chain[0] ? a->chain : "-", a->resseq,
                       a->icode == ' ' ? '-' : a->icode, a->resname, j - i, k ? s / (double)k : NAN) < 0;
         i = j;
+    }
+    if (bad || fflush(f) != 0)
+        return cryo_fail(err, CRYO_E_IO, "%s: write failed", name);
+    return CRYO_OK;
+}
+
+int cryo_qscore_write_defattr(FILE *f, const struct cryo_model *m, const double *q, const char *name,
+                              struct cryo_error *err)
+{
+    int bad = fprintf(f, "# Q-scores (Pintilie et al. 2020, as mapq computes them), written by cryolvm\n"
+                         "attribute: qscore\nrecipient: atoms\nmatch mode: 1-to-1\n") < 0;
+    for (size_t i = 0; i < m->n && !bad; i++) {
+        const struct cryo_atom *a = &m->atoms[i];
+        if (!isfinite(q[i]))
+            continue;
+        char ic[2] = {a->icode == ' ' ? 0 : a->icode, 0};
+        bad = fprintf(f, "\t%s%s:%d%s@%s\t%.4f\n", a->chain[0] ? "/" : "", a->chain, a->resseq, ic, a->name,
+                      q[i]) < 0;
     }
     if (bad || fflush(f) != 0)
         return cryo_fail(err, CRYO_E_IO, "%s: write failed", name);

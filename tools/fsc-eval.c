@@ -31,12 +31,13 @@ static const struct cryo_option options[] = {
     {"title", 0, CRYO_OPT_STRING, "TEXT", NULL, "Title of the plot", NULL},
     {"model", 0, CRYO_OPT_STRING, "MODEL", NULL, "Map-versus-model metrics against this PDB/mmCIF model (one map input; needs --res)", NULL},
     {"res", 0, CRYO_OPT_DOUBLE, "Å", NULL, "With --model: resolution of the model map, Å", NULL},
-    {"mask-radius", 0, CRYO_OPT_DOUBLE, "Å", NULL, "With --model: CC_mask radius around atoms (default max(3, min(10, res)))", NULL},
+    {"mask-radius", 0, CRYO_OPT_DOUBLE, "Å", NULL, "With --model: CC_mask radius around atoms (default: phenix's automatic radius from res and mean B)", NULL},
     {"d-model", 0, CRYO_OPT_FLAG, NULL, NULL, "With --model: also find d_model, the model-map resolution that fits best", NULL},
     {"q-sigma", 0, CRYO_OPT_DOUBLE, "Å", "0.6", "With --model: width of the Q-score reference Gaussian", NULL},
     {"q-atoms", 0, CRYO_OPT_STRING, "TSV", NULL, "With --model: write per-atom Q-scores", NULL},
     {"q-residues", 0, CRYO_OPT_STRING, "TSV", NULL, "With --model: write per-residue Q-scores", NULL},
-    {"q-model", 0, CRYO_OPT_STRING, "PDB", NULL, "With --model: write the model with Q-scores in the B-factor column", NULL},
+    {"q-model", 0, CRYO_OPT_STRING, "FILE", NULL, "With --model: write the model with Q-scores in the B-factor column (mmCIF if FILE ends in .cif or .mmcif, else PDB)", NULL},
+    {"q-attr", 0, CRYO_OPT_STRING, "FILE", NULL, "With --model: write Q-scores as a ChimeraX attribute file (attribute qscore; open FILE.defattr)", NULL},
     {NULL, 0, CRYO_OPT_END, NULL, NULL, NULL, NULL}};
 
 static const struct cryo_tool tool = {
@@ -182,11 +183,13 @@ static int run_model(struct cryo_cli *cli, const struct cryo_volume *map)
     rq.q_atoms_path = cryo_args_has(cli->args, "q-atoms") ? cryo_args_string(cli->args, "q-atoms") : NULL;
     rq.q_residues_path = cryo_args_has(cli->args, "q-residues") ? cryo_args_string(cli->args, "q-residues") : NULL;
     rq.q_model_path = cryo_args_has(cli->args, "q-model") ? cryo_args_string(cli->args, "q-model") : NULL;
+    rq.q_attr_path = cryo_args_has(cli->args, "q-attr") ? cryo_args_string(cli->args, "q-attr") : NULL;
     struct cryo_mapmodel_report rep;
     memset(&rep, 0, sizeof rep);
     struct cryo_error err = {0};
+    int json = cryo_args_flag(cli->args, "json");
     if (cryo_mapmodel_run(map, cli->inputs[0], &rq, &rep, &err) < 0 ||
-        cryo_mapmodel_print(stdout, &rep, rq.resolution, cryo_args_flag(cli->args, "json"), &err) < 0)
+        ((json || !cli->quiet) && cryo_mapmodel_print(stdout, &rep, rq.resolution, json, &err) < 0))
         cli_die(cli, &err);
     cryo_mapmodel_report_free(&rep);
     return 0;
@@ -229,7 +232,7 @@ int main(int argc, char **argv)
         cli_usage_error(&tool, "needs two maps (or one map with --model)");
     if (cryo_args_has(cli.args, "res") || cryo_args_has(cli.args, "mask-radius") || cryo_args_flag(cli.args, "d-model") ||
         cryo_args_given(cli.args, "q-sigma") || cryo_args_has(cli.args, "q-atoms") ||
-        cryo_args_has(cli.args, "q-residues") || cryo_args_has(cli.args, "q-model"))
+        cryo_args_has(cli.args, "q-residues") || cryo_args_has(cli.args, "q-model") || cryo_args_has(cli.args, "q-attr"))
         cli_usage_error(&tool, "--res, --mask-radius, --d-model and --q-* apply to --model only");
 
     double thr[3];

@@ -1,18 +1,24 @@
 #!/usr/bin/python3
-"""qscore_ref.py — independent numpy Q-score (Pintilie et al. 2020, as mapq samples it).
+"""qscore_ref.py — independent numpy Q-score: a line-by-line numpy copy of mapq's own code.
 
-Per atom: shells r = 0, step, ..., r_max; N points per shell on the Saff-Kuijlaars spiral,
-rotated by try t (t = 0: identity, else Rz(t*2pi*0.618034) Ry(t*pi*0.414214)) until all N
-points are at least 0.9 r from every other atom (up to 50 tries; else the try that kept the
-most points, the first on ties). Map values by trilinear interpolation (0 outside the box),
-and mapq's reference g(r) = (maxD - minD) exp(-r^2/(2 sigma^2)) + minD, maxD = min(avg + 10 sd,
-max), minD = max(avg - sd, min), computed literally here (the C code uses an equivalent
-normalised form: Pearson's correlation ignores positive affine changes); Q = Pearson
-correlation over all the atom's points.
-Model read with gemmi (hydrogens and waters removed), map with mrcfile; a neighbour search
-with scipy's cKDTree. Writes one line per atom: "chain resseq atom q".
+Source read: gregdp/mapq, mapq/qscores.py at commit f73033803a22 (mapq_cmd.py says
+mapqVersion 1.9.11): MinMaxD, SpherePts and Qscore(atoms=[atom], numPts=8, toRAD=2.0,
+dRAD=0.1) as CalcQ / CalcQForAts call it, with allAtTree holding every non-hydrogen atom of
+the model (waters included). Per atom:
+  * A, B = maxD - minD, minD with maxD = min(avg + 10 sd, max), minD = max(avg - sd, min);
+  * the map value at the atom, numPts times, against the reference A + B;
+  * RAD = dRAD, then RAD += dRAD while RAD < toRAD + 0.01: for i in 0..49 take
+    SpherePts(atom, RAD, numPts + 2 i), keep the points with no atom at squared distance
+    < (0.9 RAD)^2, and at the first i that keeps >= numPts use them all; none: no points;
+    reference value A exp(-0.5 (RAD / sigma)^2) + B for each;
+  * Q = "corm" of Chimera's FitMap.overlap_and_correlation (0 if a side is constant).
+Map values by trilinear interpolation (0 outside the box), as Chimera's interpolated_values.
+Not copied: Chimera's float32 sums (float64 here). Alternate locations: the highest
+occupancy per atom, the first on ties (what cryolvm's reader keeps).
+Model read with gemmi (hydrogens removed), map with mrcfile, neighbours with scipy's cKDTree.
+Writes one line per non-water atom: "chain resseq atom q".
 
-usage: qscore_ref.py MAP MODEL OUT.tsv [--sigma 0.6] [--points 8]
+usage: qscore_ref.py MAP MODEL OUT.tsv [--sigma 0.6] [--points 8] [--rmax 2.0] [--step 0.1]
 """
 import argparse
 import math
@@ -68,28 +74,46 @@ def trilinear(data, apix, org, pts):
     return out
 
 
-def spiral(n):
-    pts = np.zeros((n, 3))
-    if n == 1:
-        return np.array([[0.0, 0.0, 1.0]])
-    phi = 0.0
-    for k in range(n):
-        h = -1.0 + 2.0 * k / (n - 1)
-        if k == 0 or k == n - 1:
-            phi = 0.0
-        else:
-            phi = math.fmod(phi + 3.6 / math.sqrt(n * (1 - h * h)), 2 * math.pi)
-        t = math.acos(max(-1.0, min(1.0, h)))
-        pts[k] = [math.sin(t) * math.cos(phi), math.sin(t) * math.sin(phi), math.cos(t)]
-    return pts
+def sphere_pts(ctr, rad, n):
+    """mapq's SpherePts: the Saff-Kuijlaars spiral of n points, radius rad around ctr."""
+    thetas, phis = [], []
+    for k in range(1, n + 1):
+        h = -1.0 + (2.0 * float(k - 1) / float(n - 1))
+        phis.append(math.acos(h))
+        thetas.append(0 if k == 1 or k == n else
+                      (thetas[k - 2] + 3.6 / math.sqrt(n * (1.0 - h ** 2.0))) % (2 * math.pi))
+    v = np.array([[math.sin(p) * math.cos(t), math.sin(p) * math.sin(t), math.cos(p)]
+                  for t, p in zip(thetas, phis)])
+    return ctr + v * rad
 
 
-def rotation(t):
-    a = t * 2 * math.pi * 0.6180339887498949
-    b = t * math.pi * 0.4142135623730951
-    rz = np.array([[math.cos(a), -math.sin(a), 0], [math.sin(a), math.cos(a), 0], [0, 0, 1]])
-    ry = np.array([[math.cos(b), 0, math.sin(b)], [0, 1, 0], [-math.sin(b), 0, math.cos(b)]])
-    return rz @ ry
+def corm(v1, v2):
+    """Chimera FitMap.overlap_and_correlation's correlation about the mean."""
+    v1 = np.asarray(v1, np.float64)
+    v2 = np.asarray(v2, np.float64)
+    n = len(v1)
+    olap, n1, n2 = np.dot(v1, v2), np.dot(v1, v1), np.dot(v2, v2)
+    m1, m2 = v1.sum() / n, v2.sum() / n
+    d2 = max((n1 - n * m1 * m1) * (n2 - n * m2 * m2), 0.0)
+    d = math.sqrt(d2)
+    return (olap - n * m1 * m2) / d if d > 0 else 0.0
+
+
+def read_atoms(path):
+    st = gemmi.read_structure(path)
+    st.remove_hydrogens()
+    best = {}
+    order = []
+    for ch in st[0]:
+        for res in ch:
+            for at in res:
+                key = (ch.name, res.seqid.num, res.seqid.icode, at.name)
+                if key not in best:
+                    order.append(key)
+                    best[key] = (at.occ, res.name, at)
+                elif at.occ > best[key][0]:
+                    best[key] = (at.occ, res.name, at)
+    return [(k[0], k[1], k[3], best[k][1], np.array(best[k][2].pos.tolist())) for k in order]
 
 
 def main():
@@ -106,47 +130,32 @@ def main():
     avg, sd = data.mean(), data.std()
     maxd = min(avg + 10 * sd, data.max())
     mind = max(avg - sd, data.min())
-    st = gemmi.read_structure(a.model)
-    st.remove_hydrogens()
-    st.remove_waters()
-    atoms = []
-    for ch in st[0]:
-        for res in ch:
-            for at in res:
-                if at.altloc not in ("\0", " ") and at.altloc != res[at.name][0].altloc:
-                    continue
-                atoms.append((ch.name, res.seqid.num, at.name, np.array([at.pos.x, at.pos.y, at.pos.z])))
-    xyz = np.array([t[3] for t in atoms])
-    tree = cKDTree(xyz)
-    unit = spiral(a.points)
-    rots = [rotation(t) for t in range(50)]
-    nshell = int(math.floor(a.rmax / a.step + 1e-9)) + 1
+    A, B = maxd - mind, mind
+    atoms = read_atoms(a.model)
+    tree = cKDTree(np.array([t[4] for t in atoms]))  # every non-H atom, waters included
+    num_pts, to_rad, d_rad = a.points, a.rmax, a.step
     with open(a.out, "w") as f:
-        for idx, (chain, seq, name, c) in enumerate(atoms):
-            us, vs = [], []
-            for sh in range(nshell):
-                r = sh * a.step
-                ref = (maxd - mind) * math.exp(-r * r / (2 * a.sigma ** 2)) + mind
-                best = None
-                for t in range(50):
-                    p = c + r * (unit @ rots[t].T)
-                    if r > 0:
-                        d, j = tree.query(p, k=2)
-                        # nearest atom other than this one
-                        other = np.where(j[:, 0] == idx, d[:, 1], d[:, 0])
-                        keep = other >= 0.9 * r
-                        p = p[keep]
-                    if best is None or len(p) > len(best):
-                        best = p
-                    if len(p) == a.points or r == 0:
+        for chain, seq, name, resname, c in atoms:
+            if resname in ("HOH", "WAT", "DOD", "H2O"):
+                continue   # scored by mapq too, but cryolvm reports protein/ligand atoms only
+            d_vals = list(trilinear(data, apix, org, c[None, :])) * num_pts
+            g_vals = [A + B] * num_pts
+            rad = d_rad
+            while rad < to_rad + 0.01 * (d_rad / 0.1):
+                out2 = (rad * 0.9) ** 2
+                pts = []
+                for i in range(0, 50):
+                    cand = sphere_pts(c, rad, num_pts + i * 2)
+                    dist, _ = tree.query(cand, k=1)
+                    keep = cand[dist * dist >= out2]
+                    if len(keep) >= num_pts:
+                        pts = keep
                         break
-                if len(best):
-                    us.extend(trilinear(data, apix, org, best))
-                    vs.extend([ref] * len(best))
-            us, vs = np.array(us), np.array(vs)
-            q = float("nan")
-            if len(us) >= 2 and us.std() > 0 and vs.std() > 0:
-                q = float(np.corrcoef(us, vs)[0, 1])
+                if len(pts):
+                    d_vals.extend(trilinear(data, apix, org, pts))
+                    g_vals.extend([A * math.exp(-0.5 * (rad / a.sigma) ** 2) + B] * len(pts))
+                rad += d_rad
+            q = corm(d_vals, g_vals)
             f.write(f"{chain}\t{seq}\t{name}\t{q:.6f}\n")
 
 

@@ -189,7 +189,9 @@ TEST(qscore_neighbour_excluded)
     double q[2];
     CHECK_EQ_INT(cryo_qscore(&map, &m, &qo, q, NULL), 0);
     CHECK(q[0] > 0.9 && q[1] > 0.9);
-    CHECK_CLOSE(q[0], q[1], 1e-3); /* symmetric pair */
+    /* a mirror-symmetric pair, but mapq's spiral is not mirror-symmetric: the two atoms
+     * keep different points, so their Q agree only closely */
+    CHECK_CLOSE(q[0], q[1], 0.01);
     struct cryo_error err = {0};
     qo.n_points = 0;
     CHECK_EQ_INT(cryo_qscore(&map, &m, &qo, q, &err), CRYO_E_INVALID);
@@ -197,22 +199,191 @@ TEST(qscore_neighbour_excluded)
     cryo_model_free(&m);
 }
 
+/* mapq's SpherePts for n = 8, values from its formula evaluated in Python (h = -1 + 2k/7,
+ * longitude += 3.6 / sqrt(8 (1 - h^2)) mod 2 pi, 0 at the poles). */
 TEST(sphere_points)
 {
-    for (int n = 1; n <= 40; n += 13) {
-        for (int i = 0; i < n; i++) {
-            double p[3];
-            cryo_sphere_point(i, n, p);
-            CHECK_CLOSE(p[0] * p[0] + p[1] * p[1] + p[2] * p[2], 1.0, 1e-12);
-        }
+    static const double want[8][3] = {{0, 0, -1},
+                                      {-0.171693158071964, 0.678466932015572, -0.714285714285714},
+                                      {-0.900185568474452, -0.077411064600436, -0.428571428571429},
+                                      {-0.195691307535968, -0.970204488182547, -0.142857142857143},
+                                      {0.876133528037318, -0.460414897438794, 0.142857142857143},
+                                      {0.543850392784309, 0.721493784367265, 0.428571428571429},
+                                      {-0.645135547712973, 0.271285907198345, 0.714285714285714},
+                                      {0, 0, 1}};
+    double p[3 * 106];
+    cryo_sphere_points(8, p);
+    for (int i = 0; i < 8; i++)
+        for (int d = 0; d < 3; d++)
+            CHECK_CLOSE(p[3 * i + d], want[i][d], 1e-12);
+    for (int n = 1; n <= 106; n += 15) {
+        cryo_sphere_points(n, p);
+        for (int i = 0; i < n; i++)
+            CHECK_CLOSE(p[3 * i] * p[3 * i] + p[3 * i + 1] * p[3 * i + 1] + p[3 * i + 2] * p[3 * i + 2], 1.0, 1e-12);
     }
-    double a[3], b[3];
-    cryo_sphere_point(0, 8, a);
-    cryo_sphere_point(7, 8, b);
-    CHECK_CLOSE(a[2], -1.0, 1e-12);
-    CHECK_CLOSE(b[2], 1.0, 1e-12);
 }
 
+/* mapq's Qscore loops written out plainly (every atom tested at every point, no cell grid,
+ * no early exit), to check the fast path's bookkeeping: it must give the same numbers. */
+static double slow_q(const struct cryo_volume *map, const struct cryo_model *m, size_t a, double sigma)
+{
+    const float *x = map->data;
+    size_t nv = cryo_volume_channel_count(map);
+    double s = 0, s2 = 0;
+    for (size_t i = 0; i < nv; i++)
+        s += x[i];
+    double avg = s / (double)nv;
+    for (size_t i = 0; i < nv; i++)
+        s2 += (x[i] - avg) * (x[i] - avg);
+    double sd = sqrt(s2 / (double)nv);
+    /* mapq's reference A exp(-R^2 / 2 sigma^2) + B; unclipped here (this map's max is
+     * below avg + 10 sd), which changes nothing: Pearson ignores positive affine changes */
+    double maxd = avg + 10 * sd, mind = avg - sd;
+    double u[2000], g[2000], pts[3 * 106], clear[3 * 106];
+    size_t k = 0;
+    const double *c = m->atoms[a].xyz;
+    double v0; /* the map value at the atom, trilinear by hand */
+    {
+        double uu[3];
+        int64_t i0[3];
+        for (int d = 0; d < 3; d++) {
+            uu[d] = (c[d] - map->origin[d]) / map->apix[d];
+            i0[d] = (int64_t)floor(uu[d]);
+        }
+        v0 = 0;
+        for (int dz = 0; dz < 2; dz++)
+            for (int dy = 0; dy < 2; dy++)
+                for (int dx = 0; dx < 2; dx++) {
+                    double w = (dx ? uu[0] - i0[0] : 1 - (uu[0] - i0[0])) * (dy ? uu[1] - i0[1] : 1 - (uu[1] - i0[1])) *
+                               (dz ? uu[2] - i0[2] : 1 - (uu[2] - i0[2]));
+                    v0 += w * x[((i0[2] + dz) * map->ny + (i0[1] + dy)) * map->nx + (i0[0] + dx)];
+                }
+    }
+    for (int i = 0; i < 8; i++, k++)
+        u[k] = v0, g[k] = maxd - mind + mind;
+    for (double R = 0.1; R < 2.0 + 0.01; R += 0.1) {
+        int got = 0;
+        for (int t = 0; t < 50 && !got; t++) {
+            int n = 8 + 2 * t, cnt = 0;
+            cryo_sphere_points(n, pts);
+            for (int i = 0; i < n; i++) {
+                double p[3] = {c[0] + pts[3 * i] * R, c[1] + pts[3 * i + 1] * R, c[2] + pts[3 * i + 2] * R};
+                int near = 0;
+                for (size_t b = 0; b < m->n; b++) {
+                    const double *y = m->atoms[b].xyz;
+                    double d2 = (y[0] - p[0]) * (y[0] - p[0]) + (y[1] - p[1]) * (y[1] - p[1]) + (y[2] - p[2]) * (y[2] - p[2]);
+                    near |= d2 < 0.81 * R * R;
+                }
+                if (!near)
+                    memcpy(clear + 3 * cnt++, p, sizeof p);
+            }
+            if (cnt >= 8) {
+                got = 1;
+                for (int i = 0; i < cnt; i++, k++) {
+                    double uu[3];
+                    int64_t i0[3];
+                    for (int d = 0; d < 3; d++) {
+                        uu[d] = (clear[3 * i + d] - map->origin[d]) / map->apix[d];
+                        i0[d] = (int64_t)floor(uu[d]);
+                    }
+                    double v = 0;
+                    for (int dz = 0; dz < 2; dz++)
+                        for (int dy = 0; dy < 2; dy++)
+                            for (int dx = 0; dx < 2; dx++) {
+                                double w = (dx ? uu[0] - i0[0] : 1 - (uu[0] - i0[0])) *
+                                           (dy ? uu[1] - i0[1] : 1 - (uu[1] - i0[1])) *
+                                           (dz ? uu[2] - i0[2] : 1 - (uu[2] - i0[2]));
+                                v += w * x[((i0[2] + dz) * map->ny + (i0[1] + dy)) * map->nx + (i0[0] + dx)];
+                            }
+                    u[k] = v;
+                    g[k] = (maxd - mind) * exp(-0.5 * (R / sigma) * (R / sigma)) + mind;
+                }
+            }
+        }
+    }
+    double mu = 0, mg = 0, suv = 0, suu = 0, sgg = 0;
+    for (size_t i = 0; i < k; i++)
+        mu += u[i], mg += g[i];
+    mu /= (double)k, mg /= (double)k;
+    for (size_t i = 0; i < k; i++)
+        suv += (u[i] - mu) * (g[i] - mg), suu += (u[i] - mu) * (u[i] - mu), sgg += (g[i] - mg) * (g[i] - mg);
+    return suu > 0 && sgg > 0 ? suv / sqrt(suu * sgg) : 0.0;
+}
+
+/* A crowded random chain plus an atom caged by six neighbours 1 Å away (whose outer shells
+ * find no clear points at all): the library equals the plain transcription of mapq. */
+TEST(qscore_equals_plain_mapq_loops)
+{
+    struct cryo_model m;
+    small_model(&m);
+    add_atom(&m, 20, 20, 20, "O", 99);
+    static const double oct[6][3] = {{1, 0, 0}, {-1, 0, 0}, {0, 1, 0}, {0, -1, 0}, {0, 0, 1}, {0, 0, -1}};
+    for (int i = 0; i < 6; i++)
+        add_atom(&m, 20 + oct[i][0], 20 + oct[i][1], 20 + oct[i][2], "C", 99);
+    struct cryo_volume map;
+    grid(&map, 40, 0.75, 0);
+    struct cryo_molmap_opts mo;
+    cryo_molmap_opts_default(&mo, 2.5);
+    CHECK_EQ_INT(cryo_molmap_render(&map, &m, &mo, NULL), 0);
+    uint64_t st = 5;
+    float *p = map.data;
+    for (int i = 0; i < 40 * 40 * 40; i++)
+        p[i] += (float)(0.05 * tu_rand(&st)); /* noise, so no two atoms score alike by symmetry */
+    struct cryo_qscore_opts qo;
+    cryo_qscore_opts_default(&qo);
+    double *q = calloc(m.n, sizeof *q);
+    CHECK_EQ_INT(cryo_qscore(&map, &m, &qo, q, NULL), 0);
+    double worst = 0;
+    for (size_t a = 0; a < m.n; a++)
+        worst = fmax(worst, fabs(q[a] - slow_q(&map, &m, a, 0.6)));
+    CHECK(worst < 1e-9);
+    /* sigma 0.4 as well */
+    qo.sigma = 0.4;
+    CHECK_EQ_INT(cryo_qscore(&map, &m, &qo, q, NULL), 0);
+    CHECK_CLOSE(q[60], slow_q(&map, &m, 60, 0.4), 1e-9);
+    CHECK(isfinite(q[60]));
+    /* with a single try per radius the caged atom loses shells: a different Q */
+    qo.sigma = 0.6;
+    qo.max_tries = 1;
+    double q1 = 0;
+    CHECK_EQ_INT(cryo_qscore(&map, &m, &qo, q, NULL), 0);
+    q1 = q[60];
+    qo.max_tries = 50;
+    CHECK_EQ_INT(cryo_qscore(&map, &m, &qo, q, NULL), 0);
+    CHECK(fabs(q1 - q[60]) > 1e-6);
+    free(q);
+    cryo_volume_free(&map);
+    cryo_model_free(&m);
+}
+
+/* Waters (or any atoms) given as the environment push sample points away without being
+ * scored: an atom next to an environment-only neighbour scores as with that neighbour in
+ * the model. */
+TEST(qscore_among_environment)
+{
+    struct cryo_model m, env;
+    cryo_model_init(&m);
+    cryo_model_init(&env);
+    add_atom(&m, 6.0, 6.0, 6.0, "C", 1);
+    add_atom(&env, 6.0, 6.0, 6.0, "C", 1);
+    add_atom(&env, 7.3, 6.0, 6.0, "O", 2);
+    struct cryo_volume map;
+    grid(&map, 61, 0.2, 0);
+    struct cryo_molmap_opts mo;
+    cryo_molmap_opts_default(&mo, 2.0);
+    CHECK_EQ_INT(cryo_molmap_render(&map, &env, &mo, NULL), 0);
+    struct cryo_qscore_opts qo;
+    cryo_qscore_opts_default(&qo);
+    double qa[1], qe[2], qalone[1];
+    CHECK_EQ_INT(cryo_qscore_among(&map, &m, &env, &qo, qa, NULL), 0);
+    CHECK_EQ_INT(cryo_qscore(&map, &env, &qo, qe, NULL), 0);
+    CHECK_EQ_INT(cryo_qscore(&map, &m, &qo, qalone, NULL), 0);
+    CHECK_CLOSE(qa[0], qe[0], 1e-12);
+    CHECK(qalone[0] < qa[0]); /* sampling the neighbour's density lowers Q */
+    cryo_volume_free(&map);
+    cryo_model_free(&m);
+    cryo_model_free(&env);
+}
 
 /* The one-call entry used by fsc-eval --model: files appear complete, JSON has the keys,
  * a model outside the box is an error naming the model and no files are left. */
@@ -234,7 +405,7 @@ TEST(mapmodel_run_outputs)
     struct cryo_molmap_opts mo;
     cryo_molmap_opts_default(&mo, 3.0);
     CHECK_EQ_INT(cryo_molmap_render(&map, &m, &mo, NULL), 0);
-    struct cryo_mapmodel_request rq = {pdb, 3.0, 0, 0, 0, atoms, res, qpdb};
+    struct cryo_mapmodel_request rq = {pdb, 3.0, 0, 0, 0, atoms, res, qpdb, NULL};
     struct cryo_mapmodel_report r;
     struct cryo_error err = {0};
     CHECK_EQ_INT(cryo_mapmodel_run(&map, "map", &rq, &r, &err), 0);
@@ -283,5 +454,6 @@ TEST(mapmodel_run_outputs)
 int main(void)
 {
     return RUN_TESTS(cc_and_top_voxels, fsc_self_and_crossing, mapmodel_self_consistent,
-                     qscore_isolated_atom_and_blur, qscore_neighbour_excluded, sphere_points, mapmodel_run_outputs);
+                     qscore_isolated_atom_and_blur, qscore_neighbour_excluded, sphere_points,
+                     qscore_equals_plain_mapq_loops, qscore_among_environment, mapmodel_run_outputs);
 }

@@ -21,18 +21,25 @@
  * model's coefficients times exp(−B s²/4) truncated at d (cctbx's cc_complex_complex);
  * d_model is that d (ties: the smallest).
  *
- * Q-score (cryo_qscore; Pintilie et al. 2020, Nat Methods 17:328, as mapq computes it):
- * for each atom, map values are sampled at radial distances 0, 0.1, ..., 2.0 Å, N points
- * per shell (default 8) on a Saff-Kuijlaars spiral, rotated until all N points are
- * farther than 0.9 r from every other atom (up to 50 deterministic rotations; else the
- * rotation that kept most points). Map values are trilinearly interpolated (0 outside the
- * box). mapq's reference is g(r) = (maxD - minD) exp(-r^2 / (2 sigma^2)) + minD with
- * maxD = min(avg + 10 sd, max) and minD = max(avg - sd, min) over the whole map; sigma =
- * 0.6 Å by default. Q is the Pearson correlation ("about the mean") of the sampled values
- * with g over all the atom's points, which is unchanged by any positive affine change of
- * either side, so we compute it with map values normalised by avg and sd against
- * 10 exp(-r^2 / (2 sigma^2)) - 1 and get the same number. The expected Q at resolution d
- * for proteins from the paper's fit is Q = -0.1775 d + 1.1192.
+ * Q-score (cryo_qscore; Pintilie et al. 2020, Nat Methods 17:328), following mapq 1.9.11
+ * (gregdp/mapq commit f730338, qscores.py, Qscore with numPts=8, toRAD=2.0, dRAD=0.1):
+ * radius 0 contributes the map value at the atom N times (N = n_points, default 8); then
+ * for R = 0.1, 0.2, ... (added up, while R < 2.0 + 0.01): for i = 0 .. max_tries-1 (50),
+ * take mapq's spiral of N + 2i points on the sphere of radius R (cryo_sphere_points), keep
+ * the points with no atom closer than 0.9 R, and stop at the first i that keeps at least
+ * N: all its kept points are used (there may be more than N). A radius where no try
+ * succeeds adds no points. Map values are trilinearly interpolated (0 outside the box, as
+ * Chimera's interpolated_values). mapq's reference is g(R) = A exp(-R^2 / (2 sigma^2)) + B
+ * with A = maxD - minD, B = minD, maxD = min(avg + 10 sd, max), minD = max(avg - sd, min)
+ * over the whole map; sigma = 0.6 Å by default. Q is the Pearson correlation ("about the
+ * mean", Chimera's overlap_and_correlation) of the sampled values with g over all the
+ * atom's points; it is unchanged by any positive affine change of either side, so it is
+ * computed against exp(-R^2 / (2 sigma^2)) itself and the A, B clipping drops out. When
+ * either side is constant Q is 0, as Chimera returns. The atoms that push sample points
+ * away are, in mapq, every non-hydrogen atom of the model, waters included
+ * (cryo_qscore_among). Not copied from mapq: its float32 correlation sums (we use double).
+ * The expected Q at resolution d for proteins from the paper's fit is
+ * Q = -0.1775 d + 1.1192.
  *
  * Errors: CRYO_E_INVALID (parameters, empty model, non-float32 map), CRYO_E_NUMERIC (a
  * flat map or model map: correlation undefined), CRYO_E_NOMEM.
@@ -98,14 +105,19 @@ struct cryo_qscore_opts {
     double sigma;   /* Å, reference Gaussian width, default 0.6 */
     double r_max;   /* Å, default 2.0 */
     double r_step;  /* Å, default 0.1 */
-    int n_points;   /* points per shell, default 8 */
-    int max_tries;  /* rotations tried per shell, default 50 */
+    int n_points;   /* fewest points per shell, default 8 */
+    int max_tries;  /* spirals of n_points + 2i points tried per shell, i < max_tries; default 50 */
 };
 void cryo_qscore_opts_default(struct cryo_qscore_opts *o);
 
-/* Per-atom Q-scores into q[m->n] (NAN for an atom with no usable samples). */
+/* Per-atom Q-scores into q[m->n]; sample points are kept clear of m's own atoms. */
 int cryo_qscore(const struct cryo_volume *map, const struct cryo_model *m,
                 const struct cryo_qscore_opts *o, double *q, struct cryo_error *err);
+/* The same for the atoms of m, with sample points kept clear of the atoms of `env`
+ * (NULL = m): mapq clears them of every non-hydrogen atom, waters included, also when Q
+ * is wanted for fewer atoms. */
+int cryo_qscore_among(const struct cryo_volume *map, const struct cryo_model *m, const struct cryo_model *env,
+                      const struct cryo_qscore_opts *o, double *q, struct cryo_error *err);
 /* Mean of the finite per-atom values. */
 double cryo_qscore_mean(const double *q, size_t n);
 /* Expected Q at resolution d (Å) from Pintilie et al. 2020: -0.1775 d + 1.1192. */
@@ -117,9 +129,17 @@ int cryo_qscore_write_atoms(FILE *f, const struct cryo_model *m, const double *q
                             struct cryo_error *err);
 int cryo_qscore_write_residues(FILE *f, const struct cryo_model *m, const double *q, const char *name,
                                struct cryo_error *err);
+/* ChimeraX attribute assignment file (.defattr, the format Chimera shares): control lines
+ * "attribute: qscore", "recipient: atoms", "match mode: 1-to-1", then one assignment line
+ * "<TAB>/chain:resnum[icode]@atom<TAB>Q" per atom with a finite Q (no "/chain" part for an
+ * atom without a chain id). Open it after the model, then e.g. "color byattribute qscore".
+ * CRYO_E_IO on write failure. */
+int cryo_qscore_write_defattr(FILE *f, const struct cryo_model *m, const double *q, const char *name,
+                              struct cryo_error *err);
 
-/* Point i (0..n-1) of the Saff-Kuijlaars spiral on the unit sphere (n >= 1). */
-void cryo_sphere_point(int i, int n, double p[3]);
+/* mapq's SpherePts: the n points (n >= 1) of the Saff-Kuijlaars spiral on the unit
+ * sphere, from the south pole to the north pole, into p[3n]. */
+void cryo_sphere_points(int n, double *p);
 
 /* ---- one call for a tool (fsc-eval --model) ---------------------------------------- */
 
@@ -131,7 +151,9 @@ struct cryo_mapmodel_request {
     int d_model;                 /* 1 = search d_model */
     const char *q_atoms_path;    /* per-atom Q TSV, or NULL */
     const char *q_residues_path; /* per-residue Q TSV, or NULL */
-    const char *q_model_path;    /* model written back as PDB with Q in the B column, or NULL */
+    const char *q_model_path;    /* model with Q in the B column, or NULL: mmCIF if the name ends
+                                    in .cif or .mmcif (any case, optionally .gz-less), else PDB */
+    const char *q_attr_path;     /* ChimeraX .defattr file with attribute qscore, or NULL */
 };
 
 struct cryo_mapmodel_report {
@@ -143,8 +165,8 @@ struct cryo_mapmodel_report {
 };
 void cryo_mapmodel_report_free(struct cryo_mapmodel_report *r);
 
-/* Read the model (hydrogens and waters dropped, ligands kept), compute all global metrics
- * and Q-scores against `map` (converted to float32 internally, not modified), write the
+/* Read the model (hydrogens and waters dropped, ligands kept; waters still clear Q-score
+ * sample points, as in mapq), compute all global metrics and Q-scores against `map` (converted to float32 internally, not modified), write the
  * requested files (each atomically: complete or absent). Errors name the file. */
 int cryo_mapmodel_run(const struct cryo_volume *map, const char *map_name,
                       const struct cryo_mapmodel_request *rq, struct cryo_mapmodel_report *r,

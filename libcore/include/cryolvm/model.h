@@ -78,6 +78,13 @@ void cryo_model_filter(struct cryo_model *m, const struct cryo_model_opts *o);
 int cryo_model_write_pdb(FILE *f, const struct cryo_model *m, const double *bfac, const char *name,
                          struct cryo_error *err);
 
+/* Write the atoms as an mmCIF `_atom_site` loop (data block "data_NAME", NAME made of
+ * letters, digits and _ from `block`, "model" if NULL); `bfac` (may be NULL) replaces
+ * B_iso_or_equiv (mapq's __Q__ files carry Q there too). Auth and label chain / residue
+ * ids are both the file's (label_seq_id "." for HETATM). CRYO_E_IO on write error. */
+int cryo_model_write_cif(FILE *f, const struct cryo_model *m, const double *bfac, const char *block,
+                         const char *name, struct cryo_error *err);
+
 /* Atomic number of an element symbol (case-insensitive), 0 if unknown. */
 int cryo_element_z(const char *symbol);
 /* 1 for water residue names. */
