@@ -187,9 +187,11 @@ int cryo_qscore_among(const struct cryo_volume *map, const struct cryo_model *m,
 {
     if (map->dtype != CRYO_DTYPE_F32 || map->c != 1 || !map->data)
         return cryo_fail(err, CRYO_E_INVALID, "Q-score needs a single-channel float32 map");
-    if (!(o->sigma > 0) || !(o->r_step > 0) || !(o->r_max >= 0) || o->n_points < 1 || o->n_points > 4096 ||
-        o->max_tries < 1 || o->max_tries > 4096 || !isfinite(o->sigma) || !isfinite(o->r_max) ||
-        !(o->r_max / o->r_step < 1e5))
+    /* the limits keep the spiral table and the per-thread scratch (shells x the last
+     * try's points) within tens of megabytes */
+    if (!(o->sigma > 0) || !(o->r_step > 0) || !(o->r_max >= 0) || o->n_points < 1 || o->n_points > 1024 ||
+        o->max_tries < 1 || o->max_tries > 1024 || !isfinite(o->sigma) || !isfinite(o->r_max) ||
+        !(o->r_max / o->r_step <= 1000))
         return cryo_fail(err, CRYO_E_INVALID,
                          "Q-score options out of range (sigma %g, r_max %g, r_step %g, points %d, tries %d)",
                          o->sigma, o->r_max, o->r_step, o->n_points, o->max_tries);
