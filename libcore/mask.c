@@ -225,6 +225,22 @@ int cryo_mask_lowpass(struct cryo_volume *v, double res, struct cryo_error *err)
     return cryo_degrade_lowpass(v, L / shell, 2.0, err);
 }
 
+int cryo_mask_parse_length(const char *text, const char *what, double *value, int *angstrom,
+                           struct cryo_error *err)
+{
+    char *end;
+    double x = strtod(text, &end);
+    *angstrom = 0;
+    if (end != text && (strcmp(end, "A") == 0 || strcmp(end, "\xc3\x85") == 0))
+        *angstrom = 1;
+    else if (end == text || *end)
+        return cryo_fail(err, CRYO_E_INVALID, "%s: '%s' is not a length (N voxels, or NA for Å)", what, text);
+    if (!isfinite(x))
+        return cryo_fail(err, CRYO_E_INVALID, "%s: '%s' is not a finite length", what, text);
+    *value = x;
+    return CRYO_OK;
+}
+
 void cryo_mask_opts_default(struct cryo_mask_opts *o)
 {
     memset(o, 0, sizeof *o);

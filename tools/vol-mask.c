@@ -31,15 +31,15 @@ static const struct cryo_tool tool = {
 /* "6" -> 6 voxels, "4.5A" or "4.5Å" -> 4.5 Å in voxels of the finest axis (amin Å). */
 static double parse_length(const char *name, const char *s, double amin, int allow_negative)
 {
-    char *end;
-    double x = strtod(s, &end);
-    int angstrom = 0;
-    if (end != s && (strcmp(end, "A") == 0 || strcmp(end, "\xc3\x85") == 0))
-        angstrom = 1;
-    else if (end == s || *end)
-        cli_usage_error(&tool, "--%s: '%s' is not a length (N voxels, or NA for Å)", name, s);
-    if (!isfinite(x) || (!allow_negative && x < 0))
-        cli_usage_error(&tool, "--%s: '%s' must be a finite length%s", name, s, allow_negative ? "" : " >= 0");
+    struct cryo_error err = {0};
+    char what[32];
+    double x;
+    int angstrom;
+    snprintf(what, sizeof what, "--%s", name);
+    if (cryo_mask_parse_length(s, what, &x, &angstrom, &err) < 0)
+        cli_usage_error(&tool, "%s", err.msg);
+    if (!allow_negative && x < 0)
+        cli_usage_error(&tool, "%s: '%s' must be >= 0", what, s);
     return angstrom ? x / amin : x;
 }
 

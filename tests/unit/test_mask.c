@@ -252,8 +252,27 @@ TEST(make_combines_threshold_zone_and_invert)
     cryo_volume_free(&map);
 }
 
+TEST(parse_length_units)
+{
+    double v = 0;
+    int a = -1;
+    CHECK_EQ_INT(cryo_mask_parse_length("6", "--x", &v, &a, NULL), 0);
+    CHECK_CLOSE(v, 6, 0);
+    CHECK_EQ_INT(a, 0);
+    CHECK_EQ_INT(cryo_mask_parse_length("-2.5A", "--x", &v, &a, NULL), 0);
+    CHECK_CLOSE(v, -2.5, 0);
+    CHECK_EQ_INT(a, 1);
+    CHECK_EQ_INT(cryo_mask_parse_length("4\xc3\x85", "--x", &v, &a, NULL), 0);
+    CHECK_EQ_INT(a, 1);
+    struct cryo_error err = {0};
+    const char *bad[] = {"", "A", "3nm", "3 A", "nan", "inf", "1e999"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        CHECK_EQ_INT(cryo_mask_parse_length(bad[i], "--x", &v, &a, &err), CRYO_E_INVALID);
+    CHECK(strstr(err.msg, "--x") != NULL);
+}
+
 int main(void)
 {
-    return RUN_TESTS(edt_matches_brute_force, edt_empty_foreground_is_infinite, extend_and_shrink_follow_relion,
+    return RUN_TESTS(parse_length_units, edt_matches_brute_force, edt_empty_foreground_is_infinite, extend_and_shrink_follow_relion,
                      soft_edge_values, lowpass_is_relions_raised_cosine, make_combines_threshold_zone_and_invert);
 }

@@ -60,6 +60,12 @@ int cryo_mask_soft_edge(const uint8_t *bin, const struct cryo_mask_grid *g, doub
  * shell i+1, raised cosine between. CRYO_E_INVALID when res is coarser than the box (i = 0). */
 int cryo_mask_lowpass(struct cryo_volume *v, double res, struct cryo_error *err);
 
+/* A length as the tools take it: "6" is 6 voxels, "4.5A" or "4.5Å" 4.5 Å. *value gets the
+ * number, *angstrom 1 for Å. CRYO_E_INVALID ("WHAT: ...") for anything else or a non-finite
+ * number. */
+int cryo_mask_parse_length(const char *text, const char *what, double *value, int *angstrom,
+                           struct cryo_error *err);
+
 struct cryo_mask_opts {
     int use_threshold;                 /* 1: threshold the map */
     double threshold;
