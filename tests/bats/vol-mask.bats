@@ -215,3 +215,27 @@ PY
   [ "$status" -eq 2 ]
   assert_no_file "$TMP/o.mrc"
 }
+
+@test "vol-stage mask: one mask per frame of a stream, each equal to vol-mask's (lengths per frame's voxel size)" {
+  make_blobs 1.3
+  vol-convert "$TMP/cube.mrc" "$TMP/aniso.mrc" -o "$TMP/two.cvol"
+  run vol-stage mask --threshold 0.2 --lowpass 6 --extend 2A --soft-edge 3 "$TMP/two.cvol" -o "$TMP/masks.cvol"
+  [ "$status" -eq 0 ] || { echo "$output"; false; }
+  vol-mask -q "$TMP/cube.mrc" --threshold 0.2 --lowpass 6 --extend 2A --soft-edge 3 -o "$TMP/m1.mrc"
+  vol-mask -q "$TMP/aniso.mrc" --threshold 0.2 --lowpass 6 --extend 2A --soft-edge 3 -o "$TMP/m2.mrc"
+  "$PY" - "$TMP/masks.cvol" "$TMP/m1.mrc" "$TMP/m2.mrc" <<'PY'
+import sys, cvol, mrcfile, numpy as np
+frames = cvol.read_stream(sys.argv[1])
+assert len(frames) == 2, len(frames)
+for f, p in zip(frames, sys.argv[2:4]):
+    want = np.asarray(mrcfile.open(p, permissive=True).data, np.float64)
+    got = np.asarray(f["data"], np.float64).reshape(want.shape)
+    assert np.abs(got - want).max() <= 1e-7, np.abs(got - want).max()
+PY
+  run vol-info "$TMP/masks.cvol"
+  [[ "$output" == *"vol-stage mask --threshold 0.2"* && "$output" == *mask.binary_voxels* ]]
+  run vol-stage mask "$TMP/cube.mrc"
+  [ "$status" -eq 2 ]
+  run vol-stage mask --threshold 0.1 --extend 3x "$TMP/cube.mrc"
+  [ "$status" -eq 2 ]; [[ "$output" == *"--extend"*"3x"* ]]
+}
