@@ -10,6 +10,7 @@
 #include "cryolvm/fsc.h"
 #include "cryolvm/hist.h"
 #include "cryolvm/mapmodel.h"
+#include "cryolvm/mask.h"
 #include "cryolvm/mem.h"
 #include "cryolvm/model.h"
 #include "cryolvm/molmap.h"
