@@ -42,7 +42,7 @@ static const struct cryo_option options[] = {
 
 static const struct cryo_tool tool = {
     "fsc-eval", "Fourier shell correlation of two maps, resolution at FSC thresholds, masked FSC with phase randomisation",
-    "[OPTIONS] MAP1 MAP2", options, 1, 2, 0};
+    "[OPTIONS] MAP1 MAP2", options, 1, 2, 0, 0};
 
 static void die_msg(const char *fmt, const char *a, const char *b)
 {

@@ -33,7 +33,7 @@ static const struct cryo_option options[] = {
 
 static const struct cryo_tool tool = {
     "vol-convert", "convert volumes between MRC, TIFF and the cryolvm stream, optionally changing dtype",
-    "[OPTIONS] [INPUT...] [-o OUTPUT]", options, 0, -1, 1};
+    "[OPTIONS] [INPUT...] [-o OUTPUT]", options, 0, -1, 1, 1};
 
 static int is_int_type(enum cryo_dtype t)
 {
