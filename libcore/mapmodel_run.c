@@ -1,9 +1,11 @@
 /* mapmodel_run.c — the whole map-versus-model evaluation behind one call, so a tool
  * (fsc-eval --model) only parses options and prints: read the model, global metrics
- * (mapmodel.c), Q-scores (qscore.c), and the optional TSV / PDB / mmCIF / ChimeraX outputs, each written to a
- * temporary file in the target's directory and renamed into place only when complete. */
+ * (mapmodel.c), Q-scores (qscore.c), and the optional TSV / PDB / mmCIF / ChimeraX outputs,
+ * each written through outfile.h (a temporary renamed into place only when complete; devices
+ * and pipes in place). */
 #include "cryolvm/mapmodel.h"
 #include "cryolvm/mem.h"
+#include "cryolvm/outfile.h"
 
 #include <errno.h>
 #include <math.h>
@@ -52,36 +54,25 @@ static int drop_waters(struct cryo_model *m, const struct cryo_model *all, struc
     return CRYO_OK;
 }
 
+struct model_report {
+    writer_fn fn;
+    const struct cryo_model *m;
+    const double *q;
+};
+
+static int fill_model_report(FILE *f, void *ctx, const char *name, struct cryo_error *err)
+{
+    const struct model_report *r = ctx;
+    return r->fn(f, r->m, r->q, name, err);
+}
+
+/* Every report goes through outfile.h: renamed into place when complete, links kept, devices
+ * and /dev/stdout written in place. */
 static int write_atomically(const char *path, writer_fn fn, const struct cryo_model *m, const double *q,
                             struct cryo_error *err)
 {
-    size_t n = strlen(path) + 16;
-    char *tmp = malloc(n);
-    if (!tmp)
-        return cryo_fail(err, CRYO_E_NOMEM, "%s: out of memory", path);
-    snprintf(tmp, n, "%s.tmpXXXXXX", path);
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
-        int e = errno;
-        free(tmp);
-        return cryo_fail(err, CRYO_E_IO, "%s: cannot create: %s", path, strerror(e));
-    }
-    FILE *f = fdopen(fd, "w");
-    if (!f) {
-        close(fd);
-        unlink(tmp);
-        free(tmp);
-        return cryo_fail(err, CRYO_E_IO, "%s: cannot write", path);
-    }
-    int s = fn(f, m, q, path, err);
-    if (fclose(f) != 0 && s == CRYO_OK)
-        s = cryo_fail(err, CRYO_E_IO, "%s: write failed: %s", path, strerror(errno));
-    if (s == CRYO_OK && rename(tmp, path) != 0)
-        s = cryo_fail(err, CRYO_E_IO, "%s: cannot rename into place: %s", path, strerror(errno));
-    if (s != CRYO_OK)
-        unlink(tmp);
-    free(tmp);
-    return s;
+    struct model_report r = {fn, m, q};
+    return cryo_outfile_write(path, fill_model_report, &r, NULL, err);
 }
 
 int cryo_mapmodel_run(const struct cryo_volume *map, const char *map_name,

@@ -134,6 +134,30 @@ static int host_big_endian(void)
 #endif
 }
 
+/* uint8 as mode 6: each byte widened to a little-endian uint16, in pieces (no second copy
+ * of the map in memory). */
+static int write_u8_as_u16(FILE *f, const struct cryo_volume *v, size_t count, const char *name,
+                           struct cryo_error *err)
+{
+    enum { CHUNK = 1 << 19 };
+    unsigned char *tmp = malloc(2 * CHUNK);
+    if (!tmp)
+        return cryo_fail(err, CRYO_E_NOMEM, "%s: out of memory", name);
+    const uint8_t *p = v->data;
+    for (size_t done = 0; done < count;) {
+        size_t k = count - done < CHUNK ? count - done : CHUNK;
+        for (size_t i = 0; i < k; i++)
+            tmp[2 * i] = p[done + i], tmp[2 * i + 1] = 0;
+        if (fwrite(tmp, 1, 2 * k, f) != 2 * k) {
+            free(tmp);
+            return cryo_fail(err, CRYO_E_IO, "%s: write failed: %s", name, strerror(errno ? errno : EIO));
+        }
+        done += k;
+    }
+    free(tmp);
+    return CRYO_OK;
+}
+
 static int write_data(FILE *f, const struct cryo_volume *v, size_t bytes, const char *name,
                       struct cryo_error *err)
 {
@@ -170,16 +194,59 @@ static int write_data(FILE *f, const struct cryo_volume *v, size_t bytes, const 
     return CRYO_OK;
 }
 
+const char *cryo_mrc_u8_name(enum cryo_mrc_u8 u)
+{
+    switch (u) {
+    case CRYO_MRC_U8_UINT16: return "uint16";
+    case CRYO_MRC_U8_MODE0: return "mode0";
+    case CRYO_MRC_U8_IMOD: return "imod";
+    }
+    return "?";
+}
+
+int cryo_mrc_u8_from_name(const char *name, enum cryo_mrc_u8 *u)
+{
+    for (int i = CRYO_MRC_U8_UINT16; i <= CRYO_MRC_U8_IMOD; i++)
+        if (name && strcmp(name, cryo_mrc_u8_name((enum cryo_mrc_u8)i)) == 0) {
+            *u = (enum cryo_mrc_u8)i;
+            return CRYO_OK;
+        }
+    return CRYO_E_INVALID;
+}
+
+static uint8_t max_u8(const uint8_t *d, size_t n)
+{
+    uint8_t m = 0;
+    _Pragma("omp parallel for simd reduction(max : m) if (n > (1 << 22))")
+    for (size_t i = 0; i < n; i++)
+        m = d[i] > m ? d[i] : m;
+    return m;
+}
+
 int cryo_mrc_write(FILE *f, const struct cryo_volume *v, const char *name, struct cryo_error *err)
 {
+    return cryo_mrc_write_u8(f, v, name, CRYO_MRC_U8_UINT16, err);
+}
+
+int cryo_mrc_write_u8(FILE *f, const struct cryo_volume *v, const char *name, enum cryo_mrc_u8 u8,
+                      struct cryo_error *err)
+{
     int32_t mode, imod_flags = -1;
+    int widen = 0;
     switch (v->dtype) {
     case CRYO_DTYPE_F32: mode = 2; break;
     case CRYO_DTYPE_I16: mode = 1; break;
     case CRYO_DTYPE_U16: mode = 6; break;
     case CRYO_DTYPE_F16: mode = 12; break;
     case CRYO_DTYPE_I8: mode = 0, imod_flags = 1; break;  /* IMOD flag bit 0: signed bytes */
-    case CRYO_DTYPE_U8: mode = 0, imod_flags = 0; break;  /* IMOD: unsigned bytes */
+    case CRYO_DTYPE_U8:
+        /* MRC2014 readers (mrcfile, gemmi, relion) take mode 0 as signed whatever IMOD's flag
+         * says, so bytes above 127 would read negative: mode 6 unless asked otherwise. */
+        if (u8 == CRYO_MRC_U8_UINT16)
+            mode = 6, widen = 1;
+        else
+            mode = 0, imod_flags = 0; /* IMOD: unsigned bytes */
+        break;
     default:
         return cryo_fail(err, CRYO_E_UNSUPPORTED,
                          "%s: MRC cannot hold %s data (convert to float32, float16, int16, uint16, int8 or uint8)",
@@ -204,6 +271,15 @@ int cryo_mrc_write(FILE *f, const struct cryo_volume *v, const char *name, struc
     size_t count, bytes;
     CRYO_TRY(cryo_count4(1, v->nz, v->ny, v->nx, &count, err));
     CRYO_TRY(cryo_mul_size(count, cryo_dtype_size(v->dtype), &bytes, err));
+    if (v->dtype == CRYO_DTYPE_U8 && u8 == CRYO_MRC_U8_MODE0) {
+        uint8_t m = max_u8(v->data, count);
+        if (m > 127)
+            return cryo_fail(err, CRYO_E_INVALID,
+                             "%s: uint8 values up to %u do not fit MRC mode 0, which MRC2014 readers (mrcfile, "
+                             "gemmi, relion) read as signed (-128..127): write mode 6 (the default, uint16), "
+                             "or mode 0 with IMOD's unsigned flag if only IMOD will read it",
+                             name, (unsigned)m);
+    }
 
     unsigned char *ext = NULL;
     size_t ext_n = 0;
@@ -290,6 +366,6 @@ int cryo_mrc_write(FILE *f, const struct cryo_volume *v, const char *name, struc
         s = cryo_fail(err, CRYO_E_IO, "%s: write failed: %s", name, strerror(errno ? errno : EIO));
     free(ext);
     if (s == CRYO_OK)
-        s = write_data(f, v, bytes, name, err);
+        s = widen ? write_u8_as_u16(f, v, count, name, err) : write_data(f, v, bytes, name, err);
     return s;
 }

@@ -8,6 +8,7 @@
  */
 #include "cryolvm/safetensors.h"
 #include "cryolvm/mem.h"
+#include "cryolvm/outfile.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -396,18 +397,15 @@ int cryo_safetensors_read(struct cryo_safetensors **out, const char *path, struc
 
 /* ---- writing ------------------------------------------------------------------------- */
 
-static int st_write_all(int fd, const void *p, size_t n)
+static int st_write_all(FILE *f, const void *p, size_t n)
 {
     const char *c = p;
-    while (n) {
-        ssize_t w = write(fd, c, n);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
+    while (n) { /* 1 GiB pieces: some libcs mishandle larger single writes */
+        size_t k = n < ((size_t)1 << 30) ? n : ((size_t)1 << 30);
+        if (fwrite(c, 1, k, f) != k)
             return -1;
-        }
-        c += w;
-        n -= (size_t)w;
+        c += k;
+        n -= k;
     }
     return 0;
 }
@@ -418,8 +416,8 @@ int cryo_safetensors_write(const struct cryo_safetensors *st, const char *path, 
     if (!root)
         return cryo_fail(err, CRYO_E_NOMEM, "out of memory building the header");
     int rc = CRYO_OK;
-    char *hdr = NULL, *tmp = NULL;
-    int fd = -1;
+    char *hdr = NULL;
+    struct cryo_outfile *of = NULL;
     if (st->meta.n) {
         json_t *m = json_object();
         for (size_t i = 0; m && i < st->meta.n; i++)
@@ -450,49 +448,24 @@ int cryo_safetensors_write(const struct cryo_safetensors *st, const char *path, 
         goto done;
     }
     size_t hl = strlen(hdr), padded = (hl + 7) & ~(size_t)7;
-    size_t plen = strlen(path) + 32;
-    tmp = malloc(plen);
-    if (!tmp) {
-        rc = cryo_fail(err, CRYO_E_NOMEM, "out of memory");
+    rc = cryo_outfile_open(&of, path, NULL, err);
+    if (rc < 0)
         goto done;
-    }
-    snprintf(tmp, plen, "%s.%ld.tmp", path, (long)getpid());
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        rc = cryo_fail(err, CRYO_E_IO, "%s: %s", path, strerror(errno));
-        goto done;
-    }
+    FILE *f = cryo_outfile_file(of);
     unsigned char lenb[8];
     for (int i = 0; i < 8; i++)
         lenb[i] = (unsigned char)((uint64_t)padded >> (8 * i));
     static const char spaces[8] = "        ";
-    int bad = st_write_all(fd, lenb, 8) || st_write_all(fd, hdr, hl) ||
-              st_write_all(fd, spaces, padded - hl);
+    int bad = st_write_all(f, lenb, 8) || st_write_all(f, hdr, hl) || st_write_all(f, spaces, padded - hl);
     for (size_t i = 0; !bad && i < st->n; i++)
-        bad = st_write_all(fd, st->t[i].data, st->t[i].nbytes);
-    if (bad || fsync(fd) != 0) {
-        rc = cryo_fail(err, CRYO_E_IO, "%s: write failed: %s", path, strerror(errno));
+        bad = st_write_all(f, st->t[i].data, st->t[i].nbytes);
+    if (bad) {
+        rc = cryo_fail(err, CRYO_E_IO, "%s: write failed: %s", path, strerror(errno ? errno : EIO));
         goto done;
     }
-    if (close(fd) != 0) {
-        fd = -1;
-        rc = cryo_fail(err, CRYO_E_IO, "%s: write failed: %s", path, strerror(errno));
-        goto done;
-    }
-    fd = -1;
-    if (rename(tmp, path) != 0) {
-        rc = cryo_fail(err, CRYO_E_IO, "%s: %s", path, strerror(errno));
-        goto done;
-    }
-    free(tmp);
-    tmp = NULL;
+    rc = cryo_outfile_commit(of, err);
 done:
-    if (fd >= 0)
-        close(fd);
-    if (tmp) {
-        unlink(tmp);
-        free(tmp);
-    }
+    cryo_outfile_free(of);
     free(hdr);
     json_decref(root);
     return rc;

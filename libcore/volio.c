@@ -6,11 +6,11 @@
  * (pipes included); TIFF needs a seekable file for libtiff, so a pipe or gzip TIFF is first
  * spooled to a temporary file in $TMPDIR (or /tmp), removed as soon as it has been read.
  *
- * Sinks: a file sink writes "<target>.XXXXXX.tmp" beside the target (same directory, so
- * rename() is atomic on the same file system), and only cryo_sink_commit() renames it over
- * the target; freeing an uncommitted sink unlinks the temporary. MRC/TIFF to standard
- * output go through a temporary file too and are copied out at commit, so a refused frame
- * never leaves half a file in a pipe.
+ * Sinks: the bytes go through outfile.h, which decides by what the path is: a regular file
+ * (or a symbolic link to one, or nothing yet) is written beside the target and renamed over
+ * it at cryo_sink_commit(); standard output, devices and FIFOs are written in place. MRC
+ * and TIFF to those are collected in a temporary file and copied out at commit, so a refused
+ * frame never leaves half a file in a pipe; a stream goes out frame by frame.
  */
 #include "cryolvm/volio.h"
 
@@ -24,6 +24,7 @@
 
 #include "cryolvm/mem.h"
 #include "cryolvm/mrc.h"
+#include "cryolvm/outfile.h"
 #include "cryolvm/tiffio.h"
 #include "gz.h"
 
@@ -329,46 +330,24 @@ int cryo_read_one(struct cryo_volume *v, const char *path, struct cryo_error *er
 
 struct cryo_sink {
     enum cryo_format format;
-    char *target;                    /* final path; NULL = standard output */
-    char *tmp;                       /* temporary file path (file sinks, and MRC/TIFF to stdout) */
-    char *name;                      /* for messages: target path or "stdout" */
-    FILE *file;                      /* the temporary, or stdout for streams */
+    enum cryo_mrc_u8 mrc_u8;
+    struct cryo_outfile *of;         /* where the bytes go (outfile.h decides how) */
+    const char *name;                /* for messages: target path or "stdout" (owned by of) */
     struct cryo_gz *gz;
-    FILE *out;                       /* what writers write: file or the gzip FILE */
+    FILE *out;                       /* what writers write: the outfile's FILE or the gzip FILE */
     struct cryo_stream_writer *stream;
     int frames;
     int committed;
-    int durable;
 };
 
 void cryo_sink_opts_default(struct cryo_sink_opts *o)
 {
     memset(o, 0, sizeof *o);
     o->format = CRYO_FORMAT_UNKNOWN;
+    o->mrc_u8 = CRYO_MRC_U8_UINT16;
     cryo_stream_opts_default(&o->stream);
     const char *d = getenv("CRYO_FSYNC");
     o->durable = d && strcmp(d, "1") == 0;
-}
-
-/* mkstemps "<base>.XXXXXX.tmp" with the permissions a plain fopen would give. */
-static int make_temp(const char *base, char **path_out, struct cryo_error *err, const char *name)
-{
-    size_t n = strlen(base) + 16;
-    char *p = malloc(n);
-    if (!p)
-        return cryo_fail(err, CRYO_E_NOMEM, "out of memory");
-    snprintf(p, n, "%s.XXXXXX.tmp", base);
-    int fd = mkstemps(p, 4);
-    if (fd < 0) {
-        int e = errno;
-        free(p);
-        return cryo_fail(err, CRYO_E_IO, "%s: cannot create output: %s", name, strerror(e));
-    }
-    mode_t um = umask(0);
-    umask(um);
-    (void)fchmod(fd, 0666 & ~um); /* best effort: mkstemp made it 0600 */
-    *path_out = p;
-    return fd;
 }
 
 int cryo_sink_open(struct cryo_sink **out, const char *path, const struct cryo_sink_opts *opts,
@@ -386,10 +365,6 @@ int cryo_sink_open(struct cryo_sink **out, const char *path, const struct cryo_s
     if (to_stdout) {
         if (f == CRYO_FORMAT_UNKNOWN)
             f = CRYO_FORMAT_STREAM;
-        if (!o.allow_terminal && isatty(STDOUT_FILENO))
-            return cryo_fail(err, CRYO_E_INVALID,
-                             "stdout is a terminal: refusing to write binary %s data there (use -o FILE or a pipe)",
-                             cryo_format_name(f));
     } else {
         enum cryo_format by_ext = cryo_format_from_path(path, &gz);
         if (f == CRYO_FORMAT_UNKNOWN)
@@ -405,38 +380,28 @@ int cryo_sink_open(struct cryo_sink **out, const char *path, const struct cryo_s
     if (!s)
         return cryo_fail(err, CRYO_E_NOMEM, "out of memory");
     s->format = f;
-    s->durable = o.durable;
-    s->name = cryo_strdup(to_stdout ? "stdout" : path, err);
-    if (!s->name || (!to_stdout && !(s->target = cryo_strdup(path, err)))) {
+    s->mrc_u8 = o.mrc_u8;
+    /* A stream goes out frame by frame; MRC and TIFF to a device or pipe are collected first
+     * (all or nothing, and libtiff needs a seekable file). */
+    struct cryo_outfile_opts oo;
+    cryo_outfile_opts_default(&oo);
+    oo.spool = f != CRYO_FORMAT_STREAM;
+    oo.durable = o.durable;
+    int st = cryo_outfile_open(&s->of, path, &oo, err);
+    if (st < 0) {
+        free(s);
+        return st;
+    }
+    s->name = cryo_outfile_name(s->of);
+    if (!o.allow_terminal && cryo_outfile_is_terminal(s->of)) {
+        st = cryo_fail(err, CRYO_E_INVALID, "%s is a terminal: refusing to write binary %s data there "
+                       "(use -o FILE or a pipe)", s->name, cryo_format_name(f));
         cryo_sink_free(s);
-        return CRYO_E_NOMEM;
+        return st;
     }
-    int st = CRYO_OK;
-    if (to_stdout && f == CRYO_FORMAT_STREAM) {
-        s->file = stdout;
-    } else {
-        char base[4096];
-        if (to_stdout) {
-            const char *dir = getenv("TMPDIR");
-            snprintf(base, sizeof base, "%s/cryolvm-out", dir && *dir ? dir : "/tmp");
-        } else {
-            snprintf(base, sizeof base, "%s", path);
-        }
-        int fd = make_temp(base, &s->tmp, err, s->name);
-        if (fd < 0) {
-            cryo_sink_free(s);
-            return fd;
-        }
-        s->file = fdopen(fd, "wb");
-        if (!s->file) {
-            close(fd);
-            cryo_sink_free(s);
-            return cryo_fail(err, CRYO_E_IO, "%s: %s", path ? path : "stdout", strerror(errno));
-        }
-    }
-    s->out = s->file;
+    s->out = cryo_outfile_file(s->of);
     if (gz)
-        st = cryo_gz_open_write(&s->gz, &s->out, s->file, 6, s->name, err);
+        st = cryo_gz_open_write(&s->gz, &s->out, cryo_outfile_file(s->of), 6, s->name, err);
     if (st == CRYO_OK && f == CRYO_FORMAT_STREAM)
         st = cryo_stream_writer_open(&s->stream, s->out, s->name, &o.stream, err);
     if (st < 0) {
@@ -466,49 +431,12 @@ int cryo_sink_write(struct cryo_sink *s, const struct cryo_volume *v, struct cry
                          "first)", s->name, fmt, (long long)v->c);
     int st;
     if (s->format == CRYO_FORMAT_MRC)
-        st = cryo_mrc_write(s->out, v, s->name, err);
+        st = cryo_mrc_write_u8(s->out, v, s->name, s->mrc_u8, err);
     else
-        st = cryo_tiff_write(s->tmp, v, s->name, err);
+        st = cryo_tiff_write(cryo_outfile_tmp_path(s->of), v, s->name, err);
     if (st == CRYO_OK)
         s->frames++;
     return st;
-}
-
-static int copy_to_stdout(struct cryo_sink *s, struct cryo_error *err)
-{
-    FILE *t = fopen(s->tmp, "rb");
-    if (!t)
-        return cryo_fail(err, CRYO_E_IO, "stdout: reopening %s: %s", s->tmp, strerror(errno));
-    unsigned char *buf = malloc(1 << 20);
-    int st = buf ? CRYO_OK : cryo_fail(err, CRYO_E_NOMEM, "out of memory");
-    while (st == CRYO_OK) {
-        size_t k = fread(buf, 1, 1 << 20, t);
-        if (k == 0)
-            break;
-        if (fwrite(buf, 1, k, stdout) != k)
-            st = cryo_fail(err, CRYO_E_IO, "stdout: write failed: %s", strerror(errno));
-    }
-    if (st == CRYO_OK && fflush(stdout) != 0)
-        st = cryo_fail(err, CRYO_E_IO, "stdout: write failed: %s", strerror(errno));
-    free(buf);
-    fclose(t);
-    return st;
-}
-
-static void fsync_dir_of(const char *path)
-{
-    char dir[4096];
-    snprintf(dir, sizeof dir, "%s", path);
-    char *slash = strrchr(dir, '/');
-    if (slash)
-        *(slash == dir ? slash + 1 : slash) = '\0';
-    else
-        snprintf(dir, sizeof dir, ".");
-    int fd = open(dir, O_RDONLY | O_DIRECTORY);
-    if (fd >= 0) {
-        fsync(fd);
-        close(fd);
-    }
 }
 
 int cryo_sink_commit(struct cryo_sink *s, struct cryo_error *err)
@@ -522,35 +450,10 @@ int cryo_sink_commit(struct cryo_sink *s, struct cryo_error *err)
     if (s->gz) {
         struct cryo_gz *g = s->gz;
         s->gz = NULL;
-        s->out = s->file;
+        s->out = cryo_outfile_file(s->of);
         CRYO_TRY(cryo_gz_close(g, err));
     }
-    if (s->file == stdout) {
-        if (fflush(stdout) != 0)
-            return cryo_fail(err, CRYO_E_IO, "stdout: write failed: %s", strerror(errno));
-        s->committed = 1;
-        return CRYO_OK;
-    }
-    if (fflush(s->file) != 0 || ferror(s->file))
-        return cryo_fail(err, CRYO_E_IO, "%s: write failed: %s", s->name, strerror(errno ? errno : EIO));
-    if (s->durable && fsync(fileno(s->file)) != 0)
-        return cryo_fail(err, CRYO_E_IO, "%s: fsync failed: %s", s->name, strerror(errno));
-    FILE *f = s->file;
-    s->file = s->out = NULL;
-    if (fclose(f) != 0)
-        return cryo_fail(err, CRYO_E_IO, "%s: write failed: %s", s->name, strerror(errno));
-    if (!s->target) {
-        CRYO_TRY(copy_to_stdout(s, err));
-        unlink(s->tmp);
-    } else {
-        if (rename(s->tmp, s->target) != 0)
-            return cryo_fail(err, CRYO_E_IO, "%s: cannot move the finished file into place: %s", s->name,
-                             strerror(errno));
-        if (s->durable)
-            fsync_dir_of(s->target);
-    }
-    free(s->tmp);
-    s->tmp = NULL;
+    CRYO_TRY(cryo_outfile_commit(s->of, err));
     s->committed = 1;
     return CRYO_OK;
 }
@@ -565,13 +468,7 @@ void cryo_sink_free(struct cryo_sink *s)
         cryo_stream_writer_free(s->stream);
     if (s->gz)
         cryo_gz_close(s->gz, NULL);
-    if (s->file && s->file != stdout)
-        fclose(s->file);
-    if (s->tmp)
-        unlink(s->tmp);
-    free(s->tmp);
-    free(s->target);
-    free(s->name);
+    cryo_outfile_free(s->of);
     free(s);
 }
 

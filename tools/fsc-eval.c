@@ -8,6 +8,7 @@
 #include "common/plot.h"
 #include "cryolvm/fsc.h"
 #include "cryolvm/mapmodel.h"
+#include "cryolvm/outfile.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -42,7 +43,7 @@ static const struct cryo_option options[] = {
 
 static const struct cryo_tool tool = {
     "fsc-eval", "Fourier shell correlation of two maps, resolution at FSC thresholds, masked FSC with phase randomisation",
-    "[OPTIONS] MAP1 MAP2", options, 1, 2, 0};
+    "[OPTIONS] MAP1 MAP2", options, 1, 2, 0, 0};
 
 static void die_msg(const char *fmt, const char *a, const char *b)
 {
@@ -74,40 +75,33 @@ static json_t *jarr(const double *v, size_t n)
     return a;
 }
 
-/* Write text produced by fn atomically (temporary + rename). */
+struct text_report {
+    void (*fn)(FILE *, const void *);
+    const void *ctx;
+};
+
+static int fill_text_report(FILE *f, void *ctx, const char *name, struct cryo_error *err)
+{
+    (void)name;
+    (void)err;
+    const struct text_report *r = ctx;
+    r->fn(f, r->ctx);
+    return CRYO_OK; /* a failed write shows at commit */
+}
+
+/* Write text produced by fn through libcore's one output path (outfile.h: a file is renamed
+ * into place when complete, a link keeps pointing at it, a device or /dev/stdout is written
+ * in place). Returns 0; a failure prints one line naming the file and exits 1 (the int
+ * return is kept so that calls written for the errno contract still read right). */
 static int write_atomic(const char *path, void (*fn)(FILE *, const void *), const void *ctx)
 {
-    size_t n = strlen(path) + 16;
-    char *tmp = malloc(n);
-    if (!tmp)
-        return ENOMEM;
-    snprintf(tmp, n, "%s.tmpXXXXXX", path);
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
-        int e = errno;
-        free(tmp);
-        return e;
+    struct text_report r = {fn, ctx};
+    struct cryo_error err = {0};
+    if (cryo_outfile_write(path, fill_text_report, &r, NULL, &err) < 0) {
+        fprintf(stderr, "%s: %s\n", tool.name, err.msg);
+        exit(1); /* exit, not return: what main holds stays reachable for leak checkers */
     }
-    FILE *f = fdopen(fd, "w");
-    if (!f) {
-        int e = errno;
-        close(fd);
-        unlink(tmp);
-        free(tmp);
-        return e;
-    }
-    fn(f, ctx);
-    int e = 0;
-    if (ferror(f))
-        e = EIO;
-    if (fclose(f) != 0 && !e)
-        e = errno ? errno : EIO;
-    if (!e && rename(tmp, path) != 0)
-        e = errno;
-    if (e)
-        unlink(tmp);
-    free(tmp);
-    return e;
+    return 0;
 }
 
 static void tsv_rows(FILE *f, const void *ctx)

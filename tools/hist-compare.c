@@ -29,7 +29,7 @@ static const struct cryo_option options[] = {
 
 static const struct cryo_tool tool = {
     "hist-compare", "soft (Gaussian-kernel) histograms of two maps and their Jensen-Shannon and KL divergences",
-    "[OPTIONS] MAP1 MAP2", options, 2, 2, 0};
+    "[OPTIONS] MAP1 MAP2", options, 2, 2, 0, 0};
 
 static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 static void fail(const char *fmt, ...)

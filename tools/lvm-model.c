@@ -45,7 +45,7 @@ static const struct cryo_tool tool = {
     "lvm-model",
     "create, describe and run CryoLVM SCUNet-3D network weights (safetensors)",
     "init|info|run|grad|tensors|bench [OPTIONS] [WEIGHTS] [INPUT]",
-    options, 1, 3, 1};
+    options, 1, 3, 1, 0};
 
 static const char *cmd_name;
 
@@ -250,7 +250,13 @@ static int cmd_run(const struct cryo_cli *cli)
         for (size_t s = 0; s < S; s++)
             dst[ch * S + s] = y[s * OC + ch];
     cryo_free_big(y);
-    if (cryo_meta_add_history(&o.meta, cli->history, &err) < 0)
+    /* The history line (and MRC label) names the weights first, so an 80-character label
+     * still says which network made the map; the full path is also kept as lvm.weights. */
+    char hist[sizeof cli->history + 4096];
+    const char *opts = strchr(cli->history, ' ');
+    snprintf(hist, sizeof hist, "lvm-model run %s%s", cli->inputs[1], opts ? opts : "");
+    if (cryo_meta_set(&o.meta, "lvm.weights", cli->inputs[1], &err) < 0 ||
+        cryo_meta_add_history(&o.meta, hist, &err) < 0)
         cli_die(cli, &err);
     struct cryo_sink *sink = cli_open_sink(cli);
     if (cryo_sink_write(sink, &o, &err) < 0 || cryo_sink_commit(sink, &err) < 0)

@@ -24,7 +24,7 @@ static const struct cryo_option options[] = {
 
 static const struct cryo_tool tool = {
     "model-map", "simulate a density map from an atomic model (PDB or mmCIF), as Chimera molmap",
-    "[OPTIONS] --res Å MODEL", options, 1, 1, 1};
+    "[OPTIONS] --res Å MODEL", options, 1, 1, 1, 0};
 
 int main(int argc, char **argv)
 {

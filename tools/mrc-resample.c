@@ -14,7 +14,7 @@ extern const struct cryo_stage cryo_stage_resample;
 static const struct cryo_tool tool = {
     "mrc-resample",
     "resample maps to a new voxel size (Fourier crop/pad, linear or cubic) and/or crop or pad the box",
-    "[OPTIONS] [INPUT...]", NULL, 0, -1, 1};
+    "[OPTIONS] [INPUT...]", NULL, 0, -1, 1, 1};
 
 static int quiet;
 static const struct cryo_emit *inner_emit;

@@ -6,7 +6,8 @@
  * stream, a value that does not fit the new dtype) leaves no file and an existing one
  * untouched. Lossy conversions are refused rather than done quietly: a float value that
  * is NaN/Inf or outside an integer (or float16) range stops the run unless --clip or
- * --rescale says what to do with it.
+ * --rescale says what to do with it. uint8 goes into MRC as mode 6 (uint16) unless
+ * --mrc-uint8 asks for mode 0 (see mrc.h: MRC2014 readers take mode 0 as signed).
  */
 #include <math.h>
 #include <stdio.h>
@@ -24,11 +25,15 @@ static const struct cryo_option options[] = {
     {"rescale", 0, CRYO_OPT_FLAG, NULL, NULL,
      "with an integer --dtype, map each frame's min..max linearly onto the type's full range", NULL},
     {"frame", 0, CRYO_OPT_INT, "N", NULL, "write only frame N (from 1, counted over all inputs)", NULL},
+    {"mrc-uint8", 0, CRYO_OPT_CHOICE, "RULE", "uint16",
+     "uint8 data into MRC: uint16 (mode 6, read right by every program), mode0 (only when every value is "
+     "<= 127), imod (mode 0 with IMOD's unsigned flag: values above 127 read right in IMOD only)",
+     "uint16|mode0|imod"},
     {NULL, 0, CRYO_OPT_END, NULL, NULL, NULL, NULL}};
 
 static const struct cryo_tool tool = {
     "vol-convert", "convert volumes between MRC, TIFF and the cryolvm stream, optionally changing dtype",
-    "[OPTIONS] [INPUT...] [-o OUTPUT]", options, 0, -1, 1};
+    "[OPTIONS] [INPUT...] [-o OUTPUT]", options, 0, -1, 1, 1};
 
 static int is_int_type(enum cryo_dtype t)
 {
@@ -148,6 +153,8 @@ int main(int argc, char **argv)
     }
 
     struct cryo_error err = {0};
+    if (cryo_mrc_u8_from_name(cryo_args_string(cli.args, "mrc-uint8"), &cli.sink_opts.mrc_u8) < 0)
+        cli_usage_error(&tool, "--mrc-uint8: '%s' is not one of uint16|mode0|imod", cryo_args_string(cli.args, "mrc-uint8"));
     struct cryo_sink *sink = cli_open_sink(&cli);
     enum cryo_format ofmt = cryo_sink_format(sink);
     struct cryo_volume v;
@@ -170,6 +177,13 @@ int main(int argc, char **argv)
                 cli_die(&cli, &err);
             if (cryo_meta_add_history(&v.meta, cli.history, &err) < 0 || cryo_sink_write(sink, &v, &err) < 0)
                 cli_die(&cli, &err);
+            if (ofmt == CRYO_FORMAT_MRC && v.dtype == CRYO_DTYPE_U8 && cli.sink_opts.mrc_u8 == CRYO_MRC_U8_IMOD) {
+                struct cryo_stats st;
+                cryo_volume_stats(&v, &st);
+                if (st.max > 127)
+                    cli_warn(&cli, "%s: uint8 values up to %g written as MRC mode 0 with IMOD's unsigned flag: "
+                             "mrcfile, gemmi and relion will read those above 127 as negative", name, st.max);
+            }
             written++;
             cli_progress(&cli, "frames", written, -1);
             if (pick)

@@ -7,6 +7,6 @@ extern const struct cryo_stage cryo_stage_degrade;
 static const struct cryo_tool tool = {
     "vol-degrade",
     "degrade maps (B-factor, low-pass, local resolution, binning, noise, missing wedge) for training pairs",
-    "[OPTIONS] [INPUT...]", NULL, 0, -1, 1};
+    "[OPTIONS] [INPUT...]", NULL, 0, -1, 1, 1};
 
 int main(int argc, char **argv) { return cli_run_stage(&cryo_stage_degrade, &tool, argc, argv); }

@@ -24,7 +24,7 @@ static const struct cryo_option options[] = {
 
 static const struct cryo_tool tool = {
     "vol-info", "describe maps, TIFF stacks and cryolvm streams: shape, dtype, placement, statistics, metadata",
-    "[OPTIONS] [INPUT...]", options, 0, -1, 0};
+    "[OPTIONS] [INPUT...]", options, 0, -1, 0, 0};
 
 struct cfg {
     int json, stats, full;

@@ -12,7 +12,7 @@ extern const struct cryo_stage cryo_stage_patch;
 static const struct cryo_tool tool = {
     "vol-patch",
     "random training crops (--random), overlapping inference tiles (--tile) and their blended merge (--merge)",
-    "[OPTIONS] [INPUT...]", NULL, 0, -1, 1};
+    "[OPTIONS] [INPUT...]", NULL, 0, -1, 1, 1};
 
 static int quiet;
 static const struct cryo_emit *inner_emit;

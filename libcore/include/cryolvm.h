@@ -21,6 +21,7 @@
 #include "cryolvm/nn_model.h"
 #include "cryolvm/nn_train.h"
 #include "cryolvm/normalize.h"
+#include "cryolvm/outfile.h"
 #include "cryolvm/patch.h"
 #include "cryolvm/resample.h"
 #include "cryolvm/safetensors.h"

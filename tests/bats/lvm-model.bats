@@ -85,6 +85,19 @@ PYEOF
   [[ "$output" == *"lvm-model"* ]]
 }
 
+@test "run names the weights: history line (MRC label) and lvm.weights metadata" {
+  lvm-model init --config "$SMALL" -o "$TMP/w.safetensors" 2>/dev/null
+  make_mrc "$TMP/in.mrc" 8 8 8
+  lvm-model run "$TMP/w.safetensors" "$TMP/in.mrc" > "$TMP/out.cvol"
+  run vol-info --json "$TMP/out.cvol"
+  [ "$status" -eq 0 ]
+  [[ "$output" == *"\"lvm-model run $TMP/w.safetensors\""* ]]
+  [[ "$output" == *"\"lvm.weights\": \"$TMP/w.safetensors\""* ]]
+  lvm-model run "$TMP/w.safetensors" "$TMP/in.mrc" -o "$TMP/out.mrc"
+  run vol-info --json "$TMP/out.mrc"
+  [[ "$output" == *"\"lvm-model run $TMP/w.safetensors"* ]]
+}
+
 @test "box not a multiple of 2^levels is refused, no output" {
   lvm-model init -o "$TMP/w.safetensors" 2>/dev/null
   make_mrc "$TMP/in.mrc" 20 16 16

@@ -29,16 +29,71 @@ roundtrip_case() {
   for c in mode0 mode1 mode2 mode6 mode12; do roundtrip_case "$c"; done
 }
 
-@test "mode 0: signed by default, unsigned when IMOD's stamp says so, and written back with the flag" {
+@test "mode 0: signed by default, unsigned when IMOD's stamp says so; uint8 written back as mode 6" {
   need_tools; require_py_module mrcfile; require_py_module gemmi
   MK case imod_unsigned "$TMP/u.map" "$TMP/u.npz"
   run vol-info --json "$TMP/u.map"
   [ "$status" -eq 0 ]
   [[ "$output" == *'"dtype": "uint8"'* ]]
   roundtrip_case imod_unsigned
+  run vol-info --json "$TMP/imod_unsigned.out.mrc"
+  [[ "$output" == *'"dtype": "uint16"'* ]]
   roundtrip_case imod_signed
   run vol-info --json "$TMP/imod_signed.map"
   [[ "$output" == *'"dtype": "int8"'* ]]
+}
+
+@test "uint8 into MRC: mode 6 read right by mrcfile and gemmi; mode0 only <= 127; imod on request, with a warning" {
+  need_tools; require_py_module mrcfile; require_py_module gemmi
+  MK case imod_unsigned "$TMP/u.map" "$TMP/u.npz"
+  run "$PY" -c "import numpy as np; d = np.load('$TMP/u.npz')['data']; assert d.dtype == np.uint8 and d.max() > 127, d.max()"
+  [ "$status" -eq 0 ] || { echo "$output"; false; }
+  # default: mode 6, values equal in mrcfile and gemmi (MK check compares both)
+  vol-convert "$TMP/u.map" -o "$TMP/six.mrc"
+  run MK check "$TMP/six.mrc" "$TMP/u.npz"
+  [ "$status" -eq 0 ] || { echo "$output"; false; }
+  # mode0 refused for values above 127: one line, nothing written
+  run --separate-stderr vol-convert --mrc-uint8 mode0 "$TMP/u.map" -o "$TMP/zero.mrc"
+  [ "$status" -eq 1 ]
+  [[ "$stderr" == *"zero.mrc: uint8 values up to"*"mode 0"* ]]
+  [ "$(printf '%s\n' "$stderr" | wc -l)" -eq 1 ]
+  assert_no_file "$TMP/zero.mrc"
+  # mode0 accepted when every value is <= 127 (the same bytes halved): mode 0, same values in
+  # mrcfile and gemmi (which read it as signed)
+  "$PY" - "$TMP/u.npz" "$TMP/low.npz" <<'PY'
+import sys, numpy as np
+e = dict(np.load(sys.argv[1]))
+e['data'] = (e['data'] // 2).astype(np.uint8)
+np.savez(sys.argv[2], **e)
+PY
+  MK case imod_unsigned "$TMP/u2.map" "$TMP/u2.npz"
+  "$PY" - "$TMP/u2.map" <<'PY'
+import sys, numpy as np
+b = bytearray(open(sys.argv[1], 'rb').read())
+b[1024:] = bytes(x // 2 for x in b[1024:])
+open(sys.argv[1], 'wb').write(bytes(b))
+PY
+  run vol-convert --mrc-uint8 mode0 "$TMP/u2.map" -o "$TMP/low.mrc"
+  [ "$status" -eq 0 ] || { echo "$output"; false; }
+  run "$PY" - "$TMP/low.mrc" "$TMP/low.npz" <<'PY'
+import sys, numpy as np, mrcfile, gemmi
+want = np.load(sys.argv[2])['data']
+with mrcfile.open(sys.argv[1]) as m:
+    assert m.header.mode == 0, m.header.mode
+    assert np.array_equal(m.data.astype(np.int16), want.astype(np.int16))
+g = np.array(gemmi.read_ccp4_map(sys.argv[1]).grid, copy=False)
+assert np.array_equal(g, want.transpose(2, 1, 0).astype(np.float32))
+print('ok')
+PY
+  [ "$status" -eq 0 ] || { echo "$output"; false; }
+  # imod: mode 0 with IMOD's unsigned flag, a warning, and cryolvm reads it back as uint8
+  run --separate-stderr vol-convert --mrc-uint8 imod "$TMP/u.map" -o "$TMP/imod.mrc"
+  [ "$status" -eq 0 ]
+  [[ "$stderr" == *"warning"*"read those above 127 as negative"* ]]
+  run MK same "$TMP/imod.mrc" "$TMP/u.npz"
+  [ "$status" -eq 0 ] || { echo "$output"; false; }
+  run vol-convert --mrc-uint8 mode7 "$TMP/u.map" -o "$TMP/x.mrc"
+  [ "$status" -eq 2 ]
 }
 
 @test "non-standard axis orders (3 1 2, 2 3 1, 3 2 1, 1 3 2, 2 1 3) read as numpy says" {
@@ -207,9 +262,11 @@ import sys, numpy as np, tifffile, mrcfile
 with tifffile.TiffFile(sys.argv[1]) as t:
     a = np.stack([p.asarray() for p in t.pages])
 with mrcfile.open(sys.argv[2]) as m:
-    d = m.data.view(np.uint8)  # mode 0 + IMOD unsigned flag; mrcfile reads it as int8
+    assert m.header.mode == 6, m.header.mode  # uint8 as uint16: every reader agrees
+    d = m.data
     assert d.shape == a.shape, (d.shape, a.shape)
     assert np.array_equal(d, a)
+    assert abs(d.mean() - a.mean()) < 1e-9, (d.mean(), a.mean())
     vs = m.voxel_size
     assert abs(vs.x - 10.52) < 1e-3 and abs(vs.y - 10.52) < 1e-3 and abs(vs.z - 10.52) < 1e-3, vs
 print('ok')

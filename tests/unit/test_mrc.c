@@ -625,7 +625,7 @@ TEST(write_header_is_mrc2014_and_round_trips_every_dtype)
 {
     const enum cryo_dtype ts[] = {CRYO_DTYPE_F32, CRYO_DTYPE_F16, CRYO_DTYPE_I16, CRYO_DTYPE_U16,
                                   CRYO_DTYPE_I8, CRYO_DTYPE_U8};
-    const int modes[] = {2, 12, 1, 6, 0, 0};
+    const int modes[] = {2, 12, 1, 6, 0, 6}; /* uint8 widened to mode 6 (uint16) */
     for (int k = 0; k < 6; k++) {
         struct cryo_volume v, back;
         fill(&v, ts[k], 4, 6, 9);
@@ -636,7 +636,8 @@ TEST(write_header_is_mrc2014_and_round_trips_every_dtype)
         CHECK(cryo_mrc_write(f, &v, "o.mrc", &err) == 0);
         fclose(f);
         unsigned char *b = (unsigned char *)mem;
-        CHECK_EQ_INT(len, 1024 + cryo_volume_bytes(&v));
+        int u8 = ts[k] == CRYO_DTYPE_U8;
+        CHECK_EQ_INT(len, 1024 + cryo_volume_bytes(&v) * (u8 ? 2 : 1));
         CHECK_EQ_INT(word(b, 0), 9);
         CHECK_EQ_INT(word(b, 4), 6);
         CHECK_EQ_INT(word(b, 8), 4);
@@ -655,7 +656,7 @@ TEST(write_header_is_mrc2014_and_round_trips_every_dtype)
         CHECK_CLOSE(fword(b, 200), 20.5, 0);
         CHECK(memcmp(b + 208, "MAP ", 4) == 0);
         CHECK(b[212] == 0x44 && b[213] == 0x44 && b[214] == 0 && b[215] == 0);
-        if (ts[k] == CRYO_DTYPE_U8 || ts[k] == CRYO_DTYPE_I8) {
+        if (ts[k] == CRYO_DTYPE_I8) {
             CHECK_EQ_INT(word(b, 152), 1146047817);
             CHECK_EQ_INT(word(b, 156) & 1, ts[k] == CRYO_DTYPE_I8);
         }
@@ -667,8 +668,15 @@ TEST(write_header_is_mrc2014_and_round_trips_every_dtype)
         CHECK_CLOSE(fword(b, 216), st.std, 1e-6);
         cryo_volume_init(&back);
         CHECK(cryo_mrc_decode(&back, b, len, "o.mrc", &err) == 0);
-        CHECK_EQ_INT(back.dtype, ts[k]);
-        CHECK(memcmp(back.data, v.data, cryo_volume_bytes(&v)) == 0);
+        CHECK_EQ_INT(back.dtype, u8 ? CRYO_DTYPE_U16 : ts[k]);
+        if (u8) {
+            size_t bad = 0;
+            for (size_t i = 0; i < cryo_volume_count(&v); i++)
+                bad += ((uint16_t *)back.data)[i] != ((uint8_t *)v.data)[i];
+            CHECK_EQ_INT(bad, 0);
+        } else {
+            CHECK(memcmp(back.data, v.data, cryo_volume_bytes(&v)) == 0);
+        }
         for (int i = 0; i < 3; i++) {
             CHECK_CLOSE(back.apix[i], v.apix[i], 1e-7);
             CHECK_CLOSE(back.origin[i], v.origin[i], 1e-7);
@@ -810,9 +818,78 @@ TEST(base64_round_trip)
     CHECK(cryo_base64_decode("TWF", &x, &m, NULL) < 0);
 }
 
+/* The uint8 rules: mode 6 by default (every reader agrees), mode 0 on request only when
+ * every byte is <= 127 (signed and unsigned readings agree), mode 0 with IMOD's flag when the
+ * caller insists. Read back by our reader and checked against the header words. */
+static size_t write_u8_case(uint8_t top, enum cryo_mrc_u8 rule, int want_status, char **mem)
+{
+    struct cryo_volume v;
+    cryo_volume_init(&v);
+    CHECK(cryo_volume_alloc(&v, CRYO_DTYPE_U8, 1, 3, 4, 5, NULL) == 0);
+    uint8_t *d = v.data;
+    for (size_t i = 0; i < 60; i++)
+        d[i] = (uint8_t)(i * top / 59);
+    v.apix[0] = v.apix[1] = v.apix[2] = 1;
+    struct cryo_error err = {0};
+    size_t len = 0;
+    FILE *f = open_memstream(mem, &len);
+    CHECK_EQ_INT(cryo_mrc_write_u8(f, &v, "u.mrc", rule, &err), want_status);
+    fclose(f);
+    if (want_status == CRYO_OK) {
+        struct cryo_volume back;
+        cryo_volume_init(&back);
+        CHECK(cryo_mrc_decode(&back, (unsigned char *)*mem, len, "u.mrc", &err) == 0);
+        CHECK_EQ_INT(cryo_volume_count(&back), 60);
+        for (size_t i = 0; i < 60 && back.data; i++) {
+            double x = back.dtype == CRYO_DTYPE_U16 ? ((uint16_t *)back.data)[i] : ((uint8_t *)back.data)[i];
+            CHECK_CLOSE(x, d[i], 0);
+        }
+        cryo_volume_free(&back);
+    } else {
+        CHECK(strstr(err.msg, "u.mrc: uint8 values up to 255") != NULL);
+    }
+    cryo_volume_free(&v);
+    return len;
+}
+
+TEST(uint8_written_as_mode6_unless_mode0_is_safe_or_insisted)
+{
+    char *mem = NULL;
+    size_t len = write_u8_case(255, CRYO_MRC_U8_UINT16, CRYO_OK, &mem);
+    CHECK_EQ_INT(len, 1024 + 120);
+    CHECK_EQ_INT(word((unsigned char *)mem, 12), 6);
+    CHECK_EQ_INT(word((unsigned char *)mem, 152), 0);
+    CHECK_CLOSE(fword((unsigned char *)mem, 80), 255, 0);
+    free(mem);
+    mem = NULL;
+    len = write_u8_case(127, CRYO_MRC_U8_MODE0, CRYO_OK, &mem);
+    CHECK_EQ_INT(len, 1024 + 60);
+    CHECK_EQ_INT(word((unsigned char *)mem, 12), 0);
+    CHECK_EQ_INT(word((unsigned char *)mem, 152), 1146047817);
+    CHECK_EQ_INT(word((unsigned char *)mem, 156), 0);
+    free(mem);
+    mem = NULL;
+    len = write_u8_case(255, CRYO_MRC_U8_MODE0, CRYO_E_INVALID, &mem);
+    CHECK_EQ_INT(len, 0); /* refused before the first byte */
+    free(mem);
+    mem = NULL;
+    len = write_u8_case(255, CRYO_MRC_U8_IMOD, CRYO_OK, &mem);
+    CHECK_EQ_INT(len, 1024 + 60);
+    CHECK_EQ_INT(word((unsigned char *)mem, 12), 0);
+    CHECK_EQ_INT(word((unsigned char *)mem, 152), 1146047817);
+    CHECK_EQ_INT(word((unsigned char *)mem, 156), 0);
+    free(mem);
+    enum cryo_mrc_u8 u;
+    CHECK(cryo_mrc_u8_from_name("imod", &u) == 0 && u == CRYO_MRC_U8_IMOD);
+    CHECK(cryo_mrc_u8_from_name("uint16", &u) == 0 && u == CRYO_MRC_U8_UINT16);
+    CHECK(cryo_mrc_u8_from_name("mode0", &u) == 0 && u == CRYO_MRC_U8_MODE0);
+    CHECK_EQ_INT(cryo_mrc_u8_from_name("mode1", &u), CRYO_E_INVALID);
+}
+
 int main(void)
 {
-    return RUN_TESTS(every_axis_order_both_byte_orders, large_permuted_map_crosses_blocks,
+    return RUN_TESTS(uint8_written_as_mode6_unless_mode0_is_safe_or_insisted,
+                     every_axis_order_both_byte_orders, large_permuted_map_crosses_blocks,
                      every_mode_both_byte_orders, mode0_signed_unless_imod_says_unsigned,
                      zero_machine_stamp_detects_byte_order, voxel_size_is_cell_over_sampling, origin_rule,
                      extended_header_skipped_and_kept, symmetry_records_claimed_but_absent_are_ignored,

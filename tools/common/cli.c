@@ -117,7 +117,8 @@ void cli_print_help(const struct cryo_tool *t, FILE *f)
     }
     print_option(f, 0, "threads", "N", "worker threads (0 = all cores)", "0");
     print_option(f, 'q', "quiet", NULL, "no warnings or progress on stderr", NULL);
-    print_option(f, 0, "progress", NULL, "show progress even when stderr is not a terminal", NULL);
+    if (t->reports_progress)
+        print_option(f, 0, "progress", NULL, "show progress even when stderr is not a terminal", NULL);
     print_option(f, 'h', "help", NULL, "show this help and exit", NULL);
     print_option(f, 'V', "version", NULL, "show the version and exit", NULL);
     fprintf(f, "\nInputs are files in any supported format (sniffed from their first bytes) or '-' for\n"
@@ -168,7 +169,8 @@ void cli_parse(const struct cryo_tool *t, int argc, char **argv, struct cryo_cli
     }
     longs[k++] = (struct option){"threads", required_argument, NULL, OPT_THREADS};
     longs[k++] = (struct option){"quiet", no_argument, NULL, 'q'};
-    longs[k++] = (struct option){"progress", no_argument, NULL, OPT_PROGRESS};
+    if (t->reports_progress)
+        longs[k++] = (struct option){"progress", no_argument, NULL, OPT_PROGRESS};
     longs[k++] = (struct option){"help", no_argument, NULL, 'h'};
     longs[k++] = (struct option){"version", no_argument, NULL, 'V'};
 
@@ -298,6 +300,7 @@ int cli_run_stage(const struct cryo_stage *stage, const struct cryo_tool *t, int
     if (!tool.options)
         tool.options = stage->options;
     tool.writes_volumes = 1;
+    tool.reports_progress = 1;
     struct cryo_cli cli;
     cli_parse(&tool, argc, argv, &cli);
     struct cryo_error err = {0};

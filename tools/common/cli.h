@@ -8,7 +8,7 @@
  *
  * Options every tool gets from cli_parse (do not repeat them in a tool's table):
  *   -o, --output FILE   -f, --format mrc|tiff|stream   --level N (zstd)   --threads N
- *   -q, --quiet   --progress   -h, --help   -V, --version
+ *   -q, --quiet   -h, --help   -V, --version   --progress (tools that report progress)
  */
 #ifndef CRYOLVM_CLI_H
 #define CRYOLVM_CLI_H
@@ -25,6 +25,8 @@ struct cryo_tool {
     int min_inputs;                    /* positional arguments; 0 means stdin when none given */
     int max_inputs;                    /* -1 = unlimited */
     int writes_volumes;                /* 1 if -o/--format/--level apply (adds those options) */
+    int reports_progress;              /* 1 if the tool calls cli_progress (adds --progress);
+                                          cli_run_stage sets it for stage tools */
 };
 
 struct cryo_cli {

@@ -2,6 +2,7 @@
  * "nice" ticks (1, 2, 5 × 10^k) on the bottom and left axes, and on request a top axis
  * whose ticks sit at x = 1/d for round values of d (resolution in Å over 1/Å). */
 #include "plot.h"
+#include "cryolvm/outfile.h"
 
 #include <cairo.h>
 #include <cairo-svg.h>
@@ -224,6 +225,11 @@ static void draw(cairo_t *cr, const struct plot_spec *p, double W, double H)
     }
 }
 
+static cairo_status_t to_file(void *closure, const unsigned char *data, unsigned int length)
+{
+    return fwrite(data, 1, length, closure) == length ? CAIRO_STATUS_SUCCESS : CAIRO_STATUS_WRITE_ERROR;
+}
+
 static int ends_with(const char *s, const char *suf)
 {
     size_t a = strlen(s), b = strlen(suf);
@@ -243,43 +249,37 @@ int plot_write(const char *path, const struct plot_spec *p, char *msg, size_t ms
         return -1;
     }
     double W = p->width > 0 ? p->width : 800, H = p->height > 0 ? p->height : 560;
-    size_t n = strlen(path) + 16;
-    char *tmp = malloc(n);
-    if (!tmp) {
-        set_msg(msg, msg_size, "%s: out of memory", path);
+    /* Through libcore's one output path: cairo writes to its FILE by callback, so a plot to a
+     * link, a device or /dev/stdout is treated as every other output. */
+    struct cryo_error err = {0};
+    struct cryo_outfile *o = NULL;
+    if (cryo_outfile_open(&o, path, NULL, &err) < 0) {
+        set_msg(msg, msg_size, "%s", err.msg);
         return -1;
     }
-    snprintf(tmp, n, "%s.tmpXXXXXX", path);
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
-        set_msg(msg, msg_size, "%s: cannot create: %s", path, strerror(errno));
-        free(tmp);
-        return -1;
-    }
-    close(fd);
-    int rc = 0;
-    cairo_surface_t *sf = svg ? cairo_svg_surface_create(tmp, W, H)
+    FILE *f = cryo_outfile_file(o);
+    cairo_surface_t *sf = svg ? cairo_svg_surface_create_for_stream(to_file, f, W, H)
                               : cairo_image_surface_create(CAIRO_FORMAT_RGB24, (int)(2 * W), (int)(2 * H));
     cairo_t *cr = cairo_create(sf);
     if (!svg)
         cairo_scale(cr, 2, 2); /* PNG at 2x for print */
     draw(cr, p, W, H);
     cairo_destroy(cr);
-    if (svg) {
+    int rc = 0;
+    if (svg)
         cairo_surface_finish(sf);
-    } else if (cairo_surface_write_to_png(sf, tmp) != CAIRO_STATUS_SUCCESS) {
+    else if (cairo_surface_write_to_png_stream(sf, to_file, f) != CAIRO_STATUS_SUCCESS)
         rc = -1;
-    }
     if (cairo_surface_status(sf) != CAIRO_STATUS_SUCCESS)
         rc = -1;
     cairo_surface_destroy(sf);
-    if (rc == 0 && rename(tmp, path) != 0)
+    if (rc != 0)
+        set_msg(msg, msg_size, "%s: cannot write the plot: %s", path, strerror(errno ? errno : EIO));
+    else if (cryo_outfile_commit(o, &err) < 0) {
+        set_msg(msg, msg_size, "%s", err.msg);
         rc = -1;
-    if (rc != 0) {
-        set_msg(msg, msg_size, "%s: cannot write the plot: %s", path, strerror(errno));
-        unlink(tmp);
     }
-    free(tmp);
+    cryo_outfile_free(o);
     return rc;
 }
 

@@ -87,7 +87,8 @@ const struct cryo_st_tensor *cryo_safetensors_find(const struct cryo_safetensors
 int cryo_safetensors_get_f32(const struct cryo_safetensors *st, const char *name, int ndim,
                              const int64_t *shape, const float **data, struct cryo_error *err);
 
-/* Write atomically (temp + fsync + rename). CRYO_E_IO. */
+/* Write through outfile.h (a file: temp + fsync + rename; a link: its target; a device or
+ * FIFO: in place, all at the end). CRYO_E_IO. */
 int cryo_safetensors_write(const struct cryo_safetensors *st, const char *path,
                            struct cryo_error *err);
 

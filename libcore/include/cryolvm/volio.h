@@ -9,11 +9,12 @@
  *
  * Sinks: a path whose extension picks the format (.mrc .map .ccp4 .mrcs .rec .st [+ .gz]
  * -> MRC, .tif .tiff -> TIFF, .cvol -> stream), or NULL/"-" for the stream on standard
- * output, which is refused when stdout is a terminal. A file sink writes to a temporary
- * file in the same directory and renames it over the target only in cryo_sink_commit();
- * cryo_sink_free() on an uncommitted sink deletes the temporary, so failure never leaves
- * partial output and never touches an existing file. MRC or TIFF to standard output is
- * written to a temporary file and copied out at commit, for the same reason.
+ * output; binary output to a terminal is refused. How the path is written (outfile.h): a
+ * regular file or a link to one through a temporary renamed over the target only in
+ * cryo_sink_commit() (cryo_sink_free() on an uncommitted sink deletes the temporary, so
+ * failure never leaves partial output and never touches an existing file); standard output,
+ * /dev/stdout, devices and FIFOs in place, MRC or TIFF collected in a temporary file and
+ * copied out at commit for the same reason. uint8 to MRC follows opts.mrc_u8 (mrc.h).
  * Errors: CRYO_E_IO (open/create/write/rename, errno text), CRYO_E_FORMAT (unrecognised or
  * broken input), CRYO_E_TRUNCATED, CRYO_E_CORRUPT (gzip), CRYO_E_UNSUPPORTED, and
  * CRYO_E_INVALID for unusable requests (unknown extension, .gz on a non-MRC output, a second
@@ -23,6 +24,7 @@
 #ifndef CRYOLVM_VOLIO_H
 #define CRYOLVM_VOLIO_H
 
+#include "cryolvm/mrc.h"
 #include "cryolvm/stream.h"
 #include "cryolvm/volume.h"
 
@@ -62,6 +64,7 @@ struct cryo_sink_opts {
     int allow_terminal;               /* 1 = do not refuse a tty (tests only) */
     int durable;                      /* 1 = fsync the file and its directory at commit
                                          (default from environment CRYO_FSYNC=1) */
+    enum cryo_mrc_u8 mrc_u8;          /* uint8 to MRC: mode 6 (default), mode0, imod (mrc.h) */
 };
 void cryo_sink_opts_default(struct cryo_sink_opts *o);
 
