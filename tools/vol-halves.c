@@ -17,7 +17,7 @@ static const struct cryo_option options[] = {
 
 static const struct cryo_tool tool = {
     "vol-halves", "average or difference of two half maps on the same grid",
-    "[OPTIONS] HALF1 HALF2", options, 2, 2, 1};
+    "[OPTIONS] HALF1 HALF2", options, 2, 2, 1, 0};
 
 static void read_half(struct cryo_volume *v, const char *path, struct cryo_cli *cli)
 {

@@ -26,7 +26,7 @@ static const struct cryo_option options[] = {
 
 static const struct cryo_tool tool = {
     "vol-mask", "make a mask: threshold (after a low-pass) and/or zone around a model, extended, with a soft edge",
-    "[OPTIONS] [MAP]", options, 0, 1, 1};
+    "[OPTIONS] [MAP]", options, 0, 1, 1, 0};
 
 /* "6" -> 6 voxels, "4.5A" or "4.5Å" -> 4.5 Å in voxels of the finest axis (amin Å). */
 static double parse_length(const char *name, const char *s, double amin, int allow_negative)
