@@ -416,6 +416,8 @@ int loader_prepare_source(struct cryo_loader *l, const char *path, int frame_cha
     *files = NULL;
     *nfiles = 0;
     size_t cap = 0;
+    if (strcmp(path, "-") == 0)
+        return cryo_fail(err, CRYO_E_INVALID, "standard input cannot be part of a corpus: the loader reads files");
     /* An uncompressed float32 MRC that needs no step is read where it is. */
     if (frame_channels == 1 && !l->o.normalize) {
         struct loader_file f = {0};

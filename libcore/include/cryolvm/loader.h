@@ -11,8 +11,9 @@
  * Preparation, with the existing libcore code: Fourier resampling to apix Å
  * (resample.h, box n' = round(n a / apix), as mrc-resample --apix), then the 0.01/0.99
  * quantile clip to [0, 1] of every channel (normalize.h, as mrc-normalize). A step is
- * skipped when the input's metadata says it is done: resample.apix equal to apix (within
- * 1e-3 relative), or the voxel size already equal to apix (same tolerance); normalize.mode =
+ * skipped when the input says it is done: resample.apix_requested (mrc-resample's record)
+ * equal to apix within 1e-3 relative, or the voxel size already equal to apix (same
+ * tolerance); normalize.mode =
  * quantile with normalize.quantiles 0.01,0.99 and no resampling done here (a resampled map
  * is normalised again). apix = 0 keeps every voxel size; normalize = 0 skips the
  * normalisation. An uncompressed float32 MRC (axis order 1 2 3, little-endian) that needs
@@ -50,9 +51,11 @@
  * then). cryo_loader_free stops and joins the thread. cryo_loader_get never uses the queue.
  *
  * Errors (messages name the file): CRYO_E_INVALID (options, a pair on different grids, a
- * one-channel input for channels = 2, a map whose preparation is flat), CRYO_E_IO (cache
- * folder, reads), the errors of volio.h, resample.h and normalize.h for the inputs, and
- * CRYO_E_FORMAT/CRYO_E_TRUNCATED for a cache file that changed under the loader.
+ * frame with another number of channels than o->channels, "-" or another non-regular file:
+ * standard input is the tool's business), CRYO_E_IO (cache folder, reads), CRYO_E_NUMERIC
+ * (NaN/Inf in a map, or a flat map that cannot be normalised), the errors of volio.h and
+ * resample.h for the inputs, and CRYO_E_IO/CRYO_E_TRUNCATED from get/batch for a cache file
+ * that changed under the loader. Nothing is printed; open either succeeds or leaves nothing.
  */
 #ifndef CRYOLVM_LOADER_H
 #define CRYOLVM_LOADER_H
@@ -106,7 +109,8 @@ int cryo_loader_get(struct cryo_loader *l, uint64_t k, float *out, struct cryo_e
  * works on k+n...). Same values as cryo_loader_get. Not for concurrent calls on one loader. */
 int cryo_loader_batch(struct cryo_loader *l, uint64_t k, int n, float *out, struct cryo_error *err);
 size_t cryo_loader_maps(const struct cryo_loader *l);           /* maps (or pairs) */
-/* The path of map i ("path[f]" for frame f of a stream; the input's for a pair). */
+/* The path of map i ("path[f]" for frame f of a stream of several frames; the input's for a
+ * pair); NULL if i is out of range. */
 const char *cryo_loader_map_name(const struct cryo_loader *l, size_t i);
 /* statistics for logs: crops served, redraws, seconds the caller waited */
 struct cryo_loader_stats { uint64_t crops, redraws; double wait_s, work_s; };
