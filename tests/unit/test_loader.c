@@ -2,7 +2,8 @@
  *   crops follow the documented draws (map by volume, start, zero padding of short axes,
  *   rotation, mirror) on maps prepared in memory by the existing normalize/resample code;
  *   determinism: get == batch with prefetch (sequential, jumps, back) == get from 4 threads,
- *   on fresh and reused caches; another seed gives other crops;
+ *   on fresh and reused caches, whatever the OpenMP threads that resampled the maps;
+ *   another seed gives other crops;
  *   the cache: entries reused (not rewritten), a truncated one rebuilt, options change the
  *   entry, a private cache removed at free, an uncompressed float32 MRC read in place;
  *   preparation: Fourier resampling + quantile normalisation as mrc-resample/mrc-normalize,
@@ -20,6 +21,7 @@
 
 #include <dirent.h>
 #include <math.h>
+#include <omp.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -321,14 +323,18 @@ TEST(same_crops_whatever_prefetch_threads_and_cache)
     struct cryo_loader_opts o;
     corpus_opts(&o, tmp_path("cache_det"));
     o.min_density = 0.3; /* with redraws too */
+    o.apix = 0.9;        /* and Fourier resampling (OpenMP) */
     struct cryo_error err = {0};
     struct cryo_loader *a = NULL, *b = NULL, *c = NULL;
     CHECK(cryo_loader_open(&a, corpus, 3, &o, &err) == 0);
     o.prefetch = 3; /* same cache, reused */
     CHECK(cryo_loader_open(&b, corpus, 3, &o, &err) == 0);
     o.prefetch = 0;
-    o.cache_dir = NULL; /* a private cache, prepared again */
+    o.cache_dir = NULL; /* a private cache, prepared again, by one OpenMP thread */
+    int omp_threads = omp_get_max_threads();
+    omp_set_num_threads(1);
     CHECK(cryo_loader_open(&c, corpus, 3, &o, &err) == 0);
+    omp_set_num_threads(omp_threads);
     if (!a || !b || !c)
         return;
     const size_t per = crop_floats(&o);
