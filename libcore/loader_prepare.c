@@ -288,14 +288,15 @@ static int prepare_frame(struct cryo_loader *l, struct cryo_volume *v, const cha
     return CRYO_OK;
 }
 
-/* Channel ch of v to an MRC at path (atomically), then probe it back. */
+/* Channel ch of v to an MRC at path (atomically), then probe it back. A one-channel frame
+ * is written as it is (no copy: preparation's peak memory is that of the largest map). */
 static int write_entry(const struct cryo_volume *v, int64_t ch, const char *path, struct loader_file *f,
                        struct cryo_error *err)
 {
     struct cryo_volume c;
     cryo_volume_init(&c);
-    int st = cryo_volume_alloc(&c, CRYO_DTYPE_F32, 1, v->nz, v->ny, v->nx, err);
-    if (st == CRYO_OK) {
+    int st = v->c == 1 ? CRYO_OK : cryo_volume_alloc(&c, CRYO_DTYPE_F32, 1, v->nz, v->ny, v->nx, err);
+    if (st == CRYO_OK && v->c > 1) {
         size_t n = cryo_volume_channel_count(v);
         memcpy(c.data, (const float *)v->data + (size_t)ch * n, n * sizeof(float));
         memcpy(c.apix, v->apix, sizeof c.apix);
@@ -306,7 +307,7 @@ static int write_entry(const struct cryo_volume *v, int64_t ch, const char *path
         struct cryo_sink_opts so;
         cryo_sink_opts_default(&so);
         so.format = CRYO_FORMAT_MRC;
-        st = cryo_write_one(path, &c, &so, err);
+        st = cryo_write_one(path, v->c == 1 ? v : &c, &so, err);
     }
     cryo_volume_free(&c);
     if (st == CRYO_OK) {
