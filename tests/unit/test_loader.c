@@ -10,7 +10,8 @@
  *   frames whose metadata says they are prepared used as they are;
  *   min_density redraws; pairs (two files, 2-channel stream frames); gzip, TIFF and streams;
  *   bad input (missing, truncated, NaN, grids that differ, bad options); errors met by the
- *   prefetch thread returned by the call that needs the crop; list files. */
+ *   prefetch thread returned by the call that needs the crop; real maps from ../shared/data
+ *   (when present: in place, axis order 3 2 1, float16, 8-bit TIFF at 10.52 Å); list files. */
 #include "cryolvm/loader.h"
 #include "cryolvm/cuberot.h"
 #include "cryolvm/normalize.h"
@@ -776,6 +777,89 @@ TEST(prefetch_errors_come_back_with_the_crop)
     cryo_loader_free(l); /* joins the stopped thread */
 }
 
+/* Real maps (../shared/data, or $CRYO_DATA; skipped when absent): a standard-order float32
+ * map read in place, an axis-order 3 2 1 one through the cache, a float16 stack and an 8-bit
+ * TIFF tomogram prepared at 6 Å: crops equal the documented draws on the maps as
+ * cryo_read_one (+ resample + normalise) gives them. */
+TEST(real_maps_when_present)
+{
+    const char *e = getenv("CRYO_DATA");
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", e && *e ? e : "../shared/data");
+    char p[4][4200];
+    snprintf(p[0], sizeof p[0], "%s/tempy_emd5168_actin/emd_5168.map", dir);
+    snprintf(p[1], sizeof p[1], "%s/emringer_axisorder/test_map.ccp4", dir);
+    snprintf(p[2], sizeof p[2], "%s/subtomogram/tiltstack_float16_mode12.mrcs", dir);
+    snprintf(p[3], sizeof p[3], "%s/tomo_microtubule/13pf_MT.tif", dir);
+    for (int i = 0; i < 4; i++)
+        if (access(p[i], R_OK) != 0) {
+            printf("skipped: %s absent\n", p[i]);
+            return;
+        }
+    const char *paths[4] = {p[0], p[1], p[2], p[3]};
+    struct cryo_error err = {0};
+    struct cryo_loader_opts o;
+    cryo_loader_opts_default(&o);
+    o.size = 16, o.apix = 0, o.normalize = 0, o.prefetch = 0, o.flip = 1;
+    o.cache_dir = tmp_path("cache_real");
+    struct cryo_loader *l = NULL;
+    CHECK(cryo_loader_open(&l, paths, 2, &o, &err) == 0);
+    if (!l) {
+        printf("%s\n", err.msg);
+        return;
+    }
+    CHECK_EQ_INT(count_files(o.cache_dir, ".mrc"), 1); /* only the 3 2 1 map needed a copy */
+    struct ref_map m[4];
+    for (int i = 0; i < 2; i++) {
+        cryo_volume_init(&m[i].ch[0]);
+        CHECK(cryo_read_one(&m[i].ch[0], paths[i], &err) == 0);
+    }
+    const size_t per = crop_floats(&o);
+    float *a = malloc(per * 4), *b = malloc(per * 4);
+    for (uint64_t k = 0; k < 20; k++) {
+        CHECK(cryo_loader_get(l, k, a, &err) == 0);
+        ref_crop(m, 2, 1, &o, k, b);
+        CHECK(memcmp(a, b, per * 4) == 0);
+    }
+    cryo_loader_free(l);
+    for (int i = 0; i < 2; i++)
+        cryo_volume_free(&m[i].ch[0]);
+    /* prepared at 6 Å (1 Å would make the TIFF 3 GB): the 12 Å float16 stack (32x32x37)
+     * and the 10.52 Å uint8 TIFF (94x206x36) */
+    o.apix = 6.0, o.normalize = 1, o.size = 48;
+    CHECK(cryo_loader_open(&l, paths + 2, 2, &o, &err) == 0);
+    if (!l) {
+        printf("%s\n", err.msg);
+        return;
+    }
+    struct cryo_normalize_opts no;
+    cryo_normalize_opts_default(&no);
+    for (int i = 0; i < 2; i++) {
+        struct cryo_volume v;
+        cryo_volume_init(&v);
+        cryo_volume_init(&m[i].ch[0]);
+        CHECK(cryo_read_one(&v, paths[2 + i], &err) == 0);
+        CHECK(cryo_volume_convert(&v, CRYO_DTYPE_F32, &err) == 0);
+        const double want[3] = {6, 6, 6};
+        int64_t box[3];
+        CHECK(cryo_resample_box_for_apix(&v, want, box, &err) == 0);
+        CHECK(cryo_resample(&m[i].ch[0], &v, box, NULL, CRYO_RESAMPLE_FOURIER, NULL, &err) == 0);
+        CHECK(cryo_normalize_volume(&m[i].ch[0], &no, "ref", &err) == 0);
+        cryo_volume_free(&v);
+    }
+    const size_t per48 = crop_floats(&o);
+    a = realloc(a, per48 * 4), b = realloc(b, per48 * 4);
+    for (uint64_t k = 0; k < 6; k++) {
+        CHECK(cryo_loader_get(l, k, a, &err) == 0);
+        ref_crop(m, 2, 1, &o, k, b);
+        CHECK(max_abs_diff(a, b, per48) <= 1e-5);
+    }
+    cryo_loader_free(l);
+    for (int i = 0; i < 2; i++)
+        cryo_volume_free(&m[i].ch[0]);
+    free(a), free(b);
+}
+
 TEST(list_files)
 {
     const char *dir = tmp_path("lists");
@@ -816,5 +900,6 @@ int main(void)
                      cache_entries_reused_rebuilt_and_private_cache_removed,
                      preparation_resamples_and_normalises_like_the_stages, min_density_redraws_until_dense_enough,
                      pairs_from_two_files_and_from_two_channel_frames, gzip_tiff_and_multi_frame_streams,
-                     bad_inputs_are_refused_naming_the_file, prefetch_errors_come_back_with_the_crop, list_files);
+                     bad_inputs_are_refused_naming_the_file, prefetch_errors_come_back_with_the_crop,
+                     real_maps_when_present, list_files);
 }
