@@ -63,12 +63,12 @@ static int check_opts(const struct cryo_loader_opts *o, struct cryo_error *err)
 }
 
 /* An empty loader with its cache folder ready. */
-static int loader_new(struct cryo_loader **out, const struct cryo_loader_opts *o, size_t n,
-                      struct cryo_error *err)
+static int loader_new(struct cryo_loader **out, const struct cryo_loader_opts *o, const char *const *paths,
+                      size_t n, struct cryo_error *err)
 {
     *out = NULL;
     CRYO_TRY(check_opts(o, err));
-    if (n == 0)
+    if (n == 0 || !paths)
         return cryo_fail(err, CRYO_E_INVALID, "no maps given to the loader");
     struct cryo_loader *l = calloc(1, sizeof *l);
     if (!l)
@@ -134,8 +134,9 @@ static void release_files(struct loader_file *f, size_t n)
 int cryo_loader_open(struct cryo_loader **out, const char *const *paths, size_t n,
                      const struct cryo_loader_opts *o, struct cryo_error *err)
 {
+    *out = NULL;
     struct cryo_loader *l;
-    int st = loader_new(&l, o, n, err);
+    int st = loader_new(&l, o, paths, n, err);
     for (size_t i = 0; i < n && st == CRYO_OK; i++) {
         struct loader_file *f;
         size_t nf;
@@ -169,10 +170,11 @@ static int same_grid(const struct loader_file *a, const struct loader_file *b)
 int cryo_loader_open_pairs(struct cryo_loader **out, const char *const *paths, size_t npairs,
                            const struct cryo_loader_opts *o, struct cryo_error *err)
 {
+    *out = NULL;
     if (o->channels != 2)
         return cryo_fail(err, CRYO_E_INVALID, "pairs need channels = 2, not %d", o->channels);
     struct cryo_loader *l;
-    int st = loader_new(&l, o, npairs, err);
+    int st = loader_new(&l, o, paths, npairs, err);
     for (size_t i = 0; i < npairs && st == CRYO_OK; i++) {
         const char *pa = paths[2 * i], *pb = paths[2 * i + 1];
         struct loader_file *fa = NULL, *fb = NULL;
