@@ -11,13 +11,12 @@
  * Preparation, with the existing libcore code: Fourier resampling to apix Å
  * (resample.h, box n' = round(n a / apix), as mrc-resample --apix), then the 0.01/0.99
  * quantile clip to [0, 1] of every channel (normalize.h, as mrc-normalize). A step is
- * skipped when the input says it is done: resample.apix_requested (mrc-resample's record)
- * equal to apix within 1e-3 relative, or the voxel size already equal to apix (same
- * tolerance); normalize.mode =
- * quantile with normalize.quantiles 0.01,0.99 and no resampling done here (a resampled map
- * is normalised again). apix = 0 keeps every voxel size; normalize = 0 skips the
- * normalisation. An uncompressed float32 MRC (axis order 1 2 3, little-endian) that needs
- * no step is read in place, without a cache copy.
+ * skipped when the input says it is done: resampling when resample.apix_requested
+ * (mrc-resample's record) or the voxel size equals apix within 1e-3 relative; normalisation
+ * when normalize.mode = quantile and normalize.quantiles = 0.01,0.99 and the map was not
+ * resampled here (a resampled map is normalised again). apix = 0 keeps every voxel size;
+ * normalize = 0 skips the normalisation. An uncompressed float32 MRC (axis order 1 2 3,
+ * little-endian) that needs no step is read in place, without a cache copy.
  *
  * Cache. An entry is named by a 64-bit FNV-1a hash of (absolute path, file size, mtime in
  * ns, frame index, channel, apix, normalize, format version): "<16 hex digits>.mrc". An
@@ -34,12 +33,16 @@
  *   1. the map, with probability proportional to its prepared volume nx ny nz (every voxel of
  *      the corpus equally likely to be covered; uniform over maps would over-sample small
  *      maps): u in [0,1) from the top 53 bits, map = first i with u V < cumulative volume;
- *   2. the start x, y, z as cryo_patch_random_start; an axis shorter than the crop is not
- *      skipped but zero-padded, with the map centred: start = floor((n - size) / 2);
- *   3. if min_density > 0 and the crop's mean (target channel for pairs) is below it, steps
- *      1-2 again, at most max_redraw times, then the last draw is kept;
- *   4. if rotate, r = floor(24 u), rotation r of cuberot.h (the 24 proper rotations); if flip, one
- *      more draw, mirror (x -> size-1-x, applied after the rotation) when u < 1/2.
+ *   2. one draw u per axis, x then y then z: start = floor(u (n - size + 1)) (as
+ *      cryo_patch_random_start); an axis shorter than the crop still takes its draw but is
+ *      zero-padded with the map centred, start = floor((n - size) / 2) (such maps are used,
+ *      not skipped, so no warning is needed);
+ *   3. if min_density > 0 and the crop's mean (target channel for pairs; after
+ *      normalisation, so in [0, 1]) is below it, steps 1-2 again, at most max_redraw times,
+ *      then the last draw is kept (vol-patch --min-density counts voxels above a threshold
+ *      instead; a mean needs no second parameter);
+ *   4. if rotate, r = floor(24 u), rotation r of cuberot.h (the 24 proper rotations); if
+ *      flip, one more draw, mirror (x -> size-1-x, after the rotation) when u < 1/2.
  *
  * Layout. out holds size³ × channels floats, channel fastest: out[((z size + y) size + x)
  * channels + c] (NDHWC with N = 1). For pairs channel 0 is the input, 1 the target.
@@ -55,7 +58,8 @@
  * standard input is the tool's business), CRYO_E_IO (cache folder, reads), CRYO_E_NUMERIC
  * (NaN/Inf in a map, or a flat map that cannot be normalised), the errors of volio.h and
  * resample.h for the inputs, and CRYO_E_IO/CRYO_E_TRUNCATED from get/batch for a cache file
- * that changed under the loader. Nothing is printed; open either succeeds or leaves nothing.
+ * that changed under the loader. Nothing is printed. A failed open sets *l = NULL and frees
+ * everything (entries already written to a given cache_dir stay, valid, for the next run).
  */
 #ifndef CRYOLVM_LOADER_H
 #define CRYOLVM_LOADER_H
