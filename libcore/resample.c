@@ -162,8 +162,8 @@ static void taps_free(struct taps *t)
 
 static int64_t clamp_i(int64_t i, int64_t n) { return i < 0 ? 0 : i >= n ? n - 1 : i; }
 
-/* Taps for n input samples of size a -> m output samples of size ap (box-edge aligned). */
-static int taps_build(struct taps *t, int64_t n, double a, int64_t m, double ap, int cubic,
+/* Taps for n input samples -> m output samples at input coordinates u0 + j step. */
+static int taps_build(struct taps *t, int64_t n, int64_t m, double u0, double step, int cubic,
                       struct cryo_error *err)
 {
     t->n = cubic ? 4 : 2;
@@ -174,7 +174,7 @@ static int taps_build(struct taps *t, int64_t n, double a, int64_t m, double ap,
         return CRYO_E_NOMEM;
     }
     for (int64_t j = 0; j < m; j++) {
-        double u = ((double)j + 0.5) * ap / a - 0.5;
+        double u = u0 + (double)j * step;
         if (u < 0)
             u = 0;
         if (u > (double)(n - 1))
@@ -228,15 +228,17 @@ static void interp_pass(float *dst, const float *src, int64_t outer, int64_t n, 
     }
 }
 
-static int resample_real(struct cryo_volume *out, const struct cryo_volume *in, const int64_t box[3],
-                         const double ap[3], int cubic, struct cryo_error *err)
+/* out (shape box) = in interpolated at input coordinates u0 + j step along each axis;
+ * placement (apix, origin) is the caller's. */
+static int real_core(struct cryo_volume *out, const struct cryo_volume *in, const int64_t box[3], const double u0[3],
+                     const double step[3], int cubic, struct cryo_error *err)
 {
     const int64_t n[3] = {in->nx, in->ny, in->nz};
     struct taps t[3];
     memset(t, 0, sizeof t);
     int st = CRYO_OK;
     for (int d = 0; d < 3 && st == CRYO_OK; d++)
-        st = taps_build(&t[d], n[d], in->apix[d], box[d], ap[d], cubic, err);
+        st = taps_build(&t[d], n[d], box[d], u0[d], step[d], cubic, err);
     float *t1 = NULL, *t2 = NULL;
     struct cryo_volume o;
     cryo_volume_init(&o);
@@ -257,10 +259,6 @@ static int resample_real(struct cryo_volume *out, const struct cryo_volume *in, 
         interp_pass(t1, in->data, in->c * n[2] * n[1], n[0], box[0], 1, &t[0]);
         interp_pass(t2, t1, in->c * n[2], n[1], box[1], box[0], &t[1]);
         interp_pass(o.data, t2, in->c, n[2], box[2], box[1] * box[0], &t[2]);
-        for (int d = 0; d < 3; d++) {
-            o.origin[d] = in->origin[d] - in->apix[d] / 2 + ap[d] / 2;
-            o.apix[d] = ap[d];
-        }
         cryo_volume_move(out, &o);
     }
     cryo_volume_free(&o);
@@ -269,6 +267,26 @@ static int resample_real(struct cryo_volume *out, const struct cryo_volume *in, 
     for (int d = 0; d < 3; d++)
         taps_free(&t[d]);
     return st;
+}
+
+/* Box-edge aligned real-space resampling to voxel size ap (cryo_resample). */
+static int resample_real(struct cryo_volume *out, const struct cryo_volume *in, const int64_t box[3],
+                         const double ap[3], int cubic, struct cryo_error *err)
+{
+    double u0[3], step[3];
+    for (int d = 0; d < 3; d++) {
+        step[d] = ap[d] / in->apix[d];
+        u0[d] = (step[d] - 1) / 2;
+    }
+    struct cryo_volume o;
+    cryo_volume_init(&o);
+    CRYO_TRY(real_core(&o, in, box, u0, step, cubic, err));
+    for (int d = 0; d < 3; d++) {
+        o.origin[d] = in->origin[d] - in->apix[d] / 2 + ap[d] / 2;
+        o.apix[d] = ap[d];
+    }
+    cryo_volume_move(out, &o);
+    return CRYO_OK;
 }
 
 /* ---- Fourier crop / pad ----------------------------------------------------------- */
@@ -288,7 +306,8 @@ struct fmap {
  * inverse runs z, then y and x per plane. Planes and lines are spread over OpenMP threads;
  * each thread executes the shared plans on its own scratch (new-array execute). */
 struct cryo_resampler {
-    int64_t n[3], m[3];     /* input and output shapes, x y z */
+    int64_t n[3], m[3];     /* input and output transform shapes, x y z */
+    int64_t k[3];           /* output samples kept (k <= m): the inverse makes only these */
     int64_t nhx, mhx, kx;   /* half x sizes; x columns kept from the input */
     int64_t bs, gs;         /* plane strides of B and G (complex elements; gs even) */
     fftwf_complex *b, *g;   /* B: nz x my x kx; G: mz planes of my x mhx */
@@ -301,6 +320,9 @@ struct cryo_resampler {
     fftwf_plan px, py, pz, pzi, pyi, pxi;
     int align_r;            /* alignment the real-plane plans were made for */
     fftwf_complex *merge;   /* my * mz: the merged x-Nyquist plane */
+    double u0[3];           /* input voxel coordinate of output sample 0 (this call) */
+    float *pad;             /* one padded input channel (cryo_resample_to_grid), pad_bytes */
+    size_t pad_bytes;
 };
 
 int cryo_resampler_create(struct cryo_resampler **r, struct cryo_error *err)
@@ -321,6 +343,7 @@ static void resampler_reset(struct cryo_resampler *r)
     cryo_free_big(r->lines);
     cryo_free_big(r->rbuf);
     free(r->merge);
+    cryo_free_big(r->pad);
     memset(r, 0, sizeof *r);
 }
 
@@ -358,13 +381,14 @@ static int thread_num(void)
 #endif
 }
 
-/* Plan for in shape n -> out shape m unless already planned. */
-static int resampler_prepare(struct cryo_resampler *r, const int64_t n[3], const int64_t m[3],
+/* Plan for in shape n -> out shape m, of which k is kept, unless already planned. */
+static int resampler_prepare(struct cryo_resampler *r, const int64_t n[3], const int64_t m[3], const int64_t k[3],
                              struct cryo_error *err)
 {
     static int threads_ready;
     int nt = max_threads();
-    if (r->px && memcmp(r->n, n, sizeof r->n) == 0 && memcmp(r->m, m, sizeof r->m) == 0 && r->nt == nt)
+    if (r->px && memcmp(r->n, n, sizeof r->n) == 0 && memcmp(r->m, m, sizeof r->m) == 0 &&
+        memcmp(r->k, k, sizeof r->k) == 0 && r->nt == nt)
         return CRYO_OK;
     resampler_reset(r);
     for (int d = 0; d < 3; d++)
@@ -385,7 +409,7 @@ static int resampler_prepare(struct cryo_resampler *r, const int64_t n[3], const
     r->lines_n = (r->lines_n + 7) & ~(size_t)7;
     r->rbuf_n = (r->rbuf_n + 15) & ~(size_t)15;
     size_t mr;
-    CRYO_TRY(cryo_count4(1, m[2], m[1], m[0], &mr, err));
+    CRYO_TRY(cryo_count4(1, k[2], k[1], k[0], &mr, err));
     r->b_bytes = nb * sizeof(fftwf_complex) > mr * sizeof(float) ? nb * sizeof(fftwf_complex) : mr * sizeof(float);
     r->b = cryo_alloc_big(r->b_bytes, err);
     r->g = big_array(ng, sizeof(fftwf_complex), err);
@@ -403,19 +427,19 @@ static int resampler_prepare(struct cryo_resampler *r, const int64_t n[3], const
         fftwf_plan_with_nthreads(1); /* parallel over planes and lines instead */
     const unsigned fl = FFTW_ESTIMATE; /* plans without touching the arrays */
     const int inx = (int)n[0], iny = (int)n[1], inz = (int)n[2];
-    const int imx = (int)m[0], imy = (int)m[1], imz = (int)m[2];
+    const int imx = (int)m[0], imy = (int)m[1], imz = (int)m[2], iky = (int)k[1];
     /* x: r2c of the ny rows of a plane; y: kx columns of that plane, stride nhx */
     r->px = fftwf_plan_many_dft_r2c(1, &inx, iny, r->rbuf, NULL, 1, inx, r->plane, NULL, 1, (int)nhx, fl);
     r->py = fftwf_plan_many_dft(1, &iny, (int)kx, r->plane, NULL, (int)nhx, 1, r->plane, NULL, (int)nhx, 1,
                                 FFTW_FORWARD, fl);
     /* z: kx contiguous lines of nz */
     r->pz = fftwf_plan_many_dft(1, &inz, (int)kx, r->lines, NULL, 1, inz, r->lines, NULL, 1, inz, FFTW_FORWARD, fl);
-    /* inverse z: mhx contiguous lines of mz; y: mhx columns of a G plane; x: c2r of my rows */
+    /* inverse z: mhx contiguous lines of mz; y: mhx columns of a G plane; x: c2r of the ky kept rows */
     r->pzi = fftwf_plan_many_dft(1, &imz, (int)mhx, r->lines, NULL, 1, imz, r->lines, NULL, 1, imz, FFTW_BACKWARD,
                                  fl);
     r->pyi = fftwf_plan_many_dft(1, &imy, (int)mhx, r->g, NULL, (int)mhx, 1, r->g, NULL, (int)mhx, 1, FFTW_BACKWARD,
                                  fl);
-    r->pxi = fftwf_plan_many_dft_c2r(1, &imx, imy, r->g, NULL, 1, (int)mhx, r->rbuf, NULL, 1, imx, fl);
+    r->pxi = fftwf_plan_many_dft_c2r(1, &imx, iky, r->g, NULL, 1, (int)mhx, r->rbuf, NULL, 1, imx, fl);
     if (!r->px || !r->py || !r->pz || !r->pzi || !r->pyi || !r->pxi) {
         resampler_reset(r);
         return cryo_fail(err, CRYO_E_UNSUPPORTED, "FFTW could not plan a %lldx%lldx%lld -> %lldx%lldx%lld resampling",
@@ -425,19 +449,20 @@ static int resampler_prepare(struct cryo_resampler *r, const int64_t n[3], const
     r->align_r = fftwf_alignment_of(r->rbuf);
     memcpy(r->n, n, sizeof r->n);
     memcpy(r->m, m, sizeof r->m);
+    memcpy(r->k, k, sizeof r->k);
     return CRYO_OK;
 }
 
-/* e^{2 pi i f s / L} with s/L = (1/m - 1/n)/2, times c. */
-static void phase_w(float w[2], int64_t f, int64_t n, int64_t m, double c)
+/* c e^{2 pi i f u0 / n}: output sample 0 at input voxel coordinate u0. */
+static void phase_w(float w[2], int64_t f, int64_t n, double u0, double c)
 {
-    double t = M_PI * (double)f * (1.0 / (double)m - 1.0 / (double)n);
+    double t = 2 * M_PI * (double)f * u0 / (double)n;
     w[0] = (float)(c * cos(t));
     w[1] = (float)(c * sin(t));
 }
 
 /* Table for a full (y or z) axis, n -> m, every weight times `scale`. */
-static void fmap_full(struct fmap *t, int64_t n, int64_t m, double scale)
+static void fmap_full(struct fmap *t, int64_t n, int64_t m, double u0, double scale)
 {
     for (int64_t q = 0; q < m; q++) {
         struct fmap *e = &t[q];
@@ -445,32 +470,32 @@ static void fmap_full(struct fmap *t, int64_t n, int64_t m, double scale)
         e->n = 0;
         if (m == n) {
             e->n = 1, e->src[0] = q;
-            phase_w(e->w[0], f, n, m, scale);
+            phase_w(e->w[0], f, n, u0, scale);
         } else if (m > n) { /* pad */
             int64_t af = f < 0 ? -f : f;
             if (n % 2 == 0 && af == n / 2) {
                 e->n = 1, e->src[0] = n / 2;
-                phase_w(e->w[0], f, n, m, 0.5 * scale);
+                phase_w(e->w[0], f, n, u0, 0.5 * scale);
             } else if (af <= (n - 1) / 2) {
                 e->n = 1, e->src[0] = f < 0 ? f + n : f;
-                phase_w(e->w[0], f, n, m, scale);
+                phase_w(e->w[0], f, n, u0, scale);
             }
         } else { /* crop */
             if (m % 2 == 0 && q == m / 2) {
                 e->n = 2;
                 e->src[0] = m / 2, e->src[1] = n - m / 2;
-                phase_w(e->w[0], m / 2, n, m, scale);
-                phase_w(e->w[1], -m / 2, n, m, scale);
+                phase_w(e->w[0], m / 2, n, u0, scale);
+                phase_w(e->w[1], -m / 2, n, u0, scale);
             } else {
                 e->n = 1, e->src[0] = f < 0 ? f + n : f;
-                phase_w(e->w[0], f, n, m, scale);
+                phase_w(e->w[0], f, n, u0, scale);
             }
         }
     }
 }
 
 /* Table for the half x axis; returns 1 if the plane mx/2 must be merged afterwards. */
-static int fmap_half(struct fmap *t, int64_t n, int64_t m)
+static int fmap_half(struct fmap *t, int64_t n, int64_t m, double u0)
 {
     int64_t mh = m / 2 + 1;
     int merge = 0;
@@ -479,14 +504,14 @@ static int fmap_half(struct fmap *t, int64_t n, int64_t m)
         e->n = 0;
         if (m == n) {
             e->n = 1, e->src[0] = q;
-            phase_w(e->w[0], q, n, m, 1);
+            phase_w(e->w[0], q, n, u0, 1);
         } else if (m > n) {
             if (n % 2 == 0 && q == n / 2) {
                 e->n = 1, e->src[0] = q;
-                phase_w(e->w[0], q, n, m, 0.5);
+                phase_w(e->w[0], q, n, u0, 0.5);
             } else if (q <= (n - 1) / 2) {
                 e->n = 1, e->src[0] = q;
-                phase_w(e->w[0], q, n, m, 1);
+                phase_w(e->w[0], q, n, u0, 1);
             }
         } else {
             e->n = 1, e->src[0] = q;
@@ -494,7 +519,7 @@ static int fmap_half(struct fmap *t, int64_t n, int64_t m)
                 e->w[0][0] = 1, e->w[0][1] = 0; /* phases applied in the merge pass */
                 merge = 1;
             } else {
-                phase_w(e->w[0], q, n, m, 1);
+                phase_w(e->w[0], q, n, u0, 1);
             }
         }
     }
@@ -573,7 +598,7 @@ static void merge_nyquist_x(struct cryo_resampler *r)
 {
     const int64_t my = r->m[1], mz = r->m[2], mhx = r->mhx, qx = r->m[0] / 2;
     float p[2];
-    phase_w(p, qx, r->n[0], r->m[0], 1);
+    phase_w(p, qx, r->n[0], r->u0[0], 1);
     const float pc[2] = {p[0], -p[1]};
     for (int64_t qz = 0; qz < mz; qz++)
         for (int64_t qy = 0; qy < my; qy++) {
@@ -593,10 +618,12 @@ static void merge_nyquist_x(struct cryo_resampler *r)
         }
 }
 
-/* dst (one channel of the output) = inverse FFT of G; G is destroyed. */
+/* dst (one channel of the kept output, kz x ky x kx) = the first k samples of the inverse
+ * FFT of G along each axis; G is destroyed. */
 static void inverse(struct cryo_resampler *r, float *dst)
 {
     const int64_t mx = r->m[0], my = r->m[1], mz = r->m[2], mhx = r->mhx;
+    const int64_t kx = r->k[0], ky = r->k[1], kz = r->k[2];
 #pragma omp parallel for schedule(dynamic, 4)
     for (int64_t qy = 0; qy < my; qy++) {
         fftwf_complex *l = r->lines + (size_t)thread_num() * r->lines_n;
@@ -608,7 +635,7 @@ static void inverse(struct cryo_resampler *r, float *dst)
             }
         }
         fftwf_execute_dft(r->pzi, l, l);
-        for (int64_t qz = 0; qz < mz; qz++) {
+        for (int64_t qz = 0; qz < kz; qz++) {
             fftwf_complex *s = r->g + (size_t)qz * (size_t)r->gs + qy * mhx;
             for (int64_t i = 0; i < mhx; i++) {
                 s[i][0] = l[i * mz + qz][0];
@@ -617,54 +644,109 @@ static void inverse(struct cryo_resampler *r, float *dst)
         }
     }
 #pragma omp parallel for schedule(static)
-    for (int64_t qz = 0; qz < mz; qz++) {
+    for (int64_t qz = 0; qz < kz; qz++) {
         fftwf_complex *gp = r->g + (size_t)qz * (size_t)r->gs;
-        float *out = dst + (size_t)qz * (size_t)(my * mx);
+        float *out = dst + (size_t)qz * (size_t)(ky * kx);
         fftwf_execute_dft(r->pyi, gp, gp);
-        if (fftwf_alignment_of(out) == r->align_r) {
+        if (kx == mx && fftwf_alignment_of(out) == r->align_r) {
             fftwf_execute_dft_c2r(r->pxi, gp, out);
         } else {
             float *buf = r->rbuf + (size_t)thread_num() * r->rbuf_n;
             fftwf_execute_dft_c2r(r->pxi, gp, buf);
-            memcpy(out, buf, (size_t)(my * mx) * sizeof(float));
+            for (int64_t j = 0; j < ky; j++)
+                memcpy(out + j * kx, buf + j * mx, (size_t)kx * sizeof(float));
         }
     }
 }
 
-static int resample_fourier(struct cryo_volume *out, const struct cryo_volume *in, const int64_t box[3],
-                            struct cryo_resampler *r, struct cryo_error *err)
+/* dst (N = r->n) = src (n) padded at the high end of each axis by a linear ramp from the
+ * last voxel back to the first, x, then y over the padded rows, then z over padded planes:
+ * the periodic continuation the FFT sees is continuous (resample.h, "Onto a grid"). */
+static void pad_ramp(float *dst, const float *src, const int64_t n[3], const int64_t N[3])
+{
+    const int64_t Nx = N[0], Ny = N[1], Nz = N[2], nx = n[0], ny = n[1], nz = n[2];
+#pragma omp parallel for schedule(static)
+    for (int64_t k = 0; k < nz; k++) {
+        for (int64_t j = 0; j < ny; j++) {
+            const float *s = src + ((size_t)k * (size_t)ny + (size_t)j) * (size_t)nx;
+            float *d = dst + ((size_t)k * (size_t)Ny + (size_t)j) * (size_t)Nx;
+            memcpy(d, s, (size_t)nx * sizeof(float));
+            for (int64_t i = nx; i < Nx; i++) {
+                const float t = (float)(i - nx + 1) / (float)(Nx - nx + 1);
+                d[i] = (1 - t) * s[nx - 1] + t * s[0];
+            }
+        }
+        float *p = dst + (size_t)k * (size_t)Ny * (size_t)Nx;
+        for (int64_t j = ny; j < Ny; j++) {
+            const float t = (float)(j - ny + 1) / (float)(Ny - ny + 1);
+            float *d = p + (size_t)j * (size_t)Nx;
+            const float *lo = p + (size_t)(ny - 1) * (size_t)Nx, *hi = p;
+            for (int64_t i = 0; i < Nx; i++)
+                d[i] = (1 - t) * lo[i] + t * hi[i];
+        }
+    }
+    const size_t plane = (size_t)Ny * (size_t)Nx;
+    for (int64_t k = nz; k < Nz; k++) {
+        const float t = (float)(k - nz + 1) / (float)(Nz - nz + 1);
+        float *d = dst + (size_t)k * plane;
+        const float *lo = dst + (size_t)(nz - 1) * plane, *hi = dst;
+#pragma omp parallel for schedule(static)
+        for (int64_t i = 0; i < (int64_t)plane; i++)
+            d[i] = (1 - t) * lo[i] + t * hi[i];
+    }
+}
+
+/* The Fourier core: out (shape k, kept samples of an m-point output transform) from in
+ * (shape n, or padded to N = pad when pad is given and differs), output sample 0 at input
+ * voxel coordinate u0 along each axis. Placement (apix, origin) is the caller's. */
+static int fourier_core(struct cryo_volume *out, const struct cryo_volume *in, const int64_t N[3], const int64_t m[3],
+                        const int64_t k[3], const double u0[3], struct cryo_resampler *r, struct cryo_error *err)
 {
     const int64_t n[3] = {in->nx, in->ny, in->nz};
-    CRYO_TRY(resampler_prepare(r, n, box, err));
+    const int padded = memcmp(n, N, sizeof n) != 0;
+    CRYO_TRY(resampler_prepare(r, N, m, k, err));
     if (!r->b && !(r->b = cryo_alloc_big(r->b_bytes, err)))
         return CRYO_E_NOMEM;
+    if (padded && !r->pad) {
+        size_t cnt;
+        CRYO_TRY(cryo_count4(1, N[2], N[1], N[0], &cnt, err));
+        CRYO_TRY(cryo_mul_size(cnt, sizeof(float), &r->pad_bytes, err));
+        if (!(r->pad = cryo_alloc_big(r->pad_bytes, err)))
+            return CRYO_E_NOMEM;
+    }
+    memcpy(r->u0, u0, sizeof r->u0);
     /* One channel: B is dead once the forward pass is done, so the output is written into
      * it and the volume takes the buffer (one fresh allocation fewer per frame; first
      * touch of fresh memory is what costs most here). */
     const int reuse_b = in->c == 1;
     struct cryo_volume o;
     cryo_volume_init(&o);
-    CRYO_TRY(alloc_out(&o, in, box, reuse_b ? r->b : NULL, err));
+    CRYO_TRY(alloc_out(&o, in, k, reuse_b ? r->b : NULL, err));
     if (reuse_b)
         r->b = NULL; /* owned by o from here on, still usable as B for this one channel */
-    const int64_t mhx = box[0] / 2 + 1;
+    const int64_t mhx = m[0] / 2 + 1;
     struct fmap *tx = cryo_alloc_array((size_t)mhx, sizeof *tx, err);
-    struct fmap *ty = cryo_alloc_array((size_t)box[1], sizeof *ty, err);
-    struct fmap *tz = cryo_alloc_array((size_t)box[2], sizeof *tz, err);
+    struct fmap *ty = cryo_alloc_array((size_t)m[1], sizeof *ty, err);
+    struct fmap *tz = cryo_alloc_array((size_t)m[2], sizeof *tz, err);
     if (!tx || !ty || !tz) {
         free(tx), free(ty), free(tz);
         cryo_volume_free(&o);
         return CRYO_E_NOMEM;
     }
-    const double ntot = (double)n[0] * (double)n[1] * (double)n[2];
-    int merge_x = fmap_half(tx, n[0], box[0]);
-    fmap_full(ty, n[1], box[1], 1.0);
-    fmap_full(tz, n[2], box[2], 1.0 / ntot); /* unnormalised FFT pair: keep the mean */
+    const double ntot = (double)N[0] * (double)N[1] * (double)N[2];
+    int merge_x = fmap_half(tx, N[0], m[0], u0[0]);
+    fmap_full(ty, N[1], m[1], u0[1], 1.0);
+    fmap_full(tz, N[2], m[2], u0[2], 1.0 / ntot); /* unnormalised FFT pair: keep the mean */
     const size_t nch = cryo_volume_channel_count(in), mch = cryo_volume_channel_count(&o);
     for (int64_t c = 0; c < in->c; c++) {
+        const float *src = (const float *)in->data + (size_t)c * nch;
+        if (padded) {
+            pad_ramp(r->pad, src, n, N);
+            src = r->pad;
+        }
         if (reuse_b)
             r->b = o.data;
-        forward_map(r, (const float *)in->data + (size_t)c * nch, tx, ty, tz);
+        forward_map(r, src, tx, ty, tz);
         if (reuse_b)
             r->b = NULL;
         if (merge_x)
@@ -672,6 +754,21 @@ static int resample_fourier(struct cryo_volume *out, const struct cryo_volume *i
         inverse(r, (float *)o.data + (size_t)c * mch);
     }
     free(tx), free(ty), free(tz);
+    cryo_volume_move(out, &o);
+    return CRYO_OK;
+}
+
+/* Box-to-box Fourier resampling (cryo_resample): no pad, every output sample kept. */
+static int resample_fourier(struct cryo_volume *out, const struct cryo_volume *in, const int64_t box[3],
+                            struct cryo_resampler *r, struct cryo_error *err)
+{
+    const int64_t n[3] = {in->nx, in->ny, in->nz};
+    double u0[3];
+    for (int d = 0; d < 3; d++)
+        u0[d] = ((double)n[d] / (double)box[d] - 1) / 2; /* box edge kept */
+    struct cryo_volume o;
+    cryo_volume_init(&o);
+    CRYO_TRY(fourier_core(&o, in, n, box, box, u0, r, err));
     for (int d = 0; d < 3; d++) {
         o.apix[d] = in->apix[d] * (double)n[d] / (double)box[d];
         o.origin[d] = in->origin[d] - in->apix[d] / 2 + o.apix[d] / 2;
@@ -707,4 +804,76 @@ int cryo_resample(struct cryo_volume *out, const struct cryo_volume *in, const i
             return cryo_fail(err, CRYO_E_INVALID, "new voxel size %g Å is not > 0", ap[d]);
     }
     return resample_real(out, in, box, ap, method == CRYO_RESAMPLE_CUBIC, err);
+}
+
+/* ---- onto a grid ------------------------------------------------------------------ */
+
+int cryo_resample_to_grid(struct cryo_volume *out, const struct cryo_volume *in, const struct cryo_grid *g,
+                          enum cryo_resample_method method, double fill, struct cryo_resampler *r,
+                          struct cryo_resample_axis ax_out[3], struct cryo_error *err)
+{
+    CRYO_TRY(check_input(in, g->n, err));
+    if (method != CRYO_RESAMPLE_FOURIER && method != CRYO_RESAMPLE_LINEAR && method != CRYO_RESAMPLE_CUBIC)
+        return cryo_fail(err, CRYO_E_INVALID, "unknown resampling method %d", (int)method);
+    struct cryo_resample_axis ax[3];
+    CRYO_TRY(cryo_resample_plan(in, g, method, ax, err));
+    if (ax_out)
+        memcpy(ax_out, ax, sizeof ax);
+    int64_t k[3], first[3];
+    double u0[3], apix[3];
+    for (int d = 0; d < 3; d++) {
+        k[d] = ax[d].keep, first[d] = ax[d].first, u0[d] = ax[d].shift;
+        apix[d] = ax[d].exact ? g->apix[d] : ax[d].apix;
+    }
+    struct cryo_volume kept;
+    cryo_volume_init(&kept);
+    if (method == CRYO_RESAMPLE_FOURIER) {
+        const int64_t N[3] = {ax[0].pad, ax[1].pad, ax[2].pad}, M[3] = {ax[0].fft, ax[1].fft, ax[2].fft};
+        struct cryo_resampler *tmp = NULL;
+        if (!r)
+            CRYO_TRY(cryo_resampler_create(&tmp, err));
+        int st = fourier_core(&kept, in, N, M, k, u0, r ? r : tmp, err);
+        cryo_resampler_free(tmp);
+        CRYO_TRY(st);
+    } else {
+        double step[3];
+        for (int d = 0; d < 3; d++)
+            step[d] = g->apix[d] / in->apix[d];
+        CRYO_TRY(real_core(&kept, in, k, u0, step, method == CRYO_RESAMPLE_CUBIC, err));
+    }
+    /* the kept block starts at grid voxel `first` */
+    for (int d = 0; d < 3; d++) {
+        kept.apix[d] = apix[d];
+        kept.origin[d] = g->origin[d] + (double)first[d] * g->apix[d];
+    }
+    if (memcmp(k, g->n, sizeof k) == 0) {
+        cryo_volume_move(out, &kept);
+        return CRYO_OK;
+    }
+    /* place it in the grid's box, the rest = fill */
+    struct cryo_volume t;
+    cryo_volume_init(&t);
+    int st = alloc_out(&t, &kept, g->n, NULL, err);
+    if (st == CRYO_OK) {
+        const float f = (float)fill;
+        const int64_t gx = g->n[0], gy = g->n[1], gz = g->n[2], rows = kept.c * gz * gy;
+#pragma omp parallel for schedule(static)
+        for (int64_t row = 0; row < rows; row++) {
+            const int64_t c = row / (gz * gy), z = (row / gy) % gz, y = row % gy;
+            float *dst = (float *)t.data + (size_t)row * (size_t)gx;
+            const int64_t sz = z - first[2], sy = y - first[1];
+            for (int64_t i = 0; i < gx; i++)
+                dst[i] = f;
+            if (sz < 0 || sz >= k[2] || sy < 0 || sy >= k[1])
+                continue;
+            const float *src = (const float *)kept.data +
+                               (((size_t)c * (size_t)k[2] + (size_t)sz) * (size_t)k[1] + (size_t)sy) * (size_t)k[0];
+            memcpy(dst + first[0], src, (size_t)k[0] * sizeof(float));
+        }
+        for (int d = 0; d < 3; d++)
+            t.origin[d] = kept.origin[d] - (double)first[d] * apix[d];
+        cryo_volume_move(out, &t);
+    }
+    cryo_volume_free(&kept);
+    return st;
 }
