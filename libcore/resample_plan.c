@@ -62,7 +62,10 @@ static int fourier_sizes(struct cryo_resample_axis *ax, int64_t n, double a, dou
     int64_t n0 = (int64_t)ceil((double)ax->keep / r - 1e-9);
     if (n0 < n)
         n0 = n;
-    const int64_t wide = n0 + (n / 2 > 16 ? n / 2 : 16), narrow = n0 + (n / 8 > 16 ? n / 8 : 16);
+    /* small boxes may pad far (a 1.0 -> 1.6 Å axis needs N = 8 k): they cost nothing */
+    int64_t wide = n0 + (n / 2 > 16 ? n / 2 : 16), narrow = n0 + (n / 8 > 16 ? n / 8 : 16);
+    if (wide < 64)
+        wide = 64;
     double best_cost = INFINITY, best_res = INFINITY;
     int found = 0;
     for (int exact_pass = 1; exact_pass >= 0 && !found; exact_pass--) {

@@ -29,7 +29,7 @@
  *   at its high end to N >= n voxels so that M = N a / a_g is an integer (to a relative
  *   CRYO_RESAMPLE_APIX_TOL, float32's epsilon), the padded spectrum is cropped or zero-padded
  *   to M (the phase ramp puts sample 0 at u_first), and only the `keep` samples over the
- *   input's extent are transformed back. Among the N in [n, n + max(16, n/2)] that give an
+ *   input's extent are transformed back. Among the N in [n, max(64, n + max(16, n/2))] that give an
  *   exact M, the cheapest is taken (cost N S(N) + M S(M), S = sum of prime factors, primes
  *   above 7 counted thrice: FFTW's fast codelets are for 2, 3, 5 and 7). The pad bridges the
  *   last voxel to the first with a linear ramp along each axis in turn (the periodic
