@@ -434,10 +434,10 @@ static int resampler_prepare(struct cryo_resampler *r, const int64_t n[3], const
                                 FFTW_FORWARD, fl);
     /* z: kx contiguous lines of nz */
     r->pz = fftwf_plan_many_dft(1, &inz, (int)kx, r->lines, NULL, 1, inz, r->lines, NULL, 1, inz, FFTW_FORWARD, fl);
-    /* inverse z: mhx contiguous lines of mz; y: mhx columns of a G plane; x: c2r of the ky kept rows */
-    r->pzi = fftwf_plan_many_dft(1, &imz, (int)mhx, r->lines, NULL, 1, imz, r->lines, NULL, 1, imz, FFTW_BACKWARD,
-                                 fl);
-    r->pyi = fftwf_plan_many_dft(1, &imy, (int)mhx, r->g, NULL, (int)mhx, 1, r->g, NULL, (int)mhx, 1, FFTW_BACKWARD,
+    /* inverse z: kx contiguous lines of mz; y: kx columns of a G plane (the columns above are
+     * zero padding); x: c2r of the ky kept rows */
+    r->pzi = fftwf_plan_many_dft(1, &imz, (int)kx, r->lines, NULL, 1, imz, r->lines, NULL, 1, imz, FFTW_BACKWARD, fl);
+    r->pyi = fftwf_plan_many_dft(1, &imy, (int)kx, r->g, NULL, (int)mhx, 1, r->g, NULL, (int)mhx, 1, FFTW_BACKWARD,
                                  fl);
     r->pxi = fftwf_plan_many_dft_c2r(1, &imx, iky, r->g, NULL, 1, (int)mhx, r->rbuf, NULL, 1, imx, fl);
     if (!r->px || !r->py || !r->pz || !r->pzi || !r->pyi || !r->pxi) {
@@ -562,9 +562,15 @@ static void forward_map(struct cryo_resampler *r, const float *src, const struct
             }
         }
     }
-    /* z on gathered lines, z and x maps into G */
+    /* z on gathered lines, z and x maps into G; rows no input frequency maps to (the added
+     * ones of a y pad) are zero */
 #pragma omp parallel for schedule(dynamic, 4)
     for (int64_t qy = 0; qy < my; qy++) {
+        if (!ty[qy].n) {
+            for (int64_t qz = 0; qz < mz; qz++)
+                memset(r->g + (size_t)qz * (size_t)r->gs + qy * mhx, 0, (size_t)mhx * sizeof(fftwf_complex));
+            continue;
+        }
         fftwf_complex *l = r->lines + (size_t)thread_num() * r->lines_n;
         for (int64_t z = 0; z < nz; z++) {
             const fftwf_complex *s = r->b + (size_t)z * (size_t)r->bs + qy * kx;
@@ -619,17 +625,20 @@ static void merge_nyquist_x(struct cryo_resampler *r)
 }
 
 /* dst (one channel of the kept output, kz x ky x kx) = the first k samples of the inverse
- * FFT of G along each axis; G is destroyed. */
-static void inverse(struct cryo_resampler *r, float *dst)
+ * FFT of G along each axis; G is destroyed. Only the x columns below r->kx and the y rows
+ * `ty` fills can be non-zero (the others are zero padding): z and y run on those alone. */
+static void inverse(struct cryo_resampler *r, const struct fmap *ty, float *dst)
 {
-    const int64_t mx = r->m[0], my = r->m[1], mz = r->m[2], mhx = r->mhx;
+    const int64_t mx = r->m[0], my = r->m[1], mz = r->m[2], mhx = r->mhx, cols = r->kx;
     const int64_t kx = r->k[0], ky = r->k[1], kz = r->k[2];
 #pragma omp parallel for schedule(dynamic, 4)
     for (int64_t qy = 0; qy < my; qy++) {
+        if (!ty[qy].n)
+            continue; /* zero, and left zero by forward_map */
         fftwf_complex *l = r->lines + (size_t)thread_num() * r->lines_n;
         for (int64_t qz = 0; qz < mz; qz++) {
             const fftwf_complex *s = r->g + (size_t)qz * (size_t)r->gs + qy * mhx;
-            for (int64_t i = 0; i < mhx; i++) {
+            for (int64_t i = 0; i < cols; i++) {
                 l[i * mz + qz][0] = s[i][0];
                 l[i * mz + qz][1] = s[i][1];
             }
@@ -637,7 +646,7 @@ static void inverse(struct cryo_resampler *r, float *dst)
         fftwf_execute_dft(r->pzi, l, l);
         for (int64_t qz = 0; qz < kz; qz++) {
             fftwf_complex *s = r->g + (size_t)qz * (size_t)r->gs + qy * mhx;
-            for (int64_t i = 0; i < mhx; i++) {
+            for (int64_t i = 0; i < cols; i++) {
                 s[i][0] = l[i * mz + qz][0];
                 s[i][1] = l[i * mz + qz][1];
             }
@@ -751,7 +760,7 @@ static int fourier_core(struct cryo_volume *out, const struct cryo_volume *in, c
             r->b = NULL;
         if (merge_x)
             merge_nyquist_x(r);
-        inverse(r, (float *)o.data + (size_t)c * mch);
+        inverse(r, ty, (float *)o.data + (size_t)c * mch);
     }
     free(tx), free(ty), free(tz);
     cryo_volume_move(out, &o);
