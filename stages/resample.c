@@ -95,7 +95,8 @@ static int resample_init(void **state, const struct cryo_args *a, struct cryo_er
     }
     s->have_like = cryo_args_has(a, "like");
     if (s->have_like && (s->have_apix || s->have_box))
-        return cryo_fail(err, CRYO_E_INVALID, "--like: takes voxel size, box and origin from MAP; not with --apix or --box");
+        return cryo_fail(err, CRYO_E_INVALID,
+                         "--like: takes voxel size, box and origin from MAP; not with --apix or --box");
     if (!s->have_apix && !s->have_box && !s->have_like)
         return cryo_fail(err, CRYO_E_INVALID, "nothing to do: give --apix, --like and/or --box");
     s->method = (enum cryo_resample_method)cryo_resample_method_from_name(cryo_args_string(a, "method"));
