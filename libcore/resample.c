@@ -310,7 +310,10 @@ struct cryo_resampler {
     int64_t k[3];           /* output samples kept (k <= m): the inverse makes only these */
     int64_t nhx, mhx, kx;   /* half x sizes; x columns kept from the input */
     int64_t bs, gs;         /* plane strides of B and G (complex elements; gs even) */
-    fftwf_complex *b, *g;   /* B: nz x my x kx; G: mz planes of my x mhx */
+    fftwf_complex *b, *g;   /* B: nz x my x kx; G: mz planes of my x kx (the x columns
+                               above kx of an x pad are zero and not stored) */
+    fftwf_complex *crow;    /* nt x (ky * mhx): G rows widened to mhx for the c2r */
+    size_t crow_n;
     size_t b_bytes;         /* B's allocation: also big enough for a one-channel output */
     int nt;                 /* threads the scratch is made for */
     fftwf_complex *plane;   /* nt x (ny * nhx): x/y scratch of one input plane */
@@ -342,6 +345,7 @@ static void resampler_reset(struct cryo_resampler *r)
     cryo_free_big(r->plane);
     cryo_free_big(r->lines);
     cryo_free_big(r->rbuf);
+    cryo_free_big(r->crow);
     free(r->merge);
     cryo_free_big(r->pad);
     memset(r, 0, sizeof *r);
@@ -397,7 +401,8 @@ static int resampler_prepare(struct cryo_resampler *r, const int64_t n[3], const
     const int64_t nhx = n[0] / 2 + 1, mhx = m[0] / 2 + 1, kx = nhx < mhx ? nhx : mhx;
     r->nhx = nhx, r->mhx = mhx, r->kx = kx, r->nt = nt;
     r->bs = m[1] * kx;
-    r->gs = (m[1] * mhx + 1) & ~(int64_t)1; /* 16-byte aligned planes for FFTW */
+    r->gs = (m[1] * kx + 1) & ~(int64_t)1; /* 16-byte aligned planes for FFTW */
+    r->crow_n = ((size_t)(k[1] * mhx) + 7) & ~(size_t)7;
     size_t nb, ng;
     CRYO_TRY(cryo_count4(1, 1, n[2], r->bs, &nb, err));
     CRYO_TRY(cryo_count4(1, 1, m[2], r->gs, &ng, err));
@@ -416,8 +421,9 @@ static int resampler_prepare(struct cryo_resampler *r, const int64_t n[3], const
     r->plane = big_array((size_t)nt * r->plane_n, sizeof(fftwf_complex), err);
     r->lines = big_array((size_t)nt * r->lines_n, sizeof(fftwf_complex), err);
     r->rbuf = big_array((size_t)nt * r->rbuf_n, sizeof(float), err);
+    r->crow = big_array((size_t)nt * r->crow_n, sizeof(fftwf_complex), err);
     r->merge = cryo_alloc_array((size_t)(m[1] * m[2]), sizeof(fftwf_complex), err);
-    if (!r->b || !r->g || !r->plane || !r->lines || !r->rbuf || !r->merge) {
+    if (!r->b || !r->g || !r->plane || !r->lines || !r->rbuf || !r->merge || !r->crow) {
         resampler_reset(r);
         return CRYO_E_NOMEM;
     }
@@ -437,9 +443,8 @@ static int resampler_prepare(struct cryo_resampler *r, const int64_t n[3], const
     /* inverse z: kx contiguous lines of mz; y: kx columns of a G plane (the columns above are
      * zero padding); x: c2r of the ky kept rows */
     r->pzi = fftwf_plan_many_dft(1, &imz, (int)kx, r->lines, NULL, 1, imz, r->lines, NULL, 1, imz, FFTW_BACKWARD, fl);
-    r->pyi = fftwf_plan_many_dft(1, &imy, (int)kx, r->g, NULL, (int)mhx, 1, r->g, NULL, (int)mhx, 1, FFTW_BACKWARD,
-                                 fl);
-    r->pxi = fftwf_plan_many_dft_c2r(1, &imx, iky, r->g, NULL, 1, (int)mhx, r->rbuf, NULL, 1, imx, fl);
+    r->pyi = fftwf_plan_many_dft(1, &imy, (int)kx, r->g, NULL, (int)kx, 1, r->g, NULL, (int)kx, 1, FFTW_BACKWARD, fl);
+    r->pxi = fftwf_plan_many_dft_c2r(1, &imx, iky, r->crow, NULL, 1, (int)mhx, r->rbuf, NULL, 1, imx, fl);
     if (!r->px || !r->py || !r->pz || !r->pzi || !r->pyi || !r->pxi) {
         resampler_reset(r);
         return cryo_fail(err, CRYO_E_UNSUPPORTED, "FFTW could not plan a %lldx%lldx%lld -> %lldx%lldx%lld resampling",
@@ -537,7 +542,7 @@ static void forward_map(struct cryo_resampler *r, const float *src, const struct
                         const struct fmap *tz)
 {
     const int64_t nx = r->n[0], ny = r->n[1], nz = r->n[2], nhx = r->nhx, kx = r->kx;
-    const int64_t my = r->m[1], mz = r->m[2], mhx = r->mhx;
+    const int64_t my = r->m[1], mz = r->m[2];
     /* x and y per input plane, y map into B */
 #pragma omp parallel for schedule(static)
     for (int64_t z = 0; z < nz; z++) {
@@ -568,7 +573,7 @@ static void forward_map(struct cryo_resampler *r, const float *src, const struct
     for (int64_t qy = 0; qy < my; qy++) {
         if (!ty[qy].n) {
             for (int64_t qz = 0; qz < mz; qz++)
-                memset(r->g + (size_t)qz * (size_t)r->gs + qy * mhx, 0, (size_t)mhx * sizeof(fftwf_complex));
+                memset(r->g + (size_t)qz * (size_t)r->gs + qy * kx, 0, (size_t)kx * sizeof(fftwf_complex));
             continue;
         }
         fftwf_complex *l = r->lines + (size_t)thread_num() * r->lines_n;
@@ -581,9 +586,9 @@ static void forward_map(struct cryo_resampler *r, const float *src, const struct
         }
         fftwf_execute_dft(r->pz, l, l);
         for (int64_t qz = 0; qz < mz; qz++) {
-            fftwf_complex *g = r->g + (size_t)qz * (size_t)r->gs + qy * mhx;
+            fftwf_complex *g = r->g + (size_t)qz * (size_t)r->gs + qy * kx;
             const struct fmap *ez = &tz[qz];
-            for (int64_t qx = 0; qx < mhx; qx++) {
+            for (int64_t qx = 0; qx < kx; qx++) { /* tx is zero above kx */
                 float acc[2] = {0, 0};
                 if (tx[qx].n) {
                     const fftwf_complex *col = l + tx[qx].src[0] * nz;
@@ -602,13 +607,13 @@ static void forward_map(struct cryo_resampler *r, const float *src, const struct
 /* Finish the plane qx = mx/2 of a crop to even mx: G(q) = e^{it} A(q) + e^{-it} conj(A(-q)). */
 static void merge_nyquist_x(struct cryo_resampler *r)
 {
-    const int64_t my = r->m[1], mz = r->m[2], mhx = r->mhx, qx = r->m[0] / 2;
+    const int64_t my = r->m[1], mz = r->m[2], gx = r->kx, qx = r->m[0] / 2; /* a crop: kx = mhx */
     float p[2];
     phase_w(p, qx, r->n[0], r->u0[0], 1);
     const float pc[2] = {p[0], -p[1]};
     for (int64_t qz = 0; qz < mz; qz++)
         for (int64_t qy = 0; qy < my; qy++) {
-            const float *a = r->g[(size_t)qz * (size_t)r->gs + qy * mhx + qx];
+            const float *a = r->g[(size_t)qz * (size_t)r->gs + qy * gx + qx];
             r->merge[qz * my + qy][0] = a[0];
             r->merge[qz * my + qy][1] = a[1];
         }
@@ -617,7 +622,7 @@ static void merge_nyquist_x(struct cryo_resampler *r)
             const float *a = r->merge[qz * my + qy];
             const float *b = r->merge[((mz - qz) % mz) * my + (my - qy) % my];
             const float bc[2] = {b[0], -b[1]};
-            float *g = r->g[(size_t)qz * (size_t)r->gs + qy * mhx + qx];
+            float *g = r->g[(size_t)qz * (size_t)r->gs + qy * gx + qx];
             g[0] = g[1] = 0;
             cmul_acc(g, p, a);
             cmul_acc(g, pc, bc);
@@ -637,7 +642,7 @@ static void inverse(struct cryo_resampler *r, const struct fmap *ty, float *dst)
             continue; /* zero, and left zero by forward_map */
         fftwf_complex *l = r->lines + (size_t)thread_num() * r->lines_n;
         for (int64_t qz = 0; qz < mz; qz++) {
-            const fftwf_complex *s = r->g + (size_t)qz * (size_t)r->gs + qy * mhx;
+            const fftwf_complex *s = r->g + (size_t)qz * (size_t)r->gs + qy * cols;
             for (int64_t i = 0; i < cols; i++) {
                 l[i * mz + qz][0] = s[i][0];
                 l[i * mz + qz][1] = s[i][1];
@@ -645,7 +650,7 @@ static void inverse(struct cryo_resampler *r, const struct fmap *ty, float *dst)
         }
         fftwf_execute_dft(r->pzi, l, l);
         for (int64_t qz = 0; qz < kz; qz++) {
-            fftwf_complex *s = r->g + (size_t)qz * (size_t)r->gs + qy * mhx;
+            fftwf_complex *s = r->g + (size_t)qz * (size_t)r->gs + qy * cols;
             for (int64_t i = 0; i < cols; i++) {
                 s[i][0] = l[i * mz + qz][0];
                 s[i][1] = l[i * mz + qz][1];
@@ -657,11 +662,19 @@ static void inverse(struct cryo_resampler *r, const struct fmap *ty, float *dst)
         fftwf_complex *gp = r->g + (size_t)qz * (size_t)r->gs;
         float *out = dst + (size_t)qz * (size_t)(ky * kx);
         fftwf_execute_dft(r->pyi, gp, gp);
+        fftwf_complex *rows = gp; /* the c2r reads rows of mhx: widen those of an x pad */
+        if (cols < mhx) {
+            rows = r->crow + (size_t)thread_num() * r->crow_n;
+            for (int64_t j = 0; j < ky; j++) {
+                memcpy(rows + j * mhx, gp + j * cols, (size_t)cols * sizeof *rows);
+                memset(rows + j * mhx + cols, 0, (size_t)(mhx - cols) * sizeof *rows);
+            }
+        }
         if (kx == mx && fftwf_alignment_of(out) == r->align_r) {
-            fftwf_execute_dft_c2r(r->pxi, gp, out);
+            fftwf_execute_dft_c2r(r->pxi, rows, out);
         } else {
             float *buf = r->rbuf + (size_t)thread_num() * r->rbuf_n;
-            fftwf_execute_dft_c2r(r->pxi, gp, buf);
+            fftwf_execute_dft_c2r(r->pxi, rows, buf);
             for (int64_t j = 0; j < ky; j++)
                 memcpy(out + j * kx, buf + j * mx, (size_t)kx * sizeof(float));
         }
