@@ -9,6 +9,10 @@
  * merges the +-mx/2 planes, and the -mx/2 one lives only in the mirrored (y,z) half, so that
  * plane is finished in a second small pass: G = e^{i t} A(q) + e^{-i t} conj(A(-q)).
  * Plans are made once per shape pair and kept in the cryo_resampler with their buffers.
+ * Onto a grid (cryo_resample_to_grid, sizes from resample_plan.c) the input is padded on the
+ * fly, plane by plane, to the transform size N (a linear ramp from the last voxel back to
+ * the first), the phase ramps put output sample 0 at any input coordinate, and the inverse
+ * makes only the kept samples; an up-sampling's zero rows and x columns are skipped.
  *
  * Real-space path: separable passes x, then y, then z, each with a tap table per output
  * index (2 taps linear, 4 taps Keys cubic), indices clamped to the edge. */
@@ -324,8 +328,7 @@ struct cryo_resampler {
     int align_r;            /* alignment the real-plane plans were made for */
     fftwf_complex *merge;   /* my * mz: the merged x-Nyquist plane */
     double u0[3];           /* input voxel coordinate of output sample 0 (this call) */
-    float *pad;             /* one padded input channel (cryo_resample_to_grid), pad_bytes */
-    size_t pad_bytes;
+    float *edge;            /* a z pad's ends: input planes 0 and nz-1, padded in x and y */
 };
 
 int cryo_resampler_create(struct cryo_resampler **r, struct cryo_error *err)
@@ -347,7 +350,7 @@ static void resampler_reset(struct cryo_resampler *r)
     cryo_free_big(r->rbuf);
     cryo_free_big(r->crow);
     free(r->merge);
-    cryo_free_big(r->pad);
+    cryo_free_big(r->edge);
     memset(r, 0, sizeof *r);
 }
 
@@ -537,19 +540,56 @@ static inline void cmul_acc(float acc[2], const float w[2], const float f[2])
     acc[1] += w[0] * f[1] + w[1] * f[0];
 }
 
-/* Forward transform of one channel and the maps: G = mapped FFT(src). */
-static void forward_map(struct cryo_resampler *r, const float *src, const struct fmap *tx, const struct fmap *ty,
-                        const struct fmap *tz)
+/* dst (Ny x Nx) = the plane src (ny x nx) padded at the high end of x, then of y over the
+ * padded rows, by a linear ramp from the last voxel back to the first. With the same ramp
+ * between the padded planes nz-1 and 0 along z (forward_map), the periodic continuation the
+ * FFT sees is continuous (resample.h, "Onto a grid"). */
+static void pad_plane(float *dst, const float *src, int64_t nx, int64_t ny, int64_t Nx, int64_t Ny)
+{
+    for (int64_t j = 0; j < ny; j++) {
+        const float *s = src + (size_t)j * (size_t)nx;
+        float *d = dst + (size_t)j * (size_t)Nx;
+        memcpy(d, s, (size_t)nx * sizeof(float));
+        for (int64_t i = nx; i < Nx; i++) {
+            const float t = (float)(i - nx + 1) / (float)(Nx - nx + 1);
+            d[i] = (1 - t) * s[nx - 1] + t * s[0];
+        }
+    }
+    const float *lo = dst + (size_t)(ny - 1) * (size_t)Nx, *hi = dst;
+    for (int64_t j = ny; j < Ny; j++) {
+        const float t = (float)(j - ny + 1) / (float)(Ny - ny + 1);
+        float *d = dst + (size_t)j * (size_t)Nx;
+        for (int64_t i = 0; i < Nx; i++)
+            d[i] = (1 - t) * lo[i] + t * hi[i];
+    }
+}
+
+/* Forward transform of one channel and the maps: G = mapped FFT(src), src of shape n0
+ * padded on the fly to r->n (planes padded in the per-thread real buffer; the z pad is
+ * the ramp between r->edge's two planes, which the caller has filled). */
+static void forward_map(struct cryo_resampler *r, const float *src, const int64_t n0[3], const struct fmap *tx,
+                        const struct fmap *ty, const struct fmap *tz)
 {
     const int64_t nx = r->n[0], ny = r->n[1], nz = r->n[2], nhx = r->nhx, kx = r->kx;
     const int64_t my = r->m[1], mz = r->m[2];
+    const int padded = n0[0] != nx || n0[1] != ny || n0[2] != nz;
     /* x and y per input plane, y map into B */
 #pragma omp parallel for schedule(static)
     for (int64_t z = 0; z < nz; z++) {
         const int t = thread_num();
         fftwf_complex *p = r->plane + (size_t)t * r->plane_n;
         float *in = (float *)src + (size_t)z * (size_t)(ny * nx);
-        if (fftwf_alignment_of(in) != r->align_r) {
+        if (padded) {
+            in = r->rbuf + (size_t)t * r->rbuf_n;
+            if (z < n0[2]) {
+                pad_plane(in, src + (size_t)z * (size_t)(n0[1] * n0[0]), n0[0], n0[1], nx, ny);
+            } else {
+                const float w = (float)(z - n0[2] + 1) / (float)(nz - n0[2] + 1);
+                const float *hi = r->edge, *lo = r->edge + (size_t)(ny * nx);
+                for (int64_t i = 0; i < ny * nx; i++)
+                    in[i] = (1 - w) * lo[i] + w * hi[i];
+            }
+        } else if (fftwf_alignment_of(in) != r->align_r) {
             float *buf = r->rbuf + (size_t)t * r->rbuf_n;
             memcpy(buf, in, (size_t)(ny * nx) * sizeof(float));
             in = buf;
@@ -681,43 +721,6 @@ static void inverse(struct cryo_resampler *r, const struct fmap *ty, float *dst)
     }
 }
 
-/* dst (N = r->n) = src (n) padded at the high end of each axis by a linear ramp from the
- * last voxel back to the first, x, then y over the padded rows, then z over padded planes:
- * the periodic continuation the FFT sees is continuous (resample.h, "Onto a grid"). */
-static void pad_ramp(float *dst, const float *src, const int64_t n[3], const int64_t N[3])
-{
-    const int64_t Nx = N[0], Ny = N[1], Nz = N[2], nx = n[0], ny = n[1], nz = n[2];
-#pragma omp parallel for schedule(static)
-    for (int64_t k = 0; k < nz; k++) {
-        for (int64_t j = 0; j < ny; j++) {
-            const float *s = src + ((size_t)k * (size_t)ny + (size_t)j) * (size_t)nx;
-            float *d = dst + ((size_t)k * (size_t)Ny + (size_t)j) * (size_t)Nx;
-            memcpy(d, s, (size_t)nx * sizeof(float));
-            for (int64_t i = nx; i < Nx; i++) {
-                const float t = (float)(i - nx + 1) / (float)(Nx - nx + 1);
-                d[i] = (1 - t) * s[nx - 1] + t * s[0];
-            }
-        }
-        float *p = dst + (size_t)k * (size_t)Ny * (size_t)Nx;
-        for (int64_t j = ny; j < Ny; j++) {
-            const float t = (float)(j - ny + 1) / (float)(Ny - ny + 1);
-            float *d = p + (size_t)j * (size_t)Nx;
-            const float *lo = p + (size_t)(ny - 1) * (size_t)Nx, *hi = p;
-            for (int64_t i = 0; i < Nx; i++)
-                d[i] = (1 - t) * lo[i] + t * hi[i];
-        }
-    }
-    const size_t plane = (size_t)Ny * (size_t)Nx;
-    for (int64_t k = nz; k < Nz; k++) {
-        const float t = (float)(k - nz + 1) / (float)(Nz - nz + 1);
-        float *d = dst + (size_t)k * plane;
-        const float *lo = dst + (size_t)(nz - 1) * plane, *hi = dst;
-#pragma omp parallel for schedule(static)
-        for (int64_t i = 0; i < (int64_t)plane; i++)
-            d[i] = (1 - t) * lo[i] + t * hi[i];
-    }
-}
-
 /* The Fourier core: out (shape k, kept samples of an m-point output transform) from in
  * (shape n, or padded to N = pad when pad is given and differs), output sample 0 at input
  * voxel coordinate u0 along each axis. Placement (apix, origin) is the caller's. */
@@ -725,17 +728,11 @@ static int fourier_core(struct cryo_volume *out, const struct cryo_volume *in, c
                         const int64_t k[3], const double u0[3], struct cryo_resampler *r, struct cryo_error *err)
 {
     const int64_t n[3] = {in->nx, in->ny, in->nz};
-    const int padded = memcmp(n, N, sizeof n) != 0;
     CRYO_TRY(resampler_prepare(r, N, m, k, err));
     if (!r->b && !(r->b = cryo_alloc_big(r->b_bytes, err)))
         return CRYO_E_NOMEM;
-    if (padded && !r->pad) {
-        size_t cnt;
-        CRYO_TRY(cryo_count4(1, N[2], N[1], N[0], &cnt, err));
-        CRYO_TRY(cryo_mul_size(cnt, sizeof(float), &r->pad_bytes, err));
-        if (!(r->pad = cryo_alloc_big(r->pad_bytes, err)))
-            return CRYO_E_NOMEM;
-    }
+    if (N[2] > n[2] && !r->edge && !(r->edge = big_array((size_t)(2 * N[1] * N[0]), sizeof(float), err)))
+        return CRYO_E_NOMEM;
     memcpy(r->u0, u0, sizeof r->u0);
     /* One channel: B is dead once the forward pass is done, so the output is written into
      * it and the volume takes the buffer (one fresh allocation fewer per frame; first
@@ -762,13 +759,14 @@ static int fourier_core(struct cryo_volume *out, const struct cryo_volume *in, c
     const size_t nch = cryo_volume_channel_count(in), mch = cryo_volume_channel_count(&o);
     for (int64_t c = 0; c < in->c; c++) {
         const float *src = (const float *)in->data + (size_t)c * nch;
-        if (padded) {
-            pad_ramp(r->pad, src, n, N);
-            src = r->pad;
+        if (N[2] > n[2]) { /* the z pad ramps from the last plane (padded) back to the first */
+            pad_plane(r->edge, src, n[0], n[1], N[0], N[1]);
+            pad_plane(r->edge + (size_t)(N[1] * N[0]), src + (size_t)(n[2] - 1) * (size_t)(n[1] * n[0]), n[0], n[1],
+                      N[0], N[1]);
         }
         if (reuse_b)
             r->b = o.data;
-        forward_map(r, src, tx, ty, tz);
+        forward_map(r, src, n, tx, ty, tz);
         if (reuse_b)
             r->b = NULL;
         if (merge_x)
