@@ -7,16 +7,20 @@
 # smooth random map of the same size is used instead (said in the output).
 # Each job is a whole process (start-up, reading the MRC from the page cache, writing an MRC),
 # median of $BENCH_REPEAT runs (default 5), OMP_NUM_THREADS=2:
-#   bench_resample   mrc-resample --apix 1.5 (Fourier; 256 -> 171 voxels) vs
-#                    relion_image_handler --rescale_angpix 1.5 (relion makes 170) vs
-#                    numpy (rfftn, crop, irfftn, mrcfile in/out)
+#   bench_resample   mrc-resample --apix 1.5 (Fourier; 256 -> 171 voxels of exactly 1.5 Å: the
+#                    input is padded to 270, transformed to 180, 171 kept) vs
+#                    relion_image_handler --rescale_angpix 1.5 (relion makes 170 of 1.506 Å) vs
+#                    numpy (rfftn, crop, irfftn, mrcfile in/out: 171 of 1.497 Å)
+#   bench_resample_up the same map labelled 2.02 Å, --apix 1 (256 -> 517 voxels of exactly 1 Å:
+#                    pad 300 = 2.02 x 50 ... M = 606, the factor 101 of 2.02 = 101/50 is in
+#                    every exact size) vs relion --rescale_angpix 1 (516 of 1.0019 Å)
 #   bench_normalize  mrc-normalize (0.01/0.99 quantiles, clip to [0,1]) vs numpy
 #                    (np.quantile, np.clip, mrcfile in/out); relion has no such job
 #   bench_fsc        fsc-eval vs relion_image_handler --fsc and numpy; --mask vs relion_postprocess
 # Floors, from numbers measured here by a small C program (FFTW's best plan, FFTW_MEASURE,
 # 2 threads; memcpy bandwidth of a 256 MiB buffer; process start-up = `mrc-resample --version`):
-#   resample  = start-up + 2 (in + out bytes) / bandwidth + (r2c 256^3 + c2r 171^3) at the
-#               measured FFTW times
+#   resample  = start-up + 2 (in + out bytes) / bandwidth + (r2c 270^3 + c2r 180^3, the exact
+#               job's transforms) at the measured FFTW times
 #   normalize = start-up + (2 in + 2 out + 2 passes over the data) bytes / bandwidth
 # (2x for a file: the kernel copies from the page cache, we touch it once more.)
 set -euo pipefail
@@ -67,7 +71,7 @@ print(what)
 EOF
 }
 
-floors() { # prints: bandwidth_GB/s t_r2c256 t_c2r171
+floors() { # prints: bandwidth_GB/s t_r2c256 t_c2r171 t_r2c270 t_c2r180
   cat > "$tmp/floor.c" <<'EOF'
 #include <fftw3.h>
 #include <stdio.h>
@@ -95,7 +99,8 @@ int main(void) {
     for (int k = 0; k < 5; k++) { double t = now(); memcpy(b, a, n); t = now() - t; if (t < best) best = t; }
     fftwf_init_threads(); fftwf_plan_with_nthreads(2);
     fftwf_set_timelimit(60);
-    printf("%.3f %.5f %.5f\n", 2.0 * n / best / 1e9, best_fft(256, 1), best_fft(171, 0));
+    printf("%.3f %.5f %.5f %.5f %.5f\n", 2.0 * n / best / 1e9, best_fft(256, 1), best_fft(171, 0),
+           best_fft(270, 1), best_fft(180, 0));
     return b[7] == 0;
 }
 EOF
@@ -122,12 +127,25 @@ mrcfile.write(sys.argv[2], b.astype(np.float32), overwrite=True, voxel_size=256 
 EOF
   np=$(timeit "$PY" "$tmp/np_resample.py" "$tmp/m256.mrc" "$tmp/np.mrc")
   local floor
-  floor=$(awk -v s="$startup" -v bw="$bw" -v f1="$t_r2c" -v f2="$t_c2r" \
+  floor=$(awk -v s="$startup" -v bw="$bw" -v f1="$t_r2c270" -v f2="$t_c2r180" \
     'BEGIN { printf "%.3f", s + 2 * (256^3 + 171^3) * 4 / (bw * 1e9) + f1 + f2 }')
-  printf '| resample 1.0 → 1.5 Å (256³ → 171³) | %.3f | %s | %s | %.3f | %s |\n' "$ours" \
+  printf '| resample 1.0 → 1.5 Å (256³ → 171³, exact) | %.3f | %s | %s | %.3f | %s |\n' "$ours" \
     "$(awk -v a="$relion" -v b="$ours" 'BEGIN { if (a == "nan") print "–"; else printf "%.2f s (%.1f×)", a, a / b }')" \
     "$(awk -v a="$np" -v b="$ours" 'BEGIN { printf "%.2f s (%.1f×)", a, a / b }')" "$floor" \
     "$(awk -v a="$ours" -v b="$floor" 'BEGIN { printf "%.1f×", a / b }')"
+}
+
+bench_resample_up() {
+  local ours relion
+  "$PY" -c "import mrcfile; m = mrcfile.open('$tmp/m256.mrc'); mrcfile.write('$tmp/m202.mrc', m.data, overwrite=True, voxel_size=2.02)"
+  ours=$(timeit "$bin/mrc-resample" -q --apix 1 "$tmp/m202.mrc" -o "$tmp/up.mrc")
+  if command -v relion_image_handler >/dev/null; then
+    relion=$(cd "$tmp" && timeit relion_image_handler --i m202.mrc --o rlup.mrc --rescale_angpix 1)
+  else
+    relion=nan
+  fi
+  printf '| resample 2.02 → 1.0 Å (256³ → 517³, exact) | %.3f | %s | – | – | – |\n' "$ours" \
+    "$(awk -v a="$relion" -v b="$ours" 'BEGIN { if (a == "nan") print "–"; else printf "%.2f s (%.1f×)", a, a / b }')"
 }
 
 bench_normalize() {
@@ -200,12 +218,13 @@ EOF2
 }
 
 what=$(make_map)
-read -r bw t_r2c t_c2r < <(floors)
+read -r bw t_r2c t_c2r t_r2c270 t_c2r180 < <(floors)
 startup=$(timeit "$bin/mrc-resample" --version)
-echo "Map: $what. Measured here: memcpy $bw GB/s, FFTW best plans (MEASURE, 2 threads) r2c 256³ ${t_r2c} s, c2r 171³ ${t_c2r} s, start-up ${startup} s."
+echo "Map: $what. Measured here: memcpy $bw GB/s, FFTW best plans (MEASURE, 2 threads) r2c 256³ ${t_r2c} s, c2r 171³ ${t_c2r} s, r2c 270³ ${t_r2c270} s, c2r 180³ ${t_c2r180} s, start-up ${startup} s."
 echo
 echo "| job | cryolvm s | relion (ratio) | numpy (ratio) | floor s | cryolvm / floor |"
 echo "|---|---|---|---|---|---|"
-bench_resample
-bench_normalize
-if declare -F bench_fsc >/dev/null; then bench_fsc; fi
+# MAPTOOLS_JOBS picks jobs (default all)
+for job in ${MAPTOOLS_JOBS:-resample resample_up normalize fsc}; do
+  if declare -F "bench_$job" >/dev/null; then "bench_$job"; fi
+done

@@ -4,6 +4,10 @@
     resample_ref.py fourier IN OUT NX NY NZ        Fourier resampling to a box
     resample_ref.py linear|cubic IN OUT AX AY AZ   real-space, exact new voxel size
     resample_ref.py crop IN OUT NX NY NZ FILL      crop/pad about the centre
+    resample_ref.py grid METHOD IN OUT NX NY NZ AX AY AZ OX OY OZ FILL [PX PY PZ MX MY MZ]
+                                                   onto a grid (box, voxel size, origin); the
+                                                   Fourier pad N and transform size M per axis
+                                                   (the tool's resample.pad / resample.fft)
 
 Geometry (cryolvm's convention): the box [o - a/2, o - a/2 + n a) is kept, new voxel j sits
 at input voxel coordinate x_j = (j + 1/2) a'/a - 1/2 and the new origin is o - a/2 + a'/2.
@@ -15,6 +19,12 @@ the input directly at x_j with explicit per-axis matrices applied to numpy.fft.f
 (they alias to the same output bin). The output is real to rounding (asserted).
 Linear / cubic: separable interpolation, coordinates clamped to [0, n-1]; cubic uses the
 Keys kernel with a = -0.5 and edge-replicated taps.
+Grid: grid voxel j sits at input coordinate u_j = (o_g + j a_g - o) / a; voxels whose cell
+[u_j - s/2, u_j + s/2] (s = a_g/a) overlaps [-1/2, n - 1/2) are data, the rest FILL. Fourier:
+the input is padded at the high end of x, then y, then z to N by a linear ramp from the last
+voxel back to the first (t = 1..g over g + 1), and the trigonometric polynomial of the padded
+input, with the term set of an N -> M crop/pad as above, is evaluated at
+u_first + j N / M for the data voxels. Linear / cubic: as above at u_j.
 IN/OUT are MRC (mrcfile) or cryolvm streams (cvol.py); OUT is written as MRC.
 """
 import sys
@@ -48,9 +58,11 @@ def save(path, data, apix, origin):
         m.header.origin = tuple(float(o) for o in origin)
 
 
-def trig_matrix(n, m):
-    """m x n complex matrix: row j evaluates the kept terms of an n-point spectrum at x_j."""
-    x = (np.arange(m) + 0.5) * n / m - 0.5
+def trig_matrix(n, m, x=None):
+    """m x n complex matrix (len(x) x n when x is given): row j evaluates the kept terms of an
+    n-point spectrum, cropped or padded to m, at x_j (default: the box-edge rule)."""
+    if x is None:
+        x = (np.arange(m) + 0.5) * n / m - 0.5
     terms = []  # (frequency k, source bin, weight)
     if m >= n:
         for k in range(-(n // 2), (n - 1) // 2 + 1):
@@ -64,7 +76,7 @@ def trig_matrix(n, m):
                 terms += [(m // 2, m // 2, 1.0), (-(m // 2), n - m // 2, 1.0)]
             else:
                 terms.append((k, k % n, 1.0))
-    A = np.zeros((m, n), complex)
+    A = np.zeros((len(x), n), complex)
     for k, src, w in terms:
         A[:, src] += w * np.exp(2j * np.pi * k * x / n)
     return A / n
@@ -77,6 +89,68 @@ def fourier(a, box):
         F = np.moveaxis(np.tensordot(A, np.moveaxis(F, axis, 0), axes=(1, 0)), 0, axis)
     assert np.abs(F.imag).max() <= 1e-9 * max(1.0, np.abs(F.real).max()), np.abs(F.imag).max()
     return F.real
+
+
+def pad_ramp(a, pads):
+    """Pad the high end of x, then y, then z to pads (x, y, z) with a ramp from last to first."""
+    for d, axis in ((0, 2), (1, 1), (2, 0)):
+        n = a.shape[axis]
+        g = pads[d] - n
+        if g <= 0:
+            continue
+        t = np.arange(1, g + 1) / (g + 1)
+        shape = [1, 1, 1]
+        shape[axis] = g
+        t = t.reshape(shape)
+        last = np.take(a, [n - 1], axis=axis)
+        first = np.take(a, [0], axis=axis)
+        a = np.concatenate([a, last * (1 - t) + first * t], axis=axis)
+    return a
+
+
+def data_span(n, a, o, gn, ga, go):
+    """First data voxel and count along one axis (cells overlapping the input box)."""
+    s = ga / a
+    u = (go + np.arange(gn) * ga - o) / a
+    inside = np.nonzero((u + s / 2 > -0.5) & (u - s / 2 < n - 0.5))[0]
+    return int(inside[0]), len(inside), u
+
+
+def grid(method, a, apix, origin, gn, ga, go, fill, pads=None, ffts=None):
+    n = a.shape[::-1]
+    spans = [data_span(n[d], apix[d], origin[d], gn[d], ga[d], go[d]) for d in range(3)]
+    if method == 'fourier':
+        F = np.fft.fftn(pad_ramp(a, pads))
+        for d, axis in ((0, 2), (1, 1), (2, 0)):
+            first, keep, u = spans[d]
+            x = u[first] + np.arange(keep) * pads[d] / ffts[d]
+            A = trig_matrix(pads[d], ffts[d], x)
+            F = np.moveaxis(np.tensordot(A, np.moveaxis(F, axis, 0), axes=(1, 0)), 0, axis)
+        assert np.abs(F.imag).max() <= 1e-9 * max(1.0, np.abs(F.real).max()), np.abs(F.imag).max()
+        block = F.real
+    else:
+        block = a
+        for d, axis in ((0, 2), (1, 1), (2, 0)):
+            first, keep, u = spans[d]
+            block = interp_at(block, axis, u[first:first + keep], method == 'cubic')
+    out = np.full(gn[::-1], fill, np.float64)
+    out[tuple(slice(spans[d][0], spans[d][0] + spans[d][1]) for d in (2, 1, 0))] = block
+    return out
+
+
+def interp_at(a, axis, x, cubic):
+    n = a.shape[axis]
+    x = np.clip(x, 0, n - 1)
+    i0 = np.floor(x).astype(int)
+    s = x - i0
+    out = 0
+    for k in (range(-1, 3) if cubic else range(0, 2)):
+        idx = np.clip(i0 + k, 0, n - 1)
+        w = keys(s - k) if cubic else (1 - s if k == 0 else s)
+        shape = [1, 1, 1]
+        shape[axis] = len(x)
+        out = out + np.take(a, idx, axis=axis) * w.reshape(shape)
+    return out
 
 
 def keys(t, a=-0.5):
@@ -124,7 +198,17 @@ def crop(a, box, fill):
 
 
 def main():
-    mode, src, dst = sys.argv[1:4]
+    mode = sys.argv[1]
+    if mode == 'grid':
+        method, src, dst = sys.argv[2:5]
+        v = [float(t) for t in sys.argv[5:]]
+        gn, ga, go, fill = [int(t) for t in v[0:3]], v[3:6], v[6:9], v[9]
+        pads = [int(t) for t in v[10:13]] or None
+        ffts = [int(t) for t in v[13:16]] or None
+        a, apix, origin = load(src)
+        save(dst, grid(method, a, apix, origin, gn, ga, go, fill, pads, ffts), ga, go)
+        return
+    src, dst = sys.argv[2:4]
     a, apix, origin = load(src)
     if mode == 'fourier':
         box = [int(v) for v in sys.argv[4:7]]

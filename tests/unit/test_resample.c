@@ -289,6 +289,234 @@ TEST(resampler_reuse_and_channels)
     cryo_volume_free(&out2);
 }
 
+/* Gaussian blob of sigma sg Å at c (Å), in every voxel of v. */
+static void fill_blob(struct cryo_volume *v, const double c[3], double sg)
+{
+    for (int64_t k = 0; k < v->nz; k++)
+        for (int64_t j = 0; j < v->ny; j++)
+            for (int64_t i = 0; i < v->nx; i++) {
+                double p[3], r2 = 0;
+                pos(v, i, j, k, p);
+                for (int d = 0; d < 3; d++)
+                    r2 += (p[d] - c[d]) * (p[d] - c[d]);
+                *at(v, 0, k, j, i) = (float)exp(-r2 / (2 * sg * sg));
+            }
+}
+
+/* max |v - blob| over voxels inside the input's box [lo, hi) (Å), and max |v - fill| outside */
+static void blob_err(const struct cryo_volume *v, const double c[3], double sg, const double lo[3],
+                     const double hi[3], double fill, double *in_err, double *out_err)
+{
+    *in_err = *out_err = 0;
+    for (int64_t k = 0; k < v->nz; k++)
+        for (int64_t j = 0; j < v->ny; j++)
+            for (int64_t i = 0; i < v->nx; i++) {
+                double p[3], r2 = 0;
+                int inside = 1;
+                pos(v, i, j, k, p);
+                for (int d = 0; d < 3; d++) {
+                    r2 += (p[d] - c[d]) * (p[d] - c[d]);
+                    inside &= p[d] + v->apix[d] / 2 > lo[d] && p[d] - v->apix[d] / 2 < hi[d];
+                }
+                double val = *at((struct cryo_volume *)v, 0, k, j, i);
+                double e = inside ? fabs(val - exp(-r2 / (2 * sg * sg))) : fabs(val - fill);
+                double *m = inside ? in_err : out_err;
+                if (!(e <= *m))
+                    *m = e;
+            }
+}
+
+static int smooth7(int64_t x)
+{
+    for (int p = 2; p <= 7; p++)
+        while (x % p == 0)
+            x /= p;
+    return x == 1;
+}
+
+TEST(plan_exact_sizes_are_exact_and_fft_friendly)
+{
+    /* (n, a, a') -> an exact N, M with 2,3,5,7 factors where one exists in range */
+    const struct { int64_t n; double a, ap; } cases[] = {
+        {256, 1.0, 1.5}, {256, 2.0, 1.0}, {256, 1.5, 1.0}, {35, 2.5, 3.0}, {52, 2.5, 3.0}, {47, 2.5, 3.0},
+        {100, 1.742, 1.0}, {256, 1.06, 1.0}, {20, 1.25, 1.6}, {64, 1.0, 1.0}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct cryo_volume v;
+        alloc_vol(&v, 1, 2, 2, cases[i].n, cases[i].a, 1, 1);
+        const double ap[3] = {cases[i].ap, 1, 1};
+        struct cryo_grid g;
+        struct cryo_resample_axis ax[3];
+        CHECK_EQ_INT(cryo_resample_grid_for_apix(&v, ap, &g, NULL), 0);
+        CHECK_EQ_INT(g.n[0], (int64_t)floor((double)cases[i].n * cases[i].a / cases[i].ap + 0.5));
+        CHECK_EQ_INT(cryo_resample_plan(&v, &g, CRYO_RESAMPLE_FOURIER, ax, NULL), 0);
+        const struct cryo_resample_axis *x = &ax[0];
+        double ratio = (double)x->pad * cases[i].a / (double)x->fft;
+        if (cases[i].n == 100) { /* 1.742 = 871/500: needs N = 500, beyond n + n/2 */
+            CHECK(!x->exact);
+            CHECK(x->residual > CRYO_RESAMPLE_APIX_TOL && x->residual < 1e-3);
+            CHECK_CLOSE(x->apix, ratio, 1e-15);
+        } else {
+            CHECK(x->exact);
+            CHECK(fabs(ratio - cases[i].ap) <= 1.2e-7 * cases[i].ap);
+            if (cases[i].n == 256 && cases[i].a == 1.06) /* 1.06 = 53/50: M always holds 53 */
+                CHECK(smooth7(x->pad));
+            else
+                CHECK(smooth7(x->pad) && smooth7(x->fft));
+        }
+        CHECK(x->pad >= cases[i].n && x->fft >= x->keep);
+        CHECK_EQ_INT(x->first, 0);
+        CHECK_EQ_INT(x->keep, g.n[0]);
+        if (cases[i].a == cases[i].ap)
+            CHECK(x->pad == cases[i].n && x->fft == cases[i].n);
+        if (cases[i].n == 256 && cases[i].a == 1.0 && cases[i].ap == 1.5) /* cheapest: 270 -> 180 */
+            CHECK(x->pad == 270 && x->fft == 180);
+        cryo_volume_free(&v);
+    }
+    /* 1.0 -> 0.9999 is 10000/9999: no exact pad in range; the residual is stated */
+    struct cryo_volume v;
+    alloc_vol(&v, 1, 2, 2, 64, 1.0, 1, 1);
+    const double ap[3] = {0.9999, 1, 1};
+    struct cryo_grid g;
+    struct cryo_resample_axis ax[3];
+    CHECK_EQ_INT(cryo_resample_grid_for_apix(&v, ap, &g, NULL), 0);
+    CHECK_EQ_INT(cryo_resample_plan(&v, &g, CRYO_RESAMPLE_FOURIER, ax, NULL), 0);
+    CHECK(!ax[0].exact);
+    CHECK_CLOSE(ax[0].residual, 1 / 0.9999 - 1, 1e-9); /* every N < 5000 gives M = N */
+    CHECK(ax[1].exact && ax[1].pad == 2);
+    CHECK_EQ_INT(cryo_resample_plan(&v, &g, CRYO_RESAMPLE_CUBIC, ax, NULL), 0);
+    CHECK(ax[0].exact && ax[0].pad == 0);
+    cryo_volume_free(&v);
+}
+
+TEST(grid_fourier_exact_voxel_size_blob_to_float_precision)
+{
+    /* a blob band-limited to float precision (sigma >= 2 voxels of input and output), far
+     * from the edges: the output must equal the blob at the new voxel centres in Å */
+    struct cryo_volume in;
+    alloc_vol(&in, 1, 47, 52, 35, 2.5, 2.5, 2.5);
+    const double c[3] = {3.0 + 41.3, -7.5 + 66.1, 11.0 + 57.2}, sg = 7.0;
+    fill_blob(&in, c, sg);
+    const double lo[3] = {in.origin[0] - 1.25, in.origin[1] - 1.25, in.origin[2] - 1.25};
+    const double hi[3] = {lo[0] + 35 * 2.5, lo[1] + 52 * 2.5, lo[2] + 47 * 2.5};
+    const double targets[][3] = {{3.0, 3.0, 3.0}, {1.0, 1.0, 1.0}, {2.1, 3.3, 1.7}};
+    for (int t = 0; t < 3; t++) {
+        struct cryo_grid g;
+        struct cryo_resample_axis ax[3];
+        struct cryo_volume out;
+        cryo_volume_init(&out);
+        CHECK_EQ_INT(cryo_resample_grid_for_apix(&in, targets[t], &g, NULL), 0);
+        CHECK_EQ_INT(cryo_resample_to_grid(&out, &in, &g, CRYO_RESAMPLE_FOURIER, 0, NULL, ax, NULL), 0);
+        for (int d = 0; d < 3; d++) {
+            CHECK(ax[d].exact);
+            CHECK(out.apix[d] == targets[t][d]); /* exactly the voxel size asked */
+            CHECK_CLOSE(out.origin[d], in.origin[d] - 1.25 + targets[t][d] / 2, 1e-12);
+        }
+        CHECK_EQ_INT(out.nx, g.n[0]);
+        CHECK_EQ_INT(out.nz, g.n[2]);
+        double ein, eout;
+        blob_err(&out, c, sg, lo, hi, 0, &ein, &eout);
+        CHECK(ein < 2e-5);
+        CHECK_CLOSE(eout, 0, 0);
+        cryo_volume_free(&out);
+    }
+    cryo_volume_free(&in);
+}
+
+TEST(grid_like_another_map_offset_origin_and_fill)
+{
+    /* a grid with its own voxel size, a box larger than the map on some sides and an origin
+     * off the input's lattice: data where its cells overlap the map, fill elsewhere */
+    struct cryo_volume in;
+    alloc_vol(&in, 1, 40, 36, 44, 1.2, 1.2, 1.2);
+    const double c[3] = {3.0 + 25.1, -7.5 + 20.3, 11.0 + 23.9}, sg = 4.0;
+    fill_blob(&in, c, sg);
+    const double lo[3] = {in.origin[0] - 0.6, in.origin[1] - 0.6, in.origin[2] - 0.6};
+    const double hi[3] = {lo[0] + 44 * 1.2, lo[1] + 36 * 1.2, lo[2] + 40 * 1.2};
+    struct cryo_grid g = {{40, 30, 50}, {1.5, 1.5, 1.5}, {-4.37, -3.11, 5.93}};
+    for (int meth = 0; meth < 3; meth++) {
+        struct cryo_volume out;
+        cryo_volume_init(&out);
+        struct cryo_resample_axis ax[3];
+        CHECK_EQ_INT(cryo_resample_to_grid(&out, &in, &g, (enum cryo_resample_method)meth, -2.0, NULL, ax, NULL), 0);
+        for (int d = 0; d < 3; d++) {
+            CHECK(ax[d].exact);
+            CHECK(out.apix[d] == g.apix[d]);
+            CHECK_CLOSE(out.origin[d], g.origin[d], 1e-12);
+        }
+        /* x: starts before the map, ends inside; y: starts inside, ends beyond; z: both */
+        CHECK(ax[0].first == 5 && ax[0].keep == 35);
+        CHECK(ax[1].first == 0 && ax[1].keep == 26);
+        CHECK(ax[2].first > 0 && ax[2].first + ax[2].keep < 50);
+        CHECK_EQ_INT(out.nx, 40);
+        CHECK_EQ_INT(out.ny, 30);
+        CHECK_EQ_INT(out.nz, 50);
+        double ein, eout;
+        blob_err(&out, c, sg, lo, hi, -2.0, &ein, &eout);
+        CHECK(ein < (meth == 0 ? 2e-6 : meth == 1 ? 0.04 : 3e-3)); /* interpolation error of the last two */
+        CHECK_CLOSE(eout, 0, 0);
+        cryo_volume_free(&out);
+    }
+    /* a grid beside the map is refused */
+    struct cryo_grid far = {{10, 10, 10}, {1, 1, 1}, {500, 0, 0}};
+    struct cryo_volume out;
+    cryo_volume_init(&out);
+    struct cryo_error err = {0};
+    CHECK_EQ_INT(cryo_resample_to_grid(&out, &in, &far, CRYO_RESAMPLE_FOURIER, 0, NULL, NULL, &err), CRYO_E_INVALID);
+    CHECK(strstr(err.msg, "overlap") != NULL);
+    cryo_volume_free(&in);
+}
+
+TEST(grid_inexact_ratio_writes_the_size_obtained)
+{
+    struct cryo_volume in, out;
+    alloc_vol(&in, 1, 20, 24, 30, 1.0, 1.0, 1.0);
+    fill_noise(&in, 5);
+    cryo_volume_init(&out);
+    const double ap[3] = {0.9999, 1.0, 0.5};
+    struct cryo_grid g;
+    struct cryo_resample_axis ax[3];
+    CHECK_EQ_INT(cryo_resample_grid_for_apix(&in, ap, &g, NULL), 0);
+    CHECK_EQ_INT(cryo_resample_to_grid(&out, &in, &g, CRYO_RESAMPLE_FOURIER, 0, NULL, ax, NULL), 0);
+    CHECK(!ax[0].exact && ax[1].exact && ax[2].exact);
+    CHECK(out.apix[0] == ax[0].apix && out.apix[0] != 0.9999);
+    CHECK(out.apix[1] == 1.0 && out.apix[2] == 0.5);
+    CHECK_EQ_INT(out.nx, 30);
+    CHECK_EQ_INT(out.nz, 40);
+    for (int d = 0; d < 3; d++)
+        CHECK_CLOSE(out.origin[d], g.origin[d], 1e-12);
+    cryo_volume_free(&in);
+    cryo_volume_free(&out);
+}
+
+TEST(grid_channels_and_reuse_with_padding)
+{
+    struct cryo_volume in, one, out1, out2;
+    alloc_vol(&in, 2, 9, 10, 12, 1.0, 1.1, 0.9);
+    alloc_vol(&one, 1, 9, 10, 12, 1.0, 1.1, 0.9); /* 1.0 -> 1.6 = 8/5 and 1.1 -> 1.3 = 13/11 need pads */
+    cryo_volume_init(&out1);
+    cryo_volume_init(&out2);
+    fill_noise(&in, 42);
+    struct cryo_resampler *r = NULL;
+    CHECK_EQ_INT(cryo_resampler_create(&r, NULL), 0);
+    const double ap[3] = {1.6, 1.3, 0.7};
+    struct cryo_grid g;
+    struct cryo_resample_axis ax[3];
+    CHECK_EQ_INT(cryo_resample_grid_for_apix(&in, ap, &g, NULL), 0);
+    CHECK_EQ_INT(cryo_resample_to_grid(&out1, &in, &g, CRYO_RESAMPLE_FOURIER, 0, r, ax, NULL), 0);
+    CHECK(ax[0].pad > 12 && ax[1].pad > 10); /* the padded path is exercised */
+    const size_t n = cryo_volume_channel_count(&one), m = cryo_volume_channel_count(&out1);
+    for (int c = 0; c < 2; c++) {
+        memcpy(one.data, (float *)in.data + c * n, n * sizeof(float));
+        CHECK_EQ_INT(cryo_resample_to_grid(&out2, &one, &g, CRYO_RESAMPLE_FOURIER, 0, r, NULL, NULL), 0);
+        CHECK(memcmp(out2.data, (float *)out1.data + c * m, m * sizeof(float)) == 0);
+    }
+    cryo_resampler_free(r);
+    cryo_volume_free(&in);
+    cryo_volume_free(&one);
+    cryo_volume_free(&out1);
+    cryo_volume_free(&out2);
+}
+
 TEST(bad_requests_refused)
 {
     struct cryo_volume in, out;
@@ -317,5 +545,8 @@ int main(void)
 {
     return RUN_TESTS(fourier_plane_wave_crop_and_pad, fourier_nyquist_wave_padding,
                      pad_then_crop_is_identity_and_mean_kept, blob_stays_in_place_in_angstrom,
-                     real_space_reproduce_polynomials, resampler_reuse_and_channels, bad_requests_refused);
+                     real_space_reproduce_polynomials, resampler_reuse_and_channels,
+                     plan_exact_sizes_are_exact_and_fft_friendly, grid_fourier_exact_voxel_size_blob_to_float_precision,
+                     grid_like_another_map_offset_origin_and_fill, grid_inexact_ratio_writes_the_size_obtained,
+                     grid_channels_and_reuse_with_padding, bad_requests_refused);
 }
