@@ -67,6 +67,11 @@ double cryo_lr_at(const struct cryo_lr_schedule *s, int64_t t);
 double cryo_clip_grad_norm(float *g, size_t n, double max_norm);
 /* e ← d·e + (1 − d)·p */
 void cryo_ema_update(float *ema, const float *p, size_t n, double decay);
+/* Schedules of a value from a (t = 0) to b (t >= total); total <= 0: a throughout.
+ * cosine: b + (a − b)·½(1 + cos(π·t/total))  (I-JEPA's CosineWDSchedule, weight decay)
+ * linear: a + (b − a)·t/total                 (I-JEPA's EMA momentum schedule) */
+double cryo_cosine_ramp(double a, double b, int64_t t, int64_t total);
+double cryo_linear_ramp(double a, double b, int64_t t, int64_t total);
 
 /* ---- weights -------------------------------------------------------------------------- */
 /* Config of a weights file (its "config" metadata). CRYO_E_FORMAT naming the file if absent
@@ -101,6 +106,9 @@ struct cryo_trainer {
     int64_t step;              /* completed steps */
     uint64_t rng;
     float *m, *v, *ema;        /* nparams floats each (ema NULL when off); owned */
+    const uint8_t *frozen;     /* NULL, or one byte per parameter-table entry: 1 = frozen
+                                * (no gradient in the norm, no AdamW update, moments kept);
+                                * borrowed, set by the caller between steps */
     double last_loss, last_norm, last_lr;
 };
 
@@ -113,6 +121,10 @@ int cryo_trainer_step(struct cryo_trainer *t, const float *input, const float *t
                       struct cryo_error *err);
 /* Full training state (weights, moments, EMA, step, RNG, config), atomically. */
 int cryo_trainer_save(struct cryo_trainer *t, const char *path, struct cryo_error *err);
+/* The same with extra metadata entries first (a tool's provenance; the trainer's own keys
+ * win on a clash). */
+int cryo_trainer_save_meta(struct cryo_trainer *t, const char *path, const struct cryo_meta *extra,
+                           struct cryo_error *err);
 /* Restore what _save wrote into a trainer built for the same config. */
 int cryo_trainer_load(struct cryo_trainer *t, const struct cryo_safetensors *st, struct cryo_error *err);
 
