@@ -1073,6 +1073,12 @@ static int cmd_train(struct run_cfg *c)
     float *tgt = c->finetune ? cryo_alloc_big((size_t)c->batch * nv * sizeof(float), &err) : NULL;
     if (!xin || (c->finetune && !tgt))
         cli_die(&cli, &err);
+    if (valpath && t.step == 0) { /* the baseline the fine-tuning is measured against */
+        struct val_result v0;
+        validate(&val, t.model, c, &v0);
+        fprintf(log, "0\t-\t-\t-\t-\t%.9g\t-\t-\t-\t%.4g\t%.4f\t-\t-\n", v0.loss, v0.fsc, v0.cc);
+        fflush(log);
+    }
     double t0 = now_s();
     int64_t start = t.step, collapsed_since = -1;
     int failed = 0;
