@@ -4,11 +4,13 @@
  * cryolvm(7) and cryolvm-stage(7) are the overview. */
 #ifndef CRYOLVM_H
 #define CRYOLVM_H
+#include "cryolvm/cuberot.h"
 #include "cryolvm/degrade.h"
 #include "cryolvm/error.h"
 #include "cryolvm/fft.h"
 #include "cryolvm/fsc.h"
 #include "cryolvm/hist.h"
+#include "cryolvm/loader.h"
 #include "cryolvm/mapmodel.h"
 #include "cryolvm/mem.h"
 #include "cryolvm/model.h"
