@@ -38,6 +38,7 @@
 #include "cryolvm/fsc.h"
 #include "cryolvm/hist.h"
 #include "cryolvm/jepa_mask.h"
+#include "cryolvm/loader.h"
 #include "cryolvm/mapmodel.h"
 #include "cryolvm/mem.h"
 #include "cryolvm/nn_backend.h"
@@ -86,7 +87,13 @@ static const struct cryo_option options[] = {
     {"device", 0, CRYO_OPT_CHOICE, "DEV", "auto", "device to train on", "cpu|cuda|auto"},
     {"export-dtype", 0, CRYO_OPT_CHOICE, "T", "f32", "export: weight precision", "f32|f16"},
     {"show-mask", 0, CRYO_OPT_STRING, "FILE.png", NULL, "draw one mask of these options as slices and exit", NULL},
-    {"size", 0, CRYO_OPT_INT, "N", "48", "--show-mask: crop edge in voxels", NULL},
+    {"size", 0, CRYO_OPT_INT, "N", NULL, "inputs are maps: random crops of N^3 voxels from them (the loader); --show-mask: crop edge (48)", NULL},
+    {"pairs", 0, CRYO_OPT_STRING, "LIST", NULL, "fine-tuning: file of \"input target\" map paths, one pair per line (the loader)", NULL},
+    {"cache", 0, CRYO_OPT_STRING, "DIR", NULL, "loader: keep prepared maps here across runs (default: a private temporary folder)", NULL},
+    {"min-density", 0, CRYO_OPT_DOUBLE, "X", "0", "loader: redraw crops whose mean density is below X", NULL},
+    {"no-rotate", 0, CRYO_OPT_FLAG, NULL, NULL, "loader: no random cube rotations of the crops", NULL},
+    {"flip", 0, CRYO_OPT_FLAG, NULL, NULL, "loader: also mirror crops with probability 1/2", NULL},
+    {"prefetch", 0, CRYO_OPT_INT, "N", "8", "loader: crops prepared ahead by a background thread", NULL},
     {NULL, 0, CRYO_OPT_END, NULL, NULL, NULL, NULL}};
 
 static const struct cryo_tool tool = {
@@ -357,19 +364,139 @@ static const char *config_diff(const char *a, const char *b, char *va, char *vb,
 /* ---- corpus (stdin mode: prepared crops, every frame of every input) -------------------- */
 
 struct corpus {
-    size_t n, vox;         /* crops, voxels per channel */
+    size_t n, vox;         /* crops (maps with the loader), voxels per channel */
     int channels, d, h, w;
-    float **crop;          /* n entries, channel-major (C × Z × Y × X) */
+    float **crop;          /* stdin mode: n entries, channel-major (C × Z × Y × X) */
+    struct cryo_loader *loader; /* map mode: random crops of the maps */
+    float *lbuf;           /* loader batch, NDHWC */
     uint64_t hash;
     char names[512];
 };
 
 static void corpus_free(struct corpus *c)
 {
-    for (size_t i = 0; i < c->n; i++)
+    for (size_t i = 0; c->crop && i < c->n; i++)
         free(c->crop[i]);
     free(c->crop);
+    cryo_loader_free(c->loader);
+    cryo_free_big(c->lbuf);
     memset(c, 0, sizeof *c);
+}
+
+/* --pairs LIST: "input target" per line ('#' comments, blank lines skipped), paths relative
+ * to the list's folder; *paths gets input, target, input, target, ... */
+static void read_pairs(const char *list, char ***paths, size_t *n)
+{
+    FILE *f = fopen(list, "r");
+    if (!f)
+        die("%s: cannot read: %s", list, strerror(errno));
+    char line[8192], base[4096];
+    snprintf(base, sizeof base, "%s", list);
+    char *slash = strrchr(base, '/');
+    if (slash)
+        slash[1] = 0;
+    else
+        base[0] = 0;
+    size_t cap = 0, lineno = 0;
+    *paths = NULL;
+    *n = 0;
+    while (fgets(line, sizeof line, f)) {
+        lineno++;
+        char *hash = strchr(line, '#');
+        if (hash)
+            *hash = 0;
+        char *save, *tok[3];
+        tok[0] = strtok_r(line, " \t\r\n", &save);
+        if (!tok[0])
+            continue;
+        tok[1] = strtok_r(NULL, " \t\r\n", &save);
+        tok[2] = strtok_r(NULL, " \t\r\n", &save);
+        if (!tok[1] || tok[2])
+            die("%s: line %zu: needs two paths, \"input target\"", list, lineno);
+        for (int k = 0; k < 2; k++) {
+            if (*n == cap) {
+                cap = cap ? 2 * cap : 16;
+                char **np = realloc(*paths, cap * sizeof *np);
+                if (!np)
+                    die("out of memory");
+                *paths = np;
+            }
+            size_t len = strlen(base) + strlen(tok[k]) + 1;
+            char *pth = malloc(len);
+            if (!pth)
+                die("out of memory");
+            snprintf(pth, len, "%s%s", tok[k][0] == '/' ? "" : base, tok[k]);
+            (*paths)[(*n)++] = pth;
+        }
+    }
+    fclose(f);
+    if (*n == 0)
+        die("%s: empty corpus: no pairs listed", list);
+}
+
+/* Map mode: the loader over map files (or --pairs LIST), crops of size³. */
+static void corpus_open_maps(struct corpus *c, const char *const *paths, int np, const char *pairs, int channels,
+                             long size, long batch, double apix, int q)
+{
+    struct cryo_error err = {0};
+    struct cryo_loader_opts o;
+    memset(c, 0, sizeof *c);
+    cryo_loader_opts_default(&o);
+    if (size < q || size % q || size % 8 || size > 512)
+        cli_usage_error(&tool, "--size must be a multiple of 8 and of %d, at most 512", q);
+    long prefetch = cryo_args_int(cli.args, "prefetch");
+    double mind = cryo_args_double(cli.args, "min-density");
+    if (prefetch < 0 || prefetch > 4096 || !(mind >= 0))
+        cli_usage_error(&tool, "--prefetch 0..4096, --min-density >= 0");
+    o.size = (int)size;
+    o.channels = channels;
+    o.min_density = mind;
+    o.rotate = !cryo_args_flag(cli.args, "no-rotate");
+    o.flip = cryo_args_flag(cli.args, "flip");
+    o.apix = apix;
+    o.cache_dir = cryo_args_string(cli.args, "cache");
+    o.prefetch = (int)(prefetch > 0 && prefetch < batch ? batch : prefetch);
+    o.seed = cryo_args_int(cli.args, "seed");
+    int rc;
+    char **list = NULL;
+    size_t nl = 0;
+    if (pairs) {
+        if (channels != 2)
+            cli_usage_error(&tool, "--pairs is for fine-tuning (--task)");
+        if (np != 1 || strcmp(paths[0], "-") != 0)
+            cli_usage_error(&tool, "--pairs LIST takes the maps from the list, not from arguments");
+        read_pairs(pairs, &list, &nl);
+        rc = cryo_loader_open_pairs(&c->loader, (const char *const *)list, nl / 2, &o, &err);
+    } else {
+        for (int i = 0; i < np; i++)
+            if (strcmp(paths[i], "-") == 0)
+                cli_usage_error(&tool, "--size: the inputs are map files (standard input holds prepared crops: drop --size)");
+        rc = cryo_loader_open(&c->loader, paths, (size_t)np, &o, &err);
+    }
+    if (rc < 0)
+        cli_die(&cli, &err);
+    c->n = cryo_loader_maps(c->loader);
+    if (c->n == 0)
+        die("empty corpus: no maps to train on");
+    c->channels = channels;
+    c->d = c->h = c->w = (int)size;
+    c->vox = (size_t)size * (size_t)size * (size_t)size;
+    if (!(c->lbuf = cryo_alloc_big((size_t)batch * c->vox * (size_t)channels * sizeof(float), &err)))
+        cli_die(&cli, &err);
+    /* identity of the corpus and of every option that changes the crops */
+    c->hash = 0xcbf29ce484222325ULL;
+    for (size_t i = 0; i < c->n; i++)
+        for (const char *p = cryo_loader_map_name(c->loader, i); p && *p; p++)
+            c->hash = (c->hash ^ (unsigned char)*p) * 0x100000001b3ULL;
+    char opt[256];
+    snprintf(opt, sizeof opt, "|%d|%.17g|%d|%d|%.17g|%d", o.size, o.min_density, o.rotate, o.flip, o.apix, o.normalize);
+    for (const char *p = opt; *p; p++)
+        c->hash = (c->hash ^ (unsigned char)*p) * 0x100000001b3ULL;
+    snprintf(c->names, sizeof c->names, "%s%s (%zu map%s)", pairs ? "pairs " : "", pairs ? pairs : paths[0], c->n,
+             c->n == 1 ? "" : "s");
+    for (size_t i = 0; i < nl; i++)
+        free(list[i]);
+    free(list);
 }
 
 static void corpus_read(struct corpus *c, const char *const *paths, int np, int channels, double apix, int q)
@@ -604,7 +731,7 @@ static int is_encoder(const char *name)
 
 static int cmd_show_mask(const struct run_cfg *c, const char *png)
 {
-    long size = cryo_args_int(cli.args, "size");
+    long size = cryo_args_has(cli.args, "size") ? cryo_args_int(cli.args, "size") : 48;
     int q = 1 << c->net.levels;
     if (size < q || size % q || size > 1024)
         cli_usage_error(&tool, "--size must be a multiple of %d (<= 1024)", q);
@@ -938,7 +1065,17 @@ static int trainer_step(struct trainer *t, const struct corpus *data, float *xin
 {
     const struct run_cfg *c = t->c;
     size_t nv = data->vox;
-    for (long i = 0; i < c->batch; i++) {
+    if (data->loader) { /* crops k·B … k·B+B−1 of the loader, channel fastest */
+        uint64_t k0 = (uint64_t)t->step * (uint64_t)c->batch;
+        CRYO_TRY(cryo_loader_batch(data->loader, k0, (int)c->batch, data->lbuf, err));
+        size_t C = (size_t)data->channels;
+        for (size_t i = 0; i < (size_t)c->batch * nv; i++) {
+            xin[i] = data->lbuf[i * C];
+            if (c->finetune)
+                tgt[i] = data->lbuf[i * C + 1];
+        }
+    }
+    for (long i = 0; !data->loader && i < c->batch; i++) {
         uint64_t k = (uint64_t)t->step * (uint64_t)c->batch + (uint64_t)i;
         size_t idx = corpus_pick(data, c->seed, k);
         corpus_channel(data, idx, 0, xin + (size_t)i * nv);
@@ -989,7 +1126,12 @@ static int cmd_train(struct run_cfg *c)
     int q = 1 << c->net.levels;
     /* data first: every refusal before the run directory is touched */
     struct corpus data;
-    corpus_read(&data, cli.inputs, cli.n_inputs, c->finetune ? 2 : 1, c->apix, q);
+    const char *pairs = cryo_args_string(cli.args, "pairs");
+    if (cryo_args_has(cli.args, "size") || pairs)
+        corpus_open_maps(&data, cli.inputs, cli.n_inputs, pairs, c->finetune ? 2 : 1,
+                         cryo_args_has(cli.args, "size") ? cryo_args_int(cli.args, "size") : 48, c->batch, c->apix, q);
+    else
+        corpus_read(&data, cli.inputs, cli.n_inputs, c->finetune ? 2 : 1, c->apix, q);
     struct validator val = {0};
     const char *valpath = cryo_args_string(cli.args, "val");
     if (valpath) {
