@@ -744,6 +744,39 @@ static int cmd_show_mask(const struct run_cfg *c, const char *png)
         die("out of memory");
     if (cryo_jepa_mask_draw(m, b, 1, g, g, g, &c->jo.mask, c->seed, 0, 0, &err) < 0)
         cli_die(&cli, &err);
+    size_t len = strlen(png);
+    if (strcmp(png, "-") == 0 || (len > 4 && strcmp(png + len - 4, ".txt") == 0)) {
+        /* text: one panel per z slice, '.' context, 1..9 the target block (the last drawn wins) */
+        FILE *f = strcmp(png, "-") == 0 ? stdout : fopen(png, "w");
+        if (!f)
+            die("%s: cannot write: %s", png, strerror(errno));
+        int per = g <= 8 ? 4 : 2;
+        for (int z0 = 0; z0 < g; z0 += per) {
+            for (int z = z0; z < z0 + per && z < g; z++)
+                fprintf(f, "z = %-*d", 2 * g - 1, z);
+            fputc('\n', f);
+            for (int y = 0; y < g; y++) {
+                for (int z = z0; z < z0 + per && z < g; z++) {
+                    for (int x = 0; x < g; x++) {
+                        int who = -1;
+                        for (int k = 0; k < c->jo.mask.targets; k++)
+                            if (z >= b[k].z0 && z < b[k].z0 + b[k].d && y >= b[k].y0 && y < b[k].y0 + b[k].h &&
+                                x >= b[k].x0 && x < b[k].x0 + b[k].w)
+                                who = k;
+                        fprintf(f, "%c ", who < 0 ? '.' : who < 9 ? '1' + who : '+');
+                    }
+                    fputs("   ", f);
+                }
+                fputc('\n', f);
+            }
+            fputc('\n', f);
+        }
+        if (f != stdout && fclose(f) != 0)
+            die("%s: cannot write", png);
+        free(m);
+        free(b);
+        return 0;
+    }
     /* one panel per z slice of the token grid; cells coloured by the target block that covers
      * them (the last drawn wins), context grey */
     static const double col[6][3] = {{0.85, 0.33, 0.1}, {0.0, 0.45, 0.7}, {0.0, 0.62, 0.45},

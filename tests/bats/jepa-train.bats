@@ -218,3 +218,9 @@ PY
   run jepa-train $NET --task superres --from-scratch --pairs "$TMP/bad.txt" --size 16 --steps 1 --out "$TMP/ft2"
   [ "$status" -eq 1 ] && assert_one_error_line && [[ "$output" == *"line 1: needs two paths"* ]]
 }
+
+@test "the man page's mask picture is the tool's own --show-mask output" {
+  page="$BATS_TEST_DIRNAME/../../man/man1/jepa-train.1"
+  diff <(jepa-train --show-mask - --size 48 --seed 2 | sed 's/ *$//') \
+       <(sed -n '/^\.EX$/,/^\.EE$/p' "$page" | sed -n '2,/^\.EE$/p' | sed '$d' | sed 's/^\\&//; s/ *$//')
+}
