@@ -228,6 +228,8 @@ int cryo_trainer_step(struct cryo_trainer *t, const float *input, const float *t
     size_t np = cryo_scunet_num_params(m), n;
     float *p = cryo_scunet_param_data(m), *g = cryo_scunet_grad_data(m);
     const struct cryo_nn_param *tab = cryo_scunet_params(m, &n);
+    if (t->reduce.fn)
+        CRYO_TRY(t->reduce.fn(t->reduce.user, &g, &np, 1, &loss, (double)nout, err));
     if (t->frozen) /* a frozen tensor contributes nothing: as requires_grad = False */
         for (size_t i = 0; i < n; i++)
             if (t->frozen[i])

@@ -335,6 +335,11 @@ int cryo_jepa_trainer_step(struct cryo_jepa_trainer *t, const float *input, stru
     /* clip on the joint norm, AdamW, EMA into the target branch */
     size_t ne = cryo_scunet_num_params(t->enc), np = cryo_jepa_num_params(t->pred);
     float *ge = cryo_scunet_grad_data(t->enc), *gp = cryo_jepa_grad_data(t->pred);
+    if (t->reduce.fn) {
+        float *const g2[2] = {ge, gp};
+        const size_t n2[2] = {ne, np};
+        CRYO_TRY(t->reduce.fn(t->reduce.user, g2, n2, 2, &t->last_loss, (double)(nmask * W), err));
+    }
     double n1 = cryo_clip_grad_norm(ge, ne, 0), n2 = cryo_clip_grad_norm(gp, np, 0);
     double gn = sqrt(n1 * n1 + n2 * n2);
     if (!isfinite(gn))

@@ -10,6 +10,7 @@
 #include "cryolvm/nn_train.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -217,6 +218,126 @@ TEST(smooth_l1_jepa_loss_gradient_and_schedules_in_the_step)
     cryo_jepa_trainer_free(t);
 }
 
+/* ---- data parallelism: two "ranks" as threads, the reducer doing an all-reduce by hand ---- */
+
+struct fake_world {
+    pthread_barrier_t bar;
+    float *slot[2][2];   /* rank × grad array: count-weighted gradients */
+    size_t n[2];
+    double loss[2], count[2];
+};
+
+struct fake_rank {
+    struct fake_world *w;
+    int rank;
+};
+
+static int fake_allreduce(void *user, float *const *grad, const size_t *n, int ngrad, double *loss, double count,
+                          struct cryo_error *err)
+{
+    struct fake_rank *r = user;
+    struct fake_world *w = r->w;
+    for (int i = 0; i < ngrad; i++)
+        for (size_t k = 0; k < n[i]; k++)
+            w->slot[r->rank][i][k] = (float)(grad[i][k] * count);
+    w->loss[r->rank] = *loss * count;
+    w->count[r->rank] = count;
+    pthread_barrier_wait(&w->bar);
+    double N = w->count[0] + w->count[1];
+    for (int i = 0; i < ngrad; i++)
+        for (size_t k = 0; k < n[i]; k++)
+            grad[i][k] = (float)(((double)w->slot[0][i][k] + (double)w->slot[1][i][k]) / N);
+    *loss = (w->loss[0] + w->loss[1]) / N;
+    pthread_barrier_wait(&w->bar);
+    return CRYO_OK;
+}
+
+struct rank_job {
+    struct cryo_jepa_trainer *t;
+    const float *x;
+    int steps, ok;
+};
+
+static void *rank_main(void *arg)
+{
+    struct rank_job *j = arg;
+    struct cryo_error e = {0};
+    j->ok = 1;
+    for (int s = 0; s < j->steps; s++)
+        j->ok &= cryo_jepa_trainer_step(j->t, j->x, &e) == 0;
+    return NULL;
+}
+
+/* Two trainers with batch 1 each (sample offsets 0 and 1) and the reducer step like one
+ * trainer with batch 2: same masks, same loss, same weights to float rounding. */
+TEST(two_ranks_equal_one_process)
+{
+    struct cryo_scunet_config c;
+    struct cryo_jepa_config jc;
+    small(&c, &jc);
+    struct cryo_jepa_train_opts o;
+    cryo_jepa_train_opts_default(&o);
+    o.sched.total = 6;
+    struct cryo_error e = {0};
+    const int D = 16, steps = 4;
+    size_t nv = (size_t)D * D * D;
+    float *x = malloc(2 * nv * sizeof *x);
+    uint64_t r = 17;
+    for (size_t i = 0; i < 2 * nv; i++)
+        x[i] = (float)(0.5 + 0.5 * tu_rand(&r));
+    struct cryo_nn_ctx *cx[2] = {NULL, NULL};
+    struct cryo_jepa_trainer *one = NULL, *rk[2] = {NULL, NULL};
+    CHECK(cryo_jepa_trainer_create(&one, &c, &jc, &o, ctx, 2, D, D, D, 7, &e) == 0);
+    struct fake_world w;
+    memset(&w, 0, sizeof w);
+    struct fake_rank fr[2] = {{&w, 0}, {&w, 1}};
+    pthread_barrier_init(&w.bar, NULL, 2);
+    for (int k = 0; k < 2; k++) {
+        CHECK(cryo_nn_ctx_create(&cx[k], CRYO_NN_DEVICE_CPU, 1, &e) == 0);
+        CHECK(cryo_jepa_trainer_create(&rk[k], &c, &jc, &o, cx[k], 1, D, D, D, 7, &e) == 0);
+        if (!rk[k])
+            goto out;
+        rk[k]->sample_offset = (uint64_t)k;
+        rk[k]->reduce = (struct cryo_grad_reducer){fake_allreduce, &fr[k]};
+        size_t ne = cryo_scunet_num_params(rk[k]->enc), np = cryo_jepa_num_params(rk[k]->pred);
+        w.slot[k][0] = malloc(ne * sizeof(float));
+        w.slot[k][1] = malloc(np * sizeof(float));
+    }
+    if (!one)
+        goto out;
+    for (int s = 0; s < steps; s++)
+        CHECK(cryo_jepa_trainer_step(one, x, &e) == 0);
+    struct rank_job jb[2] = {{rk[0], x, steps, 0}, {rk[1], x + nv, steps, 0}};
+    pthread_t th[2];
+    for (int k = 0; k < 2; k++)
+        pthread_create(&th[k], NULL, rank_main, &jb[k]);
+    for (int k = 0; k < 2; k++)
+        pthread_join(th[k], NULL);
+    CHECK(jb[0].ok && jb[1].ok);
+    size_t ne = cryo_scunet_num_params(one->enc), np = cryo_jepa_num_params(one->pred);
+    /* the masks of the two ranks are the two halves of the one-process mask */
+    size_t T1 = cryo_jepa_tokens(rk[0]->pred);
+    CHECK(memcmp(one->mask, rk[0]->mask, T1) == 0 && memcmp(one->mask + T1, rk[1]->mask, T1) == 0);
+    CHECK_CLOSE(rk[0]->last_loss, one->last_loss, 1e-5);
+    CHECK_CLOSE(rk[1]->last_loss, one->last_loss, 1e-5);
+    double e1 = tu_rel_err(cryo_scunet_param_data(rk[0]->enc), cryo_scunet_param_data(one->enc), ne);
+    double e2 = tu_rel_err(cryo_jepa_param_data(rk[1]->pred), cryo_jepa_param_data(one->pred), np);
+    double e3 = tu_rel_err(cryo_scunet_param_data(rk[1]->tenc), cryo_scunet_param_data(one->tenc), ne);
+    printf("2 ranks vs 1 process after %d steps: rel. err. encoder %.2g, predictor %.2g, EMA %.2g\n", steps, e1, e2, e3);
+    CHECK(e1 < 1e-5 && e2 < 1e-5 && e3 < 1e-5);
+    CHECK(memcmp(cryo_scunet_param_data(rk[0]->enc), cryo_scunet_param_data(rk[1]->enc), ne * sizeof(float)) == 0);
+out:
+    for (int k = 0; k < 2; k++) {
+        cryo_jepa_trainer_free(rk[k]);
+        cryo_nn_ctx_free(cx[k]);
+        free(w.slot[k][0]);
+        free(w.slot[k][1]);
+    }
+    pthread_barrier_destroy(&w.bar);
+    cryo_jepa_trainer_free(one);
+    free(x);
+}
+
 int main(void)
 {
     struct cryo_error e = {0};
@@ -224,7 +345,8 @@ int main(void)
         fprintf(stderr, "test_jepa: %s\n", e.msg);
         return 1;
     }
-    int rc = RUN_TESTS(mask_statistics, schedules, smooth_l1_jepa_loss_gradient_and_schedules_in_the_step);
+    int rc = RUN_TESTS(mask_statistics, schedules, smooth_l1_jepa_loss_gradient_and_schedules_in_the_step,
+                       two_ranks_equal_one_process);
     cryo_nn_ctx_free(ctx);
     return rc;
 }

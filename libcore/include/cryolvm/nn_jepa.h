@@ -148,6 +148,7 @@ struct cryo_jepa_trainer {
     uint64_t rng;
     uint64_t sample_offset;         /* global index of this trainer's first sample in a batch
                                      * (data-parallel ranks; 0 alone) */
+    struct cryo_grad_reducer reduce;/* data parallelism (nn_train.h); zero = off */
     float *m, *v;                   /* AdamW moments: encoder params, then predictor params */
     float *xin, *xmask, *dout;      /* host scratch */
     float *gp, *gt, *gg;            /* host scratch: gathered predictions, targets, gradient */

@@ -84,6 +84,19 @@ int cryo_scunet_load(struct cryo_scunet *m, const struct cryo_safetensors *st, s
 /* Write the weights (and nothing else) atomically. */
 int cryo_scunet_save(struct cryo_scunet *m, const char *path, struct cryo_error *err);
 
+/* ---- data parallelism ------------------------------------------------------------------ */
+/* Called by a trainer step after backward, before clipping: grad[i] (n[i] floats, i < ngrad)
+ * hold the gradient of this process's mean loss *loss over its `count` terms. The reducer
+ * makes them the gradient and loss of the mean over every process's terms, in place, e.g.
+ * g ← Σ_r count_r·g_r / Σ_r count_r with MPI_Allreduce (so K processes with batch B/K step
+ * like one with batch B). Not set (fn NULL): single process. The mean-of-terms identity holds
+ * for MSE, Smooth-L1 and the JEPA/MAE losses; HistKL's histograms stay per process. */
+struct cryo_grad_reducer {
+    int (*fn)(void *user, float *const *grad, const size_t *n, int ngrad, double *loss, double count,
+              struct cryo_error *err);
+    void *user;
+};
+
 /* ---- trainer -------------------------------------------------------------------------- */
 enum cryo_loss_kind { CRYO_LOSS_MSE = 0, CRYO_LOSS_SMOOTH_L1, CRYO_LOSS_COMBINED };
 
@@ -109,6 +122,7 @@ struct cryo_trainer {
     const uint8_t *frozen;     /* NULL, or one byte per parameter-table entry: 1 = frozen
                                 * (no gradient in the norm, no AdamW update, moments kept);
                                 * borrowed, set by the caller between steps */
+    struct cryo_grad_reducer reduce; /* data parallelism; zero = off */
     double last_loss, last_norm, last_lr;
 };
 
