@@ -97,11 +97,65 @@ static const struct cryo_option options[] = {
     {NULL, 0, CRYO_OPT_END, NULL, NULL, NULL, NULL}};
 
 static const struct cryo_tool tool = {
-    "jepa-train", "pre-train (JEPA, MAE) or fine-tune the CryoLVM SCUNet-3D on crops of density maps",
-    "[OPTIONS] --out DIR [CROPS...] | export CHECKPOINT -o W.safetensors", options, 0, -1, 0};
+    "jepa-train",
+#ifdef CRYO_HAVE_MPI
+    "pre-train (JEPA, MAE) or fine-tune the CryoLVM SCUNet-3D on crops of density maps (MPI data-parallel build)",
+#else
+    "pre-train (JEPA, MAE) or fine-tune the CryoLVM SCUNet-3D on crops of density maps",
+#endif
+    "[OPTIONS] --out DIR [CROPS...|MAPS...] | export CHECKPOINT --out W.safetensors", options, 0, -1, 0};
 
 static struct cryo_cli cli;
 static volatile sig_atomic_t stop_signal;
+static int mpi_rank = 0, mpi_size = 1; /* data-parallel ranks (MPI=1 builds under mpirun) */
+
+#ifdef CRYO_HAVE_MPI
+#include <limits.h>
+#include <mpi.h>
+
+/* The gradient reducer (nn_train.h) over MPI: count-weighted sums of gradients and loss. */
+static int mpi_reduce(void *user, float *const *grad, const size_t *n, int ngrad, double *loss, double count,
+                      struct cryo_error *err)
+{
+    (void)user;
+    double v[2] = {*loss * count, count};
+    if (MPI_Allreduce(MPI_IN_PLACE, v, 2, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD) != MPI_SUCCESS)
+        return cryo_fail(err, CRYO_E_IO, "MPI_Allreduce failed");
+    float up = (float)count, down = (float)(1.0 / v[1]);
+    for (int i = 0; i < ngrad; i++) {
+        for (size_t k = 0; k < n[i]; k++)
+            grad[i][k] *= up;
+        for (size_t off = 0; off < n[i]; off += INT_MAX / 2) {
+            size_t len = n[i] - off < INT_MAX / 2 ? n[i] - off : INT_MAX / 2;
+            if (MPI_Allreduce(MPI_IN_PLACE, grad[i] + off, (int)len, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD) != MPI_SUCCESS)
+                return cryo_fail(err, CRYO_E_IO, "MPI_Allreduce failed");
+        }
+        for (size_t k = 0; k < n[i]; k++)
+            grad[i][k] *= down;
+    }
+    *loss = v[0] / v[1];
+    return CRYO_OK;
+}
+#endif
+
+/* Every rank agrees to stop when any got a signal (ranks must leave the loop together). */
+static int stop_agreed(void)
+{
+    int s = stop_signal != 0;
+#ifdef CRYO_HAVE_MPI
+    if (mpi_size > 1)
+        MPI_Allreduce(MPI_IN_PLACE, &s, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+#endif
+    return s;
+}
+
+static void barrier(void)
+{
+#ifdef CRYO_HAVE_MPI
+    if (mpi_size > 1)
+        MPI_Barrier(MPI_COMM_WORLD);
+#endif
+}
 
 static void on_signal(int sig) { stop_signal = sig; }
 
@@ -1058,11 +1112,16 @@ static void trainer_create(struct trainer *t, struct run_cfg *c, const struct co
         die("--device cuda: training on CUDA arrives with the CUDA issue; use --device cpu");
     if (cryo_nn_ctx_create(&t->ctx, CRYO_NN_DEVICE_CPU, cli.threads, &err) < 0)
         cli_die(&cli, &err);
-    int B = (int)c->batch;
+    int B = (int)(c->batch / mpi_size); /* this rank's share of the global batch */
     if (!c->finetune) {
         if (cryo_jepa_trainer_create(&t->jt, &c->net, &c->pred, &c->jo, t->ctx, B, data->d, data->h, data->w,
                                      c->seed, &err) < 0)
             cli_die(&cli, &err);
+        t->jt->sample_offset = (uint64_t)mpi_rank * (uint64_t)B;
+#ifdef CRYO_HAVE_MPI
+        if (mpi_size > 1)
+            t->jt->reduce = (struct cryo_grad_reducer){mpi_reduce, NULL};
+#endif
         return;
     }
     if (cryo_scunet_create(&t->model, &c->net, t->ctx, B, data->d, data->h, data->w, 1, &err) < 0 ||
@@ -1072,6 +1131,10 @@ static void trainer_create(struct trainer *t, struct run_cfg *c, const struct co
         load_encoder(t->model, c->init, c->init_from);
     if (cryo_trainer_create(&t->st, t->model, &c->so, &err) < 0)
         cli_die(&cli, &err);
+#ifdef CRYO_HAVE_MPI
+    if (mpi_size > 1)
+        t->st->reduce = (struct cryo_grad_reducer){mpi_reduce, NULL};
+#endif
     size_t n;
     const struct cryo_nn_param *tab = cryo_scunet_params(t->model, &n);
     if (!(t->frozen = calloc(n, 1)))
@@ -1098,18 +1161,19 @@ static int trainer_step(struct trainer *t, const struct corpus *data, float *xin
 {
     const struct run_cfg *c = t->c;
     size_t nv = data->vox;
-    if (data->loader) { /* crops k·B … k·B+B−1 of the loader, channel fastest */
-        uint64_t k0 = (uint64_t)t->step * (uint64_t)c->batch;
-        CRYO_TRY(cryo_loader_batch(data->loader, k0, (int)c->batch, data->lbuf, err));
+    long nb = c->batch / mpi_size; /* this rank's crops: k·B + rank·nb … */
+    uint64_t k0 = (uint64_t)t->step * (uint64_t)c->batch + (uint64_t)mpi_rank * (uint64_t)nb;
+    if (data->loader) { /* channel fastest */
+        CRYO_TRY(cryo_loader_batch(data->loader, k0, (int)nb, data->lbuf, err));
         size_t C = (size_t)data->channels;
-        for (size_t i = 0; i < (size_t)c->batch * nv; i++) {
+        for (size_t i = 0; i < (size_t)nb * nv; i++) {
             xin[i] = data->lbuf[i * C];
             if (c->finetune)
                 tgt[i] = data->lbuf[i * C + 1];
         }
     }
-    for (long i = 0; !data->loader && i < c->batch; i++) {
-        uint64_t k = (uint64_t)t->step * (uint64_t)c->batch + (uint64_t)i;
+    for (long i = 0; !data->loader && i < nb; i++) {
+        uint64_t k = k0 + (uint64_t)i;
         size_t idx = corpus_pick(data, c->seed, k);
         corpus_channel(data, idx, 0, xin + (size_t)i * nv);
         if (c->finetune)
@@ -1157,6 +1221,12 @@ static int cmd_train(struct run_cfg *c)
     snprintf(dir, sizeof dir, "%s", out);
     int resume = cryo_args_flag(cli.args, "resume");
     int q = 1 << c->net.levels;
+    if (c->batch % mpi_size)
+        die("--batch %ld is the global batch: it must be a multiple of the %d ranks", c->batch, mpi_size);
+    if (mpi_size > 1)
+        for (int i = 0; i < cli.n_inputs; i++)
+            if (strcmp(cli.inputs[i], "-") == 0)
+                die("standard input goes to rank 0 only: under mpirun give the crops or maps as files");
     /* data first: every refusal before the run directory is touched */
     struct corpus data;
     const char *pairs = cryo_args_string(cli.args, "pairs");
@@ -1214,7 +1284,8 @@ static int cmd_train(struct run_cfg *c)
         if (bv)
             rm.best_val = strtod(bv, NULL);
     }
-    if (!have_dir && mkdir(dir, 0777) != 0)
+    barrier(); /* every rank has checked DIR before rank 0 writes into it */
+    if (mpi_rank == 0 && !have_dir && mkdir(dir, 0777) != 0)
         die("%s: cannot create: %s", dir, strerror(errno));
 
     struct trainer t;
@@ -1225,11 +1296,12 @@ static int cmd_train(struct run_cfg *c)
             cli_die(&cli, &err);
         t.step = t.jt ? t.jt->step : t.st->step;
         cryo_safetensors_free(ck);
-        truncate_log(logp, t.step);
+        if (mpi_rank == 0)
+            truncate_log(logp, t.step);
     }
     if (valpath && cryo_scunet_create(&val.model, &c->net, t.ctx, 1, val.set.d, val.set.h, val.set.w, 0, &err) < 0)
         cli_die(&cli, &err);
-    FILE *log = fopen(logp, "a");
+    FILE *log = fopen(mpi_rank == 0 ? logp : "/dev/null", "a"); /* only rank 0 writes */
     if (!log)
         die("%s: cannot open: %s", logp, strerror(errno));
     if (ftell(log) == 0)
@@ -1244,11 +1316,12 @@ static int cmd_train(struct run_cfg *c)
     sigaction(SIGTERM, &sa, NULL);
 
     size_t nv = data.vox;
-    float *xin = cryo_alloc_big((size_t)c->batch * nv * sizeof(float), &err);
-    float *tgt = c->finetune ? cryo_alloc_big((size_t)c->batch * nv * sizeof(float), &err) : NULL;
+    size_t nb = (size_t)(c->batch / mpi_size);
+    float *xin = cryo_alloc_big(nb * nv * sizeof(float), &err);
+    float *tgt = c->finetune ? cryo_alloc_big(nb * nv * sizeof(float), &err) : NULL;
     if (!xin || (c->finetune && !tgt))
         cli_die(&cli, &err);
-    if (valpath && t.step == 0) { /* the baseline the fine-tuning is measured against */
+    if (valpath && mpi_rank == 0 && t.step == 0) { /* the baseline the fine-tuning is measured against */
         struct val_result v0;
         validate(&val, t.model, c, &v0);
         fprintf(log, "0\t-\t-\t-\t-\t%.9g\t-\t-\t-\t%.4g\t%.4f\t-\t-\n", v0.loss, v0.fsc, v0.cc);
@@ -1257,7 +1330,9 @@ static int cmd_train(struct run_cfg *c)
     double t0 = now_s();
     int64_t start = t.step, collapsed_since = -1;
     int failed = 0;
-    while (t.step < c->steps && !stop_signal) {
+    int stop = 0;
+    int64_t saved = -1;
+    while (t.step < c->steps && !(stop = stop_agreed())) {
         struct step_stats s = {0};
         double ts = now_s();
         if (trainer_step(&t, &data, xin, tgt, &s, &err) < 0) {
@@ -1267,6 +1342,10 @@ static int cmd_train(struct run_cfg *c)
                     dir, t.step + 1, err.msg, file_exists(last) ? ": " : " (none written yet)",
                     file_exists(last) ? last : "");
             failed = 1;
+#ifdef CRYO_HAVE_MPI
+            if (mpi_size > 1) /* the other ranks wait in the all-reduce */
+                MPI_Abort(MPI_COMM_WORLD, 1);
+#endif
             break;
         }
         double dt = now_s() - ts;
@@ -1278,8 +1357,8 @@ static int cmd_train(struct run_cfg *c)
         } else {
             collapsed_since = -1;
         }
-        int save = t.step % c->save_every == 0 || t.step == c->steps || stop_signal;
-        int do_val = valpath && (t.step % c->val_every == 0 || t.step == c->steps);
+        int save = mpi_rank == 0 && (t.step % c->save_every == 0 || t.step == c->steps);
+        int do_val = valpath && mpi_rank == 0 && (t.step % c->val_every == 0 || t.step == c->steps);
         struct val_result vr = {0};
         if (do_val) {
             validate(&val, t.model, c, &vr);
@@ -1316,9 +1395,12 @@ static int cmd_train(struct run_cfg *c)
             }
             if (trainer_save(&t, last, &rm, &err) < 0)
                 cli_die(&cli, &err);
+            saved = t.step;
         }
         progress(t.step, c->steps, now_s() - t0, t.step - start, s.loss);
     }
+    if (stop && mpi_rank == 0 && saved != t.step && t.step > 0 && trainer_save(&t, last, &rm, &err) < 0)
+        cli_die(&cli, &err); /* a signal: the finished step is saved */
     fclose(log);
     cryo_free_big(xin);
     cryo_free_big(tgt);
@@ -1329,11 +1411,13 @@ static int cmd_train(struct run_cfg *c)
     corpus_free(&data);
     if (failed)
         return 1;
-    if (stop_signal) {
+    if (stop && mpi_rank == 0) {
         fprintf(stderr, "jepa-train: %s: stopped by signal %d after step %" PRId64 "; checkpoint %s (--resume continues)\n",
-                dir, (int)stop_signal, at, last);
+                dir, (int)(stop_signal ? stop_signal : SIGTERM), at, last);
         return 1;
     }
+    if (stop)
+        return 1;
     if (!cli.quiet)
         fprintf(stderr, "jepa-train: %s: %" PRId64 " steps done\n", dir, at);
     return 0;
@@ -1342,6 +1426,17 @@ static int cmd_train(struct run_cfg *c)
 int main(int argc, char **argv)
 {
     cli_parse(&tool, argc, argv, &cli);
+#ifdef CRYO_HAVE_MPI
+    int have_mpi = 0;
+    if (!cryo_args_string(cli.args, "show-mask") && !(cli.n_inputs >= 1 && strcmp(cli.inputs[0], "export") == 0)) {
+        MPI_Init(&argc, &argv);
+        MPI_Comm_rank(MPI_COMM_WORLD, &mpi_rank);
+        MPI_Comm_size(MPI_COMM_WORLD, &mpi_size);
+        have_mpi = 1;
+        if (mpi_rank > 0)
+            cli.quiet = 1; /* one voice: rank 0 warns and shows progress */
+    }
+#endif
     if (cli.n_inputs >= 1 && strcmp(cli.inputs[0], "export") == 0)
         return cmd_export();
     struct run_cfg c;
@@ -1349,5 +1444,9 @@ int main(int argc, char **argv)
     const char *png = cryo_args_string(cli.args, "show-mask");
     int rc = png ? cmd_show_mask(&c, png) : cmd_train(&c);
     cli_free(&cli);
+#ifdef CRYO_HAVE_MPI
+    if (have_mpi)
+        MPI_Finalize();
+#endif
     return rc;
 }

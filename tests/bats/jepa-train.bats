@@ -224,3 +224,34 @@ PY
   diff <(jepa-train --show-mask - --size 48 --seed 2 | sed 's/ *$//' | grep .) \
        <(sed -n '/^\.EX$/,/^\.EE$/p' "$page" | sed -n '2,/^\.EE$/p' | sed '$d' | sed 's/^\\&//; s/ *$//' | grep .)
 }
+
+@test "MPI: 2 ranks with global batch B give the weights of 1 process with batch B (pre-training and MSE fine-tuning)" {
+  command -v mpirun >/dev/null || skip "mpirun not installed (Debian's openmpi-bin)"
+  jepa-train --help | grep -q "MPI data-parallel" || skip "jepa-train built without MPI (make MPI=1)"
+  mpi="mpirun --oversubscribe -np 2"
+  [ "$(id -u)" -eq 0 ] && mpi="mpirun --allow-run-as-root --oversubscribe -np 2"
+  a="$NET $PRED --steps 8 --batch 4 --save-every 8"
+  jepa-train $a --out "$TMP/one" "$BATS_FILE_TMPDIR/crops.cvol" 2>/dev/null
+  $mpi jepa-train $a --out "$TMP/two" "$BATS_FILE_TMPDIR/crops.cvol"
+  f="$NET --task wedge --from-scratch --alpha 1 --steps 8 --batch 4 --save-every 8"
+  jepa-train $f --out "$TMP/fone" "$BATS_FILE_TMPDIR/pairs.cvol" 2>/dev/null
+  $mpi jepa-train $f --out "$TMP/ftwo" "$BATS_FILE_TMPDIR/pairs.cvol"
+  "$PY" - "$TMP" <<'PY'
+import sys, json, struct, numpy as np
+def load(p):
+    b = open(p, 'rb').read(); n = struct.unpack('<Q', b[:8])[0]
+    h = json.loads(b[8:8 + n]); h.pop('__metadata__', None); d = b[8 + n:]
+    return {k: np.frombuffer(d[v['data_offsets'][0]:v['data_offsets'][1]], np.float32) for k, v in h.items()}
+for one, two in (("one", "two"), ("fone", "ftwo")):
+    a, b = load(f"{sys.argv[1]}/{one}/last.safetensors"), load(f"{sys.argv[1]}/{two}/last.safetensors")
+    assert a.keys() == b.keys()
+    w = [k for k in a if not k.startswith("optim.")]
+    x = np.concatenate([a[k] for k in w]); y = np.concatenate([b[k] for k in w])
+    err = np.linalg.norm(x - y) / np.linalg.norm(x)
+    print(f"{one} vs {two}: {len(w)} weight tensors, relative difference {err:.2g}")
+    assert err < 1e-4, err
+PY
+  # the global batch must split over the ranks; stdin is refused (it reaches rank 0 only)
+  run $mpi jepa-train $a --batch 3 --out "$TMP/bad" "$BATS_FILE_TMPDIR/crops.cvol"
+  [ "$status" -ne 0 ] && [[ "$output" == *"multiple of the 2 ranks"* ]]
+}
