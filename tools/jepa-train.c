@@ -1262,7 +1262,7 @@ static int cmd_train(struct run_cfg *c)
     if (have_run && !resume)
         die("%s: holds another run (last.safetensors / log.tsv); --resume to continue it, or choose another --out", dir);
     if (resume && !file_exists(last))
-        die("%s: nothing to resume (no last.safetensors)", dir);
+        die("%s: nothing to resume (no last.safetensors yet): remove the folder to start again", dir);
     struct cryo_safetensors *ck = NULL;
     if (resume) {
         if (cryo_safetensors_read(&ck, last, &err) < 0)
