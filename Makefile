@@ -93,6 +93,14 @@ $(LIB_SO): $(LIB_OBJ)
 	$(CC) -shared -o $@ $^ $(LDFLAGS_ALL) $(LDLIBS_ALL)
 
 # ---- tools -------------------------------------------------------------------
+# MPI=1: jepa-train built with OpenMPI (data-parallel training under mpirun/srun); optional
+# like CUDA. Switching MPI needs `make clean` (or touch tools/jepa-train.c).
+MPI ?= 0
+ifeq ($(MPI),1)
+$(BUILD)/tools/jepa-train.o: CPPFLAGS_ALL += -DCRYO_HAVE_MPI $(shell mpicc --showme:compile)
+$(BIN)/jepa-train: LDLIBS_ALL += $(shell mpicc --showme:link)
+endif
+
 TOOL_COMMON_SRC := $(wildcard tools/common/*.c)
 TOOL_COMMON_OBJ := $(TOOL_COMMON_SRC:%.c=$(BUILD)/%.o)
 TOOLS := $(notdir $(basename $(wildcard tools/*.c)))

@@ -228,6 +228,12 @@ int cryo_trainer_step(struct cryo_trainer *t, const float *input, const float *t
     size_t np = cryo_scunet_num_params(m), n;
     float *p = cryo_scunet_param_data(m), *g = cryo_scunet_grad_data(m);
     const struct cryo_nn_param *tab = cryo_scunet_params(m, &n);
+    if (t->reduce.fn)
+        CRYO_TRY(t->reduce.fn(t->reduce.user, &g, &np, 1, &loss, (double)nout, err));
+    if (t->frozen) /* a frozen tensor contributes nothing: as requires_grad = False */
+        for (size_t i = 0; i < n; i++)
+            if (t->frozen[i])
+                memset(g + tab[i].offset, 0, tab[i].count * sizeof(float));
     t->last_norm = cryo_clip_grad_norm(g, np, t->o.clip);
     if (!isfinite(t->last_norm))
         return cryo_fail(err, CRYO_E_NUMERIC, "training step %" PRId64 ": gradient is not finite",
@@ -236,6 +242,8 @@ int cryo_trainer_step(struct cryo_trainer *t, const float *input, const float *t
     double lr = cryo_lr_at(&t->o.sched, step);
     for (size_t i = 0; i < n; i++) {
         size_t o = tab[i].offset;
+        if (t->frozen && t->frozen[i])
+            continue;
         cryo_adamw_update(p + o, g + o, t->m + o, t->v + o, tab[i].count, &t->o.adamw, lr, step,
                           tab[i].decay);
     }
@@ -249,11 +257,19 @@ int cryo_trainer_step(struct cryo_trainer *t, const float *input, const float *t
 
 int cryo_trainer_save(struct cryo_trainer *t, const char *path, struct cryo_error *err)
 {
+    return cryo_trainer_save_meta(t, path, NULL, err);
+}
+
+int cryo_trainer_save_meta(struct cryo_trainer *t, const char *path, const struct cryo_meta *extra,
+                           struct cryo_error *err)
+{
     struct cryo_scunet *m = t->model;
     size_t n;
     const struct cryo_nn_param *tab = cryo_scunet_params(m, &n);
     struct cryo_safetensors *st = NULL;
     int rc = cryo_safetensors_create(&st, err);
+    for (size_t i = 0; rc == 0 && extra && i < extra->n; i++)
+        rc = cryo_meta_set(&st->meta, extra->keys[i], extra->vals[i], err);
     if (rc == 0)
         rc = set_config_meta(st, cryo_scunet_config(m), err);
     if (rc == 0)

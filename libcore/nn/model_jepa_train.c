@@ -24,7 +24,12 @@ void cryo_jepa_train_opts_default(struct cryo_jepa_train_opts *o)
     o->sched.min_lr = 1e-5;
     o->clip = 1.0;
     o->ema_decay = 0.996;
-    o->mask_ratio = 0.5;
+    o->ema_end = 1.0;
+    o->wd_end = 0.4;
+    o->loss = CRYO_JEPA_SMOOTH_L1;
+    o->beta = 1.0;
+    cryo_jepa_mask_opts_default(&o->mask);
+    o->mask_ratio = 0.75;
     o->mode = CRYO_JEPA_LATENT;
     o->seed = 1;
 }
@@ -37,7 +42,6 @@ static uint64_t sm64(uint64_t *s)
     return z ^ (z >> 31);
 }
 
-static int urange(uint64_t *s, int n) { return (int)(sm64(s) % (uint64_t)n); }
 
 void cryo_jepa_trainer_free(struct cryo_jepa_trainer *t)
 {
@@ -52,6 +56,9 @@ void cryo_jepa_trainer_free(struct cryo_jepa_trainer *t)
     cryo_free_big(t->xin);
     cryo_free_big(t->xmask);
     cryo_free_big(t->dout);
+    cryo_free_big(t->gp);
+    cryo_free_big(t->gt);
+    cryo_free_big(t->gg);
     free(t->mask);
     free(t);
 }
@@ -64,8 +71,12 @@ int cryo_jepa_trainer_create(struct cryo_jepa_trainer **out, const struct cryo_s
     *out = NULL;
     if (cryo_nn_ctx_device(ctx) != CRYO_NN_DEVICE_CPU)
         return cryo_fail(err, CRYO_E_UNSUPPORTED, "jepa trainer: only the cpu device can train for now");
-    if (!(o->mask_ratio > 0 && o->mask_ratio < 1) || !(o->ema_decay >= 0 && o->ema_decay < 1))
-        return cryo_fail(err, CRYO_E_INVALID, "jepa trainer: mask_ratio in (0,1), ema_decay in [0,1)");
+    if (!(o->mask_ratio > 0 && o->mask_ratio < 1) || !(o->ema_decay >= 0 && o->ema_decay < 1) ||
+        !(o->ema_end >= o->ema_decay && o->ema_end <= 1) || !(o->wd_end >= 0) || !(o->beta > 0))
+        return cryo_fail(err, CRYO_E_INVALID,
+                         "jepa trainer: mask_ratio in (0,1), ema_decay in [0,1), ema_end in [ema_decay,1], "
+                         "wd_end >= 0, beta > 0");
+    CRYO_TRY(cryo_jepa_mask_opts_check(&o->mask, err));
     if (jc->features != ec->width << ec->levels || jc->patch != 1 << ec->levels || jc->out_ch != ec->in_ch)
         return cryo_fail(err, CRYO_E_INVALID, "jepa trainer: predictor config does not fit the encoder");
     struct cryo_jepa_trainer *t = cryo_alloc_array(1, sizeof *t, err);
@@ -104,7 +115,9 @@ int cryo_jepa_trainer_create(struct cryo_jepa_trainer **out, const struct cryo_s
             !(t->v = cryo_alloc_big((ne + np) * sizeof(float), err)) ||
             !(t->xin = cryo_alloc_big(nin * sizeof(float), err)) ||
             !(t->xmask = cryo_alloc_big(nin * sizeof(float), err)) ||
-            !(t->dout = cryo_alloc_big(dn * sizeof(float), err)) || !(t->mask = cryo_alloc_array(T, 1, err)))
+            !(t->dout = cryo_alloc_big(dn * sizeof(float), err)) ||
+            !(t->gp = cryo_alloc_big(dn * sizeof(float), err)) || !(t->gt = cryo_alloc_big(dn * sizeof(float), err)) ||
+            !(t->gg = cryo_alloc_big(dn * sizeof(float), err)) || !(t->mask = cryo_alloc_array(T, 1, err)))
             rc = CRYO_E_NOMEM;
     }
     if (rc < 0) {
@@ -117,31 +130,46 @@ int cryo_jepa_trainer_create(struct cryo_jepa_trainer **out, const struct cryo_s
     return CRYO_OK;
 }
 
-/* Block masks per tile, then the masked input (patches of masked tokens zeroed). */
-static size_t make_mask(struct cryo_jepa_trainer *t, const float *x)
+/* MAE's rule: exactly round(r·T) tokens of each sample, uniform without replacement
+ * (partial Fisher–Yates), from the sample's own counter-based stream. */
+static void mae_mask(uint8_t *m, size_t per, double ratio, uint64_t seed, uint64_t step, uint64_t idx)
+{
+    size_t k = (size_t)llround(ratio * (double)per), *perm = malloc(per * sizeof *perm);
+    uint64_t r = seed ^ (step * 0xD1B54A32D192ED03ULL) ^ (idx * 0xA24BAED4963EE407ULL);
+    memset(m, 0, per);
+    if (!perm) { /* no memory for the permutation: a strided mask of the same ratio */
+        for (size_t i = 0; i < k; i++)
+            m[i * per / k] = 1;
+        return;
+    }
+    for (size_t i = 0; i < per; i++)
+        perm[i] = i;
+    for (size_t i = 0; i < k; i++) {
+        size_t j = i + (size_t)(sm64(&r) % (uint64_t)(per - i)), x = perm[i];
+        perm[i] = perm[j];
+        perm[j] = x;
+        m[perm[i]] = 1;
+    }
+    free(perm);
+}
+
+/* Masks per tile (jepa_mask.h, or MAE's), then the masked input (patches of masked tokens
+ * zeroed). Returns the number of masked tokens. */
+static int make_mask(struct cryo_jepa_trainer *t, const float *x, size_t *total, struct cryo_error *err)
 {
     const struct cryo_scunet_config *c = cryo_scunet_config(t->enc);
     int p = 1 << c->levels, gd = t->d / p, gh = t->h / p, gw = t->w / p, C = c->in_ch;
-    size_t per = (size_t)gd * gh * gw, total = 0;
-    memset(t->mask, 0, per * (size_t)t->n);
-    for (int s = 0; s < t->n; s++) {
-        uint8_t *m = t->mask + (size_t)s * per;
-        size_t cnt = 0;
-        while ((double)cnt < t->o.mask_ratio * (double)per) {
-            int bd = 1 + urange(&t->rng, (gd + 1) / 2), bh = 1 + urange(&t->rng, (gh + 1) / 2),
-                bw = 1 + urange(&t->rng, (gw + 1) / 2);
-            int z0 = urange(&t->rng, gd - bd + 1), y0 = urange(&t->rng, gh - bh + 1),
-                x0 = urange(&t->rng, gw - bw + 1);
-            for (int z = z0; z < z0 + bd; z++)
-                for (int y = y0; y < y0 + bh; y++)
-                    for (int xx = x0; xx < x0 + bw; xx++) {
-                        uint8_t *q = &m[((size_t)z * gh + y) * gw + xx];
-                        cnt += !*q;
-                        *q = 1;
-                    }
-        }
-        total += cnt;
-    }
+    size_t per = (size_t)gd * gh * gw;
+    if (t->o.mode == CRYO_JEPA_MAE)
+        for (int s = 0; s < t->n; s++)
+            mae_mask(t->mask + (size_t)s * per, per, t->o.mask_ratio, t->o.seed, (uint64_t)t->step,
+                     t->sample_offset + (uint64_t)s);
+    else
+        CRYO_TRY(cryo_jepa_mask_draw(t->mask, NULL, t->n, gd, gh, gw, &t->o.mask, t->o.seed, (uint64_t)t->step,
+                                     t->sample_offset, err));
+    *total = 0;
+    for (size_t k = 0; k < per * (size_t)t->n; k++)
+        *total += t->mask[k];
     size_t nin = cryo_scunet_input_count(t->enc);
     memcpy(t->xmask, x, nin * sizeof(float));
     for (int s = 0; s < t->n; s++)
@@ -154,7 +182,48 @@ static size_t make_mask(struct cryo_jepa_trainer *t, const float *x)
                         memset(t->xmask + v, 0, (size_t)C * sizeof(float));
                     }
                 }
-    return total;
+    return CRYO_OK;
+}
+
+/* Layer-normed rows (no affine, eps 1e-5: PyTorch's F.layer_norm) of src (T × E) into out. */
+static void ln_rows(const float *src, size_t T, size_t E, float *out)
+{
+    for (size_t k = 0; k < T; k++) {
+        double mu = 0, var = 0;
+        for (size_t i = 0; i < E; i++)
+            mu += src[k * E + i];
+        mu /= (double)E;
+        for (size_t i = 0; i < E; i++)
+            var += (src[k * E + i] - mu) * (src[k * E + i] - mu);
+        double rs = 1.0 / sqrt(var / (double)E + 1e-5);
+        for (size_t i = 0; i < E; i++)
+            out[k * E + i] = (float)((src[k * E + i] - mu) * rs);
+    }
+}
+
+/* Collapse statistics (nn_jepa.h) of rows x (n samples × per tokens × E, layer-normed). */
+static void spread(const float *x, int n, size_t per, size_t E, double *tokens, double *samples)
+{
+    double tok = 0, smp = 0;
+    for (size_t i = 0; i < E; i++) {
+        double gsum = 0, gsq = 0;
+        for (int s = 0; s < n; s++) {
+            double a = 0, q = 0;
+            for (size_t k = 0; k < per; k++) {
+                double v = x[((size_t)s * per + k) * E + i];
+                a += v;
+                q += v * v;
+            }
+            double mean = a / (double)per, var = q / (double)per - mean * mean;
+            tok += sqrt(var > 0 ? var : 0);
+            gsum += mean;
+            gsq += mean * mean;
+        }
+        double gm = gsum / n, gv = gsq / n - gm * gm;
+        smp += n > 1 ? sqrt(gv > 0 ? gv : 0) : 0;
+    }
+    *tokens = tok / ((double)E * n);
+    *samples = smp / (double)E;
 }
 
 /* AdamW over a parameter table, moments at m/v + base. */
@@ -173,7 +242,8 @@ int cryo_jepa_trainer_step(struct cryo_jepa_trainer *t, const float *input, stru
     struct cryo_nn_ctx *ctx = cryo_scunet_ctx(t->enc);
     size_t nin = cryo_scunet_input_count(t->enc), T = cryo_jepa_tokens(t->pred);
     size_t F = cryo_scunet_output_count(t->enc) / T;
-    size_t nmask = make_mask(t, input);
+    size_t nmask;
+    CRYO_TRY(make_mask(t, input, &nmask, err));
     /* target branch: full input, EMA weights, no gradient */
     CRYO_TRY(cryo_nn_upload(ctx, cryo_scunet_input(t->tenc), input, nin, err));
     CRYO_TRY(cryo_scunet_forward(t->tenc, err));
@@ -185,6 +255,16 @@ int cryo_jepa_trainer_step(struct cryo_jepa_trainer *t, const float *input, stru
     free(none);
     CRYO_TRY(rc);
     CRYO_TRY(cryo_jepa_forward(t->tpred, err));
+    /* collapse statistics on the target encoder's features (not the embeddings, which carry
+     * the fixed positional code and so never look collapsed) */
+    {
+        float *ln = cryo_alloc_big(T * F * sizeof(float), err);
+        if (!ln)
+            return CRYO_E_NOMEM;
+        ln_rows(cryo_scunet_output(t->tenc), T, F, ln);
+        spread(ln, t->n, T / (size_t)t->n, F, &t->spread_tokens, &t->spread_samples);
+        cryo_free_big(ln);
+    }
     /* context branch */
     CRYO_TRY(cryo_nn_upload(ctx, cryo_scunet_input(t->enc), t->xmask, nin, err));
     cryo_scunet_set_stochastic(t->enc, &t->rng);
@@ -205,45 +285,48 @@ int cryo_jepa_trainer_step(struct cryo_jepa_trainer *t, const float *input, stru
     const float *tgt = cryo_jepa_embeddings(t->tpred);
     const struct cryo_scunet_config *ec = cryo_scunet_config(t->enc);
     int p = 1 << ec->levels, gd = t->d / p, gh = t->h / p, gw = t->w / p, C = ec->in_ch;
-    double sum = 0, norm = 1.0 / ((double)nmask * (double)W);
+    /* JEPA targets are layer-normalised per token (no affine), as I-JEPA does: the target
+     * scale is then fixed and the two branches cannot inflate it together. */
+    if (!mae)
+        ln_rows(tgt, T, E, t->dout);
+    /* gather the masked rows, one loss over them (nn_train.h's), scatter the gradient */
+    size_t r = 0;
     for (size_t k = 0; k < T; k++) {
-        float *dr = t->dout + k * W;
-        if (!t->mask[k]) {
-            memset(dr, 0, W * sizeof(float));
+        if (!t->mask[k])
             continue;
-        }
-        /* JEPA targets are layer-normalised per token (no affine), as I-JEPA does: the
-         * target scale is then fixed and the two branches cannot inflate it together. */
-        double mu = 0, rs = 1;
-        if (!mae) {
-            double var = 0;
-            for (size_t i = 0; i < W; i++)
-                mu += tgt[k * W + i];
-            mu /= (double)W;
-            for (size_t i = 0; i < W; i++)
-                var += (tgt[k * W + i] - mu) * (tgt[k * W + i] - mu);
-            rs = 1.0 / sqrt(var / (double)W + 1e-5);
-        }
-        for (size_t i = 0; i < W; i++) {
-            double target;
-            if (mae) { /* voxel (a,b,c) of the token's patch, channel ch: column ((a·p+b)·p+c)·C+ch */
-                size_t s = k / ((size_t)gd * gh * gw), r = k % ((size_t)gd * gh * gw);
-                size_t tz = r / ((size_t)gh * gw), ty = (r / (size_t)gw) % (size_t)gh, tx = r % (size_t)gw;
+        memcpy(t->gp + r * W, pred + k * W, W * sizeof(float));
+        if (mae) { /* voxel (a,b,c) of the token's patch, channel ch: column ((a·p+b)·p+c)·C+ch */
+            size_t s = k / ((size_t)gd * gh * gw), rr = k % ((size_t)gd * gh * gw);
+            size_t tz = rr / ((size_t)gh * gw), ty = (rr / (size_t)gw) % (size_t)gh, tx = rr % (size_t)gw;
+            for (size_t i = 0; i < W; i++) {
                 size_t ch = i % (size_t)C, vox = i / (size_t)C;
                 size_t a = vox / ((size_t)p * p), b = (vox / (size_t)p) % (size_t)p, c = vox % (size_t)p;
                 size_t z = tz * p + a, y = ty * p + b, x = tx * p + c;
-                target = input[((((size_t)s * t->d + z) * t->h + y) * t->w + x) * (size_t)C + ch];
-            } else {
-                target = (tgt[k * W + i] - mu) * rs;
+                t->gt[r * W + i] = input[((((size_t)s * t->d + z) * t->h + y) * t->w + x) * (size_t)C + ch];
             }
-            double dd = (double)pred[k * W + i] - target;
-            sum += dd * dd;
-            dr[i] = (float)(2.0 * dd * norm);
+        } else {
+            memcpy(t->gt + r * W, t->dout + k * W, W * sizeof(float));
         }
+        r++;
     }
-    if (!isfinite(sum))
-        return cryo_fail(err, CRYO_E_NUMERIC, "jepa step %lld: loss is not finite", (long long)t->step + 1);
-    t->last_loss = sum * norm;
+    double loss = 0;
+    int lrc = mae || t->o.loss == CRYO_JEPA_SQUARED
+                  ? cryo_loss_mse(&loss, t->gg, t->gp, t->gt, nmask * W, err)
+                  : cryo_loss_smooth_l1(&loss, t->gg, t->gp, t->gt, nmask * W, t->o.beta, err);
+    if (lrc < 0) {
+        if (lrc == CRYO_E_NUMERIC)
+            return cryo_fail(err, CRYO_E_NUMERIC, "jepa step %lld: loss is not finite", (long long)t->step + 1);
+        return lrc;
+    }
+    r = 0;
+    for (size_t k = 0; k < T; k++) {
+        float *dr = t->dout + k * W;
+        if (t->mask[k])
+            memcpy(dr, t->gg + (r++) * W, W * sizeof(float));
+        else
+            memset(dr, 0, W * sizeof(float));
+    }
+    t->last_loss = loss;
     /* backward: predictor, then the context encoder from d(features) */
     CRYO_TRY(cryo_jepa_zero_grad(t->pred, err));
     CRYO_TRY(cryo_scunet_zero_grad(t->enc, err));
@@ -252,6 +335,11 @@ int cryo_jepa_trainer_step(struct cryo_jepa_trainer *t, const float *input, stru
     /* clip on the joint norm, AdamW, EMA into the target branch */
     size_t ne = cryo_scunet_num_params(t->enc), np = cryo_jepa_num_params(t->pred);
     float *ge = cryo_scunet_grad_data(t->enc), *gp = cryo_jepa_grad_data(t->pred);
+    if (t->reduce.fn) {
+        float *const g2[2] = {ge, gp};
+        const size_t n2[2] = {ne, np};
+        CRYO_TRY(t->reduce.fn(t->reduce.user, g2, n2, 2, &t->last_loss, (double)(nmask * W), err));
+    }
     double n1 = cryo_clip_grad_norm(ge, ne, 0), n2 = cryo_clip_grad_norm(gp, np, 0);
     double gn = sqrt(n1 * n1 + n2 * n2);
     if (!isfinite(gn))
@@ -261,12 +349,19 @@ int cryo_jepa_trainer_step(struct cryo_jepa_trainer *t, const float *input, stru
         cryo_clip_grad_norm(ge, ne, n1 * f);
         cryo_clip_grad_norm(gp, np, n2 * f);
     }
-    int64_t step = t->step + 1;
+    int64_t step = t->step + 1, total = t->o.sched.total;
     double lr = cryo_lr_at(&t->o.sched, step);
-    adamw_table(cryo_scunet_param_data(t->enc), ge, t->m, t->v, etab, n_ep, &t->o.adamw, lr, step);
-    adamw_table(cryo_jepa_param_data(t->pred), gp, t->m + ne, t->v + ne, ptab, n_pp, &t->o.adamw, lr, step);
-    cryo_ema_update(cryo_scunet_param_data(t->tenc), cryo_scunet_param_data(t->enc), ne, t->o.ema_decay);
-    cryo_ema_update(cryo_jepa_param_data(t->tpred), cryo_jepa_param_data(t->pred), np, t->o.ema_decay);
+    struct cryo_adamw aw = t->o.adamw;
+    aw.weight_decay = cryo_cosine_ramp(t->o.adamw.weight_decay, t->o.wd_end, step, total);
+    double mom = cryo_linear_ramp(t->o.ema_decay, t->o.ema_end, step - 1, total);
+    adamw_table(cryo_scunet_param_data(t->enc), ge, t->m, t->v, etab, n_ep, &aw, lr, step);
+    adamw_table(cryo_jepa_param_data(t->pred), gp, t->m + ne, t->v + ne, ptab, n_pp, &aw, lr, step);
+    cryo_ema_update(cryo_scunet_param_data(t->tenc), cryo_scunet_param_data(t->enc), ne, mom);
+    cryo_ema_update(cryo_jepa_param_data(t->tpred), cryo_jepa_param_data(t->pred), np, mom);
+    t->last_norm = gn;
+    t->last_lr = lr;
+    t->last_wd = aw.weight_decay;
+    t->last_ema = mom;
     t->step = step;
     return CRYO_OK;
 }
@@ -307,6 +402,12 @@ static void jepa_config_text(const struct cryo_jepa_trainer *t, char *buf, size_
 
 int cryo_jepa_trainer_save(struct cryo_jepa_trainer *t, const char *path, struct cryo_error *err)
 {
+    return cryo_jepa_trainer_save_meta(t, path, NULL, err);
+}
+
+int cryo_jepa_trainer_save_meta(struct cryo_jepa_trainer *t, const char *path, const struct cryo_meta *extra,
+                                struct cryo_error *err)
+{
     size_t ne, np, nb = cryo_scunet_num_params(t->enc);
     const struct cryo_nn_param *etab = cryo_scunet_params(t->enc, &ne);
     const struct cryo_nn_param *ptab = cryo_jepa_params(t->pred, &np);
@@ -315,6 +416,8 @@ int cryo_jepa_trainer_save(struct cryo_jepa_trainer *t, const char *path, struct
     cryo_scunet_config_format(cryo_scunet_config(t->enc), cfg, sizeof cfg);
     jepa_config_text(t, jcfg, sizeof jcfg);
     int rc = cryo_safetensors_create(&st, err);
+    for (size_t i = 0; rc == 0 && extra && i < extra->n; i++)
+        rc = cryo_meta_set(&st->meta, extra->keys[i], extra->vals[i], err);
     if (rc == 0)
         rc = cryo_meta_set(&st->meta, "format", "cryolvm-scunet3d", err);
     if (rc == 0)

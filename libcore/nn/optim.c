@@ -72,3 +72,23 @@ void cryo_ema_update(float *ema, const float *p, size_t n, double decay)
     for (size_t i = 0; i < n; i++)
         ema[i] = d * ema[i] + r * p[i];
 }
+
+double cryo_cosine_ramp(double a, double b, int64_t t, int64_t total)
+{
+    if (total <= 0)
+        return a;
+    if (t >= total)
+        return b;
+    if (t <= 0)
+        return a;
+    return b + (a - b) * 0.5 * (1.0 + cos(M_PI * (double)t / (double)total));
+}
+
+double cryo_linear_ramp(double a, double b, int64_t t, int64_t total)
+{
+    if (total <= 0 || t <= 0)
+        return a;
+    if (t >= total)
+        return b;
+    return a + (b - a) * (double)t / (double)total;
+}

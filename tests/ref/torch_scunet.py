@@ -26,6 +26,7 @@ Commands:
   torch_scunet.py check-run W IN.mrc OUT.mrc [TOL]   lvm-model run output against PyTorch
   torch_scunet.py bench W BOX BATCH train|forward REPEAT [THREADS]   PyTorch timing
   torch_scunet.py jepa DIR/jepa.safetensors [TOL]    compare test_model --dump-jepa with PyTorch
+  torch_scunet.py jepa-bench W BOX BATCH REPEAT [THREADS]   PyTorch timing of one JEPA step
   torch_scunet.py flops CONFIG BOX                   GFLOP of one forward, counted by hooks
   torch_scunet.py train-steps DIR [TOL]              replay test_model --dump-train with torch.optim
 """
@@ -631,6 +632,9 @@ def main(argv):
         print(f"what={what} box={box} batch={batch} seconds={times[len(times) // 2]:.4f} "
               f"best={times[0]:.4f} torch={torch.__version__}")
         return 0
+    if cmd == "jepa-bench":
+        return jepa_bench(argv[2], int(argv[3]), int(argv[4]), int(argv[5]),
+                          int(argv[6]) if len(argv) > 6 else 2)
     if cmd == "optim":
         return check_optim(argv[2])
     if cmd == "jepa":
@@ -706,6 +710,76 @@ def check_optim(path):
     print(f"optim: {len(errs)} comparisons, worst {max(errs.values()):.3g}")
     return 1 if bad else 0
 
+
+
+def jepa_bench(wpath, box, batch, rep, threads):
+    """One JEPA pre-training step as jepa-train runs it (nn_jepa.h), timed: target branch
+    (EMA encoder + patch embedding, no grad, per-token layer norm), context branch on the
+    input with the target patches zeroed, predictor with mask tokens, Smooth-L1 on the target
+    tokens, backward, clipping, AdamW, EMA of both branches. Default predictor (embed 192,
+    depth 2, head_dim 32). Masks: 4 random blocks per crop of ~17 % of the token grid."""
+    import copy
+    import time
+    import torch
+    import torch.nn.functional as F
+    torch.set_num_threads(threads)
+    model, cfg = load_model(wpath)
+    L = cfg["levels"]
+    p = 1 << L
+    jc = {"features": cfg["width"] << L, "patch": p, "out_ch": cfg["in_ch"], "embed": 192, "depth": 2,
+          "head_dim": 32, "mlp_ratio": 4}
+    pred = build_jepa(jc)
+    tenc, tpred = copy.deepcopy(model), copy.deepcopy(pred)
+    for q in list(tenc.parameters()) + list(tpred.parameters()):
+        q.requires_grad_(False)
+
+    def encode(m, x):
+        y = m.head(x)
+        for e in m.enc:
+            for b in e.blocks:
+                y = b(y)
+            y = e.down(y)
+        for b in m.body:
+            y = b(y)
+        return y.permute(0, 2, 3, 4, 1)  # N g g g F
+
+    params = [q for n, q in model.named_parameters() if n.split(".")[0] in ("head", "enc", "body")]
+    params += list(pred.parameters())
+    opt = torch.optim.AdamW(params, lr=1e-3, weight_decay=0.04)
+    g = box // p
+    rng = np.random.default_rng(1)
+    x = torch.rand(batch, cfg["in_ch"], box, box, box)
+    times = []
+    for r in range(rep + 1):
+        mask = np.zeros((batch, g, g, g), bool)
+        side = max(1, round((0.17 * g ** 3) ** (1 / 3)))
+        for i in range(batch):
+            for _ in range(4):
+                z0, y0, x0 = rng.integers(0, g - side + 1, 3)
+                mask[i, z0:z0 + side, y0:y0 + side, x0:x0 + side] = True
+        m = torch.from_numpy(mask)
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            e = tpred(encode(tenc, x), torch.zeros_like(m))[2]
+            target = F.layer_norm(e, (e.shape[-1],))
+        vm = m.repeat_interleave(p, 1).repeat_interleave(p, 2).repeat_interleave(p, 3)[:, None]
+        xm = x.masked_fill(vm, 0.0)
+        out = pred(encode(model, xm), m)[0]
+        loss = F.smooth_l1_loss(out[m], target[m], beta=1.0)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        with torch.no_grad():
+            for a, b in ((tenc, model), (tpred, pred)):
+                for qa, qb in zip(a.parameters(), b.parameters()):
+                    qa.mul_(0.996).add_(qb, alpha=0.004)
+        if r:
+            times.append(time.perf_counter() - t0)
+    times.sort()
+    print(f"what=jepa_step box={box} batch={batch} seconds={times[len(times) // 2]:.4f} "
+          f"best={times[0]:.4f} torch={torch.__version__}")
+    return 0
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv))

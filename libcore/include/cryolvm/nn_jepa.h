@@ -39,6 +39,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "cryolvm/error.h"
+#include "cryolvm/jepa_mask.h"
 #include "cryolvm/nn_backend.h"
 #include "cryolvm/nn_model.h"
 #include "cryolvm/nn_train.h"
@@ -96,27 +97,46 @@ int cryo_jepa_backward(struct cryo_jepa *j, const float *dpred, const float *dvo
 const float *cryo_jepa_dfeatures(const struct cryo_jepa *j);
 
 /* ---- pre-training step ------------------------------------------------------------------
- * Context branch: the input with the masked patches zeroed → encoder → predictor (mask
- * tokens at the masked positions). Target branch: the full input → target encoder → patch
+ * Context branch: the input with the target patches zeroed → encoder → predictor (mask
+ * tokens at the target positions). Target branch: the full input → target encoder → patch
  * embeddings (no gradient); its encoder and embedding are the EMA of the context ones
- * (e ← d·e + (1 − d)·θ after every step, d = ema_decay), as in I-JEPA.
- *   JEPA: loss = mean over masked tokens and channels of (pred − LN(target embedding))²,
- *         LN a per-token layer norm without affine parameters (as I-JEPA)
- *   MAE:  loss = mean over masked patches' voxels of (vox − clean voxels)²
- * Masks: per tile, random boxes of tokens (each side uniform in [1, ⌈g/2⌉]) added until at
- * least mask_ratio of the tokens are masked; drawn from the trainer's splitmix64 state.
- * AdamW (decay on conv/linear weights only), the schedule and clipping of nn_train.h, over
- * the encoder and predictor parameters together. CPU only for now (host optimiser). */
+ * (e ← m·e + (1 − m)·θ after every step), as in I-JEPA.
+ *   JEPA: loss = mean over target tokens and channels of ℓ(pred − LN(target embedding)),
+ *         ℓ Smooth-L1 with β (I-JEPA, the CryoLVM paper; nn_train.h's definition) or the
+ *         squared error; LN a per-token layer norm without affine parameters (as I-JEPA).
+ *         One predictor pass predicts all target blocks together (I-JEPA runs one pass per
+ *         block; with a convolutional encoder the context is one zeroed input anyway).
+ *   MAE:  loss = mean over masked patches' voxels of (vox − clean voxels)² (MSE), the masked
+ *         tokens a uniform random mask_ratio of each sample's tokens (MAE's rule).
+ * Masks: jepa_mask.h (multi-block, from (seed, step, global sample index)).
+ * Schedules over sched.total steps (total = 0: constant at the start values):
+ *   lr       nn_train.h's warm-up + cosine, at t = step (1-based)
+ *   wd       cryo_cosine_ramp(adamw.weight_decay, wd_end, t, total)   (I-JEPA: 0.04 → 0.4)
+ *   momentum cryo_linear_ramp(ema_decay, ema_end, t − 1, total)        (I-JEPA: 0.996 → 1)
+ * AdamW (decay on conv/linear weights only), clipping on the joint gradient norm of encoder
+ * and predictor. CPU only for now (host optimiser).
+ * Collapse statistics of every step, on the target encoder's features of all tokens, each
+ * token's feature vector layer-normed (the embeddings add a fixed positional code and so
+ * would never look collapsed):
+ *   spread_tokens  mean over samples and channels of the standard deviation across a
+ *                  sample's tokens (0 when every token embeds alike: collapse)
+ *   spread_samples mean over channels of the standard deviation across samples of the
+ *                  per-sample mean embedding (0 for one sample) */
 enum cryo_jepa_mode { CRYO_JEPA_LATENT = 0, CRYO_JEPA_MAE = 1 };
+enum cryo_jepa_loss { CRYO_JEPA_SMOOTH_L1 = 0, CRYO_JEPA_SQUARED = 1 };
 
 struct cryo_jepa_train_opts {
-    struct cryo_adamw adamw;
+    struct cryo_adamw adamw;  /* weight_decay: the start of the wd schedule (0.04) */
     struct cryo_lr_schedule sched;
-    double clip;       /* max gradient norm, 0 = off */
-    double ema_decay;  /* target encoder EMA, 0.996 */
-    double mask_ratio; /* 0 < r < 1, 0.5 */
+    double clip;              /* max gradient norm, 0 = off */
+    double ema_decay, ema_end;/* target encoder EMA momentum schedule, 0.996 → 1.0 */
+    double wd_end;            /* 0.4 */
+    enum cryo_jepa_loss loss; /* Smooth-L1 */
+    double beta;              /* Smooth-L1 β, 1.0 */
+    struct cryo_jepa_mask_opts mask;
+    double mask_ratio;        /* MAE only: 0 < r < 1, 0.75 */
     enum cryo_jepa_mode mode;
-    uint64_t seed;
+    uint64_t seed;            /* drop-path RNG start and the mask seed */
 };
 void cryo_jepa_train_opts_default(struct cryo_jepa_train_opts *o);
 
@@ -126,10 +146,15 @@ struct cryo_jepa_trainer {
     struct cryo_jepa_train_opts o;
     int64_t step;
     uint64_t rng;
+    uint64_t sample_offset;         /* global index of this trainer's first sample in a batch
+                                     * (data-parallel ranks; 0 alone) */
+    struct cryo_grad_reducer reduce;/* data parallelism (nn_train.h); zero = off */
     float *m, *v;                   /* AdamW moments: encoder params, then predictor params */
     float *xin, *xmask, *dout;      /* host scratch */
-    uint8_t *mask;                  /* T, the last step's mask */
-    double last_loss;
+    float *gp, *gt, *gg;            /* host scratch: gathered predictions, targets, gradient */
+    uint8_t *mask;                  /* T, the last step's mask (1 = target) */
+    double last_loss, last_norm, last_lr, last_wd, last_ema;
+    double spread_tokens, spread_samples;
     int n, d, h, w;
 };
 
@@ -147,6 +172,10 @@ int cryo_jepa_trainer_step(struct cryo_jepa_trainer *t, const float *input, stru
  * branch as "ema.<name>" / "ema.jepa.<name>", AdamW moments as "optim.m.…"/"optim.v.…", and
  * metadata format, config, jepa (predictor config), step, rng. Atomic write. */
 int cryo_jepa_trainer_save(struct cryo_jepa_trainer *t, const char *path, struct cryo_error *err);
+/* The same with extra metadata entries first (a tool's provenance; the trainer's own keys
+ * win on a clash). */
+int cryo_jepa_trainer_save_meta(struct cryo_jepa_trainer *t, const char *path, const struct cryo_meta *extra,
+                                struct cryo_error *err);
 /* Restore into a trainer built with the same configs. CRYO_E_FORMAT naming file and tensor. */
 int cryo_jepa_trainer_load(struct cryo_jepa_trainer *t, const struct cryo_safetensors *st,
                            struct cryo_error *err);

@@ -67,6 +67,11 @@ double cryo_lr_at(const struct cryo_lr_schedule *s, int64_t t);
 double cryo_clip_grad_norm(float *g, size_t n, double max_norm);
 /* e ← d·e + (1 − d)·p */
 void cryo_ema_update(float *ema, const float *p, size_t n, double decay);
+/* Schedules of a value from a (t = 0) to b (t >= total); total <= 0: a throughout.
+ * cosine: b + (a − b)·½(1 + cos(π·t/total))  (I-JEPA's CosineWDSchedule, weight decay)
+ * linear: a + (b − a)·t/total                 (I-JEPA's EMA momentum schedule) */
+double cryo_cosine_ramp(double a, double b, int64_t t, int64_t total);
+double cryo_linear_ramp(double a, double b, int64_t t, int64_t total);
 
 /* ---- weights -------------------------------------------------------------------------- */
 /* Config of a weights file (its "config" metadata). CRYO_E_FORMAT naming the file if absent
@@ -78,6 +83,19 @@ int cryo_scunet_config_from_file(const struct cryo_safetensors *st, struct cryo_
 int cryo_scunet_load(struct cryo_scunet *m, const struct cryo_safetensors *st, struct cryo_error *err);
 /* Write the weights (and nothing else) atomically. */
 int cryo_scunet_save(struct cryo_scunet *m, const char *path, struct cryo_error *err);
+
+/* ---- data parallelism ------------------------------------------------------------------ */
+/* Called by a trainer step after backward, before clipping: grad[i] (n[i] floats, i < ngrad)
+ * hold the gradient of this process's mean loss *loss over its `count` terms. The reducer
+ * makes them the gradient and loss of the mean over every process's terms, in place, e.g.
+ * g ← Σ_r count_r·g_r / Σ_r count_r with MPI_Allreduce (so K processes with batch B/K step
+ * like one with batch B). Not set (fn NULL): single process. The mean-of-terms identity holds
+ * for MSE, Smooth-L1 and the JEPA/MAE losses; HistKL's histograms stay per process. */
+struct cryo_grad_reducer {
+    int (*fn)(void *user, float *const *grad, const size_t *n, int ngrad, double *loss, double count,
+              struct cryo_error *err);
+    void *user;
+};
 
 /* ---- trainer -------------------------------------------------------------------------- */
 enum cryo_loss_kind { CRYO_LOSS_MSE = 0, CRYO_LOSS_SMOOTH_L1, CRYO_LOSS_COMBINED };
@@ -101,6 +119,10 @@ struct cryo_trainer {
     int64_t step;              /* completed steps */
     uint64_t rng;
     float *m, *v, *ema;        /* nparams floats each (ema NULL when off); owned */
+    const uint8_t *frozen;     /* NULL, or one byte per parameter-table entry: 1 = frozen
+                                * (no gradient in the norm, no AdamW update, moments kept);
+                                * borrowed, set by the caller between steps */
+    struct cryo_grad_reducer reduce; /* data parallelism; zero = off */
     double last_loss, last_norm, last_lr;
 };
 
@@ -113,6 +135,10 @@ int cryo_trainer_step(struct cryo_trainer *t, const float *input, const float *t
                       struct cryo_error *err);
 /* Full training state (weights, moments, EMA, step, RNG, config), atomically. */
 int cryo_trainer_save(struct cryo_trainer *t, const char *path, struct cryo_error *err);
+/* The same with extra metadata entries first (a tool's provenance; the trainer's own keys
+ * win on a clash). */
+int cryo_trainer_save_meta(struct cryo_trainer *t, const char *path, const struct cryo_meta *extra,
+                           struct cryo_error *err);
 /* Restore what _save wrote into a trainer built for the same config. */
 int cryo_trainer_load(struct cryo_trainer *t, const struct cryo_safetensors *st, struct cryo_error *err);
 

@@ -1,0 +1,257 @@
+#!/usr/bin/env bats
+# jepa-train: learning (JEPA loss falls without collapse, MAE too; a tiny fine-tune cuts the
+# validation loss >= 5x), exact resume after SIGKILL, SIGTERM checkpoint, every refusal,
+# fine-tuning weights metadata, export, --show-mask. Tiny network (width 8, 2 levels, depth 1)
+# on 16^3 crops, one thread, so each run takes seconds on shared cores.
+load helpers
+bats_require_minimum_version 1.5.0
+
+NET="--config width=8,head_dim=4,levels=2,depth=1,mlp_ratio=2 --threads 1"
+PRED="--predictor embed=24,depth=1,head_dim=8"
+
+# A 48^3 map of Gaussian blobs at 1 Å, clipped to [0, 1] (the model's input convention).
+setup_file() {
+  D=$BATS_FILE_TMPDIR
+  "$PY" - "$D/map.mrc" "$D/map13.mrc" <<'PY'
+import sys, numpy as np, mrcfile
+rng = np.random.default_rng(3)
+n = 48
+z, y, x = np.mgrid[:n, :n, :n]
+a = np.zeros((n, n, n))
+for i in range(60):
+    c = rng.uniform(4, n - 4, 3); s = rng.uniform(1.2, 2.5)
+    a += np.exp(-((z - c[0])**2 + (y - c[1])**2 + (x - c[2])**2) / (2 * s * s))
+a = np.clip(a / np.quantile(a, 0.99), 0, 1).astype(np.float32)
+for path, apix in ((sys.argv[1], 1.0), (sys.argv[2], 1.3)):
+    with mrcfile.new(path, overwrite=True) as m:
+        m.set_data(a); m.voxel_size = apix
+PY
+  vol-patch --random 32 --size 16 --seed 3 "$D/map.mrc" > "$D/crops.cvol"
+  vol-patch --random 4 --size 16 --seed 3 "$D/map13.mrc" > "$D/crops13.cvol"
+  vol-degrade --pair --lowpass 6 "$D/map.mrc" > "$D/pair.cvol"
+  vol-patch --random 24 --size 16 --seed 4 "$D/pair.cvol" > "$D/pairs.cvol"
+  vol-patch --random 4 --size 16 --seed 99 "$D/pair.cvol" > "$D/val.cvol"
+}
+
+# Tensor bytes of two safetensors files equal (metadata may differ: it names the run dir).
+same_tensors() {
+  "$PY" - "$1" "$2" <<'PY'
+import sys, json, struct
+def load(p):
+    b = open(p, 'rb').read(); n = struct.unpack('<Q', b[:8])[0]
+    h = json.loads(b[8:8 + n]); h.pop('__metadata__', None); d = b[8 + n:]
+    return {k: d[v['data_offsets'][0]:v['data_offsets'][1]] for k, v in h.items()}
+a, b = load(sys.argv[1]), load(sys.argv[2])
+bad = [k for k in a if a[k] != b.get(k)]
+assert a.keys() == b.keys() and not bad, f"{len(bad)} tensors differ, e.g. {bad[:3]}"
+print(f"{len(a)} tensors identical")
+PY
+}
+
+meta() {
+  "$PY" - "$1" "$2" <<'PY'
+import sys, json, struct
+b = open(sys.argv[1], 'rb').read(); n = struct.unpack('<Q', b[:8])[0]
+print(json.loads(b[8:8 + n]).get('__metadata__', {}).get(sys.argv[2], ''))
+PY
+}
+
+@test "JEPA pre-training learns: the loss falls and the embedding spread stays above the collapse threshold" {
+  run jepa-train $NET $PRED --steps 40 --batch 2 --save-every 20 --out "$TMP/run" < "$BATS_FILE_TMPDIR/crops.cvol"
+  [ "$status" -eq 0 ]
+  [[ "$output" != *collaps* ]]
+  [ -f "$TMP/run/last.safetensors" ] && [ -f "$TMP/run/step-20.safetensors" ] && [ -f "$TMP/run/step-40.safetensors" ]
+  head -1 "$TMP/run/log.tsv" | grep -q $'^step\tlr\twd\tema\tloss\tval_loss\tgrad_norm\tspread_tokens\tspread_samples'
+  # schedules: lr warms up then falls to min-lr, wd 0.04 -> 0.4, EMA 0.996 -> 1
+  awk -F'\t' 'NR==2{ok = $4 == 0.996} NR==41{ok = ok && $3 == 0.4 && $2 == 1e-06 && $4 > 0.9998} END{exit !ok}' "$TMP/run/log.tsv"
+  awk -F'\t' 'NR>=2 && NR<=6 {f += $5} NR>=37 {l += $5} $8 < 0.05 {low = 1}
+              END {printf "loss %.4f -> %.4f\n", f/5, l/5; exit !(l < 0.6 * f && !low)}' "$TMP/run/log.tsv"
+  # the checkpoint loads as backbone weights
+  run lvm-model info "$TMP/run/last.safetensors"
+  [ "$status" -eq 0 ] && [[ "$output" == *"JEPA predictor"* ]]
+}
+
+@test "MAE baseline objective learns too" {
+  run jepa-train $NET $PRED --objective mae --steps 30 --batch 2 --lr 3e-3 --out "$TMP/mae" < "$BATS_FILE_TMPDIR/crops.cvol"
+  [ "$status" -eq 0 ]
+  awk -F'\t' 'NR>=2 && NR<=6 {f += $5} NR>=27 {l += $5} END {printf "loss %.4f -> %.4f\n", f/5, l/5; exit !(l < 0.5 * f)}' "$TMP/mae/log.tsv"
+}
+
+@test "SIGKILL mid-run, then --resume, ends bit-identical to the uninterrupted run" {
+  args="$NET $PRED --steps 60 --batch 2 --save-every 5"
+  mkdir -p "$TMP/a" "$TMP/b"
+  (cd "$TMP/a" && jepa-train $args --out run < "$BATS_FILE_TMPDIR/crops.cvol" 2>/dev/null)
+  cd "$TMP/b"
+  jepa-train $args --out run < "$BATS_FILE_TMPDIR/crops.cvol" 2>/dev/null &
+  pid=$!
+  while [ ! -e run/step-15.safetensors ]; do sleep 0.02; done
+  kill -9 $pid
+  wait $pid || true
+  [ ! -e run/step-60.safetensors ]
+  run jepa-train $args --out run --resume < "$BATS_FILE_TMPDIR/crops.cvol"
+  [ "$status" -eq 0 ]
+  same_tensors "$TMP/a/run/last.safetensors" run/last.safetensors
+  cmp "$TMP/a/run/last.safetensors" run/last.safetensors
+  diff <(cut -f1-11 "$TMP/a/run/log.tsv") <(cut -f1-11 run/log.tsv)
+}
+
+@test "SIGTERM finishes the step, writes a checkpoint of that step and exits 1" {
+  args="$NET $PRED --steps 100000 --batch 2 --save-every 100000"
+  jepa-train $args --out "$TMP/run" < "$BATS_FILE_TMPDIR/crops.cvol" 2>"$TMP/err" &
+  pid=$!
+  while [ "$(wc -l < "$TMP/run/log.tsv" 2>/dev/null || echo 0)" -lt 4 ]; do sleep 0.02; done
+  kill -TERM $pid
+  rc=0; wait $pid || rc=$?
+  [ "$rc" -eq 1 ]
+  grep -q "stopped by signal 15" "$TMP/err"
+  step=$(tail -1 "$TMP/run/log.tsv" | cut -f1)
+  [ "$(meta "$TMP/run/last.safetensors" step)" = "$step" ]
+}
+
+@test "refusals: another run in DIR, a different config on resume (values, not bytes), empty corpus, wrong voxel size, cuda" {
+  c="$BATS_FILE_TMPDIR/crops.cvol"
+  jepa-train $NET $PRED --steps 2 --lr 1e-3 --out "$TMP/run" < "$c" 2>/dev/null
+  run jepa-train $NET $PRED --steps 2 --out "$TMP/run" < "$c"
+  [ "$status" -eq 1 ] && assert_one_error_line && [[ "$output" == *"holds another run"* ]]
+  run jepa-train $NET $PRED --steps 2 --lr 2e-3 --out "$TMP/run" --resume < "$c"
+  [ "$status" -eq 1 ] && assert_one_error_line && [[ "$output" == *"lr=0.001"*"lr=0.002"* ]]
+  run jepa-train $NET $PRED --steps 2 --lr 0.0010 --out "$TMP/run" --resume < "$c"
+  [ "$status" -eq 0 ]
+  run jepa-train $NET $PRED --steps 2 --out "$TMP/run2" < /dev/null
+  [ "$status" -eq 1 ] && [[ "$output" == *"empty"* ]]
+  [ ! -e "$TMP/run2" ]
+  run jepa-train $NET $PRED --steps 2 --out "$TMP/run3" < "$BATS_FILE_TMPDIR/crops13.cvol"
+  [ "$status" -eq 1 ] && assert_one_error_line && [[ "$output" == *"voxel size 1.3"* ]]
+  [ ! -e "$TMP/run3" ]
+  run jepa-train $NET $PRED --steps 2 --out "$TMP/run4" --device cuda < "$c"
+  [ "$status" -eq 1 ] && assert_one_error_line && [[ "$output" == *cuda* ]]
+  run jepa-train $NET --task sharpen --steps 2 --out "$TMP/run5" < "$BATS_FILE_TMPDIR/pairs.cvol"
+  [ "$status" -eq 2 ] && [[ "$output" == *"--init"* ]]
+  run jepa-train $NET --task sharpen --from-scratch --steps 2 --out "$TMP/run6" < "$c"
+  [ "$status" -eq 1 ] && assert_one_error_line && [[ "$output" == *"2 channels"*"pairs"* || "$output" == *"needs 2"* ]]
+}
+
+@test "a NaN loss stops the run, names the step and keeps the last good checkpoint" {
+  run jepa-train $NET $PRED --steps 20 --lr 1e30 --warmup 0 --save-every 1 --out "$TMP/run" < "$BATS_FILE_TMPDIR/crops.cvol"
+  [ "$status" -eq 1 ]
+  [[ "$output" == *"stopped at step "*"not finite"*"last.safetensors"* ]]
+  bad=$(sed -n 's/.*stopped at step \([0-9]*\).*/\1/p' <<<"$output")
+  [ "$(meta "$TMP/run/last.safetensors" step)" -eq $((bad - 1)) ]
+}
+
+@test "fine-tuning (low-passed -> original) cuts the validation loss at least 5x; weights carry task, apix, normalize, provenance" {
+  run jepa-train $NET --task sharpen --from-scratch --alpha 1 --steps 100 --batch 2 --lr 3e-3 --save-every 50 \
+    --val "$BATS_FILE_TMPDIR/val.cvol" --out "$TMP/ft" < "$BATS_FILE_TMPDIR/pairs.cvol"
+  [ "$status" -eq 0 ]
+  awk -F'\t' '$6 != "-" && NR > 1 {if (!first) first = $6; last = $6; fsc = $10; cc = $11}
+              END {printf "val loss %.4g -> %.4g (%.1fx), FSC-0.143 %s Å, CC_mask %s\n", first, last, first/last, fsc, cc;
+                   exit !(first > 5 * last)}' "$TMP/ft/log.tsv"
+  [ -f "$TMP/ft/best.safetensors" ]
+  [ "$(meta "$TMP/ft/best.safetensors" task)" = sharpen ]
+  [ "$(meta "$TMP/ft/best.safetensors" apix)" = 1 ]
+  [ "$(meta "$TMP/ft/best.safetensors" normalize)" = quantile:0.01:0.99 ]
+  meta "$TMP/ft/last.safetensors" provenance | "$PY" -c 'import json,sys; p=json.load(sys.stdin); assert p["steps"]==100 and "val_fsc0143" in p and "jepa-train" in p["command"], p'
+  # lean export: float32 loads and runs like the checkpoint; float16 is half the size
+  jepa-train export "$TMP/ft/last.safetensors" --out "$TMP/w32.safetensors"
+  jepa-train export "$TMP/ft/last.safetensors" --out "$TMP/w16.safetensors" --export-dtype f16
+  [ "$(meta "$TMP/w32.safetensors" task)" = sharpen ]
+  s32=$(stat -c %s "$TMP/w32.safetensors"); s16=$(stat -c %s "$TMP/w16.safetensors")
+  [ "$s16" -lt $((s32 * 6 / 10)) ]
+  run lvm-model info "$TMP/w32.safetensors"
+  [ "$status" -eq 0 ] && [[ "$output" != *optimiser* ]]
+}
+
+@test "fine-tuning from a JEPA checkpoint: the EMA encoder is loaded and stays frozen for --freeze-encoder steps" {
+  jepa-train $NET $PRED --steps 4 --out "$TMP/pre" < "$BATS_FILE_TMPDIR/crops.cvol" 2>/dev/null
+  run jepa-train $NET --task sharpen --init "$TMP/pre/last.safetensors" --freeze-encoder 3 --steps 3 --save-every 3 \
+    --out "$TMP/ft" < "$BATS_FILE_TMPDIR/pairs.cvol"
+  [ "$status" -eq 0 ]
+  "$PY" - "$TMP/pre/last.safetensors" "$TMP/ft/last.safetensors" <<'PY'
+import sys, json, struct
+def load(p):
+    b = open(p, 'rb').read(); n = struct.unpack('<Q', b[:8])[0]
+    h = json.loads(b[8:8 + n]); h.pop('__metadata__', None); d = b[8 + n:]
+    return {k: d[v['data_offsets'][0]:v['data_offsets'][1]] for k, v in h.items()}
+pre, ft = load(sys.argv[1]), load(sys.argv[2])
+enc = [k for k in ft if k.split('.')[0] in ('head', 'enc', 'body')]
+dec = [k for k in ft if k.split('.')[0] in ('dec', 'tail')]
+assert enc and all(ft[k] == pre['ema.' + k] for k in enc), "encoder is not the frozen EMA encoder"
+assert any(ft[k] != pre[k] for k in dec), "decoder did not train"
+print(f"{len(enc)} encoder tensors frozen at the EMA weights, decoder trained")
+PY
+  run jepa-train $NET --task sharpen --init "$TMP/pre/last.safetensors" --config width=16,head_dim=4,levels=2,depth=1,mlp_ratio=2 --steps 1 \
+    --out "$TMP/ft2" < "$BATS_FILE_TMPDIR/pairs.cvol"
+  [ "$status" -eq 1 ] && [[ "$output" == *"pre-trained for config"* ]]
+}
+
+@test "--show-mask draws one multi-block mask as a PNG" {
+  run jepa-train --show-mask "$TMP/mask.png" --size 48 --config levels=2
+  [ "$status" -eq 0 ]
+  [ "$(head -c 4 "$TMP/mask.png" | tail -c 3)" = PNG ]
+}
+
+@test "map mode (the loader): random crops of maps, resume after SIGKILL bit-identical; --pairs LIST fine-tuning learns" {
+  m="$BATS_FILE_TMPDIR/map.mrc"
+  args="$NET $PRED --size 16 --steps 40 --batch 2 --save-every 5 --prefetch 4"
+  mkdir -p "$TMP/a" "$TMP/b"
+  (cd "$TMP/a" && jepa-train $args --out run "$m" 2>/dev/null)
+  awk -F'\t' 'NR>=2 && NR<=6 {f += $5} NR>=37 {l += $5} END {exit !(l < 0.7 * f)}' "$TMP/a/run/log.tsv"
+  cd "$TMP/b"
+  jepa-train $args --out run "$m" 2>/dev/null &
+  pid=$!
+  while [ ! -e run/step-10.safetensors ]; do sleep 0.02; done
+  kill -9 $pid
+  wait $pid || true
+  run jepa-train $args --out run --resume "$m"
+  [ "$status" -eq 0 ]
+  cmp "$TMP/a/run/last.safetensors" run/last.safetensors
+  # the 1.3 Å copy is resampled to 1 Å by the loader, but then it is another corpus
+  run jepa-train $args --out run --resume "$BATS_FILE_TMPDIR/map13.mrc"
+  [ "$status" -eq 1 ] && [[ "$output" == *"corpus="* ]]
+  vol-degrade --lowpass 6 "$m" -o "$TMP/lp.mrc"
+  printf '# input target\n%s %s\n' "$TMP/lp.mrc" "$m" > "$TMP/pairs.txt"
+  run jepa-train $NET --task superres --from-scratch --alpha 1 --pairs "$TMP/pairs.txt" --size 16 --steps 60 --lr 3e-3 \
+    --val "$BATS_FILE_TMPDIR/val.cvol" --val-every 60 --out "$TMP/ft"
+  [ "$status" -eq 0 ]
+  awk -F'\t' '$6 != "-" && NR > 1 {if (!first) first = $6; last = $6} END {printf "val %.4g -> %.4g\n", first, last; exit !(first > 5 * last)}' "$TMP/ft/log.tsv"
+  printf '%s\n' "$TMP/lp.mrc" > "$TMP/bad.txt"
+  run jepa-train $NET --task superres --from-scratch --pairs "$TMP/bad.txt" --size 16 --steps 1 --out "$TMP/ft2"
+  [ "$status" -eq 1 ] && assert_one_error_line && [[ "$output" == *"line 1: needs two paths"* ]]
+}
+
+@test "the man page's mask picture is the tool's own --show-mask output" {
+  page="$BATS_TEST_DIRNAME/../../man/man1/jepa-train.1"
+  diff <(jepa-train --show-mask - --size 48 --seed 2 | sed 's/ *$//' | grep .) \
+       <(sed -n '/^\.EX$/,/^\.EE$/p' "$page" | sed -n '2,/^\.EE$/p' | sed '$d' | sed 's/^\\&//; s/ *$//' | grep .)
+}
+
+@test "MPI: 2 ranks with global batch B give the weights of 1 process with batch B (pre-training and MSE fine-tuning)" {
+  command -v mpirun >/dev/null || skip "mpirun not installed (Debian's openmpi-bin)"
+  jepa-train --help | grep -q "MPI data-parallel" || skip "jepa-train built without MPI (make MPI=1)"
+  mpi="mpirun --oversubscribe -np 2"
+  [ "$(id -u)" -eq 0 ] && mpi="mpirun --allow-run-as-root --oversubscribe -np 2"
+  a="$NET $PRED --steps 8 --batch 4 --save-every 8"
+  jepa-train $a --out "$TMP/one" "$BATS_FILE_TMPDIR/crops.cvol" 2>/dev/null
+  $mpi jepa-train $a --out "$TMP/two" "$BATS_FILE_TMPDIR/crops.cvol"
+  f="$NET --task wedge --from-scratch --alpha 1 --steps 8 --batch 4 --save-every 8"
+  jepa-train $f --out "$TMP/fone" "$BATS_FILE_TMPDIR/pairs.cvol" 2>/dev/null
+  $mpi jepa-train $f --out "$TMP/ftwo" "$BATS_FILE_TMPDIR/pairs.cvol"
+  "$PY" - "$TMP" <<'PY'
+import sys, json, struct, numpy as np
+def load(p):
+    b = open(p, 'rb').read(); n = struct.unpack('<Q', b[:8])[0]
+    h = json.loads(b[8:8 + n]); h.pop('__metadata__', None); d = b[8 + n:]
+    return {k: np.frombuffer(d[v['data_offsets'][0]:v['data_offsets'][1]], np.float32) for k, v in h.items()}
+for one, two in (("one", "two"), ("fone", "ftwo")):
+    a, b = load(f"{sys.argv[1]}/{one}/last.safetensors"), load(f"{sys.argv[1]}/{two}/last.safetensors")
+    assert a.keys() == b.keys()
+    w = [k for k in a if not k.startswith("optim.")]
+    x = np.concatenate([a[k] for k in w]); y = np.concatenate([b[k] for k in w])
+    err = np.linalg.norm(x - y) / np.linalg.norm(x)
+    print(f"{one} vs {two}: {len(w)} weight tensors, relative difference {err:.2g}")
+    assert err < 1e-4, err
+PY
+  # the global batch must split over the ranks; stdin is refused (it reaches rank 0 only)
+  run $mpi jepa-train $a --batch 3 --out "$TMP/bad" "$BATS_FILE_TMPDIR/crops.cvol"
+  [ "$status" -ne 0 ] && [[ "$output" == *"multiple of the 2 ranks"* ]]
+}
