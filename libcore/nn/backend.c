@@ -31,6 +31,8 @@ int cryo_nn_ctx_create(struct cryo_nn_ctx **out, enum cryo_nn_device device, int
     if (nthreads < 0)
         return cryo_fail(err, CRYO_E_INVALID, "nn context: thread count %d is negative", nthreads);
     const struct cryo_nn_ops *ops = backend_ops(device);
+    if (!ops && device == CRYO_NN_DEVICE_CUDA)
+        CRYO_TRY(cryo_nn_cuda_ops(&ops, err));
     if (!ops)
         return cryo_fail(err, CRYO_E_UNSUPPORTED, "nn context: device %s is not built in",
                          device == CRYO_NN_DEVICE_CUDA ? "cuda" : "(unknown)");

@@ -670,8 +670,18 @@ TEST(droppath)
 TEST(context)
 {
     struct cryo_nn_ctx *c2 = NULL;
+    /* CUDA without its plugin: CRYO_E_UNSUPPORTED naming what is missing, no context */
+    setenv("CRYO_NN_CUDA_PLUGIN", "/nonexistent/libcryolvm-cuda.so", 1);
     CHECK_EQ_INT(cryo_nn_ctx_create(&c2, CRYO_NN_DEVICE_CUDA, 0, &err), CRYO_E_UNSUPPORTED);
     CHECK(c2 == NULL);
+    CHECK(strstr(err.msg, "cuda") && strstr(err.msg, "/nonexistent/libcryolvm-cuda.so"));
+    unsetenv("CRYO_NN_CUDA_PLUGIN");
+    /* wherever the plugin is found, a machine without a GPU gives CRYO_E_DEVICE or
+     * CRYO_E_UNSUPPORTED, never a half-made context */
+    int s = cryo_nn_ctx_create(&c2, CRYO_NN_DEVICE_CUDA, 0, &err);
+    CHECK(s == CRYO_OK ? c2 != NULL : (c2 == NULL && (s == CRYO_E_DEVICE || s == CRYO_E_UNSUPPORTED)));
+    cryo_nn_ctx_free(c2);
+    c2 = NULL;
     CHECK_EQ_INT(cryo_nn_ctx_create(&c2, CRYO_NN_DEVICE_CPU, -1, &err), CRYO_E_INVALID);
     for (int op = 0; op < CRYO_NN_OP_COUNT; op++)
         CHECK(cryo_nn_supports(ctx, (enum cryo_nn_op)op));
