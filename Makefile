@@ -130,6 +130,11 @@ $(BUILD)/tests/%: tests/unit/%.c $(UNIT_COMMON_OBJ) $(LIB_A)
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS_ALL) -Itests/unit $(CFLAGS_ALL) -o $@ $< $(UNIT_COMMON_OBJ) $(LIB_A) $(LDFLAGS_ALL) $(LDLIBS_ALL)
 
+# CUDA against CPU, every op and the network (tests/gpu/run; needs a GPU to run).
+$(BUILD)/tests/gpu/test_gpu: tests/gpu/test_gpu.c $(LIB_A) $(CUDA_SO)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) -o $@ $< $(LIB_A) $(LDFLAGS_ALL) $(LDLIBS_ALL)
+
 unit: $(UNIT_BINS)
 	@set -o pipefail; scripts/run-unit $(UNIT_BINS) | tee $(BUILD)/unit.log
 
