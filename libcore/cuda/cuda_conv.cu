@@ -16,8 +16,9 @@
  * algorithm for that combination, the plan falls back to the PyTorch layout (KCRS) as is.
  *
  * Plans (descriptors, the algorithm for each of the three directions and its workspace)
- * are made once per geometry with cuDNN's heuristics (cudnnGet*Algorithm_v7, the first
- * that succeeds within the math mode) and cached in the context; fp32 runs with
+ * are made once per geometry with cuDNN's heuristics (cudnnGet*Algorithm_v7: the first
+ * that runs, passing over the FFT and Winograd ones, whose rounding differs most from a
+ * direct sum, unless nothing else runs) and cached in the context; fp32 runs with
  * CUDNN_FMA_MATH, so no TF32 tensor cores are used. Scratch is the context workspace.
  */
 #include <stdlib.h>
@@ -69,13 +70,18 @@ static int pick_fwd(cudnnHandle_t h, struct cu_conv_entry *e)
     if (cudnnGetConvolutionForwardAlgorithm_v7(h, e->x, e->w, e->conv, e->y, CUDNN_CONVOLUTION_FWD_ALGO_COUNT,
                                                &n, perf) != CUDNN_STATUS_SUCCESS)
         return 0;
-    for (int i = 0; i < n; i++)
-        if (perf[i].status == CUDNN_STATUS_SUCCESS &&
-            cudnnGetConvolutionForwardWorkspaceSize(h, e->x, e->w, e->conv, e->y, perf[i].algo, &e->ws_fwd) ==
-                CUDNN_STATUS_SUCCESS) {
-            e->fwd = perf[i].algo;
-            return 1;
-        }
+    for (int exact = 1; exact >= 0; exact--)
+        for (int i = 0; i < n; i++)
+            if (perf[i].status == CUDNN_STATUS_SUCCESS &&
+                (!exact || (perf[i].algo != CUDNN_CONVOLUTION_FWD_ALGO_FFT &&
+                            perf[i].algo != CUDNN_CONVOLUTION_FWD_ALGO_FFT_TILING &&
+                            perf[i].algo != CUDNN_CONVOLUTION_FWD_ALGO_WINOGRAD &&
+                            perf[i].algo != CUDNN_CONVOLUTION_FWD_ALGO_WINOGRAD_NONFUSED)) &&
+                cudnnGetConvolutionForwardWorkspaceSize(h, e->x, e->w, e->conv, e->y, perf[i].algo, &e->ws_fwd) ==
+                    CUDNN_STATUS_SUCCESS) {
+                e->fwd = perf[i].algo;
+                return 1;
+            }
     return 0;
 }
 
@@ -87,13 +93,18 @@ static int pick_bwd_data(cudnnHandle_t h, struct cu_conv_entry *e)
                                                     CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &n,
                                                     perf) != CUDNN_STATUS_SUCCESS)
         return 0;
-    for (int i = 0; i < n; i++)
-        if (perf[i].status == CUDNN_STATUS_SUCCESS &&
-            cudnnGetConvolutionBackwardDataWorkspaceSize(h, e->w, e->y, e->conv, e->x, perf[i].algo,
-                                                         &e->ws_data) == CUDNN_STATUS_SUCCESS) {
-            e->bwd_data = perf[i].algo;
-            return 1;
-        }
+    for (int exact = 1; exact >= 0; exact--)
+        for (int i = 0; i < n; i++)
+            if (perf[i].status == CUDNN_STATUS_SUCCESS &&
+                (!exact || (perf[i].algo != CUDNN_CONVOLUTION_BWD_DATA_ALGO_FFT &&
+                            perf[i].algo != CUDNN_CONVOLUTION_BWD_DATA_ALGO_FFT_TILING &&
+                            perf[i].algo != CUDNN_CONVOLUTION_BWD_DATA_ALGO_WINOGRAD &&
+                            perf[i].algo != CUDNN_CONVOLUTION_BWD_DATA_ALGO_WINOGRAD_NONFUSED)) &&
+                cudnnGetConvolutionBackwardDataWorkspaceSize(h, e->w, e->y, e->conv, e->x, perf[i].algo,
+                                                             &e->ws_data) == CUDNN_STATUS_SUCCESS) {
+                e->bwd_data = perf[i].algo;
+                return 1;
+            }
     return 0;
 }
 
@@ -105,13 +116,17 @@ static int pick_bwd_filter(cudnnHandle_t h, struct cu_conv_entry *e)
                                                       CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &n,
                                                       perf) != CUDNN_STATUS_SUCCESS)
         return 0;
-    for (int i = 0; i < n; i++)
-        if (perf[i].status == CUDNN_STATUS_SUCCESS &&
-            cudnnGetConvolutionBackwardFilterWorkspaceSize(h, e->x, e->y, e->conv, e->w, perf[i].algo,
-                                                           &e->ws_filter) == CUDNN_STATUS_SUCCESS) {
-            e->bwd_filter = perf[i].algo;
-            return 1;
-        }
+    for (int exact = 1; exact >= 0; exact--)
+        for (int i = 0; i < n; i++)
+            if (perf[i].status == CUDNN_STATUS_SUCCESS &&
+                (!exact || (perf[i].algo != CUDNN_CONVOLUTION_BWD_FILTER_ALGO_FFT &&
+                            perf[i].algo != CUDNN_CONVOLUTION_BWD_FILTER_ALGO_FFT_TILING &&
+                            perf[i].algo != CUDNN_CONVOLUTION_BWD_FILTER_ALGO_WINOGRAD_NONFUSED)) &&
+                cudnnGetConvolutionBackwardFilterWorkspaceSize(h, e->x, e->y, e->conv, e->w, perf[i].algo,
+                                                               &e->ws_filter) == CUDNN_STATUS_SUCCESS) {
+                e->bwd_filter = perf[i].algo;
+                return 1;
+            }
     return 0;
 }
 
