@@ -66,8 +66,6 @@ static int cu_init(struct cryo_nn_ctx *ctx, struct cryo_error *err)
         s = cu_check_blas(cublasCreate(&st->blas), "cublasCreate", err);
     if (s == CRYO_OK)
         s = cu_check_dnn(cudnnCreate(&st->dnn), "cudnnCreate", err);
-    if (s == CRYO_OK) /* fp32 means fp32: no TF32 tensor cores behind our back */
-        s = cu_check_blas(cublasSetMathMode(st->blas, CUBLAS_PEDANTIC_MATH), "cublasSetMathMode", err);
     if (s < 0) {
         if (st->blas)
             cublasDestroy(st->blas);

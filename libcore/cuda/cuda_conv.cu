@@ -18,8 +18,9 @@
  * Plans (descriptors, the algorithm for each of the three directions and its workspace)
  * are made once per geometry with cuDNN's heuristics (cudnnGet*Algorithm_v7: the first
  * that runs, passing over the FFT and Winograd ones, whose rounding differs most from a
- * direct sum, unless nothing else runs) and cached in the context; fp32 runs with
- * CUDNN_FMA_MATH, so no TF32 tensor cores are used. Scratch is the context workspace.
+ * direct sum, unless nothing else runs) and cached in the context, per precision: FP32
+ * plans use CUDNN_FMA_MATH (no TF32 tensor cores), TF32 plans CUDNN_DEFAULT_MATH.
+ * Scratch is the context workspace.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,7 @@
 struct cu_conv_entry {
     struct cryo_nn_conv3d g;
     int transposed;
+    int tf32; /* planned for CRYO_NN_PRECISION_TF32 */
     int krsc; /* filter permuted to channels-last */
     cudnnTensorDescriptor_t x, y;
     cudnnFilterDescriptor_t w;
@@ -168,7 +170,9 @@ static int make_plan(cudnnHandle_t h, struct cu_conv_entry *e, int krsc, struct 
     CRYO_TRY(cu_check_dnn(cudnnSetConvolutionNdDescriptor(e->conv, 3, pad, str, dil, CUDNN_CROSS_CORRELATION,
                                                           CUDNN_DATA_FLOAT),
                           "conv descriptor", err));
-    CRYO_TRY(cu_check_dnn(cudnnSetConvolutionMathType(e->conv, CUDNN_FMA_MATH), "conv math type", err));
+    /* as PyTorch: FMA math forbids TF32, default math allows it on Ampere and later */
+    CRYO_TRY(cu_check_dnn(cudnnSetConvolutionMathType(e->conv, e->tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH),
+                          "conv math type", err));
     int chk[5];
     CRYO_TRY(cu_check_dnn(cudnnGetConvolutionNdForwardOutputDim(e->conv, e->x, e->w, 5, chk), "conv output dims",
                           err));
@@ -187,8 +191,9 @@ static int plan_for(struct cryo_nn_ctx *ctx, const struct cryo_nn_conv3d *g, int
                     struct cu_conv_entry **out, struct cryo_error *err)
 {
     struct cu_state *st = cu_state(ctx);
+    const int tf32 = ctx->precision == CRYO_NN_PRECISION_TF32;
     for (struct cu_conv_entry *e = st->convs; e; e = e->next)
-        if (e->transposed == transposed && memcmp(&e->g, g, sizeof *g) == 0) {
+        if (e->transposed == transposed && e->tf32 == tf32 && memcmp(&e->g, g, sizeof *g) == 0) {
             *out = e;
             return CRYO_OK;
         }
@@ -197,6 +202,7 @@ static int plan_for(struct cryo_nn_ctx *ctx, const struct cryo_nn_conv3d *g, int
         return cu_fail(err, CRYO_E_NOMEM, "nn cuda: conv plan");
     e->g = *g;
     e->transposed = transposed;
+    e->tf32 = tf32;
     int s = cu_check_dnn(cudnnCreateTensorDescriptor(&e->x), "cudnnCreateTensorDescriptor", err);
     if (s == CRYO_OK)
         s = cu_check_dnn(cudnnCreateTensorDescriptor(&e->y), "cudnnCreateTensorDescriptor", err);

@@ -48,6 +48,16 @@ int cu_colsum_acc(struct cryo_nn_ctx *ctx, float *dst, const float *src, int64_t
     return cu_launched("column sum", err);
 }
 
+/* FP32: no tensor cores (pedantic: not even reduced-precision reductions); TF32: TF32
+ * tensor cores with float32 accumulation. Set per call: the context's precision may change. */
+static int blas_mode(struct cryo_nn_ctx *ctx, struct cryo_error *err)
+{
+    return cu_check_blas(cublasSetMathMode(cu_state(ctx)->blas, ctx->precision == CRYO_NN_PRECISION_TF32
+                                                                    ? CUBLAS_TF32_TENSOR_OP_MATH
+                                                                    : CUBLAS_PEDANTIC_MATH),
+                         "cublasSetMathMode", err);
+}
+
 static int need_int(int64_t T, struct cryo_error *err)
 {
     if (T > (int64_t)INT32_MAX)
@@ -60,6 +70,7 @@ int cu_linear_forward(struct cryo_nn_ctx *ctx, float *out, const float *inp, con
                       const float *bias, int64_t T, int cin, int cout, struct cryo_error *err)
 {
     CRYO_TRY(need_int(T, err));
+    CRYO_TRY(blas_mode(ctx, err));
     const float one = 1.0f, zero = 0.0f;
     if (bias) {
         k_bias_rows<<<cu_blocks((size_t)T * cout, 256), 256>>>(out, bias, T, cout, 0);
@@ -75,6 +86,7 @@ int cu_linear_backward(struct cryo_nn_ctx *ctx, float *dinp, float *dweight, flo
                        int cout, struct cryo_error *err)
 {
     CRYO_TRY(need_int(T, err));
+    CRYO_TRY(blas_mode(ctx, err));
     cublasHandle_t h = cu_state(ctx)->blas;
     const float one = 1.0f, zero = 0.0f;
     if (dinp)

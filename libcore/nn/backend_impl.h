@@ -95,6 +95,7 @@ struct cryo_nn_ctx {
     const struct cryo_nn_ops *ops;
     enum cryo_nn_device device;
     int nthreads;    /* as requested (0 = OpenMP default) */
+    enum cryo_nn_precision precision; /* read by the backend at every call */
     char name[160];  /* filled by the backend's init */
     void *state;     /* backend-private */
     void *ws;        /* grow-once scratch workspace (backend memory) */
@@ -114,7 +115,7 @@ extern const struct cryo_nn_ops cryo_nn_cpu_ops;
  * `--device cuda` then fails. The plugin is C++/CUDA and does not see libcore's symbols
  * (tools link libcore statically), so libcore hands it the few services it needs. */
 struct cryo_nn_wmsa_plan;
-#define CRYO_NN_PLUGIN_ABI 1
+#define CRYO_NN_PLUGIN_ABI 2
 struct cryo_nn_plugin_host {
     int abi;          /* CRYO_NN_PLUGIN_ABI */
     size_t ops_size;  /* sizeof(struct cryo_nn_ops) */
