@@ -183,20 +183,22 @@ __global__ void k_wmsa_bwd(float *dqkv, float *dS, const float *qkv, const float
     if (i < nt) { /* row pass: dS row i and dQ row i */
         const float *prow = Pw + (size_t)i * ntmax;
         float *srow = dSw + (size_t)i * ntmax;
+        float dyi[HM], dq[HM]; /* own row in registers: rows of a tile share banks */
+        for (int d = 0; d < hd; d++) {
+            dyi[d] = dys[i * hd + d];
+            dq[d] = 0.0f;
+        }
         float sdot = 0.0f;
         for (int j = 0; j < nt; j++) {
             float dp = 0.0f;
             for (int d = 0; d < hd; d++)
-                dp += dys[i * hd + d] * vs[j * hd + d];
+                dp += dyi[d] * vs[j * hd + d];
             sdot += prow[j] * dp;
         }
-        float dq[HM];
-        for (int d = 0; d < hd; d++)
-            dq[d] = 0.0f;
         for (int j = 0; j < nt; j++) {
             float dp = 0.0f;
             for (int d = 0; d < hd; d++)
-                dp += dys[i * hd + d] * vs[j * hd + d];
+                dp += dyi[d] * vs[j * hd + d];
             float s = prow[j] * (dp - sdot); /* masked entries: P = 0 */
             srow[j] = s;
             for (int d = 0; d < hd; d++)
