@@ -6,7 +6,7 @@
 #   train step  a batch of B 48^3 crops: forward, MSE, backward, AdamW (PyTorch: also
 #               clip_grad_norm_). The engine's trainer keeps the optimiser on the host and
 #               refuses a GPU model today, so its row says so instead of a time.
-# Precision: ours is fp32 only (no TF32, no bf16 yet); PyTorch in fp32, tf32 and bf16.
+# Precision: ours fp32 and tf32 (CRYO_NN_PRECISION; no bf16 yet); PyTorch fp32, tf32, bf16.
 # TFLOP/s from the analytic FLOP count (lvm-model bench; train = 3 x forward) against the
 # GPU's dense fp32 / TF32 / bf16 peak (H100/H200 SXM: 67 / 495 / 989 TFLOP/s).
 # Environment: B_FWD (default 8), B_TRAIN (default 8), REPEAT (default 5), CRYO_BIN.
@@ -17,6 +17,11 @@ bin=${CRYO_BIN:-$root/bin}
 PY=${PY:-python3}
 bf=${B_FWD:-8} bt=${B_TRAIN:-8} rep=${REPEAT:-5}
 export CRYO_NN_CUDA_PLUGIN=${CRYO_NN_CUDA_PLUGIN:-$root/build/libcryolvm-cuda.so}
+if ! command -v nvidia-smi >/dev/null || ! nvidia-smi -L >/dev/null 2>&1; then
+  echo "gpu.sh: no NVIDIA GPU here: skipped"
+  exit 0
+fi
+[ -f "$CRYO_NN_CUDA_PLUGIN" ] || { echo "gpu.sh: $CRYO_NN_CUDA_PLUGIN not built (make CUDA=1)" >&2; exit 1; }
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 [ -x "$bin/lvm-model" ] || { echo "gpu.sh: $bin/lvm-model not built" >&2; exit 1; }
@@ -39,8 +44,10 @@ row() { # what batch engine precision line work_gflop
     echo "| $1 | $2 | $3 | $4 | $s | $b | $(awk -v g="$6" -v t="$b" 'BEGIN { printf "%.1f", g / t / 1000 }') |"
   fi
 }
-out=$("$bin/lvm-model" bench "$tmp/w.safetensors" --device cuda --box 64 --batch "$bf" --repeat "$rep" 2>&1)
-row "forward 64³" "$bf" cryolvm fp32 "$out" "$gf_fwd"
+for p in fp32 tf32; do
+  out=$(CRYO_NN_PRECISION=$p "$bin/lvm-model" bench "$tmp/w.safetensors" --device cuda --box 64 --batch "$bf" --repeat "$rep" 2>&1)
+  row "forward 64³" "$bf" cryolvm "$p" "$out" "$gf_fwd"
+done
 for p in fp32 tf32 bf16; do
   out=$("$PY" "$here/gpu_torch.py" "$tmp/w.safetensors" forward 64 "$bf" "$rep" "$p" 2>&1)
   row "forward 64³" "$bf" "PyTorch eager" "$p" "$out" "$gf_fwd"
