@@ -144,7 +144,9 @@ bats: all $(UNIT_BINS)
 # `make check` and `make demo` first install missing Debian packages (scripts/setup), then
 # re-read this Makefile so pkg-config sees them.
 NPROC := $(shell nproc 2>/dev/null || echo 2)
-CHECK_CUDA := $(if $(NVCC_FOUND),$(if $(filter command line,$(origin CUDA)),$(CUDA),1),0)
+CUDNN_FOUND := $(firstword $(wildcard $(CUDA_HOME)/include/cudnn.h /usr/include/cudnn.h \
+  /usr/include/x86_64-linux-gnu/cudnn.h))
+CHECK_CUDA := $(if $(and $(NVCC_FOUND),$(CUDNN_FOUND)),$(if $(filter command line,$(origin CUDA)),$(CUDA),1),0)
 check:
 	@scripts/setup
 	@$(MAKE) --no-print-directory -j$(NPROC) all $(UNIT_BINS) CUDA=$(CHECK_CUDA)
@@ -152,7 +154,7 @@ check:
 check-run: all unit bats man-lint
 	@if [ -f $(BUILD)/libcryolvm-cuda.so ] && [ "$(CUDA)" = 1 ]; then \
 	  echo "gpu: CUDA backend built and linked ($(BUILD)/libcryolvm-cuda.so); GPU tests skipped (they need a GPU: tests/gpu/run)"; \
-	else echo "gpu: CUDA backend not built (no nvcc); GPU tests skipped"; fi
+	else echo "gpu: CUDA backend not built (needs nvcc and cuDNN, or CUDA=0 was given); GPU tests skipped"; fi
 	@scripts/check-summary $(BUILD)
 
 # Every man page lints clean and every tool has one.
