@@ -50,7 +50,7 @@ LDFLAGS_ALL := -fopenmp $(if $(SAN),-fsanitize=$(SAN)) $(LDFLAGS)
 
 # The CUDA backend is a plugin, $(BUILD)/libcryolvm-cuda.so, that libcore dlopen()s for
 # `--device cuda` (libcore/nn/backend_cuda.c): nothing else links CUDA, so every binary runs
-# without it. `make check` builds the plugin whenever nvcc is found. CUDA_ARCH: SASS for
+# without it. `make check` builds it whenever nvcc and cuDNN are found. CUDA_ARCH: SASS for
 # that compute capability plus its PTX (JIT-compiled on newer GPUs).
 CUDA_HOME ?= /usr/local/cuda
 CUDA_ARCH ?= 90
@@ -173,6 +173,7 @@ install: all
 	install -m 755 $(TOOL_BINS) $(DESTDIR)$(PREFIX)/bin
 	install -m 644 $(LIB_A) $(DESTDIR)$(PREFIX)/lib
 	install -m 755 $(LIB_SO) $(DESTDIR)$(PREFIX)/lib
+	$(if $(CUDA_SO),install -m 755 $(CUDA_SO) $(DESTDIR)$(PREFIX)/lib)
 	install -m 644 libcore/include/cryolvm.h $(DESTDIR)$(PREFIX)/include
 	install -m 644 libcore/include/cryolvm/*.h $(DESTDIR)$(PREFIX)/include/cryolvm
 	for s in 1 3 5 7; do f=$$(ls man/man$$s/*.$$s 2>/dev/null); [ -z "$$f" ] || install -m 644 $$f $(DESTDIR)$(PREFIX)/share/man/man$$s; done
