@@ -58,3 +58,11 @@ for p in fp32 tf32 bf16; do
   out=$("$PY" "$here/gpu_torch.py" "$tmp/w.safetensors" train 48 "$bt" "$rep" "$p" 2>&1)
   row "train step 48³" "$bt" "PyTorch eager" "$p" "$out" "$(awk -v g="$gf_train" 'BEGIN { print 3 * g }')"
 done
+# Largest forward batch of 64^3 tiles that fits (doubling until the device says no).
+echo
+fits=0
+for b in 1 2 4 8 16 32 64 128 256; do
+  "$bin/lvm-model" bench "$tmp/w.safetensors" --device cuda --box 64 --batch "$b" --repeat 1 >/dev/null 2>&1 || break
+  fits=$b
+done
+echo "largest forward batch of 64³ tiles that fits (powers of two up to 256): $fits"
