@@ -42,25 +42,29 @@ WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unu
 OPT := -O2 -g $(if $(filter 1,$(NATIVE)),-march=native)
 CPPFLAGS_ALL := -Ilibcore/include -Ilibcore -I$(BUILD)/gen -D_GNU_SOURCE \
   -DCRYO_VERSION='"$(VERSION)"' $(if $(filter 1,$(DEBUG)),-DCRYO_DEBUG) \
-  $(if $(filter 1,$(CUDA)),-DCRYO_HAVE_CUDA) $(CPPFLAGS)
+  $(CPPFLAGS)
 CFLAGS_ALL := -std=c11 $(WARN) $(OPT) -fPIC -fopenmp -MMD -MP $(PKG_CFLAGS) \
   $(if $(SAN),-fsanitize=$(SAN) -fno-omit-frame-pointer) $(CFLAGS)
 LDLIBS_ALL := $(PKG_LIBS) -lfftw3f_threads -lopenblas -ldnnl -lm -lpthread -ldl $(LDLIBS)
 LDFLAGS_ALL := -fopenmp $(if $(SAN),-fsanitize=$(SAN)) $(LDFLAGS)
 
-ifeq ($(CUDA),1)
+# The CUDA backend is a plugin, $(BUILD)/libcryolvm-cuda.so, that libcore dlopen()s for
+# `--device cuda` (libcore/nn/backend_cuda.c): nothing else links CUDA, so every binary runs
+# without it. `make check` builds it whenever nvcc and cuDNN are found. CUDA_ARCH: SASS for
+# that compute capability plus its PTX (JIT-compiled on newer GPUs).
 CUDA_HOME ?= /usr/local/cuda
-NVCCFLAGS ?= -O2 -arch=sm_90 -Xcompiler -fPIC
-LDLIBS_ALL += -L$(CUDA_HOME)/lib64 -lcudart -lcublas -lcudnn
-endif
+CUDA_ARCH ?= 90
+NVCC_FOUND := $(shell command -v $(NVCC) 2>/dev/null || ls $(CUDA_HOME)/bin/nvcc 2>/dev/null)
+NVCCFLAGS ?= -O2 -std=c++17 -gencode arch=compute_$(CUDA_ARCH),code=[sm_$(CUDA_ARCH),compute_$(CUDA_ARCH)] \
+  -Xcompiler -fPIC,-fvisibility=hidden,-Wall,-Wextra,-Wno-unused-parameter -Werror all-warnings
+CUDA_SO := $(if $(filter 1,$(CUDA)),$(BUILD)/libcryolvm-cuda.so)
 
 # ---- libcore ---------------------------------------------------------------
 LIB_SRC := $(wildcard libcore/*.c libcore/cpu/*.c libcore/nn/*.c)
 STAGE_SRC := $(wildcard stages/*.c)
-CUDA_SRC := $(if $(filter 1,$(CUDA)),$(wildcard libcore/cuda/*.cu))
+CUDA_SRC := $(wildcard libcore/cuda/*.cu)
 REGISTRY := $(BUILD)/gen/stage_registry.c
-LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o) $(STAGE_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/stage_registry.o \
-  $(CUDA_SRC:%.cu=$(BUILD)/%.o)
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o) $(STAGE_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/stage_registry.o
 LIB_A := $(BUILD)/libcryolvm.a
 LIB_SO := $(BUILD)/libcryolvm.so
 
@@ -84,7 +88,11 @@ $(BUILD)/gen/%.o: $(BUILD)/gen/%.c
 	$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) -c $< -o $@
 $(BUILD)/%.o: %.cu
 	@mkdir -p $(@D)
-	$(NVCC) $(NVCCFLAGS) -Ilibcore/include -Ilibcore -c $< -o $@
+	$(if $(NVCC_FOUND),$(NVCC_FOUND),$(error CUDA=1 but no nvcc (NVCC=$(NVCC), CUDA_HOME=$(CUDA_HOME)))) \
+	  $(NVCCFLAGS) -I$(CUDA_HOME)/include -Ilibcore/include -Ilibcore -MMD -MP -MF $(@:.o=.d) -c $< -o $@
+$(BUILD)/libcryolvm-cuda.so: $(CUDA_SRC:%.cu=$(BUILD)/%.o)
+	$(NVCC_FOUND) -shared -o $@ $^ -cudart shared -L$(CUDA_HOME)/lib64 -Xlinker -rpath,$(CUDA_HOME)/lib64 \
+	  -lcudnn -lcublas -lcudart
 
 $(LIB_A): $(LIB_OBJ)
 	@rm -f $@
@@ -116,7 +124,7 @@ $(BIN)/vol-stage: $(BUILD)/tools/vol-stage.o $(TOOL_COMMON_OBJ) $(LIB_A)
 	$(CC) -o $@ $< $(TOOL_COMMON_OBJ) -Wl,--export-dynamic -Wl,--whole-archive $(LIB_A) \
 	  -Wl,--no-whole-archive $(LDFLAGS_ALL) $(LDLIBS_ALL)
 
-all: $(TOOL_BINS) $(LIB_A) $(LIB_SO)
+all: $(TOOL_BINS) $(LIB_A) $(LIB_SO) $(CUDA_SO)
 
 # ---- tests -------------------------------------------------------------------
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
@@ -130,6 +138,11 @@ $(BUILD)/tests/%: tests/unit/%.c $(UNIT_COMMON_OBJ) $(LIB_A)
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS_ALL) -Itests/unit $(CFLAGS_ALL) -o $@ $< $(UNIT_COMMON_OBJ) $(LIB_A) $(LDFLAGS_ALL) $(LDLIBS_ALL)
 
+# CUDA against CPU, every op and the network (tests/gpu/run; needs a GPU to run).
+$(BUILD)/tests/gpu/test_gpu: tests/gpu/test_gpu.c $(LIB_A) $(CUDA_SO)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) -o $@ $< $(LIB_A) $(LDFLAGS_ALL) $(LDLIBS_ALL)
+
 unit: $(UNIT_BINS)
 	@set -o pipefail; scripts/run-unit $(UNIT_BINS) | tee $(BUILD)/unit.log
 
@@ -139,11 +152,17 @@ bats: all $(UNIT_BINS)
 # `make check` and `make demo` first install missing Debian packages (scripts/setup), then
 # re-read this Makefile so pkg-config sees them.
 NPROC := $(shell nproc 2>/dev/null || echo 2)
+CUDNN_FOUND := $(firstword $(wildcard $(CUDA_HOME)/include/cudnn.h /usr/include/cudnn.h \
+  /usr/include/x86_64-linux-gnu/cudnn.h))
+CHECK_CUDA := $(if $(and $(NVCC_FOUND),$(CUDNN_FOUND)),$(if $(filter command line,$(origin CUDA)),$(CUDA),1),0)
 check:
 	@scripts/setup
-	@$(MAKE) --no-print-directory -j$(NPROC) all $(UNIT_BINS)
-	@$(MAKE) --no-print-directory check-run
+	@$(MAKE) --no-print-directory -j$(NPROC) all $(UNIT_BINS) CUDA=$(CHECK_CUDA)
+	@$(MAKE) --no-print-directory check-run CUDA=$(CHECK_CUDA)
 check-run: all unit bats man-lint
+	@if [ -f $(BUILD)/libcryolvm-cuda.so ] && [ "$(CUDA)" = 1 ]; then \
+	  echo "gpu: CUDA backend built and linked ($(BUILD)/libcryolvm-cuda.so); GPU tests skipped (they need a GPU: tests/gpu/run)"; \
+	else echo "gpu: CUDA backend not built (needs nvcc and cuDNN, or CUDA=0 was given); GPU tests skipped"; fi
 	@scripts/check-summary $(BUILD)
 
 # Every man page lints clean and every tool has one.
@@ -162,6 +181,7 @@ install: all
 	install -m 755 $(TOOL_BINS) $(DESTDIR)$(PREFIX)/bin
 	install -m 644 $(LIB_A) $(DESTDIR)$(PREFIX)/lib
 	install -m 755 $(LIB_SO) $(DESTDIR)$(PREFIX)/lib
+	$(if $(CUDA_SO),install -m 755 $(CUDA_SO) $(DESTDIR)$(PREFIX)/lib)
 	install -m 644 libcore/include/cryolvm.h $(DESTDIR)$(PREFIX)/include
 	install -m 644 libcore/include/cryolvm/*.h $(DESTDIR)$(PREFIX)/include/cryolvm
 	for s in 1 3 5 7; do f=$$(ls man/man$$s/*.$$s 2>/dev/null); [ -z "$$f" ] || install -m 644 $$f $(DESTDIR)$(PREFIX)/share/man/man$$s; done

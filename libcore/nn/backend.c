@@ -30,7 +30,17 @@ int cryo_nn_ctx_create(struct cryo_nn_ctx **out, enum cryo_nn_device device, int
     *out = NULL;
     if (nthreads < 0)
         return cryo_fail(err, CRYO_E_INVALID, "nn context: thread count %d is negative", nthreads);
+    enum cryo_nn_precision prec = CRYO_NN_PRECISION_FP32;
+    const char *pe = getenv("CRYO_NN_PRECISION");
+    if (pe && *pe) {
+        if (strcmp(pe, "tf32") == 0)
+            prec = CRYO_NN_PRECISION_TF32;
+        else if (strcmp(pe, "fp32") != 0)
+            return cryo_fail(err, CRYO_E_INVALID, "nn context: CRYO_NN_PRECISION=%s: must be fp32 or tf32", pe);
+    }
     const struct cryo_nn_ops *ops = backend_ops(device);
+    if (!ops && device == CRYO_NN_DEVICE_CUDA)
+        CRYO_TRY(cryo_nn_cuda_ops(&ops, err));
     if (!ops)
         return cryo_fail(err, CRYO_E_UNSUPPORTED, "nn context: device %s is not built in",
                          device == CRYO_NN_DEVICE_CUDA ? "cuda" : "(unknown)");
@@ -40,6 +50,7 @@ int cryo_nn_ctx_create(struct cryo_nn_ctx **out, enum cryo_nn_device device, int
     ctx->ops = ops;
     ctx->device = device;
     ctx->nthreads = nthreads;
+    ctx->precision = prec;
     int s = ops->init(ctx, err);
     if (s < 0) {
         free(ctx);
@@ -65,6 +76,21 @@ enum cryo_nn_device cryo_nn_ctx_device(const struct cryo_nn_ctx *ctx)
 }
 
 const char *cryo_nn_ctx_name(const struct cryo_nn_ctx *ctx) { return ctx ? ctx->name : "(none)"; }
+
+int cryo_nn_set_precision(struct cryo_nn_ctx *ctx, enum cryo_nn_precision p, struct cryo_error *err)
+{
+    if (!ctx)
+        return cryo_fail(err, CRYO_E_INVALID, "nn precision: NULL context");
+    if (p != CRYO_NN_PRECISION_FP32 && p != CRYO_NN_PRECISION_TF32)
+        return cryo_fail(err, CRYO_E_INVALID, "nn precision: unknown precision %d", (int)p);
+    ctx->precision = p;
+    return CRYO_OK;
+}
+
+enum cryo_nn_precision cryo_nn_get_precision(const struct cryo_nn_ctx *ctx)
+{
+    return ctx ? ctx->precision : CRYO_NN_PRECISION_FP32;
+}
 
 size_t cryo_nn_workspace_bytes(const struct cryo_nn_ctx *ctx) { return ctx ? ctx->ws_bytes : 0; }
 

@@ -95,6 +95,7 @@ struct cryo_nn_ctx {
     const struct cryo_nn_ops *ops;
     enum cryo_nn_device device;
     int nthreads;    /* as requested (0 = OpenMP default) */
+    enum cryo_nn_precision precision; /* read by the backend at every call */
     char name[160];  /* filled by the backend's init */
     void *state;     /* backend-private */
     void *ws;        /* grow-once scratch workspace (backend memory) */
@@ -107,5 +108,31 @@ void *cryo_nn_workspace(struct cryo_nn_ctx *ctx, size_t bytes, struct cryo_error
 
 /* The backends that are built. */
 extern const struct cryo_nn_ops cryo_nn_cpu_ops;
+
+/* The CUDA backend is a separate shared object, libcryolvm-cuda.so (make CUDA=1), that
+ * libcore dlopen()s the first time a CUDA context is asked for (backend_cuda.c). So a
+ * binary never links libcudart/cuBLAS/cuDNN itself and runs where they are absent; only
+ * `--device cuda` then fails. The plugin is C++/CUDA and does not see libcore's symbols
+ * (tools link libcore statically), so libcore hands it the few services it needs. */
+struct cryo_nn_wmsa_plan;
+#define CRYO_NN_PLUGIN_ABI 2
+struct cryo_nn_plugin_host {
+    int abi;          /* CRYO_NN_PLUGIN_ABI */
+    size_t ops_size;  /* sizeof(struct cryo_nn_ops) */
+    size_t ctx_size;  /* sizeof(struct cryo_nn_ctx) */
+    /* record `msg` (already formatted) with `status` in err; returns status */
+    int (*fail)(struct cryo_error *err, int status, const char *msg);
+    void *(*workspace)(struct cryo_nn_ctx *ctx, size_t bytes, struct cryo_error *err);
+    int (*wmsa_plan)(struct cryo_nn_wmsa_plan *p, const struct cryo_nn_wmsa *a,
+                     struct cryo_error *err);
+};
+/* The one symbol the plugin exports: its ops table, or NULL when `host` does not match
+ * what it was built against (then it writes why into why[0..len)). */
+#define CRYO_NN_CUDA_ENTRY "cryo_nn_cuda_plugin"
+typedef const struct cryo_nn_ops *(*cryo_nn_plugin_entry)(const struct cryo_nn_plugin_host *host,
+                                                         char *why, size_t len);
+
+/* Load the CUDA plugin once per process; CRYO_E_UNSUPPORTED naming what is missing. */
+int cryo_nn_cuda_ops(const struct cryo_nn_ops **ops, struct cryo_error *err);
 
 #endif

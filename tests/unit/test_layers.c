@@ -670,9 +670,35 @@ TEST(droppath)
 TEST(context)
 {
     struct cryo_nn_ctx *c2 = NULL;
+    /* CUDA without its plugin: CRYO_E_UNSUPPORTED naming what is missing, no context */
+    setenv("CRYO_NN_CUDA_PLUGIN", "/nonexistent/libcryolvm-cuda.so", 1);
     CHECK_EQ_INT(cryo_nn_ctx_create(&c2, CRYO_NN_DEVICE_CUDA, 0, &err), CRYO_E_UNSUPPORTED);
     CHECK(c2 == NULL);
+    CHECK(strstr(err.msg, "cuda") && strstr(err.msg, "/nonexistent/libcryolvm-cuda.so"));
+    unsetenv("CRYO_NN_CUDA_PLUGIN");
+    /* wherever the plugin is found, a machine without a GPU gives CRYO_E_DEVICE or
+     * CRYO_E_UNSUPPORTED, never a half-made context */
+    int s = cryo_nn_ctx_create(&c2, CRYO_NN_DEVICE_CUDA, 0, &err);
+    CHECK(s == CRYO_OK ? c2 != NULL : (c2 == NULL && (s == CRYO_E_DEVICE || s == CRYO_E_UNSUPPORTED)));
+    cryo_nn_ctx_free(c2);
+    c2 = NULL;
     CHECK_EQ_INT(cryo_nn_ctx_create(&c2, CRYO_NN_DEVICE_CPU, -1, &err), CRYO_E_INVALID);
+    /* precision: FP32 by default, TF32 settable (the CPU computes fp32 regardless), bad
+     * values refused, also from the environment at creation */
+    CHECK(cryo_nn_get_precision(ctx) == CRYO_NN_PRECISION_FP32);
+    OK(cryo_nn_set_precision(ctx, CRYO_NN_PRECISION_TF32, &err));
+    CHECK(cryo_nn_get_precision(ctx) == CRYO_NN_PRECISION_TF32);
+    OK(cryo_nn_set_precision(ctx, CRYO_NN_PRECISION_FP32, &err));
+    CHECK_EQ_INT(cryo_nn_set_precision(ctx, (enum cryo_nn_precision)7, &err), CRYO_E_INVALID);
+    setenv("CRYO_NN_PRECISION", "fp16", 1);
+    CHECK_EQ_INT(cryo_nn_ctx_create(&c2, CRYO_NN_DEVICE_CPU, 0, &err), CRYO_E_INVALID);
+    CHECK(c2 == NULL && strstr(err.msg, "CRYO_NN_PRECISION"));
+    setenv("CRYO_NN_PRECISION", "tf32", 1);
+    OK(cryo_nn_ctx_create(&c2, CRYO_NN_DEVICE_CPU, 0, &err));
+    CHECK(cryo_nn_get_precision(c2) == CRYO_NN_PRECISION_TF32);
+    cryo_nn_ctx_free(c2);
+    c2 = NULL;
+    unsetenv("CRYO_NN_PRECISION");
     for (int op = 0; op < CRYO_NN_OP_COUNT; op++)
         CHECK(cryo_nn_supports(ctx, (enum cryo_nn_op)op));
     CHECK(strncmp(cryo_nn_ctx_name(ctx), "cpu", 3) == 0);

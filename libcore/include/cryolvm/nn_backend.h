@@ -43,7 +43,22 @@ extern "C" {
 
 enum cryo_nn_device {
     CRYO_NN_DEVICE_CPU = 0,
-    CRYO_NN_DEVICE_CUDA = 1 /* not built yet: cryo_nn_ctx_create returns CRYO_E_UNSUPPORTED */
+    CRYO_NN_DEVICE_CUDA = 1 /* the plugin libcryolvm-cuda.so (make CUDA=1), loaded at run time:
+                             * without it, or without the CUDA libraries, cryo_nn_ctx_create
+                             * returns CRYO_E_UNSUPPORTED naming what is missing; without a
+                             * usable GPU or driver, CRYO_E_DEVICE. $CRYO_NN_CUDA_PLUGIN names
+                             * the plugin's path (else it is looked for beside libcore). */
+};
+
+/* Arithmetic of convolutions and matrix products.
+ *   FP32  true float32 on every backend (the default; the reference).
+ *   TF32  the CUDA backend may run them on TF32 tensor cores (inputs rounded to a 10-bit
+ *         mantissa, float32 accumulation: ~1e-3 relative); attention scores, softmax and
+ *         normalisations stay float32. The CPU backend computes float32 regardless.
+ * A new context takes $CRYO_NN_PRECISION ("fp32" or "tf32") when set, else FP32. */
+enum cryo_nn_precision {
+    CRYO_NN_PRECISION_FP32 = 0,
+    CRYO_NN_PRECISION_TF32 = 1
 };
 
 /* The layers, for cryo_nn_supports(). */
@@ -67,8 +82,9 @@ enum cryo_nn_op {
 struct cryo_nn_ctx; /* opaque */
 
 /* Create a context on `device` using `nthreads` threads (0: OpenMP default).
- * Errors: CRYO_E_UNSUPPORTED (device not built), CRYO_E_DEVICE (backend init failed),
- * CRYO_E_NOMEM, CRYO_E_INVALID (nthreads < 0). On failure *out is NULL. */
+ * Errors: CRYO_E_UNSUPPORTED (device not built or its plugin/libraries missing),
+ * CRYO_E_DEVICE (backend init failed, e.g. no GPU), CRYO_E_NOMEM, CRYO_E_INVALID
+ * (nthreads < 0, or a bad $CRYO_NN_PRECISION). On failure *out is NULL. */
 int cryo_nn_ctx_create(struct cryo_nn_ctx **out, enum cryo_nn_device device, int nthreads,
                        struct cryo_error *err);
 /* Releases the workspace, the primitive cache and the backend state. NULL is a no-op.
@@ -78,6 +94,10 @@ void cryo_nn_ctx_free(struct cryo_nn_ctx *ctx);
 enum cryo_nn_device cryo_nn_ctx_device(const struct cryo_nn_ctx *ctx);
 /* A human-readable description, e.g. "cpu: 2 threads, oneDNN 2.6.3, OpenBLAS SkylakeX". */
 const char *cryo_nn_ctx_name(const struct cryo_nn_ctx *ctx);
+/* Errors: CRYO_E_INVALID for an unknown precision. */
+int cryo_nn_set_precision(struct cryo_nn_ctx *ctx, enum cryo_nn_precision p, struct cryo_error *err);
+enum cryo_nn_precision cryo_nn_get_precision(const struct cryo_nn_ctx *ctx);
+
 /* 1 if the backend implements both forward and backward of `op`, else 0. */
 int cryo_nn_supports(const struct cryo_nn_ctx *ctx, enum cryo_nn_op op);
 /* Bytes currently held by the scratch workspace (grows to the largest request, never

@@ -1,0 +1,214 @@
+/* cuda_backend.cu — the CUDA backend's entry point, ops table, state (device, cuBLAS and
+ * cuDNN handles), memory ops and error helpers. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cuda/cuda_priv.h"
+
+const struct cryo_nn_plugin_host *cu_host;
+
+int cu_fail(struct cryo_error *err, int status, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return cu_host->fail(err, status, msg);
+}
+
+int cu_check(cudaError_t e, const char *what, struct cryo_error *err)
+{
+    if (e == cudaSuccess)
+        return CRYO_OK;
+    return cu_fail(err, CRYO_E_DEVICE, "nn cuda: %s: %s (%s)", what, cudaGetErrorString(e),
+                   cudaGetErrorName(e));
+}
+
+int cu_check_blas(cublasStatus_t s, const char *what, struct cryo_error *err)
+{
+    if (s == CUBLAS_STATUS_SUCCESS)
+        return CRYO_OK;
+    return cu_fail(err, CRYO_E_DEVICE, "nn cuda: %s: cuBLAS status %d (%s)", what, (int)s,
+                   cublasGetStatusString(s));
+}
+
+int cu_check_dnn(cudnnStatus_t s, const char *what, struct cryo_error *err)
+{
+    if (s == CUDNN_STATUS_SUCCESS)
+        return CRYO_OK;
+    return cu_fail(err, CRYO_E_DEVICE, "nn cuda: %s: cuDNN status %d (%s)", what, (int)s,
+                   cudnnGetErrorString(s));
+}
+
+int cu_launched(const char *what, struct cryo_error *err)
+{
+    return cu_check(cudaGetLastError(), what, err);
+}
+
+static int cu_init(struct cryo_nn_ctx *ctx, struct cryo_error *err)
+{
+    int count = 0;
+    cudaError_t e = cudaGetDeviceCount(&count);
+    if (e != cudaSuccess)
+        return cu_fail(err, CRYO_E_DEVICE, "nn cuda: no usable GPU: %s", cudaGetErrorString(e));
+    if (count < 1)
+        return cu_fail(err, CRYO_E_DEVICE, "nn cuda: no GPU found");
+    struct cu_state *st = (struct cu_state *)calloc(1, sizeof *st);
+    if (!st)
+        return cu_fail(err, CRYO_E_NOMEM, "nn cuda: out of host memory");
+    cudaDeviceProp prop;
+    int s = cu_check(cudaGetDevice(&st->device), "cudaGetDevice", err);
+    if (s == CRYO_OK)
+        s = cu_check(cudaGetDeviceProperties(&prop, st->device), "cudaGetDeviceProperties", err);
+    if (s == CRYO_OK)
+        s = cu_check_blas(cublasCreate(&st->blas), "cublasCreate", err);
+    if (s == CRYO_OK)
+        s = cu_check_dnn(cudnnCreate(&st->dnn), "cudnnCreate", err);
+    if (s < 0) {
+        if (st->blas)
+            cublasDestroy(st->blas);
+        free(st);
+        return s;
+    }
+    ctx->state = st;
+    int rt = 0;
+    cudaRuntimeGetVersion(&rt);
+    int bl = 0;
+    cublasGetVersion(st->blas, &bl);
+    char gpu[64]; /* device names are short; cut rather than overflow the context name */
+    snprintf(gpu, sizeof gpu, "%.63s", prop.name);
+    snprintf(ctx->name, sizeof ctx->name, "cuda: %s (sm_%d%d, %.0f GiB), CUDA runtime %d.%d, cuBLAS %d, cuDNN %zu",
+             gpu, prop.major, prop.minor, (double)prop.totalGlobalMem / (1 << 30), rt / 1000,
+             rt % 1000 / 10, bl, (size_t)cudnnGetVersion());
+    return CRYO_OK;
+}
+
+static void cu_fini(struct cryo_nn_ctx *ctx)
+{
+    struct cu_state *st = cu_state(ctx);
+    if (!st)
+        return;
+    cu_conv_cache_free(st);
+    if (st->red)
+        cudaFree(st->red);
+    cudnnDestroy(st->dnn);
+    cublasDestroy(st->blas);
+    free(st);
+    ctx->state = NULL;
+}
+
+static float *cu_alloc(struct cryo_nn_ctx *ctx, size_t n, struct cryo_error *err)
+{
+    if (n > SIZE_MAX / sizeof(float)) {
+        cu_fail(err, CRYO_E_NOMEM, "nn cuda: allocation of %zu floats overflows", n);
+        return NULL;
+    }
+    void *p = NULL; /* cudaMalloc aligns to 256 bytes */
+    cudaError_t e = cudaMalloc(&p, (n ? n : 1) * sizeof(float));
+    if (e != cudaSuccess) {
+        cudaGetLastError(); /* clear it: an out-of-memory is not sticky */
+        cu_fail(err, CRYO_E_NOMEM, "nn cuda: cudaMalloc of %zu MiB failed: %s",
+                n * sizeof(float) >> 20, cudaGetErrorString(e));
+        return NULL;
+    }
+    return (float *)p;
+}
+
+static void cu_free(struct cryo_nn_ctx *ctx, float *p) { cudaFree(p); }
+
+static int cu_upload(struct cryo_nn_ctx *ctx, float *dst, const float *src, size_t n,
+                     struct cryo_error *err)
+{
+    return cu_check(cudaMemcpy(dst, src, n * sizeof(float), cudaMemcpyHostToDevice), "upload", err);
+}
+
+static int cu_download(struct cryo_nn_ctx *ctx, float *dst, const float *src, size_t n,
+                       struct cryo_error *err)
+{
+    return cu_check(cudaMemcpy(dst, src, n * sizeof(float), cudaMemcpyDeviceToHost), "download", err);
+}
+
+static int cu_copy(struct cryo_nn_ctx *ctx, float *dst, const float *src, size_t n,
+                   struct cryo_error *err)
+{
+    return cu_check(cudaMemcpyAsync(dst, src, n * sizeof(float), cudaMemcpyDeviceToDevice, 0), "copy", err);
+}
+
+static int cu_sync(struct cryo_nn_ctx *ctx, struct cryo_error *err)
+{
+    return cu_check(cudaDeviceSynchronize(), "synchronize", err);
+}
+
+void *cu_red_scratch(struct cryo_nn_ctx *ctx, size_t bytes, struct cryo_error *err)
+{
+    struct cu_state *st = cu_state(ctx);
+    if (bytes <= st->red_bytes && st->red)
+        return st->red;
+    void *p = NULL;
+    if (cudaMalloc(&p, bytes) != cudaSuccess) {
+        cudaGetLastError();
+        cu_fail(err, CRYO_E_NOMEM, "nn cuda: reduction scratch of %zu bytes", bytes);
+        return NULL;
+    }
+    if (st->red)
+        cudaFree(st->red);
+    st->red = p;
+    st->red_bytes = bytes;
+    return p;
+}
+
+static struct cryo_nn_ops cu_ops;
+
+static void fill_ops(struct cryo_nn_ops *o)
+{
+    o->name = "cuda";
+    o->init = cu_init;
+    o->fini = cu_fini;
+    o->alloc = cu_alloc;
+    o->free = cu_free;
+    o->upload = cu_upload;
+    o->download = cu_download;
+    o->copy = cu_copy;
+    o->fill = cu_fill;
+    o->accumulate = cu_accumulate;
+    o->sync = cu_sync;
+    o->conv3d_forward = cu_conv3d_forward;
+    o->conv3d_backward = cu_conv3d_backward;
+    o->convt3d_forward = cu_convt3d_forward;
+    o->convt3d_backward = cu_convt3d_backward;
+    o->linear_forward = cu_linear_forward;
+    o->linear_backward = cu_linear_backward;
+    o->layernorm_forward = cu_layernorm_forward;
+    o->layernorm_backward = cu_layernorm_backward;
+    o->frn_forward = cu_frn_forward;
+    o->frn_backward = cu_frn_backward;
+    o->gelu_forward = cu_gelu_forward;
+    o->gelu_backward = cu_gelu_backward;
+    o->relu_forward = cu_relu_forward;
+    o->relu_backward = cu_relu_backward;
+    o->softmax_forward = cu_softmax_forward;
+    o->softmax_backward = cu_softmax_backward;
+    o->wmsa_forward = cu_wmsa_forward;
+    o->wmsa_backward = cu_wmsa_backward;
+    o->concat_forward = cu_concat_forward;
+    o->split_forward = cu_split_forward;
+    o->add_forward = cu_add_forward;
+    o->roll_forward = cu_roll_forward;
+    o->scale_samples = cu_scale_samples;
+}
+
+extern "C" __attribute__((visibility("default"))) const struct cryo_nn_ops *
+cryo_nn_cuda_plugin(const struct cryo_nn_plugin_host *host, char *why, size_t len)
+{
+    if (!host || host->abi != CRYO_NN_PLUGIN_ABI || host->ops_size != sizeof(struct cryo_nn_ops) ||
+        host->ctx_size != sizeof(struct cryo_nn_ctx)) {
+        snprintf(why, len, "built for another version of libcore (plugin ABI %d, host %d)",
+                 CRYO_NN_PLUGIN_ABI, host ? host->abi : -1);
+        return NULL;
+    }
+    cu_host = host;
+    fill_ops(&cu_ops);
+    return &cu_ops;
+}

@@ -1,0 +1,383 @@
+/* cuda_wmsa.cu — 3D (shifted) window multi-head self-attention on the GPU (maths in
+ * nn_layers.h, the CPU version in cpu_wmsa.c).
+ *
+ * As on the CPU, the two projections run over all tokens in NDHWC order (cuBLAS, through
+ * cu_linear_*), and the shift and window partition are index arithmetic: one thread block
+ * per (window, head), one thread per query token. The block lists the rows its tokens
+ * occupy (rolled position r reads original (r + shift) mod L), loads the window's K and V
+ * (and, backward, Q and dY) rows of this head into shared memory, and writes results
+ * straight back to the tokens' own rows; each token belongs to one window, so writes never
+ * collide. Forward: two passes over the keys (row maximum, then exponentials, sum and
+ * P·V), a third writing the probabilities when the cache is given; inference stores no
+ * probabilities at all. Backward: a row pass (dP = dY·Vᵀ, dS = P ⊙ (dP − rowsum(P ⊙ dP)),
+ * dQ = scale·dS·K, dS kept in the workspace), then a column pass (dV = Pᵀ·dY,
+ * dK = scale·dSᵀ·Q). The relative-position-bias gradient sums dS over windows: full windows
+ * share one (query, key) → table map, so a thread per (head, query, key) sums its entry
+ * over a range of windows in double and adds it once; partial windows add entry by entry
+ * (double atomics).
+ *
+ * Limits: up to 1024 tokens per window (window ≤ 10), head_dim ≤ 64, and the block's tiles
+ * must fit the device's shared memory; beyond, CRYO_E_UNSUPPORTED. head_dim 16 (CryoLVM)
+ * has a compile-time path.
+ */
+#include <math.h>
+
+#include "cuda/cuda_priv.h"
+
+#define HD_MAX 64
+
+struct win_geo {
+    int s, nt, w0[3], ext[3];
+};
+
+__device__ static void window_geo(struct win_geo *g, const struct cryo_nn_wmsa_plan &p, int64_t wg)
+{
+    g->s = (int)(wg / p.nwin_all);
+    int wi = (int)(wg % p.nwin_all);
+    int wc[3] = {wi / (p.nwin[1] * p.nwin[2]), wi / p.nwin[2] % p.nwin[1], wi % p.nwin[2]};
+    g->nt = 1;
+    for (int a = 0; a < 3; a++) {
+        g->w0[a] = wc[a] * p.win[a];
+        int rest = p.len[a] - g->w0[a];
+        g->ext[a] = rest < p.win[a] ? rest : p.win[a];
+        g->nt *= g->ext[a];
+    }
+}
+
+/* Local index -> (z, y, x) in the window, packed 10 bits each. */
+__device__ static int local_of(int i, const int ext[3])
+{
+    int z = i / (ext[1] * ext[2]), y = i / ext[2] % ext[1], x = i % ext[2];
+    return (z << 20) | (y << 10) | x;
+}
+
+__device__ static int rel_index(int li, int lj, int table, int off)
+{
+    int dz = (li >> 20) - (lj >> 20), dy = ((li >> 10) & 1023) - ((lj >> 10) & 1023), dx = (li & 1023) - (lj & 1023);
+    return ((dz + off) * table + (dy + off)) * table + (dx + off);
+}
+
+/* Token row, mask label and local coordinate of local token i of window g. */
+__device__ static void token_of(const struct cryo_nn_wmsa_plan &p, const struct win_geo &g, int i, int *tok,
+                                int *lab, int *loc)
+{
+    int l = local_of(i, g.ext);
+    int r[3] = {g.w0[0] + (l >> 20), g.w0[1] + ((l >> 10) & 1023), g.w0[2] + (l & 1023)}, o[3], b = 0;
+    for (int a = 0; a < 3; a++) {
+        o[a] = (r[a] + p.shift[a]) % p.len[a];
+        if (p.shift[a] && r[a] >= p.len[a] - p.shift[a])
+            b |= 1 << a;
+    }
+    *tok = (int)((((size_t)g.s * p.len[0] + o[0]) * p.len[1] + o[1]) * p.len[2] + o[2]);
+    *lab = b;
+    *loc = l;
+}
+
+template <int HDC>
+__global__ void k_wmsa_fwd(float *y, float *P, const float *qkv, const float *rel_bias,
+                           const struct cryo_nn_wmsa_plan p, int c, int hd_rt, int window, float scale)
+{
+    constexpr int HM = HDC > 0 ? HDC : HD_MAX;
+    const int hd = HDC > 0 ? HDC : hd_rt, ntmax = p.ntmax;
+    extern __shared__ float sm[];
+    float *ks = sm, *vs = ks + (size_t)ntmax * hd;
+    int *tok = (int *)(vs + (size_t)ntmax * hd), *lab = tok + ntmax, *loc = lab + ntmax;
+    const int h = (int)(blockIdx.x % p.heads);
+    const int64_t wg = blockIdx.x / p.heads;
+    struct win_geo g;
+    window_geo(&g, p, wg);
+    const int nt = g.nt, i = threadIdx.x;
+    const size_t c3 = (size_t)3 * c;
+    if (i < nt)
+        token_of(p, g, i, &tok[i], &lab[i], &loc[i]);
+    __syncthreads();
+    for (int e = threadIdx.x; e < nt * hd; e += blockDim.x) {
+        int j = e / hd, d = e % hd;
+        const float *row = qkv + (size_t)tok[j] * c3 + (size_t)h * hd;
+        ks[e] = row[c + d];
+        vs[e] = row[2 * c + d];
+    }
+    __syncthreads();
+    if (i >= nt)
+        return;
+    const int table = p.table, off = window - 1;
+    const float *bias = rel_bias + (size_t)h * table * table * table;
+    float q[HM], acc[HM];
+    const float *qrow = qkv + (size_t)tok[i] * c3 + (size_t)h * hd;
+    for (int d = 0; d < hd; d++) {
+        q[d] = qrow[d];
+        acc[d] = 0.0f;
+    }
+    const int li = lab[i], lo = loc[i];
+    float m = -INFINITY;
+    for (int j = 0; j < nt; j++) {
+        if (lab[j] != li)
+            continue;
+        float s = 0.0f;
+        for (int d = 0; d < hd; d++)
+            s += q[d] * ks[j * hd + d];
+        s = s * scale + bias[rel_index(lo, loc[j], table, off)];
+        m = fmaxf(m, s);
+    }
+    float sum = 0.0f;
+    for (int j = 0; j < nt; j++) {
+        if (lab[j] != li)
+            continue;
+        float s = 0.0f;
+        for (int d = 0; d < hd; d++)
+            s += q[d] * ks[j * hd + d];
+        float e = expf(s * scale + bias[rel_index(lo, loc[j], table, off)] - m);
+        sum += e;
+        for (int d = 0; d < hd; d++)
+            acc[d] += e * vs[j * hd + d];
+    }
+    const float inv = 1.0f / sum;
+    float *yrow = y + (size_t)tok[i] * c + (size_t)h * hd;
+    for (int d = 0; d < hd; d++)
+        yrow[d] = acc[d] * inv;
+    if (!P)
+        return;
+    float *prow = P + ((size_t)wg * p.heads + h) * ntmax * ntmax + (size_t)i * ntmax;
+    for (int j = 0; j < ntmax; j++) {
+        float v = 0.0f;
+        if (j < nt && lab[j] == li) {
+            float s = 0.0f;
+            for (int d = 0; d < hd; d++)
+                s += q[d] * ks[j * hd + d];
+            v = expf(s * scale + bias[rel_index(lo, loc[j], table, off)] - m) * inv;
+        }
+        prow[j] = v;
+    }
+}
+
+template <int HDC>
+__global__ void k_wmsa_bwd(float *dqkv, float *dS, const float *qkv, const float *dyb, const float *P,
+                           const struct cryo_nn_wmsa_plan p, int c, int hd_rt, float scale)
+{
+    constexpr int HM = HDC > 0 ? HDC : HD_MAX;
+    const int hd = HDC > 0 ? HDC : hd_rt, ntmax = p.ntmax;
+    extern __shared__ float sm[];
+    const size_t th = (size_t)ntmax * hd;
+    float *qs = sm, *ks = qs + th, *vs = ks + th, *dys = vs + th;
+    int *tok = (int *)(dys + th), *lab = tok + ntmax, *loc = lab + ntmax;
+    const int h = (int)(blockIdx.x % p.heads);
+    const int64_t wg = blockIdx.x / p.heads;
+    struct win_geo g;
+    window_geo(&g, p, wg);
+    const int nt = g.nt, i = threadIdx.x;
+    const size_t c3 = (size_t)3 * c, nn = (size_t)ntmax * ntmax;
+    if (i < nt)
+        token_of(p, g, i, &tok[i], &lab[i], &loc[i]);
+    __syncthreads();
+    for (int e = threadIdx.x; e < nt * hd; e += blockDim.x) {
+        int j = e / hd, d = e % hd;
+        const float *row = qkv + (size_t)tok[j] * c3 + (size_t)h * hd;
+        qs[e] = row[d];
+        ks[e] = row[c + d];
+        vs[e] = row[2 * c + d];
+        dys[e] = dyb[(size_t)tok[j] * c + (size_t)h * hd + d];
+    }
+    __syncthreads();
+    const float *Pw = P + ((size_t)wg * p.heads + h) * nn;
+    float *dSw = dS + ((size_t)wg * p.heads + h) * nn;
+    if (i < nt) { /* row pass: dS row i and dQ row i */
+        const float *prow = Pw + (size_t)i * ntmax;
+        float *srow = dSw + (size_t)i * ntmax;
+        float dyi[HM], dq[HM]; /* own row in registers: rows of a tile share banks */
+        for (int d = 0; d < hd; d++) {
+            dyi[d] = dys[i * hd + d];
+            dq[d] = 0.0f;
+        }
+        float sdot = 0.0f;
+        for (int j = 0; j < nt; j++) {
+            float dp = 0.0f;
+            for (int d = 0; d < hd; d++)
+                dp += dyi[d] * vs[j * hd + d];
+            sdot += prow[j] * dp;
+        }
+        for (int j = 0; j < nt; j++) {
+            float dp = 0.0f;
+            for (int d = 0; d < hd; d++)
+                dp += dyi[d] * vs[j * hd + d];
+            float s = prow[j] * (dp - sdot); /* masked entries: P = 0 */
+            srow[j] = s;
+            for (int d = 0; d < hd; d++)
+                dq[d] += s * ks[j * hd + d];
+        }
+        float *out = dqkv + (size_t)tok[i] * c3 + (size_t)h * hd;
+        for (int d = 0; d < hd; d++)
+            out[d] = dq[d] * scale;
+    }
+    __syncthreads(); /* dS rows of every thread are in global memory, visible to the block */
+    const int j = threadIdx.x;
+    if (j >= nt)
+        return;
+    float dk[HM], dv[HM];
+    for (int d = 0; d < hd; d++)
+        dk[d] = dv[d] = 0.0f;
+    for (int r = 0; r < nt; r++) {
+        float pr = Pw[(size_t)r * ntmax + j], sr = dSw[(size_t)r * ntmax + j];
+        for (int d = 0; d < hd; d++) {
+            dv[d] += pr * dys[r * hd + d];
+            dk[d] += sr * qs[r * hd + d];
+        }
+    }
+    float *out = dqkv + (size_t)tok[j] * c3 + (size_t)h * hd;
+    for (int d = 0; d < hd; d++) {
+        out[c + d] = dk[d] * scale;
+        out[2 * c + d] = dv[d];
+    }
+}
+
+/* Bias-table gradient: thread (head, query, key), windows [chunk) of grid.y. */
+__global__ void k_wmsa_drel(double *acc, const float *dS, const struct cryo_nn_wmsa_plan p, int window,
+                            int64_t nwg)
+{
+    const int ntmax = p.ntmax, table = p.table, off = window - 1;
+    const size_t nn = (size_t)ntmax * ntmax, tab = (size_t)table * table * table;
+    const size_t idx = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (idx >= (size_t)p.heads * nn)
+        return;
+    const int h = (int)(idx / nn), i = (int)(idx % nn / ntmax), j = (int)(idx % ntmax);
+    const int64_t per = (nwg + gridDim.y - 1) / gridDim.y, a = (int64_t)blockIdx.y * per;
+    const int64_t b = a + per < nwg ? a + per : nwg;
+    double full = 0.0;
+    double *ah = acc + (size_t)h * tab;
+    for (int64_t wg = a; wg < b; wg++) {
+        struct win_geo g;
+        window_geo(&g, p, wg);
+        float v = dS[((size_t)wg * p.heads + h) * nn + (size_t)i * ntmax + j];
+        if (g.nt == ntmax)
+            full += (double)v;
+        else if (i < g.nt && j < g.nt)
+            atomicAdd(&ah[rel_index(local_of(i, g.ext), local_of(j, g.ext), table, off)], (double)v);
+    }
+    if (full != 0.0)
+        atomicAdd(&ah[rel_index(local_of(i, p.win), local_of(j, p.win), table, off)], full);
+}
+
+__global__ void k_wmsa_drel_fin(float *drel, const double *acc, size_t n)
+{
+    size_t k = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (k < n)
+        drel[k] += (float)acc[k];
+}
+
+static int launch_shape(const struct cryo_nn_wmsa_plan *p, int hd, int tiles, unsigned *threads, size_t *smem,
+                        struct cryo_error *err)
+{
+    if (p->ntmax > 1024 || hd > HD_MAX)
+        return cu_fail(err, CRYO_E_UNSUPPORTED,
+                       "nn cuda: window attention with %d tokens per window and head_dim %d (at most 1024 and %d)",
+                       p->ntmax, hd, HD_MAX);
+    *threads = (unsigned)((p->ntmax + 31) / 32 * 32);
+    *smem = sizeof(float) * (size_t)tiles * p->ntmax * hd + sizeof(int) * 3 * (size_t)p->ntmax;
+    int dev = 0, maxs = 0;
+    cudaGetDevice(&dev);
+    cudaDeviceGetAttribute(&maxs, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev);
+    if (*smem > (size_t)maxs)
+        return cu_fail(err, CRYO_E_UNSUPPORTED,
+                       "nn cuda: window attention tiles need %zu bytes of shared memory, the device has %d", *smem,
+                       maxs);
+    return CRYO_OK;
+}
+
+template <class K>
+static int allow_smem(K kernel, size_t smem, struct cryo_error *err)
+{
+    if (smem <= 48 * 1024)
+        return CRYO_OK;
+    return cu_check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem),
+                    "attention shared memory", err);
+}
+
+int cu_wmsa_forward(struct cryo_nn_ctx *ctx, float *out, float *cache, const float *inp, const float *qkv_weight,
+                    const float *qkv_bias, const float *rel_bias, const float *proj_weight,
+                    const float *proj_bias, const struct cryo_nn_wmsa *a, struct cryo_error *err)
+{
+    struct cryo_nn_wmsa_plan p;
+    CRYO_TRY(cu_host->wmsa_plan(&p, a, err));
+    const int c = a->c, hd = a->head_dim;
+    unsigned threads;
+    size_t smem;
+    CRYO_TRY(launch_shape(&p, hd, 2, &threads, &smem, err));
+    const int64_t nblocks = (int64_t)a->n * p.nwin_all * p.heads;
+    if (nblocks > (int64_t)INT32_MAX)
+        return cu_fail(err, CRYO_E_UNSUPPORTED, "nn cuda: window attention over %lld window-heads",
+                       (long long)nblocks);
+    float *qkv, *y, *att = NULL;
+    if (cache) {
+        qkv = cache;
+        y = cache + p.tokens * (size_t)3 * c;
+        att = y + p.tokens * (size_t)c;
+    } else {
+        qkv = (float *)cu_host->workspace(ctx, sizeof(float) * p.tokens * (size_t)4 * c, err);
+        if (!qkv)
+            return CRYO_E_NOMEM;
+        y = qkv + p.tokens * (size_t)3 * c;
+    }
+    const float scale = 1.0f / sqrtf((float)hd);
+    CRYO_TRY(cu_linear_forward(ctx, qkv, inp, qkv_weight, qkv_bias, (int64_t)p.tokens, c, 3 * c, err));
+    if (hd == 16) {
+        CRYO_TRY(allow_smem(k_wmsa_fwd<16>, smem, err));
+        k_wmsa_fwd<16><<<(unsigned)nblocks, threads, smem>>>(y, att, qkv, rel_bias, p, c, hd, a->window, scale);
+    } else {
+        CRYO_TRY(allow_smem(k_wmsa_fwd<0>, smem, err));
+        k_wmsa_fwd<0><<<(unsigned)nblocks, threads, smem>>>(y, att, qkv, rel_bias, p, c, hd, a->window, scale);
+    }
+    CRYO_TRY(cu_launched("window attention forward", err));
+    return cu_linear_forward(ctx, out, y, proj_weight, proj_bias, (int64_t)p.tokens, c, c, err);
+}
+
+int cu_wmsa_backward(struct cryo_nn_ctx *ctx, float *dinp, float *dqkv_weight, float *dqkv_bias, float *drel_bias,
+                     float *dproj_weight, float *dproj_bias, const float *dout, const float *inp,
+                     const float *cache, const float *qkv_weight, const float *rel_bias,
+                     const float *proj_weight, const struct cryo_nn_wmsa *a, struct cryo_error *err)
+{
+    struct cryo_nn_wmsa_plan p;
+    CRYO_TRY(cu_host->wmsa_plan(&p, a, err));
+    const int c = a->c, hd = a->head_dim;
+    unsigned threads;
+    size_t smem;
+    CRYO_TRY(launch_shape(&p, hd, 4, &threads, &smem, err));
+    const int64_t nwg = (int64_t)a->n * p.nwin_all, nblocks = nwg * p.heads;
+    if (nblocks > (int64_t)INT32_MAX)
+        return cu_fail(err, CRYO_E_UNSUPPORTED, "nn cuda: window attention over %lld window-heads",
+                       (long long)nblocks);
+    size_t need = sizeof(float) * (p.tokens * (size_t)4 * c + p.att);
+    float *dy = (float *)cu_host->workspace(ctx, need, err);
+    if (!dy)
+        return CRYO_E_NOMEM;
+    float *dqkv = dy + p.tokens * (size_t)c, *dS = dqkv + p.tokens * (size_t)3 * c;
+    const float *qkv = cache, *y = cache + p.tokens * (size_t)3 * c, *att = y + p.tokens * (size_t)c;
+    const float scale = 1.0f / sqrtf((float)hd);
+
+    CRYO_TRY(cu_linear_backward(ctx, dy, dproj_weight, dproj_bias, dout, y, proj_weight, (int64_t)p.tokens, c, c,
+                                err));
+    if (hd == 16) {
+        CRYO_TRY(allow_smem(k_wmsa_bwd<16>, smem, err));
+        k_wmsa_bwd<16><<<(unsigned)nblocks, threads, smem>>>(dqkv, dS, qkv, dy, att, p, c, hd, scale);
+    } else {
+        CRYO_TRY(allow_smem(k_wmsa_bwd<0>, smem, err));
+        k_wmsa_bwd<0><<<(unsigned)nblocks, threads, smem>>>(dqkv, dS, qkv, dy, att, p, c, hd, scale);
+    }
+    CRYO_TRY(cu_launched("window attention backward", err));
+    if (drel_bias) {
+        const size_t tabn = (size_t)p.heads * p.table * p.table * p.table;
+        double *acc = (double *)cu_red_scratch(ctx, sizeof(double) * tabn, err);
+        if (!acc)
+            return CRYO_E_NOMEM;
+        CRYO_TRY(cu_check(cudaMemsetAsync(acc, 0, sizeof(double) * tabn, 0), "memset", err));
+        size_t pairs = (size_t)p.heads * p.ntmax * p.ntmax;
+        int64_t chunks = nwg / 64 + 1;
+        if (chunks > 256)
+            chunks = 256;
+        dim3 grid((unsigned)((pairs + 255) / 256), (unsigned)chunks);
+        k_wmsa_drel<<<grid, 256>>>(acc, dS, p, a->window, nwg);
+        k_wmsa_drel_fin<<<(unsigned)((tabn + 255) / 256), 256>>>(drel_bias, acc, tabn);
+        CRYO_TRY(cu_launched("window attention bias gradient", err));
+    }
+    (void)rel_bias;
+    return cu_linear_backward(ctx, dinp, dqkv_weight, dqkv_bias, dqkv, inp, qkv_weight, (int64_t)p.tokens, c,
+                              3 * c, err);
+}

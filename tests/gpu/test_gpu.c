@@ -1,0 +1,529 @@
+/* test_gpu.c — the CUDA backend against the CPU backend (the reference), on a GPU.
+ *
+ * Every op of the backend table, forward and backward, then the whole SCUNet-3D forward and
+ * backward, and a short training run (MSE, AdamW on the host), each on the same random
+ * inputs and weights on both contexts. Agreement is judged per tensor, relative to the
+ * reference's largest magnitude: max|gpu − cpu| / max|cpu| <= tol (1e-4 for fp32; the
+ * training run's loss curves 1e-3, since rounding differences grow over steps). Then a
+ * pass with the GPU context at CRYO_NN_PRECISION_TF32: convolutions, linear, attention and
+ * the network within 1e-3 (loss curves 1e-2).
+ *
+ * Usage: test_gpu [--quick] [--cpu-vs-cpu]
+ *   --quick       the op tests only, small (for compute-sanitizer)
+ *   --cpu-vs-cpu  a second CPU context in place of the GPU: checks this harness itself on
+ *                 a machine without a GPU (everything must agree exactly)
+ * The CUDA plugin is found as libcore finds it (CRYO_NN_CUDA_PLUGIN, see backend_cuda.c).
+ * Exit: 0 all passed, 1 a mismatch or an error, 77 no usable CUDA context (skipped).
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cryolvm/nn_layers.h"
+#include "cryolvm/nn_model.h"
+#include "cryolvm/nn_train.h"
+
+static struct cryo_nn_ctx *cpu, *gpu;
+static struct cryo_error err;
+static int failures, checks;
+static double TOL = 1e-4; /* 1e-3 in the TF32 pass */
+
+#define DIE_IF(expr)                                                                          \
+    do {                                                                                      \
+        if ((expr) < 0) {                                                                     \
+            fprintf(stderr, "test_gpu: %s:%d: %s: %s\n", __FILE__, __LINE__, #expr, err.msg); \
+            exit(1);                                                                          \
+        }                                                                                     \
+    } while (0)
+
+static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
+static double urand(void)
+{
+    uint64_t z = (rng_state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return (double)((z ^ (z >> 31)) >> 11) * 0x1.0p-53;
+}
+
+/* A tensor on both devices with the same contents. */
+struct pair {
+    float *c, *g;
+    size_t n;
+};
+
+static struct pair make(size_t n, double lo, double hi)
+{
+    struct pair p = {NULL, NULL, n};
+    float *h = malloc(sizeof(float) * (n ? n : 1));
+    if (!h)
+        exit(1);
+    for (size_t i = 0; i < n; i++)
+        h[i] = (float)(lo + (hi - lo) * urand());
+    p.c = cryo_nn_alloc(cpu, n, &err);
+    p.g = cryo_nn_alloc(gpu, n, &err);
+    if (!p.c || !p.g) {
+        fprintf(stderr, "test_gpu: alloc of %zu floats: %s\n", n, err.msg);
+        exit(1);
+    }
+    DIE_IF(cryo_nn_upload(cpu, p.c, h, n, &err));
+    DIE_IF(cryo_nn_upload(gpu, p.g, h, n, &err));
+    free(h);
+    return p;
+}
+
+static void drop(struct pair *p)
+{
+    cryo_nn_free(cpu, p->c);
+    cryo_nn_free(gpu, p->g);
+    p->c = p->g = NULL;
+}
+
+/* Compare n floats: reference (CPU) at rc, GPU at dg. */
+static void compare_n(const char *what, const float *rc, const float *dg, size_t n, double tol)
+{
+    float *h = malloc(sizeof(float) * (n ? n : 1));
+    if (!h)
+        exit(1);
+    DIE_IF(cryo_nn_download(gpu, h, dg, n, &err));
+    double ref = 0.0, diff = 0.0;
+    size_t worst = 0, bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        double a = rc[i], b = h[i];
+        if (!isfinite(b) && !(isinf(a) && a == b))
+            bad++;
+        if (fabs(a) > ref)
+            ref = fabs(a);
+        if (fabs(a - b) > diff) {
+            diff = fabs(a - b);
+            worst = i;
+        }
+    }
+    double rel = ref > 0 ? diff / ref : diff;
+    int ok = bad == 0 && rel <= tol;
+    checks++;
+    if (!ok)
+        failures++;
+    printf("%-4s %-44s n=%-9zu max|ref|=%-10.3g rel=%.2e%s", ok ? "ok" : "FAIL", what, n, ref, rel,
+           bad ? " (non-finite values)" : "");
+    if (!ok)
+        printf("  worst at %zu: cpu %.8g gpu %.8g", worst, (double)rc[worst], (double)h[worst]);
+    printf("\n");
+    free(h);
+}
+
+static void compare(const char *what, const struct pair *p) { compare_n(what, p->c, p->g, p->n, TOL); }
+
+/* ---- ops ----------------------------------------------------------------------------- */
+
+static void test_conv(const struct cryo_nn_conv3d *g, int transposed)
+{
+    int od, oh, ow;
+    DIE_IF(cryo_nn_conv3d_out_dims(g, transposed, &od, &oh, &ow, &err));
+    size_t nin = (size_t)g->n * g->d * g->h * g->w * g->cin, nout = (size_t)g->n * od * oh * ow * g->cout;
+    size_t nw = (size_t)g->cin * g->cout * g->k * g->k * g->k;
+    struct pair x = make(nin, -1, 1), w = make(nw, -0.3, 0.3), b = make(g->cout, -0.5, 0.5);
+    struct pair y = make(nout, 0, 0), dy = make(nout, -1, 1), dx = make(nin, 0, 0);
+    struct pair dw = make(nw, -0.1, 0.1), db = make(g->cout, -0.1, 0.1); /* accumulated into */
+    char name[128];
+    snprintf(name, sizeof name, "%s k%d s%d p%d %dx%dx%dx%d %d->%d%s", transposed ? "convT" : "conv", g->k,
+             g->stride, g->pad, g->n, g->d, g->h, g->w, g->cin, g->cout, g->bias ? " bias" : "");
+    int (*fwd)(struct cryo_nn_ctx *, float *, const float *, const float *, const float *,
+               const struct cryo_nn_conv3d *, struct cryo_error *) =
+        transposed ? cryo_nn_convt3d_forward : cryo_nn_conv3d_forward;
+    int (*bwd)(struct cryo_nn_ctx *, float *, float *, float *, const float *, const float *, const float *,
+               const struct cryo_nn_conv3d *, struct cryo_error *) =
+        transposed ? cryo_nn_convt3d_backward : cryo_nn_conv3d_backward;
+    DIE_IF(fwd(cpu, y.c, x.c, w.c, b.c, g, &err));
+    DIE_IF(fwd(gpu, y.g, x.g, w.g, b.g, g, &err));
+    char what[160];
+    snprintf(what, sizeof what, "%s fwd", name);
+    compare(what, &y);
+    DIE_IF(bwd(cpu, dx.c, dw.c, db.c, dy.c, x.c, w.c, g, &err));
+    DIE_IF(bwd(gpu, dx.g, dw.g, db.g, dy.g, x.g, w.g, g, &err));
+    snprintf(what, sizeof what, "%s dinp", name);
+    compare(what, &dx);
+    snprintf(what, sizeof what, "%s dweight", name);
+    compare(what, &dw);
+    if (g->bias) {
+        snprintf(what, sizeof what, "%s dbias", name);
+        compare(what, &db);
+    }
+    drop(&x), drop(&w), drop(&b), drop(&y), drop(&dy), drop(&dx), drop(&dw), drop(&db);
+}
+
+static void test_linear(int64_t T, int cin, int cout)
+{
+    struct pair x = make((size_t)T * cin, -1, 1), w = make((size_t)cin * cout, -0.3, 0.3), b = make(cout, -1, 1);
+    struct pair y = make((size_t)T * cout, 0, 0), dy = make((size_t)T * cout, -1, 1);
+    struct pair dx = make((size_t)T * cin, 0, 0), dw = make((size_t)cin * cout, -1, 1), db = make(cout, -1, 1);
+    DIE_IF(cryo_nn_linear_forward(cpu, y.c, x.c, w.c, b.c, T, cin, cout, &err));
+    DIE_IF(cryo_nn_linear_forward(gpu, y.g, x.g, w.g, b.g, T, cin, cout, &err));
+    compare("linear fwd", &y);
+    DIE_IF(cryo_nn_linear_backward(cpu, dx.c, dw.c, db.c, dy.c, x.c, w.c, T, cin, cout, &err));
+    DIE_IF(cryo_nn_linear_backward(gpu, dx.g, dw.g, db.g, dy.g, x.g, w.g, T, cin, cout, &err));
+    compare("linear dinp", &dx);
+    compare("linear dweight", &dw);
+    compare("linear dbias", &db);
+    drop(&x), drop(&w), drop(&b), drop(&y), drop(&dy), drop(&dx), drop(&dw), drop(&db);
+}
+
+static void test_layernorm(int64_t T, int C)
+{
+    size_t n = (size_t)T * C;
+    struct pair x = make(n, -2, 3), g = make(C, 0.5, 1.5), b = make(C, -1, 1), y = make(n, 0, 0);
+    struct pair mu = make(T, 0, 0), rs = make(T, 0, 0), dy = make(n, -1, 1), dx = make(n, 0, 0);
+    struct pair dg = make(C, -1, 1), dbb = make(C, -1, 1);
+    DIE_IF(cryo_nn_layernorm_forward(cpu, y.c, mu.c, rs.c, x.c, g.c, b.c, T, C, 1e-5f, &err));
+    DIE_IF(cryo_nn_layernorm_forward(gpu, y.g, mu.g, rs.g, x.g, g.g, b.g, T, C, 1e-5f, &err));
+    compare("layernorm fwd", &y);
+    compare("layernorm mean", &mu);
+    compare("layernorm rstd", &rs);
+    DIE_IF(cryo_nn_layernorm_backward(cpu, dx.c, dg.c, dbb.c, dy.c, x.c, g.c, mu.c, rs.c, T, C, &err));
+    DIE_IF(cryo_nn_layernorm_backward(gpu, dx.g, dg.g, dbb.g, dy.g, x.g, g.g, mu.g, rs.g, T, C, &err));
+    compare("layernorm dinp", &dx);
+    compare("layernorm dgamma", &dg);
+    compare("layernorm dbeta", &dbb);
+    drop(&x), drop(&g), drop(&b), drop(&y), drop(&mu), drop(&rs), drop(&dy), drop(&dx), drop(&dg), drop(&dbb);
+}
+
+static void test_frn(int N, int64_t S, int C)
+{
+    size_t n = (size_t)N * S * C;
+    struct pair x = make(n, -2, 2), g = make(C, 0.5, 1.5), b = make(C, -0.3, 0.3), t = make(C, -0.5, 0.2);
+    struct pair y = make(n, 0, 0), rs = make((size_t)N * C, 0, 0), dy = make(n, -1, 1), dx = make(n, 0, 0);
+    struct pair dg = make(C, -1, 1), dbb = make(C, -1, 1), dt = make(C, -1, 1);
+    DIE_IF(cryo_nn_frn_forward(cpu, y.c, rs.c, x.c, g.c, b.c, t.c, N, S, C, 1e-6f, &err));
+    DIE_IF(cryo_nn_frn_forward(gpu, y.g, rs.g, x.g, g.g, b.g, t.g, N, S, C, 1e-6f, &err));
+    compare("frn fwd", &y);
+    compare("frn rstd", &rs);
+    DIE_IF(cryo_nn_frn_backward(cpu, dx.c, dg.c, dbb.c, dt.c, dy.c, x.c, g.c, b.c, t.c, rs.c, N, S, C, &err));
+    DIE_IF(cryo_nn_frn_backward(gpu, dx.g, dg.g, dbb.g, dt.g, dy.g, x.g, g.g, b.g, t.g, rs.g, N, S, C, &err));
+    compare("frn dinp", &dx);
+    compare("frn dgamma", &dg);
+    compare("frn dbeta", &dbb);
+    compare("frn dtau", &dt);
+    drop(&x), drop(&g), drop(&b), drop(&t), drop(&y), drop(&rs), drop(&dy), drop(&dx), drop(&dg), drop(&dbb);
+    drop(&dt);
+}
+
+static void test_activations(size_t n)
+{
+    struct pair x = make(n, -5, 5), y = make(n, 0, 0), dy = make(n, -1, 1), dx = make(n, 0, 0);
+    DIE_IF(cryo_nn_gelu_forward(cpu, y.c, x.c, n, &err));
+    DIE_IF(cryo_nn_gelu_forward(gpu, y.g, x.g, n, &err));
+    compare("gelu fwd", &y);
+    DIE_IF(cryo_nn_gelu_backward(cpu, dx.c, dy.c, x.c, n, &err));
+    DIE_IF(cryo_nn_gelu_backward(gpu, dx.g, dy.g, x.g, n, &err));
+    compare("gelu dinp", &dx);
+    DIE_IF(cryo_nn_relu_forward(cpu, y.c, x.c, n, &err));
+    DIE_IF(cryo_nn_relu_forward(gpu, y.g, x.g, n, &err));
+    compare("relu fwd", &y);
+    DIE_IF(cryo_nn_relu_backward(cpu, dx.c, dy.c, x.c, n, &err));
+    DIE_IF(cryo_nn_relu_backward(gpu, dx.g, dy.g, x.g, n, &err));
+    compare("relu dinp", &dx);
+    drop(&x), drop(&y), drop(&dy), drop(&dx);
+}
+
+static void test_softmax(int64_t rows, int cols)
+{
+    size_t n = (size_t)rows * cols;
+    float *h = malloc(sizeof(float) * n);
+    for (size_t i = 0; i < n; i++)
+        h[i] = (float)(urand() * 20 - 10);
+    for (size_t i = 3; i < n; i += 7) /* masked entries */
+        h[i] = -INFINITY;
+    for (int j = 0; j < cols; j++) /* one row all masked: zeros, not NaN */
+        h[(size_t)1 * cols + j] = -INFINITY;
+    struct pair x = make(n, 0, 0), y = make(n, 0, 0), dy = make(n, -1, 1), dx = make(n, 0, 0);
+    DIE_IF(cryo_nn_upload(cpu, x.c, h, n, &err));
+    DIE_IF(cryo_nn_upload(gpu, x.g, h, n, &err));
+    DIE_IF(cryo_nn_softmax_forward(cpu, y.c, x.c, rows, cols, &err));
+    DIE_IF(cryo_nn_softmax_forward(gpu, y.g, x.g, rows, cols, &err));
+    compare("softmax fwd (masked entries, a masked row)", &y);
+    DIE_IF(cryo_nn_softmax_backward(cpu, dx.c, dy.c, y.c, rows, cols, &err));
+    DIE_IF(cryo_nn_softmax_backward(gpu, dx.g, dy.g, y.g, rows, cols, &err));
+    compare("softmax dinp", &dx);
+    free(h);
+    drop(&x), drop(&y), drop(&dy), drop(&dx);
+}
+
+static void test_wmsa(const struct cryo_nn_wmsa *a)
+{
+    size_t T = (size_t)a->n * a->d * a->h * a->w, c = (size_t)a->c, heads = c / a->head_dim;
+    size_t tab = (size_t)(2 * a->window - 1) * (2 * a->window - 1) * (2 * a->window - 1);
+    size_t nc = cryo_nn_wmsa_cache_size(a, &err);
+    DIE_IF(nc ? 0 : -1);
+    struct pair x = make(T * c, -1, 1), wq = make(3 * c * c, -0.4, 0.4), bq = make(3 * c, -0.2, 0.2);
+    struct pair rb = make(heads * tab, -1, 1), wp = make(c * c, -0.3, 0.3), bp = make(c, -0.2, 0.2);
+    struct pair y = make(T * c, 0, 0), y2 = make(T * c, 0, 0), cache = make(nc, 0, 0), dy = make(T * c, -1, 1);
+    struct pair dx = make(T * c, 0, 0), dwq = make(3 * c * c, 0, 0), dbq = make(3 * c, 0, 0);
+    struct pair drb = make(heads * tab, 0, 0), dwp = make(c * c, 0, 0), dbp = make(c, 0, 0);
+    char name[96], what[160];
+    snprintf(name, sizeof name, "wmsa %dx%dx%dx%d c%d hd%d w%d%s", a->n, a->d, a->h, a->w, a->c, a->head_dim,
+             a->window, a->shifted ? " shifted" : "");
+    DIE_IF(cryo_nn_wmsa_forward(cpu, y.c, cache.c, x.c, wq.c, bq.c, rb.c, wp.c, bp.c, a, &err));
+    DIE_IF(cryo_nn_wmsa_forward(gpu, y.g, cache.g, x.g, wq.g, bq.g, rb.g, wp.g, bp.g, a, &err));
+    snprintf(what, sizeof what, "%s fwd", name);
+    compare(what, &y);
+    DIE_IF(cryo_nn_wmsa_forward(gpu, y2.g, NULL, x.g, wq.g, bq.g, rb.g, wp.g, bp.g, a, &err));
+    snprintf(what, sizeof what, "%s fwd inference", name);
+    compare_n(what, y.c, y2.g, y.n, TOL);
+    DIE_IF(cryo_nn_wmsa_backward(cpu, dx.c, dwq.c, dbq.c, drb.c, dwp.c, dbp.c, dy.c, x.c, cache.c, wq.c, rb.c,
+                                 wp.c, a, &err));
+    DIE_IF(cryo_nn_wmsa_backward(gpu, dx.g, dwq.g, dbq.g, drb.g, dwp.g, dbp.g, dy.g, x.g, cache.g, wq.g, rb.g,
+                                 wp.g, a, &err));
+    const struct {
+        const char *n;
+        struct pair *p;
+    } outs[] = {{"dinp", &dx}, {"dqkv_weight", &dwq}, {"dqkv_bias", &dbq}, {"drel_bias", &drb},
+                {"dproj_weight", &dwp}, {"dproj_bias", &dbp}};
+    for (size_t i = 0; i < sizeof outs / sizeof outs[0]; i++) {
+        snprintf(what, sizeof what, "%s %s", name, outs[i].n);
+        compare(what, outs[i].p);
+    }
+    struct pair *all[] = {&x, &wq, &bq, &rb, &wp, &bp, &y, &y2, &cache, &dy, &dx, &dwq, &dbq, &drb, &dwp, &dbp};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        drop(all[i]);
+}
+
+static void test_glue(void)
+{
+    const int n = 2, d = 5, h = 6, w = 7, ca = 3, cb = 5;
+    const int64_t T = (int64_t)n * d * h * w;
+    struct pair a = make((size_t)T * ca, -1, 1), b = make((size_t)T * cb, -1, 1), o = make((size_t)T * (ca + cb), 0, 0);
+    struct pair a2 = make((size_t)T * ca, 0, 0), b2 = make((size_t)T * cb, 0, 0);
+    DIE_IF(cryo_nn_concat_forward(cpu, o.c, a.c, b.c, T, ca, cb, &err));
+    DIE_IF(cryo_nn_concat_forward(gpu, o.g, a.g, b.g, T, ca, cb, &err));
+    compare("concat fwd", &o);
+    DIE_IF(cryo_nn_concat_backward(cpu, a2.c, b2.c, o.c, T, ca, cb, &err));
+    DIE_IF(cryo_nn_concat_backward(gpu, a2.g, b2.g, o.g, T, ca, cb, &err));
+    compare("concat backward a", &a2);
+    compare("concat backward b", &b2);
+    DIE_IF(cryo_nn_split_backward(cpu, o.c, a.c, NULL, T, ca, cb, &err));
+    DIE_IF(cryo_nn_split_backward(gpu, o.g, a.g, NULL, T, ca, cb, &err));
+    compare("split backward (one branch NULL)", &o);
+    struct pair s = make((size_t)T * ca, 0, 0);
+    DIE_IF(cryo_nn_add_forward(cpu, s.c, a.c, a2.c, s.n, &err));
+    DIE_IF(cryo_nn_add_forward(gpu, s.g, a.g, a2.g, s.n, &err));
+    compare("add fwd", &s);
+    struct pair r = make((size_t)T * cb, 0, 0), r2 = make((size_t)T * cb, 0, 0);
+    DIE_IF(cryo_nn_roll_forward(cpu, r.c, b.c, n, d, h, w, cb, -2, 3, -9, &err));
+    DIE_IF(cryo_nn_roll_forward(gpu, r.g, b.g, n, d, h, w, cb, -2, 3, -9, &err));
+    compare("roll fwd (-2, 3, -9)", &r);
+    DIE_IF(cryo_nn_roll_backward(cpu, r2.c, r.c, n, d, h, w, cb, -2, 3, -9, &err));
+    DIE_IF(cryo_nn_roll_backward(gpu, r2.g, r.g, n, d, h, w, cb, -2, 3, -9, &err));
+    compare("roll backward", &r2);
+    float mc[2], mg[2];
+    uint64_t rc = 5, rg = 5;
+    DIE_IF(cryo_nn_droppath_forward(cpu, r.c, mc, b.c, n, (size_t)d * h * w * cb, 0.5f, &rc, 1, &err));
+    DIE_IF(cryo_nn_droppath_forward(gpu, r.g, mg, b.g, n, (size_t)d * h * w * cb, 0.5f, &rg, 1, &err));
+    compare("droppath fwd", &r);
+    DIE_IF(cryo_nn_droppath_backward(cpu, r2.c, b.c, mc, n, (size_t)d * h * w * cb, &err));
+    DIE_IF(cryo_nn_droppath_backward(gpu, r2.g, b.g, mg, n, (size_t)d * h * w * cb, &err));
+    compare("droppath backward", &r2);
+    struct pair acc = make((size_t)T * cb, -1, 1);
+    DIE_IF(cryo_nn_accumulate(cpu, acc.c, b.c, acc.n, &err));
+    DIE_IF(cryo_nn_accumulate(gpu, acc.g, b.g, acc.n, &err));
+    compare("accumulate", &acc);
+    DIE_IF(cryo_nn_fill(cpu, acc.c, 0.25f, acc.n, &err));
+    DIE_IF(cryo_nn_fill(gpu, acc.g, 0.25f, acc.n, &err));
+    compare("fill", &acc);
+    DIE_IF(cryo_nn_copy(cpu, acc.c, b.c, acc.n, &err));
+    DIE_IF(cryo_nn_copy(gpu, acc.g, b.g, acc.n, &err));
+    compare("copy", &acc);
+    struct pair *all[] = {&a, &b, &o, &a2, &b2, &s, &r, &r2, &acc};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        drop(all[i]);
+}
+
+/* ---- the whole network ------------------------------------------------------------------ */
+
+struct net {
+    struct cryo_scunet *m;
+    struct cryo_nn_ctx *x;
+};
+
+static double now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static void test_network(const char *cfg, int n, int box, int steps)
+{
+    struct cryo_scunet_config c;
+    cryo_scunet_config_default(&c);
+    DIE_IF(cryo_scunet_config_parse(&c, cfg, &err));
+    struct net nc = {NULL, cpu}, ng = {NULL, gpu};
+    DIE_IF(cryo_scunet_create(&nc.m, &c, cpu, n, box, box, box, 1, &err));
+    DIE_IF(cryo_scunet_create(&ng.m, &c, gpu, n, box, box, box, 1, &err));
+    DIE_IF(cryo_scunet_init(nc.m, 11, &err));
+    DIE_IF(cryo_scunet_init(ng.m, 11, &err));
+    size_t np = cryo_scunet_num_params(nc.m), nin = cryo_scunet_input_count(nc.m);
+    size_t nout = cryo_scunet_output_count(nc.m);
+    float *in = malloc(sizeof(float) * nin), *target = malloc(sizeof(float) * nout);
+    float *grad = malloc(sizeof(float) * nout), *out = malloc(sizeof(float) * nout);
+    float *pc = malloc(sizeof(float) * np), *pg = malloc(sizeof(float) * np);
+    float *gc = malloc(sizeof(float) * np), *gg = malloc(sizeof(float) * np);
+    float *mc = calloc(np, sizeof(float)), *vc = calloc(np, sizeof(float));
+    float *mg = calloc(np, sizeof(float)), *vg = calloc(np, sizeof(float));
+    for (size_t i = 0; i < nin; i++)
+        in[i] = (float)(urand() * 2 - 1);
+    for (size_t i = 0; i < nout; i++)
+        target[i] = (float)(urand() * 2 - 1);
+    DIE_IF(cryo_nn_upload(cpu, cryo_scunet_input(nc.m), in, nin, &err));
+    DIE_IF(cryo_nn_upload(gpu, cryo_scunet_input(ng.m), in, nin, &err));
+    char what[200];
+    double t0 = now();
+    DIE_IF(cryo_scunet_forward(nc.m, &err));
+    double t1 = now();
+    DIE_IF(cryo_scunet_forward(ng.m, &err));
+    DIE_IF(cryo_nn_sync(gpu, &err));
+    double t2 = now();
+    snprintf(what, sizeof what, "scunet %s %d×%d³ forward", cfg, n, box);
+    compare_n(what, cryo_scunet_output(nc.m), cryo_scunet_output(ng.m), nout, TOL);
+    printf("     (forward: cpu %.3f s, gpu %.3f s incl. first-call planning)\n", t1 - t0, t2 - t1);
+    size_t nt = 0;
+    const struct cryo_nn_param *tab = cryo_scunet_params(nc.m, &nt);
+    double loss_c = 0, loss_g = 0, worst_loss = 0;
+    struct cryo_adamw o;
+    cryo_adamw_default(&o);
+    for (int step = 1; step <= steps; step++) {
+        if (step > 1) {
+            DIE_IF(cryo_scunet_forward(nc.m, &err));
+            DIE_IF(cryo_scunet_forward(ng.m, &err));
+        }
+        DIE_IF(cryo_loss_mse(&loss_c, grad, cryo_scunet_output(nc.m), target, nout, &err));
+        DIE_IF(cryo_scunet_zero_grad(nc.m, &err));
+        float *dout_c = cryo_nn_alloc(cpu, nout, &err), *dout_g = cryo_nn_alloc(gpu, nout, &err);
+        DIE_IF(cryo_nn_upload(cpu, dout_c, grad, nout, &err));
+        DIE_IF(cryo_nn_download(gpu, out, cryo_scunet_output(ng.m), nout, &err));
+        DIE_IF(cryo_loss_mse(&loss_g, grad, out, target, nout, &err));
+        DIE_IF(cryo_nn_upload(gpu, dout_g, grad, nout, &err));
+        DIE_IF(cryo_scunet_zero_grad(ng.m, &err));
+        DIE_IF(cryo_scunet_backward(nc.m, dout_c, &err));
+        DIE_IF(cryo_scunet_backward(ng.m, dout_g, &err));
+        double rl = fabs(loss_g - loss_c) / fabs(loss_c);
+        if (rl > worst_loss)
+            worst_loss = rl;
+        printf("     step %d: loss cpu %.9g gpu %.9g (rel %.1e)\n", step, loss_c, loss_g, rl);
+        if (step == 1) { /* gradients of the first step, per parameter tensor */
+            const float *gcd = cryo_scunet_grad_data(nc.m);
+            double worst = 0;
+            const char *wn = "";
+            DIE_IF(cryo_nn_download(gpu, gg, cryo_scunet_grad_data(ng.m), np, &err));
+            for (size_t k = 0; k < nt; k++) {
+                double ref = 0, diff = 0;
+                for (size_t i = tab[k].offset; i < tab[k].offset + tab[k].count; i++) {
+                    ref = fmax(ref, fabs(gcd[i]));
+                    diff = fmax(diff, fabs((double)gcd[i] - gg[i]));
+                }
+                double rel = ref > 0 ? diff / ref : diff;
+                if (rel > worst || !isfinite(rel)) {
+                    worst = rel;
+                    wn = tab[k].name;
+                }
+            }
+            checks++;
+            int ok = worst <= TOL;
+            failures += !ok;
+            printf("%-4s scunet %s backward: %zu parameter gradients, worst rel %.2e (%s)\n", ok ? "ok" : "FAIL",
+                   cfg, nt, worst, wn);
+        }
+        /* AdamW on the host, identically for both */
+        DIE_IF(cryo_nn_download(cpu, gc, cryo_scunet_grad_data(nc.m), np, &err));
+        DIE_IF(cryo_nn_download(gpu, gg, cryo_scunet_grad_data(ng.m), np, &err));
+        DIE_IF(cryo_nn_download(cpu, pc, cryo_scunet_param_data(nc.m), np, &err));
+        DIE_IF(cryo_nn_download(gpu, pg, cryo_scunet_param_data(ng.m), np, &err));
+        for (size_t k = 0; k < nt; k++) {
+            size_t off = tab[k].offset, cnt = tab[k].count;
+            cryo_adamw_update(pc + off, gc + off, mc + off, vc + off, cnt, &o, 1e-3, step, tab[k].decay);
+            cryo_adamw_update(pg + off, gg + off, mg + off, vg + off, cnt, &o, 1e-3, step, tab[k].decay);
+        }
+        DIE_IF(cryo_nn_upload(cpu, cryo_scunet_param_data(nc.m), pc, np, &err));
+        DIE_IF(cryo_nn_upload(gpu, cryo_scunet_param_data(ng.m), pg, np, &err));
+        cryo_nn_free(cpu, dout_c);
+        cryo_nn_free(gpu, dout_g);
+    }
+    if (steps > 1) {
+        checks++;
+        int ok = worst_loss <= 10 * TOL;
+        failures += !ok;
+        printf("%-4s scunet %s training, %d AdamW steps: loss curves agree within %.1e (tol %.0e)\n",
+               ok ? "ok" : "FAIL", cfg, steps, worst_loss, 10 * TOL);
+    }
+    cryo_scunet_free(nc.m);
+    cryo_scunet_free(ng.m);
+    free(in), free(target), free(grad), free(out), free(pc), free(pg), free(gc), free(gg);
+    free(mc), free(vc), free(mg), free(vg);
+}
+
+int main(int argc, char **argv)
+{
+    int quick = 0, self = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--quick") == 0)
+            quick = 1;
+        else if (strcmp(argv[i], "--cpu-vs-cpu") == 0)
+            self = 1;
+        else {
+            fprintf(stderr, "usage: test_gpu [--quick] [--cpu-vs-cpu]\n");
+            return 2;
+        }
+    }
+    DIE_IF(cryo_nn_ctx_create(&cpu, CRYO_NN_DEVICE_CPU, 0, &err));
+    if (cryo_nn_ctx_create(&gpu, self ? CRYO_NN_DEVICE_CPU : CRYO_NN_DEVICE_CUDA, 0, &err) < 0) {
+        printf("skip: no CUDA context: %s\n", err.msg);
+        cryo_nn_ctx_free(cpu);
+        return 77;
+    }
+    printf("reference: %s\ndevice:    %s\n", cryo_nn_ctx_name(cpu), cryo_nn_ctx_name(gpu));
+    for (int op = 0; op < CRYO_NN_OP_COUNT; op++)
+        if (!cryo_nn_supports(gpu, (enum cryo_nn_op)op)) {
+            printf("FAIL op %d not supported by the cuda backend\n", op);
+            failures++;
+        }
+
+    const struct cryo_nn_conv3d convs[] = {
+        {2, 10, 9, 8, 5, 7, 3, 1, 1, 1}, {1, 8, 8, 8, 8, 16, 2, 2, 0, 0}, {2, 6, 5, 4, 16, 8, 1, 1, 0, 1},
+        {1, 12, 12, 12, 32, 32, 3, 1, 1, 0}};
+    const struct cryo_nn_conv3d convts[] = {{2, 4, 5, 3, 16, 8, 2, 2, 0, 1}, {1, 6, 6, 6, 32, 16, 2, 2, 0, 0}};
+    for (size_t i = 0; i < sizeof convs / sizeof convs[0]; i++)
+        test_conv(&convs[i], 0);
+    for (size_t i = 0; i < sizeof convts / sizeof convts[0]; i++)
+        test_conv(&convts[i], 1);
+    test_linear(quick ? 300 : 20000, 24, 40);
+    test_layernorm(quick ? 77 : 30000, 48);
+    test_frn(2, quick ? 300 : 20000, 24);
+    test_activations(quick ? 1001 : 1000003);
+    test_softmax(300, 37);
+    const struct cryo_nn_wmsa wm[] = {
+        {1, 8, 8, 8, 32, 16, 4, 0}, {1, 8, 8, 8, 32, 16, 4, 1}, {2, 6, 6, 6, 16, 8, 4, 1}, {1, 3, 8, 4, 16, 16, 4, 1},
+        {2, 12, 8, 16, 64, 16, 4, 1}};
+    size_t nwm = quick ? 3 : sizeof wm / sizeof wm[0];
+    for (size_t i = 0; i < nwm; i++)
+        test_wmsa(&wm[i]);
+    test_glue();
+    if (!quick) {
+        test_network("width=16,head_dim=8,levels=2,depth=2", 2, 16, 5);
+        test_network("width=32,levels=3,depth=2", 1, 32, 3);
+    }
+    /* TF32 tensor cores for convolutions and matrix products: 1e-3 */
+    printf("--- precision tf32 (tolerance 1e-3)\n");
+    DIE_IF(cryo_nn_set_precision(gpu, CRYO_NN_PRECISION_TF32, &err));
+    TOL = 1e-3;
+    test_conv(&convs[0], 0);
+    test_conv(&convs[3], 0);
+    test_conv(&convts[1], 1);
+    test_linear(quick ? 300 : 20000, 24, 40);
+    test_wmsa(&wm[quick ? 1 : 4]);
+    if (!quick)
+        test_network("width=32,levels=3,depth=2", 1, 32, 3);
+    printf("test_gpu: %d checks, %d failed\n", checks, failures);
+    cryo_nn_ctx_free(gpu);
+    cryo_nn_ctx_free(cpu);
+    return failures ? 1 : 0;
+}
