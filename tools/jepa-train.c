@@ -103,7 +103,7 @@ static const struct cryo_tool tool = {
 #else
     "pre-train (JEPA, MAE) or fine-tune the CryoLVM SCUNet-3D on crops of density maps",
 #endif
-    "[OPTIONS] --out DIR [CROPS...|MAPS...] | export CHECKPOINT --out W.safetensors", options, 0, -1, 0};
+    "[OPTIONS] --out DIR [CROPS...|MAPS...] | export CHECKPOINT --out W.safetensors", options, 0, -1, 0, 1};
 
 static struct cryo_cli cli;
 static volatile sig_atomic_t stop_signal;
