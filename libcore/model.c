@@ -3,9 +3,11 @@
  * alike) with format sniffing, and PDB output (used to write Q-scores into the B column). */
 #include "cryolvm/mem.h"
 #include "cryolvm/model.h"
+#include "model_priv.h"
 
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -74,10 +76,42 @@ int cryo_resname_is_water(const char *r)
            strcmp(r, "H2O") == 0 || strcmp(r, "TIP") == 0 || strcmp(r, "TIP3") == 0;
 }
 
-static int same_site(const struct cryo_atom *a, const struct cryo_atom *b)
+int cryo_model_parse_int(const char *s, size_t n, long lo, long hi, long *v)
 {
-    return a->resseq == b->resseq && a->icode == b->icode && strcmp(a->chain, b->chain) == 0 &&
-           strcmp(a->name, b->name) == 0;
+    size_t i = 0;
+    int neg = 0;
+    if (i < n && (s[i] == '+' || s[i] == '-'))
+        neg = s[i++] == '-';
+    if (i == n)
+        return -1;
+    long x = 0;
+    for (; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        int d = s[i] - '0';
+        if (x > (LONG_MAX - d) / 10)
+            return -1;
+        x = x * 10 + d;
+    }
+    if (neg)
+        x = -x;
+    if (x < lo || x > hi)
+        return -1;
+    *v = x;
+    return 0;
+}
+
+/* An atom of a residue, for grouping its sites: name, then file order. */
+struct site_key {
+    const char *name;
+    size_t index;
+};
+
+static int site_key_cmp(const void *pa, const void *pb)
+{
+    const struct site_key *a = pa, *b = pb;
+    int c = strcmp(a->name, b->name);
+    return c ? c : (a->index > b->index) - (a->index < b->index);
 }
 
 static int same_residue(const struct cryo_atom *a, const struct cryo_atom *b)
@@ -90,8 +124,12 @@ void cryo_model_filter(struct cryo_model *m, const struct cryo_model_opts *o)
     size_t n = m->n;
     /* drop[] marks atoms to remove; reuse a small heap buffer. */
     unsigned char *drop = calloc(n ? n : 1, 1);
-    if (!drop)
+    struct site_key *order = malloc((n ? n : 1) * sizeof *order);
+    if (!drop || !order) {
+        free(drop);
+        free(order);
         return; /* filtering is best effort without memory; atoms stay */
+    }
     for (size_t i = 0; i < n; i++) {
         const struct cryo_atom *a = &m->atoms[i];
         int water = cryo_resname_is_water(a->resname);
@@ -103,27 +141,38 @@ void cryo_model_filter(struct cryo_model *m, const struct cryo_model_opts *o)
             drop[i] = 1;
     }
     /* Alternate locations: within one residue (atoms of a residue are contiguous in both
-     * formats, so the scan is residue-local), keep the highest occupancy of each site. */
+     * formats, so the work is residue-local), the atoms of one site (same name) are put
+     * next to each other by sorting (name, file order): n log n even for one huge residue,
+     * where comparing every pair was quadratic. A site with any altloc keeps one atom, the
+     * highest occupancy, the first in the file on ties. */
     size_t start = 0;
     while (start < n) {
         size_t end = start + 1;
         while (end < n && same_residue(&m->atoms[end], &m->atoms[start]))
             end++;
-        for (size_t i = start; i < end; i++) {
-            if (drop[i] || m->atoms[i].altloc == ' ')
-                continue;
-            for (size_t j = i + 1; j < end; j++) {
-                if (drop[j] || !same_site(&m->atoms[i], &m->atoms[j]))
-                    continue;
-                if (m->atoms[j].occ > m->atoms[i].occ) {
-                    drop[i] = 1;
-                    break;
-                }
-                drop[j] = 1;
+        size_t nk = 0;
+        for (size_t i = start; i < end; i++)
+            if (!drop[i])
+                order[nk++] = (struct site_key){m->atoms[i].name, i};
+        qsort(order, nk, sizeof *order, site_key_cmp);
+        for (size_t g = 0; g < nk;) {
+            size_t h = g + 1, best = order[g].index;
+            int alt = m->atoms[best].altloc != ' ';
+            while (h < nk && strcmp(order[h].name, order[g].name) == 0) {
+                size_t i = order[h].index;
+                alt |= m->atoms[i].altloc != ' ';
+                if (m->atoms[i].occ > m->atoms[best].occ)
+                    best = i;
+                h++;
             }
+            if (alt)
+                for (size_t q = g; q < h; q++)
+                    drop[order[q].index] = order[q].index != best;
+            g = h;
         }
         start = end;
     }
+    free(order);
     size_t k = 0;
     for (size_t i = 0; i < n; i++)
         if (!drop[i])

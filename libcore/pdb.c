@@ -3,6 +3,7 @@
  * error with its line number, never a silent zero. The element comes from columns 77-78
  * when present, else from the atom name as the format defines its alignment. */
 #include "cryolvm/model.h"
+#include "model_priv.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -153,14 +154,21 @@ int cryo_model_parse_pdb(struct cryo_model *m, const char *text, size_t len, con
             }
             a.b = (float)v;
         }
+        /* Serial (columns 7-11) and residue number (23-26): decimal, or hybrid-36 past
+         * 99999 / 9999; anything else is an error, never a cast of some double. */
         field(line, n, 7, 11, buf, sizeof buf);
-        long h36;
-        if (buf[0] && parse_num(buf, &v) == 0)
-            a.serial = (int)v;
-        else if ((h36 = hybrid36(buf, 5)) >= 0)
-            a.serial = (int)h36;
-        else
+        long iv;
+        if (!buf[0])
             a.serial = (int)m->n + 1;
+        else if (cryo_model_parse_int(buf, strlen(buf), -9999, 99999, &iv) == 0 ||
+                 (iv = hybrid36(buf, 5)) >= 0)
+            a.serial = (int)iv;
+        else {
+            cryo_model_free(m);
+            return cryo_fail(err, CRYO_E_FORMAT,
+                             "%s:%ld: atom serial number '%s' is not an integer (or hybrid-36)", name,
+                             lineno, buf);
+        }
         field(line, n, 13, 16, a.name, sizeof a.name);
         a.altloc = n >= 17 ? line[16] : ' ';
         field(line, n, 18, 20, a.resname, sizeof a.resname);
@@ -168,13 +176,15 @@ int cryo_model_parse_pdb(struct cryo_model *m, const char *text, size_t len, con
         if (a.chain[0] == ' ')
             a.chain[0] = '\0';
         field(line, n, 23, 26, buf, sizeof buf);
-        if (buf[0] && parse_num(buf, &v) == 0)
-            a.resseq = (int)v;
-        else if (buf[0] && (h36 = hybrid36(buf, 4)) >= 0)
-            a.resseq = (int)h36;
-        else if (buf[0]) {
+        if (!buf[0])
+            a.resseq = 0;
+        else if (cryo_model_parse_int(buf, strlen(buf), -999, 9999, &iv) == 0 ||
+                 (iv = hybrid36(buf, 4)) >= 0)
+            a.resseq = (int)iv;
+        else {
             cryo_model_free(m);
-            return cryo_fail(err, CRYO_E_FORMAT, "%s:%ld: residue number '%s' is not a number", name,
+            return cryo_fail(err, CRYO_E_FORMAT,
+                             "%s:%ld: residue number '%s' is not an integer (or hybrid-36)", name,
                              lineno, buf);
         }
         a.icode = n >= 27 ? line[26] : ' ';
