@@ -293,7 +293,7 @@ int cryo_trainer_load(struct cryo_trainer *t, const struct cryo_safetensors *st,
     const char *file = st->name ? st->name : "checkpoint";
     struct cryo_scunet_config c;
     CRYO_TRY(cryo_scunet_config_from_file(st, &c, err));
-    if (memcmp(&c, cryo_scunet_config(m), sizeof c) != 0)
+    if (!cryo_scunet_config_equal(&c, cryo_scunet_config(m)))
         return cryo_fail(err, CRYO_E_FORMAT, "%s: checkpoint is for another model config", file);
     uint64_t step, rng;
     if (parse_u64(cryo_meta_get(&st->meta, "step"), &step) < 0 ||
