@@ -56,6 +56,12 @@ void cli_warn(const struct cryo_cli *cli, const char *fmt, ...)
     fputc('\n', stderr);
 }
 
+/* libcore's warnings (cryo_warn) go to stderr like the tool's own. */
+static void cli_libcore_warning(void *ctx, const char *msg)
+{
+    cli_warn(ctx, "%s", msg);
+}
+
 void cli_progress(const struct cryo_cli *cli, const char *what, long done, long total)
 {
     if (cli->quiet || !(cli->progress || isatty(STDERR_FILENO)))
@@ -247,6 +253,7 @@ void cli_parse(const struct cryo_tool *t, int argc, char **argv, struct cryo_cli
         omp_set_num_threads(cli->threads);
     cli->sink_opts.stream.threads = cli->threads;
 
+    cryo_set_warn_handler(cli_libcore_warning, cli);
     snprintf(cli->history, sizeof cli->history, "%s", t->name);
     history_append(cli->history, sizeof cli->history, cryo_args_summary(cli->args));
 }
@@ -255,6 +262,7 @@ void cli_free(struct cryo_cli *cli)
 {
     cryo_args_free(cli->args);
     cli->args = NULL;
+    cryo_set_warn_handler(NULL, NULL);
 }
 
 struct cryo_sink *cli_open_sink(const struct cryo_cli *cli)

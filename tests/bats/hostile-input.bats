@@ -1,0 +1,78 @@
+#!/usr/bin/env bats
+# Hostile inputs of issue 12 (found by fuzzing and by hand): each is refused before the
+# memory it claims is allocated, or accepted with a warning that names the file, never
+# silently. Reproducers of fuzzer findings live in tests/fuzz/regress/ (make check-fuzz).
+load helpers
+bats_require_minimum_version 1.5.0
+
+# A 4x4x4 float32 map (header + 256 bytes of data) at $1.
+small_map() {
+  "$PY" - "$1" <<'PY'
+import sys, numpy as np, mrcfile
+with mrcfile.new(sys.argv[1], overwrite=True) as m:
+    m.set_data(np.arange(64, dtype=np.float32).reshape(4, 4, 4))
+PY
+}
+
+@test "MRC: bytes after the voxel data are counted in a warning, the map still read" {
+  require_py_module mrcfile
+  small_map "$TMP/a.mrc"
+  head -c 5000 /dev/urandom >> "$TMP/a.mrc"
+  run --separate-stderr vol-convert "$TMP/a.mrc" -o "$TMP/out.mrc"
+  [ "$status" -eq 0 ]
+  [ "$stderr" = "vol-convert: warning: $TMP/a.mrc: 5000 bytes after the voxel data ignored (not part of the map)" ]
+  assert_close_files "$TMP/out.mrc" "$TMP/a.mrc" 0
+  # the same from a pipe: counted as read, up to 64 KiB
+  run --separate-stderr bash -c 'cat "$1" | vol-info - >/dev/null' _ "$TMP/a.mrc"
+  [ "$status" -eq 0 ]
+  [ "$stderr" = "vol-info: warning: stdin: 5000 bytes after the voxel data ignored (not part of the map)" ]
+  # -q silences it
+  run --separate-stderr vol-info -q "$TMP/a.mrc"
+  [ "$status" -eq 0 ] && [ -z "$stderr" ]
+}
+
+@test "MRC: a gzip member with 1 GiB of zeros after a 4^3 map is not inflated past 64 KiB" {
+  require_py_module mrcfile
+  small_map "$TMP/a.mrc"
+  { cat "$TMP/a.mrc"; head -c 1073741824 /dev/zero; } | gzip -1 > "$TMP/a.mrc.gz"
+  run --separate-stderr /usr/bin/time -f '%e %M' vol-info "$TMP/a.mrc.gz"
+  [ "$status" -eq 0 ]
+  [[ "$stderr" == "vol-info: warning: $TMP/a.mrc.gz: at least 65536 bytes after the voxel data ignored"* ]] || { echo "$stderr"; false; }
+  # well under a second and a few MiB: the 1 GiB is never inflated
+  read -r secs kib < <(tail -n 1 <<<"$stderr")
+  awk -v s="$secs" 'BEGIN { exit !(s < 1.0) }'
+  [ "$kib" -lt 100000 ]
+}
+
+@test "MRC: a gzipped header claiming more than the compressed file can hold is refused at once" {
+  require_py_module mrcfile
+  small_map "$TMP/a.mrc"
+  # NX NY NZ = 1024 (4 GiB of float32) in a 1.3 KiB gzip file
+  "$PY" - "$TMP/a.mrc" <<'PY'
+import struct, sys
+b = bytearray(open(sys.argv[1], 'rb').read())
+b[0:12] = struct.pack('<3i', 1024, 1024, 1024)
+b[28:40] = struct.pack('<3i', 1024, 1024, 1024)
+open(sys.argv[1], 'wb').write(b)
+PY
+  gzip -9 "$TMP/a.mrc"
+  run --separate-stderr /usr/bin/time -f '%M' vol-info "$TMP/a.mrc.gz"
+  [ "$status" -eq 1 ]
+  [[ "$stderr" == "vol-info: $TMP/a.mrc.gz: header says 1024x1024x1024 float32 (4.0 GiB) but the compressed input can hold at most "* ]] || { echo "$stderr"; false; }
+  [ "$(tail -n 1 <<<"$stderr")" -lt 100000 ]
+}
+
+@test "MRC: a gzip member whose CRC is wrong after the map is refused" {
+  require_py_module mrcfile
+  small_map "$TMP/a.mrc"
+  gzip -9 "$TMP/a.mrc"
+  # the CRC-32 is the 8th to 5th last byte
+  "$PY" - "$TMP/a.mrc.gz" <<'PY'
+import sys
+b = bytearray(open(sys.argv[1], 'rb').read()); b[-8] ^= 0xff
+open(sys.argv[1], 'wb').write(b)
+PY
+  run --separate-stderr vol-info "$TMP/a.mrc.gz"
+  [ "$status" -eq 1 ]
+  [[ "$stderr" == "vol-info: $TMP/a.mrc.gz: corrupt gzip data"* ]] || { echo "$stderr"; false; }
+}
