@@ -76,3 +76,43 @@ PY
   [ "$status" -eq 1 ]
   [[ "$stderr" == "vol-info: $TMP/a.mrc.gz: corrupt gzip data"* ]] || { echo "$stderr"; false; }
 }
+
+# A stream whose only frame header (checksums valid) claims 1x2048x2048x3840 float32 = 60 GiB,
+# followed by nothing but 4 bytes: 144 bytes in all.
+lying_stream() {
+  "$PY" - "$1" <<'PY'
+import struct, sys, zlib
+hdr = b"CVOL" + struct.pack("<HHI", 1, 0, 0)
+out = hdr + struct.pack("<I", zlib.crc32(hdr))
+raw, cb = 2048 * 2048 * 3840 * 4, 4 << 20
+fixed = (b"FRAM" + struct.pack("<I", 120) + bytes([1, 3, 1, 1]) + struct.pack("<I", 0)
+         + struct.pack("<4Q", 1, 3840, 2048, 2048) + struct.pack("<3d", 1, 1, 1) + struct.pack("<3d", 0, 0, 0)
+         + struct.pack("<QIIII", raw, cb, -(-raw // cb), 0, 0))
+out += fixed + struct.pack("<I", zlib.crc32(fixed)) + struct.pack("<I", 100)
+assert len(out) == 144
+open(sys.argv[1], "wb").write(out)
+PY
+}
+
+@test "stream: a 144-byte stream claiming a 60 GiB frame is refused before allocating, naming the file" {
+  lying_stream "$TMP/lie.cvol"
+  run --separate-stderr /usr/bin/time -f '%M' vol-info "$TMP/lie.cvol"
+  [ "$status" -eq 1 ]
+  [[ "$stderr" == "vol-info: $TMP/lie.cvol: stream ends before frame 1 is complete: its header claims 64424509440 data bytes"*"and only 4 bytes follow"* ]] || { echo "$stderr"; false; }
+  [ "$(tail -n 1 <<<"$stderr")" -lt 200000 ]
+  # from a pipe the length is unknown: the buffer grows only with data that arrives
+  run --separate-stderr bash -c 'cat "$1" | /usr/bin/time -f %M vol-info -' _ "$TMP/lie.cvol"
+  [ "$status" -eq 1 ]
+  [[ "$stderr" == "vol-info: stdin: stream ends in the middle of frame 1"* ]] || { echo "$stderr"; false; }
+  [ "$(tail -n 1 <<<"$stderr")" -lt 300000 ]
+}
+
+@test "stream: a frame larger than the first pipe buffer (64 MiB) crosses a pipe intact" {
+  require_py_module mrcfile
+  "$PY" -c '
+import numpy as np, mrcfile, sys
+a = np.random.default_rng(3).standard_normal((90, 448, 448)).astype(np.float32)
+with mrcfile.new(sys.argv[1], overwrite=True) as m: m.set_data(a)' "$TMP/big.mrc"
+  vol-convert "$TMP/big.mrc" | cat | vol-convert - -o "$TMP/back.mrc"
+  cmp <(tail -c +1025 "$TMP/big.mrc") <(tail -c +1025 "$TMP/back.mrc")
+}
