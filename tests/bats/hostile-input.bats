@@ -116,3 +116,35 @@ with mrcfile.new(sys.argv[1], overwrite=True) as m: m.set_data(a)' "$TMP/big.mrc
   vol-convert "$TMP/big.mrc" | cat | vol-convert - -o "$TMP/back.mrc"
   cmp <(tail -c +1025 "$TMP/big.mrc") <(tail -c +1025 "$TMP/back.mrc")
 }
+
+# A hand-made little-endian TIFF: one 8-bit page of $2 x $3 pixels, one uncompressed strip of
+# $4 bytes, 8 directory entries.
+tiny_tiff() {
+  "$PY" - "$@" <<'PY'
+import struct, sys
+out, w, h, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+tags = [(256, 4, w), (257, 4, h), (258, 3, 8), (259, 3, 1), (262, 3, 1), (273, 4, 0), (278, 4, h), (279, 4, n)]
+ifd_off = 8
+data_off = ifd_off + 2 + 12 * len(tags) + 4
+b = b"II*\0" + struct.pack("<I", ifd_off) + struct.pack("<H", len(tags))
+for tag, typ, val in tags:
+    if tag == 273:
+        val = data_off
+    b += struct.pack("<HHI", tag, typ, 1) + (struct.pack("<HH", val, 0) if typ == 3 else struct.pack("<I", val))
+b += struct.pack("<I", 0) + bytes(range(256)) * (n // 256) + bytes(n % 256)
+open(out, "wb").write(b)
+PY
+}
+
+@test "TIFF: a 390-byte file whose page claims 13 GB is refused before allocating" {
+  tiny_tiff "$TMP/lie.tif" 114000 114000 280
+  [ "$(stat -c %s "$TMP/lie.tif")" -eq 390 ]
+  run --separate-stderr /usr/bin/time -f '%M' vol-info "$TMP/lie.tif"
+  [ "$status" -eq 1 ]
+  [[ "$stderr" == "vol-info: $TMP/lie.tif: 1 page of 114000x114000 8-bit need 12394.0 MiB, more than the file's data (390 bytes) can hold"* ]] || { echo "$stderr"; false; }
+  [ "$(tail -n 1 <<<"$stderr")" -lt 100000 ]
+  # the honest version of the same layout still reads
+  tiny_tiff "$TMP/ok.tif" 16 16 256
+  run vol-info "$TMP/ok.tif"
+  [ "$status" -eq 0 ]
+}
