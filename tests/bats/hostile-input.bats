@@ -148,3 +148,24 @@ PY
   run vol-info "$TMP/ok.tif"
   [ "$status" -eq 0 ]
 }
+
+@test "safetensors: a small file whose config claims a huge network fails on its tensors, not on memory" {
+  "$PY" - "$TMP/lie.safetensors" <<'PY'
+import json, struct, sys
+meta = {"__metadata__": {"format": "cryolvm-scunet3d",
+                         "config": "width=4096,levels=4,depth=16,head_dim=256,mlp_ratio=16"}}
+h = json.dumps(meta, separators=(",", ":")).encode()
+h += b" " * (-(8 + len(h)) % 8)
+open(sys.argv[1], "wb").write(struct.pack("<Q", len(h)) + h)
+PY
+  require_py_module mrcfile
+  "$PY" -c 'import numpy as np, mrcfile, sys; mrcfile.new(sys.argv[1], np.zeros((16, 16, 16), np.float32))' "$TMP/m.mrc"
+  for args in "info $TMP/lie.safetensors" "run $TMP/lie.safetensors $TMP/m.mrc"; do
+    run --separate-stderr /usr/bin/time -f '%M' lvm-model $args -o "$TMP/out.mrc"
+    [ "$status" -eq 1 ]
+    [[ "$stderr" == "lvm-model: $TMP/lie.safetensors: "*"head.weight"* ]] || { echo "$stderr"; false; }
+    [[ "$stderr" != *tiles* ]]
+    [ "$(tail -n 1 <<<"$stderr")" -lt 200000 ]
+    assert_no_file "$TMP/out.mrc"
+  done
+}
