@@ -90,14 +90,13 @@ static void element_from_name(const char *raw4, int het, char *el)
     el[0] = (char)toupper((unsigned char)c0);
 }
 
-int cryo_model_parse_pdb(struct cryo_model *m, const char *text, size_t len, const char *name,
-                         const struct cryo_model_opts *o, struct cryo_error *err)
+int pdb_parse_lines(struct cryo_model *m, struct pdb_parse *ps, const char *text, size_t len,
+                    const char *name, struct cryo_error *err)
 {
-    cryo_model_free(m);
     const char *p = text, *end = text + len;
-    long lineno = 0;
-    int models_seen = 0;
-    while (p < end) {
+    long lineno = ps->lineno;
+    int models_seen = ps->models_seen;
+    while (p < end && !ps->done) {
         const char *nl = memchr(p, '\n', (size_t)(end - p));
         size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
         const char *line = p;
@@ -107,11 +106,13 @@ int cryo_model_parse_pdb(struct cryo_model *m, const char *text, size_t len, con
             n--;
         if (n >= 5 && strncmp(line, "MODEL", 5) == 0) {
             if (++models_seen > 1)
-                break;
+                ps->done = 1;
             continue;
         }
-        if (n >= 6 && strncmp(line, "ENDMDL", 6) == 0)
-            break;
+        if (n >= 6 && strncmp(line, "ENDMDL", 6) == 0) {
+            ps->done = 1;
+            continue;
+        }
         int het = n >= 6 && strncmp(line, "HETATM", 6) == 0;
         if (!het && !(n >= 6 && strncmp(line, "ATOM  ", 6) == 0) &&
             !(n == 4 && strncmp(line, "ATOM", 4) == 0))
@@ -208,6 +209,14 @@ int cryo_model_parse_pdb(struct cryo_model *m, const char *text, size_t len, con
             return s;
         }
     }
+    ps->lineno = lineno;
+    ps->models_seen = models_seen;
+    return CRYO_OK;
+}
+
+int pdb_parse_finish(struct cryo_model *m, const char *name, const struct cryo_model_opts *o,
+                     struct cryo_error *err)
+{
     if (m->n == 0)
         return cryo_fail(err, CRYO_E_FORMAT, "%s: no ATOM/HETATM records (not a PDB file?)", name);
     cryo_model_filter(m, o);
@@ -215,4 +224,13 @@ int cryo_model_parse_pdb(struct cryo_model *m, const char *text, size_t len, con
         return cryo_fail(err, CRYO_E_FORMAT, "%s: no atoms left after filtering (hydrogens, waters, ligands)",
                          name);
     return CRYO_OK;
+}
+
+int cryo_model_parse_pdb(struct cryo_model *m, const char *text, size_t len, const char *name,
+                         const struct cryo_model_opts *o, struct cryo_error *err)
+{
+    struct pdb_parse ps = {0, 0, 0};
+    cryo_model_free(m);
+    CRYO_TRY(pdb_parse_lines(m, &ps, text, len, name, err));
+    return pdb_parse_finish(m, name, o, err);
 }

@@ -169,3 +169,31 @@ PY
     assert_no_file "$TMP/out.mrc"
   done
 }
+
+@test "models: a bad first record fails before 10 million more lines are read" {
+  { echo "ATOM      1  CA  GLY A   1       x.000   1.000   1.000  1.00  0.00           C"
+    yes "REMARK 999 garbage garbage garbage garbage garbage garbage garbage" | head -n 10000000; } > "$TMP/bad.pdb"
+  run --separate-stderr /usr/bin/time -f '%e %M' model-map --res 3 --apix 1 "$TMP/bad.pdb" -o "$TMP/out.mrc"
+  [ "$status" -eq 1 ]
+  [[ "$stderr" == "model-map: $TMP/bad.pdb:1: x coordinate 'x.000' is not a number"* ]] || { echo "$stderr"; false; }
+  read -r secs kib < <(tail -n 1 <<<"$stderr")
+  awk -v s="$secs" 'BEGIN { exit !(s < 0.5) }'
+  [ "$kib" -lt 100000 ]
+  assert_no_file "$TMP/out.mrc"
+}
+
+@test "models: a small gzip that inflates past 1 GiB is refused without holding it" {
+  { echo "ATOM      1  CA  GLY A   1       1.000   1.000   1.000  1.00  0.00           C"
+    head -c 1100M /dev/zero | tr '\0' '\n'; } | gzip -1 > "$TMP/bomb.pdb.gz"
+  [ "$(stat -c %s "$TMP/bomb.pdb.gz")" -lt 8000000 ]
+  run --separate-stderr /usr/bin/time -f '%M' model-map --res 3 --apix 1 "$TMP/bomb.pdb.gz" -o "$TMP/out.mrc"
+  [ "$status" -eq 1 ]
+  [[ "$stderr" == "model-map: $TMP/bomb.pdb.gz: more than 1024 MiB of PDB text (refusing absurd size)"* ]] || { echo "$stderr"; false; }
+  [ "$(tail -n 1 <<<"$stderr")" -lt 100000 ]
+  # the same as mmCIF
+  { printf 'data_x\nloop_\n_atom_site.type_symbol\n_atom_site.Cartn_x\n_atom_site.Cartn_y\n_atom_site.Cartn_z\nC 1 2 3\n'
+    head -c 1100M /dev/zero | tr '\0' ' '; } | gzip -1 > "$TMP/bomb.cif.gz"
+  run --separate-stderr model-map --res 3 --apix 1 "$TMP/bomb.cif.gz" -o "$TMP/out.mrc"
+  [ "$status" -eq 1 ]
+  [[ "$stderr" == "model-map: $TMP/bomb.cif.gz: more than 1024 MiB of mmCIF text (refusing absurd size)"* ]] || { echo "$stderr"; false; }
+}

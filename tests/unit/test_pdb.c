@@ -375,9 +375,49 @@ TEST(altloc_one_huge_residue)
     cryo_model_free(&m);
 }
 
+/* Issue 12: model files are parsed as they are read: line numbers run on across blocks, a bad
+ * record fails before the rest is read, reading stops after the first model, and binary
+ * data is refused. */
+TEST(read_streamed_blocks)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/big.pdb", tu_tmpdir());
+    FILE *f = fopen(path, "w");
+    CHECK(f != NULL);
+    if (!f)
+        return;
+    for (int i = 0; i < 50000; i++) /* 3.6 MB of remarks: several 1 MiB blocks */
+        fprintf(f, "REMARK 999 %-60d\n", i);
+    fputs("ATOM      1  CA  GLY A   1       1.000   1.000   1.000  1.00  0.00           C\n", f);
+    fputs("ATOM      2  CA  GLY A   2       2.000   2.000 zzz.000  1.00  0.00           C\n", f);
+    fclose(f);
+    struct cryo_model m;
+    struct cryo_error err = {0};
+    cryo_model_init(&m);
+    CHECK_EQ_INT(cryo_model_read(&m, path, NULL, &err), CRYO_E_FORMAT);
+    CHECK(strstr(err.msg, "big.pdb:50002: z coordinate") != NULL);
+    CHECK_EQ_INT(m.n, 0);
+    /* first model only: what follows ENDMDL is never parsed (not even the garbage) */
+    f = fopen(path, "w");
+    fputs("MODEL        1\nATOM      1  CA  GLY A   1       1.000   1.000   1.000  1.00  0.00           C\n"
+          "ENDMDL\nATOM      2  CA  GLY A   2       2.000   2.000 zzz.000  1.00  0.00           C\n", f);
+    fclose(f);
+    CHECK_EQ_INT(cryo_model_read(&m, path, NULL, &err), 0);
+    CHECK_EQ_INT(m.n, 1);
+    /* a NUL anywhere: binary */
+    f = fopen(path, "w");
+    fputs("ATOM      1  CA  GLY A   1       1.000   1.000   1.000  1.00  0.00           C\n", f);
+    fputc(0, f);
+    fclose(f);
+    CHECK_EQ_INT(cryo_model_read(&m, path, NULL, &err), CRYO_E_FORMAT);
+    CHECK(strstr(err.msg, "binary data") != NULL);
+    cryo_model_free(&m);
+}
+
 int main(void)
 {
     return RUN_TESTS(pdb_defaults, pdb_filters, pdb_first_model_only, pdb_hybrid36, pdb_errors_name_line,
                      cif_any_order_quotes_models, cif_errors, read_file_gzip_and_sniff,
-                     write_pdb_roundtrip, elements, integers_are_integers, altloc_one_huge_residue);
+                     write_pdb_roundtrip, elements, integers_are_integers, altloc_one_huge_residue,
+                     read_streamed_blocks);
 }
