@@ -197,3 +197,17 @@ PY
   [ "$status" -eq 1 ]
   [[ "$stderr" == "model-map: $TMP/bomb.cif.gz: more than 1024 MiB of mmCIF text (refusing absurd size)"* ]] || { echo "$stderr"; false; }
 }
+
+@test "a broken pipe downstream ends the tool quietly, status 1, no temporary left" {
+  require_py_module mrcfile
+  "$PY" -c 'import numpy as np, mrcfile, sys; mrcfile.new(sys.argv[1], np.random.default_rng(1).standard_normal((64, 256, 256)).astype(np.float32))' "$TMP/big.mrc"
+  mkdir "$TMP/t"
+  for fmt in stream mrc tiff; do
+    run --separate-stderr bash -c 'TMPDIR="$1" vol-convert "$2" -f "$3" | head -c 100 >/dev/null; echo "${PIPESTATUS[0]}"' _ "$TMP/t" "$TMP/big.mrc" $fmt
+    [ "$output" = 1 ] || { echo "$fmt: status $output"; false; }
+    [ -z "$stderr" ] || { echo "$fmt: $stderr"; false; }
+    [ -z "$(ls -A "$TMP/t")" ] || { ls -la "$TMP/t"; false; }
+  done
+  run --separate-stderr bash -c 'mrc-normalize "$1" | head -c 100 >/dev/null; echo "${PIPESTATUS[0]}"' _ "$TMP/big.mrc"
+  [ "$output" = 1 ] && [ -z "$stderr" ]
+}
