@@ -44,21 +44,23 @@ fuzz-build: $(FUZZ_BINS)
 
 # One harness at a time, each for FUZZ_SECONDS.
 fuzz: fuzz-build
-	@set -e; for h in $(FUZZ_NAMES); do \
+	@set -eo pipefail; for h in $(FUZZ_NAMES); do \
 	  mkdir -p $(FUZZ_BUILD)/corpus/$$h $(FUZZ_BUILD)/findings/$$h; \
-	  dict=; [ -f tests/fuzz/$$h.dict ] && dict=-dict=tests/fuzz/$$h.dict; \
+	  dict=; [ -f tests/fuzz/fuzz_$$h.dict ] && dict=-dict=tests/fuzz/fuzz_$$h.dict; \
 	  echo "fuzz: $$h for $(FUZZ_SECONDS) s"; \
 	  $(FUZZ_ENV) $(FUZZ_BUILD)/fuzz_$$h $(FUZZ_OPTS) $$dict -max_total_time=$(FUZZ_SECONDS) \
 	    -print_final_stats=1 \
 	    -artifact_prefix=$(FUZZ_BUILD)/findings/$$h/ \
-	    $(FUZZ_BUILD)/corpus/$$h tests/fuzz/seeds/$$h 2>&1 | tail -n 20; \
+	    $(FUZZ_BUILD)/corpus/$$h tests/fuzz/seeds/$$h > $(FUZZ_BUILD)/findings/$$h.log 2>&1 \
+	    || { tail -n 60 $(FUZZ_BUILD)/findings/$$h.log; echo "fuzz: $$h: finding in $(FUZZ_BUILD)/findings/$$h/"; exit 1; }; \
+	  grep -E '^Done|new_units_added' $(FUZZ_BUILD)/findings/$$h.log; \
 	done
 
 # CI: reproducers and seeds must pass, and a short run from the seeds must find nothing.
 check-fuzz: fuzz-build
-	@set -e; for h in $(FUZZ_NAMES); do \
+	@set -eo pipefail; for h in $(FUZZ_NAMES); do \
 	  rm -rf $(FUZZ_BUILD)/ci/$$h; mkdir -p $(FUZZ_BUILD)/ci/$$h; \
-	  dict=; [ -f tests/fuzz/$$h.dict ] && dict=-dict=tests/fuzz/$$h.dict; \
+	  dict=; [ -f tests/fuzz/fuzz_$$h.dict ] && dict=-dict=tests/fuzz/fuzz_$$h.dict; \
 	  if [ -d tests/fuzz/regress/$$h ]; then \
 	    $(FUZZ_ENV) $(FUZZ_BUILD)/fuzz_$$h $(FUZZ_OPTS) tests/fuzz/regress/$$h/* \
 	      > $(FUZZ_BUILD)/ci/$$h.regress.log 2>&1 \
