@@ -281,6 +281,13 @@ TEST(weights_save_load_roundtrip)
     CHECK(cryo_scunet_create(&o, &other, ctx, 1, 8, 8, 8, 0, &e) == 0);
     CHECK(o && st && cryo_scunet_load(o, st, &e) == CRYO_E_FORMAT && strstr(e.msg, "shape"));
     cryo_scunet_free(o);
+    /* issue 12: the same verdicts before any network is built */
+    CHECK(st && cryo_scunet_weights_check(st, &c, &e) == 0);
+    CHECK(st && cryo_scunet_weights_check(st, &other, &e) == CRYO_E_FORMAT && strstr(e.msg, "shape") &&
+          strstr(e.msg, "w.safetensors"));
+    struct cryo_scunet_config huge = c;
+    CHECK(cryo_scunet_config_parse(&huge, "width=4096,levels=4,depth=16,head_dim=256,mlp_ratio=16", &e) == 0);
+    CHECK(st && cryo_scunet_weights_check(st, &huge, &e) == CRYO_E_FORMAT && strstr(e.msg, "head.weight"));
     cryo_safetensors_free(st);
 out:
     cryo_scunet_free(a);
