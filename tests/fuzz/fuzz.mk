@@ -1,7 +1,7 @@
 # tests/fuzz/fuzz.mk — libFuzzer harnesses for every reader (included by the Makefile).
 #   make fuzz [FUZZ_SECONDS=60]   build with clang and fuzz each harness that long
 #   make check-fuzz        CI: each harness ~3 s from its seeds, every regression reproducer
-#                          replayed, then the unit tests under ASan+UBSan (make SAN=... unit)
+#                          replayed, then the readers' unit tests under ASan+UBSan
 # libcore is compiled once more with clang -fsanitize=fuzzer-no-link,address,undefined into
 # build-fuzz/; each tests/fuzz/fuzz_NAME.c becomes build-fuzz/fuzz_NAME. Seeds live in
 # tests/fuzz/seeds/NAME/, reproducers of past findings in tests/fuzz/regress/NAME/, new
@@ -40,7 +40,15 @@ $(FUZZ_LIB): $(FUZZ_LIB_OBJ)
 $(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_util.h $(FUZZ_LIB)
 	$(FUZZ_CC) $(FUZZ_CPPFLAGS) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_LIB) $(LDLIBS_ALL)
 
-fuzz-build: $(FUZZ_BINS)
+# The unit tests of the readers, against the same instrumented library (ASan + UBSan, no
+# second build of libcore): what the fuzzers do not reach, the tests' hand-made cases do.
+FUZZ_UNIT := test_core test_mrc test_stream test_volio test_pdb test_safetensors
+FUZZ_UNIT_BINS := $(FUZZ_UNIT:%=$(FUZZ_BUILD)/unit/%)
+$(FUZZ_BUILD)/unit/%: tests/unit/%.c tests/unit/testutil.c tests/unit/testutil.h $(FUZZ_LIB)
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CPPFLAGS) -Itests/unit $(FUZZ_CFLAGS) -o $@ $< tests/unit/testutil.c $(FUZZ_LIB) $(LDLIBS_ALL)
+
+fuzz-build: $(FUZZ_BINS) $(FUZZ_UNIT_BINS)
 
 # One harness at a time, each for FUZZ_SECONDS.
 fuzz: fuzz-build
@@ -72,6 +80,8 @@ check-fuzz: fuzz-build
 	    || { tail -n 40 $(FUZZ_BUILD)/ci/$$h.log; echo "check-fuzz: $$h: finding in $(FUZZ_BUILD)/ci/$$h/"; exit 1; }; \
 	  echo "check-fuzz: $$h ok ($$(grep -o 'stat::number_of_executed_units: [0-9]*' $(FUZZ_BUILD)/ci/$$h.log | grep -o '[0-9]*$$' || echo '?') runs)"; \
 	done
+	@set -o pipefail; $(FUZZ_ENV) OMP_NUM_THREADS=2 scripts/run-unit $(FUZZ_UNIT_BINS) \
+	  | sed 's/^unit:/check-fuzz: reader unit tests under ASan+UBSan:/'
 
 fuzz-clean:
 	rm -rf $(FUZZ_BUILD)
