@@ -35,13 +35,10 @@ PY
   require_py_module mrcfile
   small_map "$TMP/a.mrc"
   { cat "$TMP/a.mrc"; head -c 1073741824 /dev/zero; } | gzip -1 > "$TMP/a.mrc.gz"
-  run --separate-stderr /usr/bin/time -f '%e %M' vol-info "$TMP/a.mrc.gz"
+  run --separate-stderr /usr/bin/time -f '%M' vol-info "$TMP/a.mrc.gz"
   [ "$status" -eq 0 ]
   [[ "$stderr" == "vol-info: warning: $TMP/a.mrc.gz: at least 65536 bytes after the voxel data ignored"* ]] || { echo "$stderr"; false; }
-  # well under a second and a few MiB: the 1 GiB is never inflated
-  read -r secs kib < <(tail -n 1 <<<"$stderr")
-  awk -v s="$secs" 'BEGIN { exit !(s < 1.0) }'
-  [ "$kib" -lt 100000 ]
+  [ "$(tail -n 1 <<<"$stderr")" -lt 100000 ]
 }
 
 @test "MRC: a gzipped header claiming more than the compressed file can hold is refused at once" {
@@ -170,16 +167,19 @@ PY
   done
 }
 
-@test "models: a bad first record fails before 10 million more lines are read" {
+@test "models: a bad first record fails before the rest is read (even an endless input)" {
   { echo "ATOM      1  CA  GLY A   1       x.000   1.000   1.000  1.00  0.00           C"
     yes "REMARK 999 garbage garbage garbage garbage garbage garbage garbage" | head -n 10000000; } > "$TMP/bad.pdb"
-  run --separate-stderr /usr/bin/time -f '%e %M' model-map --res 3 --apix 1 "$TMP/bad.pdb" -o "$TMP/out.mrc"
+  run --separate-stderr /usr/bin/time -f '%M' model-map --res 3 --apix 1 "$TMP/bad.pdb" -o "$TMP/out.mrc"
   [ "$status" -eq 1 ]
   [[ "$stderr" == "model-map: $TMP/bad.pdb:1: x coordinate 'x.000' is not a number"* ]] || { echo "$stderr"; false; }
-  read -r secs kib < <(tail -n 1 <<<"$stderr")
-  awk -v s="$secs" 'BEGIN { exit !(s < 0.5) }'
-  [ "$kib" -lt 100000 ]
+  [ "$(tail -n 1 <<<"$stderr")" -lt 100000 ]
   assert_no_file "$TMP/out.mrc"
+  # from a pipe that never ends: a reader of the whole text would hit the timeout (124)
+  run --separate-stderr bash -c '{ head -n 1 "$1"; yes "REMARK 999 garbage"; } | timeout 60 model-map --res 3 --apix 1 - -o "$2"' \
+    _ "$TMP/bad.pdb" "$TMP/out.mrc"
+  [ "$status" -eq 1 ]
+  [[ "$stderr" == "model-map: stdin:1: x coordinate"* ]] || { echo "$stderr"; false; }
 }
 
 @test "models: a small gzip that inflates past 1 GiB is refused without holding it" {
