@@ -18,8 +18,7 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* Write data to one temporary file per process (reused) and return its path; NULL on
- * failure. `suffix` matters to readers that look at names (".gz" is never needed: the
- * readers sniff content). */
+ * failure. No suffix is needed: the readers sniff content, never names. */
 static inline const char *fuzz_tmpfile(const uint8_t *data, size_t size)
 {
     static char path[256];
