@@ -195,6 +195,8 @@ demo:
 clean:
 	rm -rf build build-san bin bin-san
 
+include tests/fuzz/fuzz.mk
+
 .PHONY: all check check-run unit bats man-lint bench install demo clean
 .DELETE_ON_ERROR:
 .SECONDARY:

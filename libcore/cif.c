@@ -4,9 +4,11 @@
  * rows; columns are found by tag name so any column order works. auth_* identifiers are
  * preferred over label_* (they are what PDB files and most programs show). */
 #include "cryolvm/model.h"
+#include "model_priv.h"
 
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -151,6 +153,26 @@ static int tok_num(const struct tok *t, double *v)
     return 0;
 }
 
+/* An integer item: '?' and '.' are absent (0 returned, *present = 0); otherwise it must be
+ * a decimal integer that fits an int, else a "file:LINE: TAG 'text' is not an integer" error. */
+static int tok_int(const struct tok *t, const char *tag, int *v, int *present, const char *name,
+                   struct cryo_error *err)
+{
+    *present = 0;
+    if (tok_missing(t))
+        return 0;
+    long x;
+    if (cryo_model_parse_int(t->s, t->n, INT_MIN, INT_MAX, &x) < 0) {
+        char buf[32];
+        tok_copy(t, buf, sizeof buf);
+        return cryo_fail(err, CRYO_E_FORMAT, "%s:%ld: %s '%s%s' is not an integer", name, t->line,
+                         tag, buf, t->n >= sizeof buf ? "..." : "");
+    }
+    *v = (int)x;
+    *present = 1;
+    return 0;
+}
+
 enum col {
     C_GROUP, C_ID, C_TYPE, C_LATOM, C_AATOM, C_ALT, C_LCOMP, C_ACOMP, C_LASYM, C_AASYM,
     C_LSEQ, C_ASEQ, C_INS, C_X, C_Y, C_Z, C_OCC, C_B, C_MODEL, C_NCOL
@@ -165,16 +187,21 @@ static int pick(const int *col, enum col a, enum col b) { return col[a] >= 0 ? c
 
 /* Fill one atom from a row of tokens; returns 1 to keep, 0 to skip (other model),
  * -1 on error. */
-static int row_to_atom(const struct tok *row, const int *col, int *first_model, struct cryo_atom *a,
+static int row_to_atom(const struct tok *row, const int *col, int *first_model,
+                       int *first_model_seen, struct cryo_atom *a,
                        const char *name, struct cryo_error *err)
 {
     char buf[32];
     double v;
+    int iv, have;
     memset(a, 0, sizeof *a);
-    if (col[C_MODEL] >= 0 && tok_num(&row[col[C_MODEL]], &v) == 0) {
-        if (*first_model == -1)
-            *first_model = (int)v;
-        if ((int)v != *first_model)
+    if (col[C_MODEL] >= 0) {
+        CRYO_TRY(tok_int(&row[col[C_MODEL]], "pdbx_PDB_model_num", &iv, &have, name, err));
+        if (have && !*first_model_seen) {
+            *first_model = iv;
+            *first_model_seen = 1;
+        }
+        if (have && iv != *first_model)
             return 0;
     }
     static const enum col xyz[3] = {C_X, C_Y, C_Z};
@@ -202,8 +229,11 @@ static int row_to_atom(const struct tok *row, const int *col, int *first_model, 
     }
     if (col[C_GROUP] >= 0)
         a->het = tok_is(&row[col[C_GROUP]], "HETATM");
-    if (col[C_ID] >= 0 && tok_num(&row[col[C_ID]], &v) == 0)
-        a->serial = (int)v;
+    if (col[C_ID] >= 0) {
+        CRYO_TRY(tok_int(&row[col[C_ID]], "id", &iv, &have, name, err));
+        if (have)
+            a->serial = iv;
+    }
     int c;
     if ((c = pick(col, C_AATOM, C_LATOM)) >= 0)
         tok_copy(&row[c], a->name, sizeof a->name);
@@ -212,10 +242,13 @@ static int row_to_atom(const struct tok *row, const int *col, int *first_model, 
     if ((c = pick(col, C_AASYM, C_LASYM)) >= 0)
         tok_copy(&row[c], a->chain, sizeof a->chain);
     a->resseq = 0;
-    if ((c = col[C_ASEQ]) >= 0 && tok_num(&row[c], &v) == 0)
-        a->resseq = (int)v;
-    else if ((c = col[C_LSEQ]) >= 0 && tok_num(&row[c], &v) == 0)
-        a->resseq = (int)v;
+    have = 0;
+    if ((c = col[C_ASEQ]) >= 0)
+        CRYO_TRY(tok_int(&row[c], "auth_seq_id", &iv, &have, name, err));
+    if (!have && (c = col[C_LSEQ]) >= 0)
+        CRYO_TRY(tok_int(&row[c], "label_seq_id", &iv, &have, name, err));
+    if (have)
+        a->resseq = iv;
     a->altloc = ' ';
     if (col[C_ALT] >= 0 && !tok_missing(&row[col[C_ALT]]) && row[col[C_ALT]].n > 0)
         a->altloc = row[col[C_ALT]].s[0];
@@ -289,7 +322,7 @@ int cryo_model_parse_cif(struct cryo_model *m, const char *text, size_t len, con
     struct tok *row = calloc((size_t)ntags, sizeof *row);
     if (!row)
         return cryo_fail(err, CRYO_E_NOMEM, "%s: out of memory", name);
-    int k = 0, first_model = -1, s = CRYO_OK;
+    int k = 0, first_model = 0, first_model_seen = 0, s = CRYO_OK;
     for (;;) {
         r = next_tok(&lx, &t);
         if (r < 0) {
@@ -312,7 +345,7 @@ int cryo_model_parse_cif(struct cryo_model *m, const char *text, size_t len, con
             continue;
         k = 0;
         struct cryo_atom a;
-        int keep = row_to_atom(row, col, &first_model, &a, name, err);
+        int keep = row_to_atom(row, col, &first_model, &first_model_seen, &a, name, err);
         if (keep < 0) {
             s = keep;
             break;

@@ -74,3 +74,27 @@ const char *cryo_status_name(int status)
     }
     return "unknown error";
 }
+
+static cryo_warn_fn warn_fn;
+static void *warn_ctx;
+
+void cryo_set_warn_handler(cryo_warn_fn fn, void *ctx)
+{
+    warn_fn = fn;
+    warn_ctx = ctx;
+}
+
+void cryo_warn(const char *fmt, ...)
+{
+    if (!warn_fn)
+        return;
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    for (char *p = msg; *p; p++)
+        if (*p == '\n' || *p == '\r')
+            *p = ' ';
+    warn_fn(warn_ctx, msg);
+}

@@ -3,9 +3,11 @@
  * alike) with format sniffing, and PDB output (used to write Q-scores into the B column). */
 #include "cryolvm/mem.h"
 #include "cryolvm/model.h"
+#include "model_priv.h"
 
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -74,10 +76,42 @@ int cryo_resname_is_water(const char *r)
            strcmp(r, "H2O") == 0 || strcmp(r, "TIP") == 0 || strcmp(r, "TIP3") == 0;
 }
 
-static int same_site(const struct cryo_atom *a, const struct cryo_atom *b)
+int cryo_model_parse_int(const char *s, size_t n, long lo, long hi, long *v)
 {
-    return a->resseq == b->resseq && a->icode == b->icode && strcmp(a->chain, b->chain) == 0 &&
-           strcmp(a->name, b->name) == 0;
+    size_t i = 0;
+    int neg = 0;
+    if (i < n && (s[i] == '+' || s[i] == '-'))
+        neg = s[i++] == '-';
+    if (i == n)
+        return -1;
+    long x = 0;
+    for (; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        int d = s[i] - '0';
+        if (x > (LONG_MAX - d) / 10)
+            return -1;
+        x = x * 10 + d;
+    }
+    if (neg)
+        x = -x;
+    if (x < lo || x > hi)
+        return -1;
+    *v = x;
+    return 0;
+}
+
+/* An atom of a residue, for grouping its sites: name, then file order. */
+struct site_key {
+    const char *name;
+    size_t index;
+};
+
+static int site_key_cmp(const void *pa, const void *pb)
+{
+    const struct site_key *a = pa, *b = pb;
+    int c = strcmp(a->name, b->name);
+    return c ? c : (a->index > b->index) - (a->index < b->index);
 }
 
 static int same_residue(const struct cryo_atom *a, const struct cryo_atom *b)
@@ -90,8 +124,12 @@ void cryo_model_filter(struct cryo_model *m, const struct cryo_model_opts *o)
     size_t n = m->n;
     /* drop[] marks atoms to remove; reuse a small heap buffer. */
     unsigned char *drop = calloc(n ? n : 1, 1);
-    if (!drop)
+    struct site_key *order = malloc((n ? n : 1) * sizeof *order);
+    if (!drop || !order) {
+        free(drop);
+        free(order);
         return; /* filtering is best effort without memory; atoms stay */
+    }
     for (size_t i = 0; i < n; i++) {
         const struct cryo_atom *a = &m->atoms[i];
         int water = cryo_resname_is_water(a->resname);
@@ -103,27 +141,38 @@ void cryo_model_filter(struct cryo_model *m, const struct cryo_model_opts *o)
             drop[i] = 1;
     }
     /* Alternate locations: within one residue (atoms of a residue are contiguous in both
-     * formats, so the scan is residue-local), keep the highest occupancy of each site. */
+     * formats, so the work is residue-local), the atoms of one site (same name) are put
+     * next to each other by sorting (name, file order): n log n even for one huge residue,
+     * where comparing every pair was quadratic. A site with any altloc keeps one atom, the
+     * highest occupancy, the first in the file on ties. */
     size_t start = 0;
     while (start < n) {
         size_t end = start + 1;
         while (end < n && same_residue(&m->atoms[end], &m->atoms[start]))
             end++;
-        for (size_t i = start; i < end; i++) {
-            if (drop[i] || m->atoms[i].altloc == ' ')
-                continue;
-            for (size_t j = i + 1; j < end; j++) {
-                if (drop[j] || !same_site(&m->atoms[i], &m->atoms[j]))
-                    continue;
-                if (m->atoms[j].occ > m->atoms[i].occ) {
-                    drop[i] = 1;
-                    break;
-                }
-                drop[j] = 1;
+        size_t nk = 0;
+        for (size_t i = start; i < end; i++)
+            if (!drop[i])
+                order[nk++] = (struct site_key){m->atoms[i].name, i};
+        qsort(order, nk, sizeof *order, site_key_cmp);
+        for (size_t g = 0; g < nk;) {
+            size_t h = g + 1, best = order[g].index;
+            int alt = m->atoms[best].altloc != ' ';
+            while (h < nk && strcmp(order[h].name, order[g].name) == 0) {
+                size_t i = order[h].index;
+                alt |= m->atoms[i].altloc != ' ';
+                if (m->atoms[i].occ > m->atoms[best].occ)
+                    best = i;
+                h++;
             }
+            if (alt)
+                for (size_t q = g; q < h; q++)
+                    drop[order[q].index] = order[q].index != best;
+            g = h;
         }
         start = end;
     }
+    free(order);
     size_t k = 0;
     for (size_t i = 0; i < n; i++)
         if (!drop[i])
@@ -149,71 +198,88 @@ int cryo_model_bounds(const struct cryo_model *m, double lo[3], double hi[3], st
     return CRYO_OK;
 }
 
-/* Whole file (decompressed when gzip) into a NUL-terminated buffer. */
-static int slurp(const char *path, char **out, size_t *len, struct cryo_error *err)
+/* Reading a model file. zlib reads plain and gzip alike. The first block (1 MiB) decides
+ * the format (looks_like_cif). A PDB file is then parsed a block of whole lines at a time
+ * as it is inflated: a bad record fails at once, memory holds the atoms and one block, and
+ * reading stops after the first model. mmCIF's tokenizer needs the whole text. Either is
+ * refused beyond MODEL_MAX_TEXT (the largest entries of the PDB archive are a few hundred
+ * MB of mmCIF), so a small gzip bomb cannot make us hold or parse gigabytes. Any NUL byte means
+ * binary data, not a model. */
+#define MODEL_BLOCK ((size_t)1 << 20)
+#define MODEL_MAX_TEXT ((size_t)1 << 30)
+
+struct model_in {
+    gzFile g;
+    const char *name;
+    char *buf;
+    size_t len, cap;
+    int eof;
+};
+
+/* Append up to `want` more bytes to in->buf (growing it); sets eof at the end of input. */
+static int model_fill(struct model_in *in, size_t want, struct cryo_error *err)
 {
-    int is_stdin = strcmp(path, "-") == 0;
-    gzFile g = is_stdin ? gzdopen(dup(STDIN_FILENO), "rb") : gzopen(path, "rb");
-    if (is_stdin)
-        path = "stdin";
-    if (!g)
-        return cryo_fail(err, CRYO_E_IO, "%s: cannot open: %s", path,
-                         errno ? strerror(errno) : "out of memory");
-    size_t cap = 1 << 20, n = 0;
-    char *buf = malloc(cap);
-    if (!buf) {
-        gzclose(g);
-        return cryo_fail(err, CRYO_E_NOMEM, "%s: out of memory", path);
+    if (in->cap - in->len < want + 1) {
+        size_t cap = in->len + want + 1;
+        char *p = realloc(in->buf, cap);
+        if (!p)
+            return cryo_fail(err, CRYO_E_NOMEM, "%s: out of memory", in->name);
+        in->buf = p;
+        in->cap = cap;
     }
-    for (;;) {
-        if (cap - n < (1u << 16) + 1) {
-            if (cap > SIZE_MAX / 2) {
-                free(buf);
-                gzclose(g);
-                return cryo_fail(err, CRYO_E_NOMEM, "%s: file too large", path);
-            }
-            char *p = realloc(buf, cap * 2);
-            if (!p) {
-                free(buf);
-                gzclose(g);
-                return cryo_fail(err, CRYO_E_NOMEM, "%s: out of memory", path);
-            }
-            buf = p;
-            cap *= 2;
-        }
-        int r = gzread(g, buf + n, 1u << 16);
+    size_t got = 0;
+    while (got < want && !in->eof) {
+        unsigned k = want - got > (1u << 30) ? (1u << 30) : (unsigned)(want - got);
+        int r = gzread(in->g, in->buf + in->len + got, k);
         if (r < 0) {
             int zerr;
-            const char *msg = gzerror(g, &zerr);
-            char tmp[256];
-            snprintf(tmp, sizeof tmp, "%s", msg);
-            free(buf);
-            gzclose(g);
-            return cryo_fail(err, zerr == Z_ERRNO ? CRYO_E_IO : CRYO_E_TRUNCATED,
-                             "%s: read failed: %s", path, tmp);
+            const char *msg = gzerror(in->g, &zerr);
+            return cryo_fail(err, zerr == Z_ERRNO ? CRYO_E_IO : CRYO_E_TRUNCATED, "%s: read failed: %s",
+                             in->name, zerr == Z_ERRNO ? strerror(errno) : msg);
         }
-        if (r == 0)
-            break;
-        n += (size_t)r;
+        if (r == 0) {
+            /* gzread returns 0 at a cut gzip member too: ask zlib whether it ended cleanly. */
+            int zerr;
+            gzerror(in->g, &zerr);
+            if (zerr != Z_OK && zerr != Z_STREAM_END)
+                return cryo_fail(err, CRYO_E_TRUNCATED, "%s: gzip data is truncated or corrupt", in->name);
+            in->eof = 1;
+        }
+        got += (size_t)r;
     }
-    /* gzread returns 0 at a cut gzip member too: ask zlib whether it ended cleanly. */
-    int zerr;
-    gzerror(g, &zerr);
-    gzclose(g);
-    if (zerr != Z_OK && zerr != Z_STREAM_END) {
-        free(buf);
-        return cryo_fail(err, CRYO_E_TRUNCATED, "%s: gzip data is truncated or corrupt", path);
-    }
-    buf[n] = '\0';
-    if (memchr(buf, '\0', n)) {
-        free(buf);
-        return cryo_fail(err, CRYO_E_FORMAT, "%s: binary data, not a PDB or mmCIF text file", path);
-    }
-    *out = buf;
-    *len = n;
+    if (memchr(in->buf + in->len, '\0', got))
+        return cryo_fail(err, CRYO_E_FORMAT, "%s: binary data, not a PDB or mmCIF text file", in->name);
+    in->len += got;
+    in->buf[in->len] = '\0';
     return CRYO_OK;
 }
 
+static int read_pdb_streamed(struct cryo_model *m, struct model_in *in, const struct cryo_model_opts *o,
+                             struct cryo_error *err)
+{
+    struct pdb_parse ps = {0, 0, 0};
+    size_t total = 0;
+    cryo_model_free(m);
+    for (;;) {
+        /* whole lines only, unless the input has ended */
+        char *nl = in->len ? memrchr(in->buf, '\n', in->len) : NULL;
+        size_t take = in->eof ? in->len : nl ? (size_t)(nl - in->buf) + 1 : 0;
+        if (!in->eof && take == 0 && in->len >= MODEL_BLOCK)
+            return cryo_fail(err, CRYO_E_FORMAT, "%s:%ld: line longer than %zu bytes (not a PDB file?)",
+                             in->name, ps.lineno + 1, MODEL_BLOCK);
+        CRYO_TRY(pdb_parse_lines(m, &ps, in->buf, take, in->name, err));
+        total += take;
+        if (total > MODEL_MAX_TEXT && !ps.done)
+            return cryo_fail(err, CRYO_E_FORMAT, "%s: more than %zu MiB of PDB text (refusing absurd size)",
+                             in->name, MODEL_MAX_TEXT >> 20);
+        memmove(in->buf, in->buf + take, in->len - take);
+        in->len -= take;
+        if (ps.done || (in->eof && in->len == 0))
+            break;
+        CRYO_TRY(model_fill(in, MODEL_BLOCK, err));
+    }
+    return pdb_parse_finish(m, in->name, o, err);
+}
 /* mmCIF if a line starts with "data_" or "_atom_site." before any ATOM/HETATM record. */
 static int looks_like_cif(const char *t, size_t len)
 {
@@ -243,14 +309,30 @@ int cryo_model_read(struct cryo_model *m, const char *path, const struct cryo_mo
         cryo_model_opts_default(&def);
         o = &def;
     }
-    char *text = NULL;
-    size_t len = 0;
+    int is_stdin = strcmp(path, "-") == 0;
+    struct model_in in = {NULL, is_stdin ? "stdin" : path, NULL, 0, 0, 0};
     errno = 0;
-    CRYO_TRY(slurp(path, &text, &len, err));
-    const char *name = strcmp(path, "-") == 0 ? "stdin" : path;
-    int s = looks_like_cif(text, len) ? cryo_model_parse_cif(m, text, len, name, o, err)
-                                      : cryo_model_parse_pdb(m, text, len, name, o, err);
-    free(text);
+    in.g = is_stdin ? gzdopen(dup(STDIN_FILENO), "rb") : gzopen(path, "rb");
+    if (!in.g)
+        return cryo_fail(err, CRYO_E_IO, "%s: cannot open: %s", in.name, errno ? strerror(errno) : "out of memory");
+    int s = model_fill(&in, MODEL_BLOCK, err);
+    if (s == CRYO_OK && looks_like_cif(in.buf, in.len)) {
+        while (s == CRYO_OK && !in.eof) {
+            if (in.len >= MODEL_MAX_TEXT)
+                s = cryo_fail(err, CRYO_E_FORMAT, "%s: more than %zu MiB of mmCIF text (refusing absurd size)",
+                              in.name, MODEL_MAX_TEXT >> 20);
+            else
+                s = model_fill(&in, in.len < MODEL_MAX_TEXT - in.len ? in.len : MODEL_MAX_TEXT - in.len, err);
+        }
+        if (s == CRYO_OK)
+            s = cryo_model_parse_cif(m, in.buf, in.len, in.name, o, err);
+    } else if (s == CRYO_OK) {
+        s = read_pdb_streamed(m, &in, o, err);
+    }
+    if (s < 0)
+        cryo_model_free(m);
+    gzclose(in.g);
+    free(in.buf);
     return s;
 }
 

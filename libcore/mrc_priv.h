@@ -53,6 +53,12 @@ int mrc_header_to_volume(const struct mrc_header *h, struct cryo_volume *v, stru
 /* "3.8 MiB" style size text into buf. */
 void mrc_format_bytes(uint64_t n, char *buf, size_t len);
 
+/* cryo_mrc_read with what is known of the source's length (prefix included): `total` its
+ * exact length (memory), `total_max` an upper bound (gzip from a file), each -1 if unknown.
+ * A claim beyond either is refused before allocation. */
+int mrc_read_sized(struct cryo_volume *v, FILE *f, const unsigned char *prefix, size_t prefix_len,
+                   int64_t total, int64_t total_max, const char *name, struct cryo_error *err);
+
 /* base64 (RFC 4648, with padding). encode returns a malloc'd string; decode a malloc'd buffer. */
 char *cryo_base64_encode(const unsigned char *data, size_t n, struct cryo_error *err);
 int cryo_base64_decode(const char *text, unsigned char **out, size_t *n, struct cryo_error *err);

@@ -24,6 +24,7 @@ struct mrc_in {
     size_t pre_len;
     uint64_t consumed;        /* bytes handed out so far */
     int io_errno;
+    int64_t total;            /* length of the whole source when known (memory), else -1 */
 };
 
 static size_t in_read(struct mrc_in *r, void *dst, size_t n)
@@ -47,9 +48,11 @@ static size_t in_read(struct mrc_in *r, void *dst, size_t n)
     return got;
 }
 
-/* Bytes left in the source, or -1 when unknown (pipe, gzip, memory stream). */
+/* Bytes left in the source, or -1 when unknown (pipe, gzip). */
 static int64_t in_remaining(struct mrc_in *r)
 {
+    if (r->total >= 0)
+        return r->total > (int64_t)r->consumed ? r->total - (int64_t)r->consumed : 0;
     int fd = fileno(r->f);
     struct stat st;
     if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
@@ -223,10 +226,32 @@ static int keep_exthdr(struct cryo_volume *v, const struct mrc_header *h, const 
     return CRYO_OK;
 }
 
-int cryo_mrc_read(struct cryo_volume *v, FILE *f, const unsigned char *prefix, size_t prefix_len,
-                  const char *name, struct cryo_error *err)
+/* What follows the voxel data is ignored, but never silently: counted exactly when the
+ * length is known, else by reading at most MRC_TRAILING_SLACK bytes (a gzip member is then
+ * inflated no further, however much it would yield), and reported as a warning. Returns
+ * the count (-1 after a read error). */
+#define MRC_TRAILING_SLACK ((size_t)64 << 10)
+static int64_t count_trailing(struct mrc_in *r, int *at_least)
 {
-    struct mrc_in r = {f, prefix, prefix_len, 0, 0};
+    *at_least = 0;
+    int64_t left = in_remaining(r);
+    if (left >= 0)
+        return left;
+    unsigned char *buf = malloc(MRC_TRAILING_SLACK);
+    if (!buf)
+        return 0;
+    size_t got = in_read(r, buf, MRC_TRAILING_SLACK);
+    free(buf);
+    if (r->io_errno)
+        return -1;
+    *at_least = got == MRC_TRAILING_SLACK;
+    return (int64_t)got;
+}
+
+int mrc_read_sized(struct cryo_volume *v, FILE *f, const unsigned char *prefix, size_t prefix_len,
+                   int64_t total, int64_t total_max, const char *name, struct cryo_error *err)
+{
+    struct mrc_in r = {f, prefix, prefix_len, 0, 0, total};
     unsigned char hdr[MRC_HEADER_BYTES];
     size_t got = in_read(&r, hdr, sizeof hdr);
     if (r.io_errno)
@@ -241,6 +266,19 @@ int cryo_mrc_read(struct cryo_volume *v, FILE *f, const unsigned char *prefix, s
 
     int64_t left = in_remaining(&r);
     uint64_t ext_n = (uint64_t)h.nsymbt;
+    if (left < 0 && total_max >= 0) {
+        /* Length unknown but bounded (gzip: deflate yields at most 1032 bytes per byte):
+         * a claim beyond the bound is refused before anything is allocated. */
+        uint64_t can = (uint64_t)total_max > r.consumed ? (uint64_t)total_max - r.consumed : 0;
+        if (ext_n + h.data_bytes > can) {
+            char want_s[32], can_s[32];
+            mrc_format_bytes(ext_n + h.data_bytes, want_s, sizeof want_s);
+            mrc_format_bytes(can, can_s, sizeof can_s);
+            return cryo_fail(err, CRYO_E_TRUNCATED,
+                             "%s: header says %dx%dx%d %s (%s) but the compressed input can hold at most %s",
+                             name, h.n[0], h.n[1], h.n[2], cryo_dtype_name(h.dtype), want_s, can_s);
+        }
+    }
     if (left >= 0 && (uint64_t)left < ext_n + h.data_bytes) {
         /* Some EMDB entries (emd_1042, ...) claim symmetry records that are not there. */
         if (ext_n > 0 && (uint64_t)left == h.data_bytes) {
@@ -342,6 +380,15 @@ int cryo_mrc_read(struct cryo_volume *v, FILE *f, const unsigned char *prefix, s
             raw = spool;  /* permuted below into a big buffer */
         }
     }
+    int at_least;
+    int64_t trailing = count_trailing(&r, &at_least);
+    if (trailing < 0) {
+        s = read_failed(&r, name, err);
+        goto out;
+    }
+    if (trailing > 0)
+        cryo_warn("%s: %s%lld bytes after the voxel data ignored (not part of the map)", name,
+                  at_least ? "at least " : "", (long long)trailing);
     if (h.big_endian != host_big_endian())
         swap_bytes(raw, count, h.esize);
     if (identity) {
@@ -377,6 +424,12 @@ out:
     return s;
 }
 
+int cryo_mrc_read(struct cryo_volume *v, FILE *f, const unsigned char *prefix, size_t prefix_len,
+                  const char *name, struct cryo_error *err)
+{
+    return mrc_read_sized(v, f, prefix, prefix_len, -1, -1, name, err);
+}
+
 int cryo_mrc_decode(struct cryo_volume *v, const unsigned char *buf, size_t len, const char *name,
                     struct cryo_error *err)
 {
@@ -385,7 +438,7 @@ int cryo_mrc_decode(struct cryo_volume *v, const unsigned char *buf, size_t len,
     FILE *f = fmemopen((void *)buf, len, "rb");
     if (!f)
         return cryo_fail(err, CRYO_E_NOMEM, "%s: cannot open memory buffer", name);
-    int s = cryo_mrc_read(v, f, NULL, 0, name, err);
+    int s = mrc_read_sized(v, f, NULL, 0, (int64_t)len, -1, name, err);
     fclose(f);
     return s;
 }

@@ -3,6 +3,7 @@
  * error with its line number, never a silent zero. The element comes from columns 77-78
  * when present, else from the atom name as the format defines its alignment. */
 #include "cryolvm/model.h"
+#include "model_priv.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -89,14 +90,13 @@ static void element_from_name(const char *raw4, int het, char *el)
     el[0] = (char)toupper((unsigned char)c0);
 }
 
-int cryo_model_parse_pdb(struct cryo_model *m, const char *text, size_t len, const char *name,
-                         const struct cryo_model_opts *o, struct cryo_error *err)
+int pdb_parse_lines(struct cryo_model *m, struct pdb_parse *ps, const char *text, size_t len,
+                    const char *name, struct cryo_error *err)
 {
-    cryo_model_free(m);
     const char *p = text, *end = text + len;
-    long lineno = 0;
-    int models_seen = 0;
-    while (p < end) {
+    long lineno = ps->lineno;
+    int models_seen = ps->models_seen;
+    while (p < end && !ps->done) {
         const char *nl = memchr(p, '\n', (size_t)(end - p));
         size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
         const char *line = p;
@@ -106,11 +106,13 @@ int cryo_model_parse_pdb(struct cryo_model *m, const char *text, size_t len, con
             n--;
         if (n >= 5 && strncmp(line, "MODEL", 5) == 0) {
             if (++models_seen > 1)
-                break;
+                ps->done = 1;
             continue;
         }
-        if (n >= 6 && strncmp(line, "ENDMDL", 6) == 0)
-            break;
+        if (n >= 6 && strncmp(line, "ENDMDL", 6) == 0) {
+            ps->done = 1;
+            continue;
+        }
         int het = n >= 6 && strncmp(line, "HETATM", 6) == 0;
         if (!het && !(n >= 6 && strncmp(line, "ATOM  ", 6) == 0) &&
             !(n == 4 && strncmp(line, "ATOM", 4) == 0))
@@ -153,14 +155,21 @@ int cryo_model_parse_pdb(struct cryo_model *m, const char *text, size_t len, con
             }
             a.b = (float)v;
         }
+        /* Serial (columns 7-11) and residue number (23-26): decimal, or hybrid-36 past
+         * 99999 / 9999; anything else is an error, never a cast of some double. */
         field(line, n, 7, 11, buf, sizeof buf);
-        long h36;
-        if (buf[0] && parse_num(buf, &v) == 0)
-            a.serial = (int)v;
-        else if ((h36 = hybrid36(buf, 5)) >= 0)
-            a.serial = (int)h36;
-        else
+        long iv;
+        if (!buf[0])
             a.serial = (int)m->n + 1;
+        else if (cryo_model_parse_int(buf, strlen(buf), -9999, 99999, &iv) == 0 ||
+                 (iv = hybrid36(buf, 5)) >= 0)
+            a.serial = (int)iv;
+        else {
+            cryo_model_free(m);
+            return cryo_fail(err, CRYO_E_FORMAT,
+                             "%s:%ld: atom serial number '%s' is not an integer (or hybrid-36)", name,
+                             lineno, buf);
+        }
         field(line, n, 13, 16, a.name, sizeof a.name);
         a.altloc = n >= 17 ? line[16] : ' ';
         field(line, n, 18, 20, a.resname, sizeof a.resname);
@@ -168,13 +177,15 @@ int cryo_model_parse_pdb(struct cryo_model *m, const char *text, size_t len, con
         if (a.chain[0] == ' ')
             a.chain[0] = '\0';
         field(line, n, 23, 26, buf, sizeof buf);
-        if (buf[0] && parse_num(buf, &v) == 0)
-            a.resseq = (int)v;
-        else if (buf[0] && (h36 = hybrid36(buf, 4)) >= 0)
-            a.resseq = (int)h36;
-        else if (buf[0]) {
+        if (!buf[0])
+            a.resseq = 0;
+        else if (cryo_model_parse_int(buf, strlen(buf), -999, 9999, &iv) == 0 ||
+                 (iv = hybrid36(buf, 4)) >= 0)
+            a.resseq = (int)iv;
+        else {
             cryo_model_free(m);
-            return cryo_fail(err, CRYO_E_FORMAT, "%s:%ld: residue number '%s' is not a number", name,
+            return cryo_fail(err, CRYO_E_FORMAT,
+                             "%s:%ld: residue number '%s' is not an integer (or hybrid-36)", name,
                              lineno, buf);
         }
         a.icode = n >= 27 ? line[26] : ' ';
@@ -198,6 +209,14 @@ int cryo_model_parse_pdb(struct cryo_model *m, const char *text, size_t len, con
             return s;
         }
     }
+    ps->lineno = lineno;
+    ps->models_seen = models_seen;
+    return CRYO_OK;
+}
+
+int pdb_parse_finish(struct cryo_model *m, const char *name, const struct cryo_model_opts *o,
+                     struct cryo_error *err)
+{
     if (m->n == 0)
         return cryo_fail(err, CRYO_E_FORMAT, "%s: no ATOM/HETATM records (not a PDB file?)", name);
     cryo_model_filter(m, o);
@@ -205,4 +224,13 @@ int cryo_model_parse_pdb(struct cryo_model *m, const char *text, size_t len, con
         return cryo_fail(err, CRYO_E_FORMAT, "%s: no atoms left after filtering (hydrogens, waters, ligands)",
                          name);
     return CRYO_OK;
+}
+
+int cryo_model_parse_pdb(struct cryo_model *m, const char *text, size_t len, const char *name,
+                         const struct cryo_model_opts *o, struct cryo_error *err)
+{
+    struct pdb_parse ps = {0, 0, 0};
+    cryo_model_free(m);
+    CRYO_TRY(pdb_parse_lines(m, &ps, text, len, name, err));
+    return pdb_parse_finish(m, name, o, err);
 }

@@ -17,6 +17,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <zlib.h>
 #include <zstd.h>
 
@@ -38,6 +39,7 @@ struct cryo_stream_reader {
     uint64_t frames;     /* frames returned so far */
     int done;            /* 1 after the end record, < 0 after an error */
     uint64_t last_comp, last_raw;
+    size_t data_cap;     /* bytes allocated for the frame being read (grows on a pipe) */
     int nslots;
     struct rslot *slots;
 };
@@ -278,6 +280,39 @@ static int slots_reserve(struct cryo_stream_reader *r, int n, size_t comp, size_
     return CRYO_OK;
 }
 
+/* Bytes still to come from a regular file, or -1 when unknown (pipe, gzip, memory). */
+static int64_t source_remaining(const struct cryo_stream_reader *r)
+{
+    int fd = fileno(r->f);
+    struct stat sb;
+    if (fd < 0 || fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode))
+        return -1;
+    off_t pos = ftello(r->f);
+    if (pos < 0)
+        return -1;
+    int64_t left = (int64_t)sb.st_size - (int64_t)pos + (int64_t)(r->prefix_len - r->prefix_pos);
+    return left < 0 ? 0 : left;
+}
+
+/* The fewest bytes on the wire that can carry `raw` bytes in chunks of `cb`: per chunk its
+ * size word, a zstd frame header (magic + descriptor, 5 bytes) and per 128 KiB block at
+ * least 4 bytes (an RLE block: 3-byte header + 1 byte), then the 4-byte trailer. zstd can
+ * compress no better, so a frame whose claim needs more than the file has is a lie. */
+static uint64_t min_wire_bytes(uint64_t raw, uint32_t cb, uint32_t n_chunks)
+{
+    const uint64_t block = (uint64_t)1 << 17;
+    uint64_t full = raw / cb, rest = raw % cb;
+    uint64_t w = full * (4 + 5 + 4 * ((cb + block - 1) / block));
+    if (rest)
+        w += 4 + 5 + 4 * ((rest + block - 1) / block);
+    (void)n_chunks;
+    return w + 4;
+}
+
+/* On a pipe the frame buffer starts at this size and doubles as chunks arrive, so a header
+ * that claims gigabytes costs memory only for data that actually comes. */
+#define GROW_START ((size_t)64 << 20)
+
 /* The frame header after its tag, checked; fills v's shape, placement and metadata. */
 static int read_frame_header(struct cryo_stream_reader *r, uint64_t fno, struct cryo_volume *v, int *filter,
                              uint64_t *raw, uint32_t *cb, uint32_t *n_chunks, uint64_t *wire, uint32_t *wcrc,
@@ -384,10 +419,30 @@ static int read_frame_header(struct cryo_stream_reader *r, uint64_t fno, struct 
     free(mb);
     if (st < 0)
         return st;
-    st = cryo_volume_alloc(v, dt, (int64_t)d[0], (int64_t)d[1], (int64_t)d[2], (int64_t)d[3], err);
+    int64_t left = source_remaining(r);
+    uint64_t need = min_wire_bytes(*raw, *cb, *n_chunks);
+    if (left >= 0 && need > (uint64_t)left) {
+        cryo_meta_free(&m);
+        return cryo_fail(err, CRYO_E_TRUNCATED,
+                         "%s: stream ends before frame %llu is complete: its header claims %llu data bytes, "
+                         "which need at least %llu bytes of chunks, and only %lld bytes follow", r->name, fn,
+                         (unsigned long long)*raw, (unsigned long long)need, (long long)left);
+    }
+    /* A frame of one byte is allocated whole; the real buffer follows in read_frame_data. */
+    int grow = left < 0 && *raw > GROW_START;
+    st = grow ? cryo_volume_alloc(v, dt, 1, 1, 1, 1, err)
+              : cryo_volume_alloc(v, dt, (int64_t)d[0], (int64_t)d[1], (int64_t)d[2], (int64_t)d[3], err);
+    if (st == CRYO_OK && grow) {
+        cryo_free_big(v->data);
+        v->data = cryo_alloc_big(GROW_START, err);
+        st = v->data ? CRYO_OK : CRYO_E_NOMEM;
+        v->c = (int64_t)d[0], v->nz = (int64_t)d[1], v->ny = (int64_t)d[2], v->nx = (int64_t)d[3];
+    }
+    r->data_cap = grow ? GROW_START : (size_t)*raw;
     if (st < 0) {
         cryo_meta_free(&m);
-        return st;
+        cryo_volume_free(v);
+        return cryo_error_prefix(err, r->name);
     }
     v->ndim = ndim;
     for (int a = 0; a < 3; a++) {
@@ -415,6 +470,21 @@ static int read_frame_data(struct cryo_stream_reader *r, uint64_t fno, struct cr
     unsigned char *data = v->data;
     for (uint32_t b = 0; b < n_chunks; b += (uint32_t)nt) {
         int nb = (int)((n_chunks - b) < (uint32_t)nt ? (n_chunks - b) : (uint32_t)nt);
+        uint64_t upto = (uint64_t)(b + (uint32_t)nb) * cb;
+        if (upto > raw)
+            upto = raw;
+        if (upto > r->data_cap) { /* growing buffer (pipe): double, keep what is decoded */
+            size_t ncap = r->data_cap > raw / 2 ? (size_t)raw : 2 * r->data_cap;
+            if (ncap < upto)
+                ncap = (size_t)upto;
+            unsigned char *nd = cryo_alloc_big(ncap, err);
+            if (!nd)
+                return cryo_error_prefix(err, r->name);
+            memcpy(nd, data, (size_t)b * cb);
+            cryo_free_big(v->data);
+            v->data = data = nd;
+            r->data_cap = ncap;
+        }
         for (int k = 0; k < nb; k++) {
             struct rslot *s = &r->slots[k];
             unsigned char szb[4];

@@ -280,6 +280,41 @@ static int read_page(TIFF *t, unsigned char *dst, const struct page_fmt *p, size
     return 0;
 }
 
+/* How many bytes one byte of a compression scheme can decode to, at most (published limits
+ * of each coder: deflate 1032:1; a 12-bit LZW code 4096 bytes; PackBits 2 bytes for 128;
+ * other coders (zstd, LZMA, JPEG, ...) 64 Ki:1, generous). Used to bound what a page's
+ * strips or tiles can hold before anything is allocated for it. */
+static uint64_t max_ratio(uint16_t comp)
+{
+    switch (comp) {
+    case COMPRESSION_NONE: return 1;
+    case COMPRESSION_PACKBITS: return 64;
+    case COMPRESSION_ADOBE_DEFLATE:
+    case COMPRESSION_DEFLATE: return 1032;
+    case COMPRESSION_LZW: return 4096;
+    default: return (uint64_t)1 << 16;
+    }
+}
+
+/* The current page's stored data (sum of its strip or tile byte counts, each clipped to the
+ * file) times its coder's limit: the most pixel bytes it can decode to. */
+static uint64_t page_capacity(TIFF *t, uint64_t file_size)
+{
+    uint16_t comp = COMPRESSION_NONE;
+    TIFFGetFieldDefaulted(t, TIFFTAG_COMPRESSION, &comp);
+    uint64_t *cnts = NULL, sum = 0;
+    int tiled = TIFFIsTiled(t);
+    uint32_t n = tiled ? TIFFNumberOfTiles(t) : TIFFNumberOfStrips(t);
+    if (!TIFFGetField(t, tiled ? TIFFTAG_TILEBYTECOUNTS : TIFFTAG_STRIPBYTECOUNTS, &cnts) || !cnts)
+        return 0;
+    for (uint32_t i = 0; i < n && sum < file_size; i++)
+        sum += cnts[i] < file_size ? cnts[i] : file_size;
+    if (sum > file_size)
+        sum = file_size;
+    uint64_t r = max_ratio(comp);
+    return sum > UINT64_MAX / r ? UINT64_MAX : sum * r;
+}
+
 static int tiff_fail(struct cryo_error *err, int status, const char *name, const struct tiff_msgs *m,
                      const char *what)
 {
@@ -378,6 +413,7 @@ int cryo_tiff_read(struct cryo_volume *v, const char *path, const char *name, st
     }
     /* A page directory that points to a next one libtiff cannot read (cut file, bad offset)
      * ends the count early: refuse rather than return a shorter stack. */
+    msgs.err[0] = '\0';
     if (!TIFFSetDirectory(t, ndir - 1) || !TIFFLastDirectory(t)) {
         char what[96];
         snprintf(what, sizeof what, "TIFF page chain is broken after page %u (file cut short?)", (unsigned)ndir);
@@ -400,6 +436,31 @@ int cryo_tiff_read(struct cryo_volume *v, const char *path, const char *name, st
             goto out;
         }
     }
+    /* Before allocating the stack: page 1's data must be able to hold its pixels, and the
+     * file the whole stack (a 390-byte file must not ask for 13 GB). */
+    {
+        struct stat sb;
+        uint64_t fsz = stat(path, &sb) == 0 ? (uint64_t)sb.st_size : 0, page_bytes = 0, need = 0;
+        uint16_t comp = COMPRESSION_NONE;
+        msgs.err[0] = '\0';
+        if (!TIFFSetDirectory(t, 0)) {
+            s = tiff_fail(err, CRYO_E_FORMAT, name, &msgs, "cannot read a TIFF page directory");
+            goto out;
+        }
+        TIFFGetFieldDefaulted(t, TIFFTAG_COMPRESSION, &comp);
+        page_bytes = (uint64_t)p0.w * p0.h * (p0.bps / 8);
+        uint64_t cap = page_capacity(t, fsz), r = max_ratio(comp);
+        need = (uint64_t)ndir * page_bytes;
+        if (page_bytes > cap || (fsz <= UINT64_MAX / r && need > fsz * r)) {
+            char ws[32];
+            snprintf(ws, sizeof ws, "%.1f MiB", (double)need / 1048576.0);
+            s = cryo_fail(err, CRYO_E_TRUNCATED,
+                          "%s: %u page%s of %ux%u %u-bit need %s, more than the file's data (%llu "
+                          "bytes) can hold", name, (unsigned)ndir, ndir == 1 ? "" : "s", p0.w, p0.h,
+                          p0.bps, ws, (unsigned long long)fsz);
+            goto out;
+        }
+    }
     s = cryo_volume_alloc(&tmp, dt, 1, (int64_t)ndir, (int64_t)p0.h, (int64_t)p0.w, err);
     if (s < 0) {
         cryo_error_prefix(err, name);
@@ -416,6 +477,7 @@ int cryo_tiff_read(struct cryo_volume *v, const char *path, const char *name, st
     /* Walk the pages in order (TIFFReadDirectory): TIFFSetDirectory(d) starts from page 1
      * each time, quadratic in the number of pages. */
     for (tdir_t d = 0; d < ndir; d++) {
+        msgs.err[0] = '\0'; /* quote only what libtiff says about this page */
         if (d == 0 ? !TIFFSetDirectory(t, 0) : !TIFFReadDirectory(t)) {
             s = tiff_fail(err, CRYO_E_FORMAT, name, &msgs, "cannot read a TIFF page directory");
             goto out;

@@ -27,6 +27,7 @@
 #include "cryolvm/outfile.h"
 #include "cryolvm/tiffio.h"
 #include "gz.h"
+#include "mrc_priv.h"
 
 #define SNIFF_BYTES 1024
 
@@ -248,10 +249,19 @@ int cryo_source_next(struct cryo_source *s, struct cryo_volume *v, struct cryo_e
         return 0;
     int st;
     if (s->format == CRYO_FORMAT_MRC) {
-        st = cryo_mrc_read(v, s->in, s->prefix, s->prefix_len, s->name, err);
-        /* A gzip error surfaces as a short read: report the gzip reason instead. */
-        if (st < 0 && s->gz && cryo_gz_status(s->gz, NULL) < 0)
+        /* Deflate yields at most 1032 bytes per compressed byte (zlib's limit): with the
+         * file's size that bounds what a gzipped header may claim. */
+        int64_t bound = -1;
+        struct stat sb;
+        if (s->gz && fstat(fileno(s->file), &sb) == 0 && S_ISREG(sb.st_mode))
+            bound = (int64_t)sb.st_size * 1032 + 4096;
+        st = mrc_read_sized(v, s->in, s->prefix, s->prefix_len, -1, bound, s->name, err);
+        /* A gzip error surfaces as a short read: report the gzip reason instead; one found
+         * in the bytes after the map (a bad CRC) fails the read too. */
+        if (s->gz && cryo_gz_status(s->gz, NULL) < 0) {
+            cryo_volume_free(v);
             st = cryo_gz_status(s->gz, err);
+        }
     } else {
         struct stat sb;
         if (!s->gz && s->path && fstat(fileno(s->file), &sb) == 0 && S_ISREG(sb.st_mode)) {

@@ -78,7 +78,8 @@ static struct cryo_scunet *load_model(const struct cryo_cli *cli, struct cryo_nn
     struct cryo_safetensors *st = NULL;
     struct cryo_scunet_config c;
     struct cryo_scunet *m = NULL;
-    if (cryo_safetensors_read(&st, path, &err) < 0 || cryo_scunet_config_from_file(st, &c, &err) < 0)
+    if (cryo_safetensors_read(&st, path, &err) < 0 || cryo_scunet_config_from_file(st, &c, &err) < 0 ||
+        cryo_scunet_weights_check(st, &c, &err) < 0)
         cli_die(cli, &err);
     if (cryo_scunet_create(&m, &c, ctx, n, d, h, w, training, &err) < 0) {
         cryo_safetensors_free(st);
@@ -135,7 +136,8 @@ static int cmd_info(const struct cryo_cli *cli)
     struct cryo_error err = {0};
     struct cryo_safetensors *st = NULL;
     struct cryo_scunet_config c;
-    if (cryo_safetensors_read(&st, path, &err) < 0 || cryo_scunet_config_from_file(st, &c, &err) < 0)
+    if (cryo_safetensors_read(&st, path, &err) < 0 || cryo_scunet_config_from_file(st, &c, &err) < 0 ||
+        cryo_scunet_weights_check(st, &c, &err) < 0)
         cli_die(cli, &err);
     size_t count = 0, ntab = 0;
     double f48 = 0, f64 = 0;
@@ -196,7 +198,8 @@ static int cmd_run(const struct cryo_cli *cli)
     /* Check the box against the weights' config before building anything. */
     struct cryo_safetensors *st = NULL;
     struct cryo_scunet_config c;
-    if (cryo_safetensors_read(&st, cli->inputs[1], &err) < 0 || cryo_scunet_config_from_file(st, &c, &err) < 0)
+    if (cryo_safetensors_read(&st, cli->inputs[1], &err) < 0 || cryo_scunet_config_from_file(st, &c, &err) < 0 ||
+        cryo_scunet_weights_check(st, &c, &err) < 0)
         cli_die(cli, &err);
     cryo_safetensors_free(st);
     int q = 1 << c.levels;

@@ -7,6 +7,7 @@
  */
 #include "cryolvm/nn_train.h"
 #include "cryolvm/mem.h"
+#include "model_impl.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -60,12 +61,11 @@ static int load_set(struct cryo_nn_ctx *ctx, float *dst, int host, const struct 
     return CRYO_OK;
 }
 
-int cryo_scunet_load(struct cryo_scunet *m, const struct cryo_safetensors *st, struct cryo_error *err)
+/* Every tensor of the file that is not training state or JEPA parts must be in the table:
+ * anything else means the file is for another model. */
+static int unexpected_tensors(const struct cryo_safetensors *st, const struct cryo_nn_param *tab, size_t n,
+                              struct cryo_error *err)
 {
-    size_t n;
-    const struct cryo_nn_param *tab = cryo_scunet_params(m, &n);
-    /* The PyTorch module built for the same config has exactly these tensors; anything
-     * else (apart from training state and JEPA parts) means the file is for another model. */
     for (size_t i = 0; i < st->n; i++) {
         const char *nm = st->t[i].name;
         if (strncmp(nm, "optim.", 6) == 0 || strncmp(nm, "ema.", 4) == 0 || strncmp(nm, "jepa.", 5) == 0)
@@ -77,6 +77,29 @@ int cryo_scunet_load(struct cryo_scunet *m, const struct cryo_safetensors *st, s
             return cryo_fail(err, CRYO_E_FORMAT, "%s: unexpected tensor '%s' for this config",
                              st->name ? st->name : "weights", nm);
     }
+    return CRYO_OK;
+}
+
+int cryo_scunet_weights_check(const struct cryo_safetensors *st, const struct cryo_scunet_config *c,
+                              struct cryo_error *err)
+{
+    struct cryo_nn_param *tab = NULL;
+    size_t n = 0;
+    CRYO_TRY(scunet_table(c, &tab, &n, NULL, NULL, err));
+    int rc = unexpected_tensors(st, tab, n, err);
+    for (size_t i = 0; i < n && rc == CRYO_OK; i++) {
+        const float *src;
+        rc = cryo_safetensors_get_f32(st, tab[i].name, tab[i].ndim, tab[i].shape, &src, err);
+    }
+    free(tab);
+    return rc;
+}
+
+int cryo_scunet_load(struct cryo_scunet *m, const struct cryo_safetensors *st, struct cryo_error *err)
+{
+    size_t n;
+    const struct cryo_nn_param *tab = cryo_scunet_params(m, &n);
+    CRYO_TRY(unexpected_tensors(st, tab, n, err));
     return load_set(cryo_scunet_ctx(m), cryo_scunet_param_data(m), 0, tab, n, st, "", err);
 }
 
@@ -309,7 +332,7 @@ int cryo_trainer_load(struct cryo_trainer *t, const struct cryo_safetensors *st,
     const char *file = st->name ? st->name : "checkpoint";
     struct cryo_scunet_config c;
     CRYO_TRY(cryo_scunet_config_from_file(st, &c, err));
-    if (memcmp(&c, cryo_scunet_config(m), sizeof c) != 0)
+    if (!cryo_scunet_config_equal(&c, cryo_scunet_config(m)))
         return cryo_fail(err, CRYO_E_FORMAT, "%s: checkpoint is for another model config", file);
     uint64_t step, rng;
     if (parse_u64(cryo_meta_get(&st->meta, "step"), &step) < 0 ||

@@ -472,7 +472,7 @@ int cryo_jepa_trainer_load(struct cryo_jepa_trainer *t, const struct cryo_safete
     char jcfg[256];
     jepa_config_text(t, jcfg, sizeof jcfg);
     const char *fj = cryo_meta_get(&st->meta, "jepa");
-    if (memcmp(&c, cryo_scunet_config(t->enc), sizeof c) != 0 || !fj || strcmp(fj, jcfg) != 0)
+    if (!cryo_scunet_config_equal(&c, cryo_scunet_config(t->enc)) || !fj || strcmp(fj, jcfg) != 0)
         return cryo_fail(err, CRYO_E_FORMAT, "%s: not a JEPA checkpoint of this encoder and predictor config", file);
     uint64_t step, rng;
     if (parse_u64(cryo_meta_get(&st->meta, "step"), &step) < 0 || parse_u64(cryo_meta_get(&st->meta, "rng"), &rng) < 0 ||

@@ -92,21 +92,27 @@ int cryo_scunet_config_parse(struct cryo_scunet_config *c, const char *text, str
             return cryo_fail(err, CRYO_E_INVALID,
                              "config: unknown key '%s' (known: in_ch, out_ch, width, levels, depth, "
                              "window, head_dim, mlp_ratio, drop_path)", item);
+        const char *val = eq + 1;
         char *q;
         errno = 0;
+        /* strtod/strtol skip leading blanks and CR, and would let "-0" through as a
+         * negative zero that prints as absent: values must start with a digit or a sign and
+         * end at the item's end (no hexadecimal), and -0 is stored as 0. */
+        int starts_ok = ((val[0] >= '0' && val[0] <= '9') || val[0] == '-' || val[0] == '+') &&
+                        !strpbrk(val, "xX");
         if (strcmp(item, "drop_path") == 0) {
-            double dv = strtod(eq + 1, &q);
-            if (q == eq + 1 || *q || errno || !(dv >= 0 && dv < 1))
-                return cryo_fail(err, CRYO_E_INVALID, "config: drop_path: '%s' is not a number in [0, 1)", eq + 1);
-            t.drop_path = dv;
+            double dv = starts_ok ? strtod(val, &q) : 0.0;
+            if (!starts_ok || q == val || *q || errno || !(dv >= 0 && dv < 1))
+                return cryo_fail(err, CRYO_E_INVALID, "config: drop_path: '%s' is not a number in [0, 1)", val);
+            t.drop_path = dv == 0 ? 0.0 : dv;
             p += len;
             if (*p == ',')
                 p++;
             continue;
         }
-        long v = strtol(eq + 1, &q, 10);
-        if (q == eq + 1 || *q || errno || v < -1000000 || v > 1000000)
-            return cryo_fail(err, CRYO_E_INVALID, "config: %s: '%s' is not an integer", item, eq + 1);
+        long v = starts_ok ? strtol(val, &q, 10) : 0;
+        if (!starts_ok || q == val || *q || errno || v < -1000000 || v > 1000000)
+            return cryo_fail(err, CRYO_E_INVALID, "config: %s: '%s' is not an integer", item, val);
         *(int *)((char *)&t + cfg_keys[k].off) = (int)v;
         p += len;
         if (*p == ',')
@@ -115,6 +121,13 @@ int cryo_scunet_config_parse(struct cryo_scunet_config *c, const char *text, str
     CRYO_TRY(cryo_scunet_config_check(&t, err));
     *c = t;
     return CRYO_OK;
+}
+
+int cryo_scunet_config_equal(const struct cryo_scunet_config *a, const struct cryo_scunet_config *b)
+{
+    return a->in_ch == b->in_ch && a->out_ch == b->out_ch && a->width == b->width &&
+           a->levels == b->levels && a->depth == b->depth && a->window == b->window &&
+           a->head_dim == b->head_dim && a->mlp_ratio == b->mlp_ratio && a->drop_path == b->drop_path;
 }
 
 void cryo_scunet_config_format(const struct cryo_scunet_config *c, char *buf, size_t cap)

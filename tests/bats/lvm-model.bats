@@ -147,8 +147,7 @@ PYEOF
 import sys
 from torch_scunet import st_read, st_write
 w, meta = st_read(sys.argv[1])
-meta["config"] = meta["config"].replace("depth=1", "depth=2")
-st_write(sys.argv[2], w, meta)
+st_write(sys.argv[2], w, dict(meta, config=meta["config"].replace("depth=1", "depth=2")))
 st_write(sys.argv[3], w, {})
 w["head.weight"].flat[3] = float("nan")
 st_write(sys.argv[3].replace("nocfg", "nan"), w, meta)

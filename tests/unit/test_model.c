@@ -65,6 +65,37 @@ TEST(config_parse_and_errors)
     CHECK(memcmp(&c, &before, sizeof c) == 0); /* a failed parse changes nothing */
 }
 
+/* Issue 12: "-0" read back as +0, blanks and CR refused, configs compared by value. */
+TEST(config_normalised_and_strict)
+{
+    struct cryo_scunet_config c, d;
+    struct cryo_error e = {0};
+    cryo_scunet_config_default(&c);
+    CHECK(cryo_scunet_config_parse(&c, "drop_path=-0", &e) == 0);
+    CHECK(c.drop_path == 0 && !signbit(c.drop_path));
+    cryo_scunet_config_default(&d);
+    CHECK(memcmp(&c, &d, sizeof c) == 0 && cryo_scunet_config_equal(&c, &d));
+    char buf[256];
+    cryo_scunet_config_format(&c, buf, sizeof buf);
+    CHECK(strstr(buf, "drop_path") == NULL);
+    CHECK(cryo_scunet_config_parse(&c, "drop_path=-0.0,width=+032", &e) == 0);
+    CHECK(c.drop_path == 0 && !signbit(c.drop_path) && c.width == 32);
+    CHECK(cryo_scunet_config_parse(&c, "drop_path=-0.1", &e) == CRYO_E_INVALID);
+    CHECK(cryo_scunet_config_parse(&c, "width= 64", &e) == CRYO_E_INVALID && strstr(e.msg, "width"));
+    CHECK(cryo_scunet_config_parse(&c, "width=\r64", &e) == CRYO_E_INVALID);
+    CHECK(cryo_scunet_config_parse(&c, "width=64\r", &e) == CRYO_E_INVALID);
+    CHECK(cryo_scunet_config_parse(&c, "drop_path= 0.5", &e) == CRYO_E_INVALID);
+    CHECK(cryo_scunet_config_parse(&c, "drop_path=0x0.8", &e) == CRYO_E_INVALID);
+    CHECK(cryo_scunet_config_parse(&c, "drop_path=\t0.5", &e) == CRYO_E_INVALID);
+    /* equality is by value: a negative zero written into the struct still compares equal */
+    d = c;
+    d.drop_path = -0.0;
+    c.drop_path = 0.0;
+    CHECK(cryo_scunet_config_equal(&c, &d));
+    d.width = 64;
+    CHECK(!cryo_scunet_config_equal(&c, &d));
+}
+
 TEST(param_table_consistent)
 {
     struct cryo_scunet_config c;
@@ -250,6 +281,13 @@ TEST(weights_save_load_roundtrip)
     CHECK(cryo_scunet_create(&o, &other, ctx, 1, 8, 8, 8, 0, &e) == 0);
     CHECK(o && st && cryo_scunet_load(o, st, &e) == CRYO_E_FORMAT && strstr(e.msg, "shape"));
     cryo_scunet_free(o);
+    /* issue 12: the same verdicts before any network is built */
+    CHECK(st && cryo_scunet_weights_check(st, &c, &e) == 0);
+    CHECK(st && cryo_scunet_weights_check(st, &other, &e) == CRYO_E_FORMAT && strstr(e.msg, "shape") &&
+          strstr(e.msg, "w.safetensors"));
+    struct cryo_scunet_config huge = c;
+    CHECK(cryo_scunet_config_parse(&huge, "width=4096,levels=4,depth=16,head_dim=256,mlp_ratio=16", &e) == 0);
+    CHECK(st && cryo_scunet_weights_check(st, &huge, &e) == CRYO_E_FORMAT && strstr(e.msg, "head.weight"));
     cryo_safetensors_free(st);
 out:
     cryo_scunet_free(a);
@@ -942,7 +980,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "test_model: %s\n", e.msg);
         return 1;
     }
-    int rc = RUN_TESTS(config_parse_and_errors, param_table_consistent, bad_boxes_refused,
+    int rc = RUN_TESTS(config_parse_and_errors, config_normalised_and_strict, param_table_consistent, bad_boxes_refused,
                        inference_equals_training_forward, gradients_finite_differences,
                        weights_save_load_roundtrip, overfit_one_pair, resume_bit_identical,
                        jepa_posenc_and_refusals, jepa_masking_semantics, encoder_only_gradients,

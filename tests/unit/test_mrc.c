@@ -429,6 +429,44 @@ TEST(bad_header_claims_more_data_than_present)
     free(b);
 }
 
+static char warned[1024];
+static void keep_warning(void *ctx, const char *msg)
+{
+    (void)ctx;
+    snprintf(warned, sizeof warned, "%s", msg);
+}
+
+/* Issue 12: in memory the length is known, so a 4 GiB claim in a 1 KiB image is refused
+ * before allocation (the fuzzer's oom reproducer), and bytes after the data are counted in a
+ * warning while the map still decodes. */
+TEST(memory_image_length_bounds_claim_and_trailing_bytes_warned)
+{
+    struct spec s;
+    spec_default(&s, 2);
+    s.nxyz[0] = s.nxyz[1] = s.nxyz[2] = 1024;
+    size_t len;
+    unsigned char *b = build_mrc(&s, &len);
+    expect_refused(b, 1024 + 4, CRYO_E_TRUNCATED, "header says 1024x1024x1024 float32 (4.0 GiB) but only");
+    free(b);
+    spec_default(&s, 2);
+    b = build_mrc(&s, &len);
+    unsigned char *c = calloc(1, len + 77);
+    memcpy(c, b, len);
+    struct cryo_volume v;
+    cryo_volume_init(&v);
+    cryo_set_warn_handler(keep_warning, NULL);
+    warned[0] = '\0';
+    CHECK_EQ_INT(cryo_mrc_decode(&v, c, len + 77, "t.mrc", NULL), 0);
+    CHECK(strcmp(warned, "t.mrc: 77 bytes after the voxel data ignored (not part of the map)") == 0);
+    warned[0] = '\0';
+    CHECK_EQ_INT(cryo_mrc_decode(&v, c, len, "t.mrc", NULL), 0);
+    CHECK(warned[0] == '\0');
+    cryo_set_warn_handler(NULL, NULL);
+    cryo_volume_free(&v);
+    free(b);
+    free(c);
+}
+
 TEST(bad_truncated_data_on_disk)
 {
     struct spec s;
@@ -889,6 +927,7 @@ TEST(uint8_written_as_mode6_unless_mode0_is_safe_or_insisted)
 int main(void)
 {
     return RUN_TESTS(uint8_written_as_mode6_unless_mode0_is_safe_or_insisted,
+                     memory_image_length_bounds_claim_and_trailing_bytes_warned,
                      every_axis_order_both_byte_orders, large_permuted_map_crosses_blocks,
                      every_mode_both_byte_orders, mode0_signed_unless_imod_says_unsigned,
                      zero_machine_stamp_detects_byte_order, voxel_size_is_cell_over_sampling, origin_rule,

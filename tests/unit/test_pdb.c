@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static const char pdb_text[] =
     "HEADER    TEST\n"
@@ -261,9 +262,162 @@ TEST(elements)
     CHECK_EQ_INT(cryo_element_z("U"), 92);
 }
 
+/* Issue 12: integer fields are integers with range checks, never a double cast to int. */
+TEST(integers_are_integers)
+{
+    struct cryo_model m;
+    struct cryo_error err = {0};
+    struct cryo_model_opts o;
+    cryo_model_opts_default(&o);
+    cryo_model_init(&m);
+    static const char *const bad_serial[] = {" 9e99", " 0x1F", "  1.5", "  1e3", "12 34"};
+    for (int i = 0; i < 5; i++) {
+        char line[128];
+        snprintf(line, sizeof line, "REMARK\nATOM  %.5s  CA  GLY A   1       1.000   1.000   1.000  1.00  0.00           C\n",
+                 bad_serial[i]);
+        CHECK_EQ_INT(cryo_model_parse_pdb(&m, line, strlen(line), "i.pdb", &o, &err), CRYO_E_FORMAT);
+        CHECK(strstr(err.msg, "i.pdb:2:") && strstr(err.msg, "serial"));
+    }
+    static const char *const bad_res[] = {"9e99", "0x1F", " 1.5", "1e3 ", "-1-2"};
+    for (int i = 0; i < 5; i++) {
+        char line[128];
+        snprintf(line, sizeof line, "ATOM      1  CA  GLY A%.4s       1.000   1.000   1.000  1.00  0.00           C\n",
+                 bad_res[i]);
+        CHECK_EQ_INT(cryo_model_parse_pdb(&m, line, strlen(line), "r.pdb", &o, &err), CRYO_E_FORMAT);
+        CHECK(strstr(err.msg, "r.pdb:1:") && strstr(err.msg, "residue number"));
+    }
+    const char *ok = "ATOM  -9999  CA  GLY A-999       1.000   1.000   1.000  1.00  0.00           C\n"
+                     "ATOM  99999  CA  GLY A9999       1.000   1.000   1.000  1.00  0.00           C\n"
+                     "ATOM         CA  GLY A           1.000   1.000   1.000  1.00  0.00           C\n";
+    CHECK_EQ_INT(cryo_model_parse_pdb(&m, ok, strlen(ok), "ok.pdb", &o, &err), 0);
+    CHECK_EQ_INT(m.n, 3);
+    if (m.n == 3) {
+        CHECK_EQ_INT(m.atoms[0].serial, -9999);
+        CHECK_EQ_INT(m.atoms[0].resseq, -999);
+        CHECK_EQ_INT(m.atoms[1].serial, 99999);
+        CHECK_EQ_INT(m.atoms[1].resseq, 9999);
+        CHECK_EQ_INT(m.atoms[2].serial, 3); /* blank: its index */
+        CHECK_EQ_INT(m.atoms[2].resseq, 0);
+    }
+    /* mmCIF: id, auth_seq_id, label_seq_id and the model number */
+    static const char *const cif_bad[][2] = {
+        {"9e99 1 1 1", "id"}, {"1 1.5 1 1", "auth_seq_id"}, {"1 . 0x1F 1", "label_seq_id"},
+        {"1 1 1 99999999999", "pdbx_PDB_model_num"}, {"1 2147483648 1 1", "auth_seq_id"}};
+    for (int i = 0; i < 5; i++) {
+        char text[512];
+        snprintf(text, sizeof text,
+                 "data_x\nloop_\n_atom_site.id\n_atom_site.auth_seq_id\n_atom_site.label_seq_id\n"
+                 "_atom_site.pdbx_PDB_model_num\n_atom_site.type_symbol\n_atom_site.Cartn_x\n"
+                 "_atom_site.Cartn_y\n_atom_site.Cartn_z\n1 1 1 1 C 1 2 3\n%s C 1 2 3\n", cif_bad[i][0]);
+        CHECK_EQ_INT(cryo_model_parse_cif(&m, text, strlen(text), "c.cif", &o, &err), CRYO_E_FORMAT);
+        CHECK(strstr(err.msg, "c.cif:12:") && strstr(err.msg, cif_bad[i][1]) && strstr(err.msg, "integer"));
+    }
+    const char *cif_ok = "data_x\nloop_\n_atom_site.id\n_atom_site.auth_seq_id\n_atom_site.label_seq_id\n"
+                         "_atom_site.pdbx_PDB_model_num\n_atom_site.type_symbol\n_atom_site.Cartn_x\n"
+                         "_atom_site.Cartn_y\n_atom_site.Cartn_z\n"
+                         "-2147483648 ? 7 -1 C 1 2 3\n2147483647 -5 . -1 C 1 2 3\n3 4 5 2 C 1 2 3\n";
+    CHECK_EQ_INT(cryo_model_parse_cif(&m, cif_ok, strlen(cif_ok), "ok.cif", &o, &err), 0);
+    CHECK_EQ_INT(m.n, 2); /* model -1 only */
+    if (m.n == 2) {
+        CHECK_EQ_INT(m.atoms[0].serial, -2147483647 - 1);
+        CHECK_EQ_INT(m.atoms[0].resseq, 7); /* auth absent: label */
+        CHECK_EQ_INT(m.atoms[1].serial, 2147483647);
+        CHECK_EQ_INT(m.atoms[1].resseq, -5);
+    }
+    cryo_model_free(&m);
+}
+
+/* Issue 12: alternate locations are resolved in n log n: 200k atoms in one residue (the
+ * quadratic scan took minutes) finish well under a second, with the right survivors. */
+TEST(altloc_one_huge_residue)
+{
+    const size_t n = 200000;
+    struct cryo_model m;
+    struct cryo_error err = {0};
+    cryo_model_init(&m);
+    for (size_t i = 0; i < n; i++) {
+        struct cryo_atom a;
+        memset(&a, 0, sizeof a);
+        /* site i/2 has two altlocs, A then B; B wins on even sites, A (tie: first) on odd */
+        size_t site = i / 2;
+        snprintf(a.name, sizeof a.name, "%zx", site);
+        a.altloc = (i % 2) ? 'B' : 'A';
+        a.occ = (i % 2) ? (site % 2 ? 0.5f : 0.6f) : 0.5f;
+        a.z = 6;
+        a.serial = (int)i;
+        strcpy(a.chain, "A");
+        if (cryo_model_push(&m, &a, &err) < 0)
+            break;
+    }
+    struct cryo_atom plain;
+    memset(&plain, 0, sizeof plain);
+    strcpy(plain.name, "X");
+    strcpy(plain.chain, "A");
+    plain.altloc = ' ';
+    plain.z = 6;
+    cryo_model_push(&m, &plain, &err);
+    cryo_model_push(&m, &plain, &err); /* duplicates without altloc are both kept */
+    struct cryo_model_opts o;
+    cryo_model_opts_default(&o);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    cryo_model_filter(&m, &o);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double s = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+    CHECK(s < 2.0);
+    CHECK_EQ_INT(m.n, n / 2 + 2);
+    int right = 1;
+    for (size_t k = 0; k < n / 2 && k < m.n; k++) {
+        size_t want = (k % 2) ? 2 * k : 2 * k + 1;
+        right &= m.atoms[k].serial == (int)want;
+    }
+    CHECK(right);
+    cryo_model_free(&m);
+}
+
+/* Issue 12: model files are parsed as they are read: line numbers run on across blocks, a bad
+ * record fails before the rest is read, reading stops after the first model, and binary
+ * data is refused. */
+TEST(read_streamed_blocks)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/big.pdb", tu_tmpdir());
+    FILE *f = fopen(path, "w");
+    CHECK(f != NULL);
+    if (!f)
+        return;
+    for (int i = 0; i < 50000; i++) /* 3.6 MB of remarks: several 1 MiB blocks */
+        fprintf(f, "REMARK 999 %-60d\n", i);
+    fputs("ATOM      1  CA  GLY A   1       1.000   1.000   1.000  1.00  0.00           C\n", f);
+    fputs("ATOM      2  CA  GLY A   2       2.000   2.000 zzz.000  1.00  0.00           C\n", f);
+    fclose(f);
+    struct cryo_model m;
+    struct cryo_error err = {0};
+    cryo_model_init(&m);
+    CHECK_EQ_INT(cryo_model_read(&m, path, NULL, &err), CRYO_E_FORMAT);
+    CHECK(strstr(err.msg, "big.pdb:50002: z coordinate") != NULL);
+    CHECK_EQ_INT(m.n, 0);
+    /* first model only: what follows ENDMDL is never parsed (not even the garbage) */
+    f = fopen(path, "w");
+    fputs("MODEL        1\nATOM      1  CA  GLY A   1       1.000   1.000   1.000  1.00  0.00           C\n"
+          "ENDMDL\nATOM      2  CA  GLY A   2       2.000   2.000 zzz.000  1.00  0.00           C\n", f);
+    fclose(f);
+    CHECK_EQ_INT(cryo_model_read(&m, path, NULL, &err), 0);
+    CHECK_EQ_INT(m.n, 1);
+    /* a NUL anywhere: binary */
+    f = fopen(path, "w");
+    fputs("ATOM      1  CA  GLY A   1       1.000   1.000   1.000  1.00  0.00           C\n", f);
+    fputc(0, f);
+    fclose(f);
+    CHECK_EQ_INT(cryo_model_read(&m, path, NULL, &err), CRYO_E_FORMAT);
+    CHECK(strstr(err.msg, "binary data") != NULL);
+    cryo_model_free(&m);
+}
+
 int main(void)
 {
     return RUN_TESTS(pdb_defaults, pdb_filters, pdb_first_model_only, pdb_hybrid36, pdb_errors_name_line,
                      cif_any_order_quotes_models, cif_errors, read_file_gzip_and_sniff,
-                     write_pdb_roundtrip, elements);
+                     write_pdb_roundtrip, elements, integers_are_integers, altloc_one_huge_residue,
+                     read_streamed_blocks);
 }

@@ -5,6 +5,7 @@
 
 #include <getopt.h>
 #include <omp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,9 +25,21 @@ static void discard_open_sink(void)
     }
 }
 
+/* A reader downstream that goes away (`tool | head -c 100`) is no error of ours: SIGPIPE is
+ * caught rather than fatal, so the failed write unwinds through cli_die, which removes the
+ * open output's temporary and exits 1 without a message. */
+static volatile sig_atomic_t pipe_broken;
+static void on_sigpipe(int sig)
+{
+    (void)sig;
+    pipe_broken = 1;
+}
+
 _Noreturn void cli_die(const struct cryo_cli *cli, const struct cryo_error *err)
 {
     discard_open_sink();
+    if (pipe_broken)
+        exit(1);
     fprintf(stderr, "%s: %s\n", cli && cli->tool ? cli->tool->name : "cryolvm",
             err && err->msg[0] ? err->msg : "failed");
     exit(1);
@@ -54,6 +67,12 @@ void cli_warn(const struct cryo_cli *cli, const char *fmt, ...)
     vfprintf(stderr, fmt, ap);
     va_end(ap);
     fputc('\n', stderr);
+}
+
+/* libcore's warnings (cryo_warn) go to stderr like the tool's own. */
+static void cli_libcore_warning(void *ctx, const char *msg)
+{
+    cli_warn(ctx, "%s", msg);
 }
 
 void cli_progress(const struct cryo_cli *cli, const char *what, long done, long total)
@@ -249,6 +268,12 @@ void cli_parse(const struct cryo_tool *t, int argc, char **argv, struct cryo_cli
         omp_set_num_threads(cli->threads);
     cli->sink_opts.stream.threads = cli->threads;
 
+    cryo_set_warn_handler(cli_libcore_warning, cli);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigpipe;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGPIPE, &sa, NULL);
     snprintf(cli->history, sizeof cli->history, "%s", t->name);
     history_append(cli->history, sizeof cli->history, cryo_args_summary(cli->args));
 }
@@ -257,6 +282,7 @@ void cli_free(struct cryo_cli *cli)
 {
     cryo_args_free(cli->args);
     cli->args = NULL;
+    cryo_set_warn_handler(NULL, NULL);
 }
 
 struct cryo_sink *cli_open_sink(const struct cryo_cli *cli)

@@ -55,6 +55,18 @@ void cryo_error_clear(struct cryo_error *err);
 /* A short name for a status ("I/O error", "corrupt data", ...). */
 const char *cryo_status_name(int status);
 
+/* Warnings (input accepted, but something the user should know, e.g. bytes ignored after
+ * the data). libcore never prints them: a program that wants them shown installs a handler
+ * (the tools' cli_parse does); without one they are dropped. The handler gets one line
+ * that names the file. Process-wide; set it before reading, from one thread. */
+typedef void (*cryo_warn_fn)(void *ctx, const char *msg);
+void cryo_set_warn_handler(cryo_warn_fn fn, void *ctx);
+void cryo_warn(const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 1, 2)))
+#endif
+    ;
+
 /* Propagate a failing status from a call whose message is already recorded. */
 #define CRYO_TRY(expr)            \
     do {                          \

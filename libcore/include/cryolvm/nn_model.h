@@ -77,6 +77,8 @@ void cryo_scunet_config_default(struct cryo_scunet_config *c);
  * CRYO_E_INVALID naming the key for an unknown key, a bad number or an inconsistent config. */
 int cryo_scunet_config_parse(struct cryo_scunet_config *c, const char *text, struct cryo_error *err);
 int cryo_scunet_config_check(const struct cryo_scunet_config *c, struct cryo_error *err);
+/* 1 when the two configs have the same values (compare these, never the bytes: 0 and -0). */
+int cryo_scunet_config_equal(const struct cryo_scunet_config *a, const struct cryo_scunet_config *b);
 /* "in_ch=1,out_ch=1,width=32,..." — parseable by cryo_scunet_config_parse. */
 void cryo_scunet_config_format(const struct cryo_scunet_config *c, char *buf, size_t cap);
 

@@ -78,6 +78,12 @@ double cryo_linear_ramp(double a, double b, int64_t t, int64_t total);
  * or invalid. */
 int cryo_scunet_config_from_file(const struct cryo_safetensors *st, struct cryo_scunet_config *c,
                                  struct cryo_error *err);
+/* Check, before any network is built, that the file holds every tensor of config c's
+ * table (F32, exact shape) and no foreign one: a lying config then fails here, in a few
+ * bytes, instead of asking for the memory of the network it claims. CRYO_E_FORMAT naming
+ * the file and the tensor. */
+int cryo_scunet_weights_check(const struct cryo_safetensors *st, const struct cryo_scunet_config *c,
+                              struct cryo_error *err);
 /* Load every parameter by name (exact shape, F32). CRYO_E_FORMAT naming file and tensor;
  * CRYO_E_NUMERIC for a NaN or Inf weight. */
 int cryo_scunet_load(struct cryo_scunet *m, const struct cryo_safetensors *st, struct cryo_error *err);
