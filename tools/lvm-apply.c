@@ -174,10 +174,12 @@ static void read_map(const struct cryo_cli *cli, struct cryo_volume *v, const ch
         cli_die(cli, &err);
     if (v->c != 1)
         die_msg(cli, CRYO_E_INVALID, "%s: %lld channels; a map has one", path, (long long)v->c);
-    if (cryo_volume_convert(v, CRYO_DTYPE_F32, &err) < 0 || cryo_volume_check_finite(v, path, &err) < 0) {
+    if (cryo_volume_convert(v, CRYO_DTYPE_F32, &err) < 0) {
         cryo_error_prefix(&err, path);
         cli_die(cli, &err);
     }
+    if (cryo_volume_check_finite(v, path, &err) < 0) /* names the file itself */
+        cli_die(cli, &err);
 }
 
 /* The second half map must lie on the first one's grid. */
@@ -408,6 +410,10 @@ int main(int argc, char **argv)
         cli_die(&cli, &err);
     }
     check_weights(&cli, ctx, &w);
+    for (int d = 0; d < 3; d++)
+        if (check.tile[d] % (1 << w.c.levels))
+            cli_usage_error(&tool, "--tile %lld: not a multiple of %d (the network halves the box %d times)",
+                            (long long)check.tile[d], 1 << w.c.levels, w.c.levels);
     struct cryo_volume mask, half2;
     cryo_volume_init(&mask);
     cryo_volume_init(&half2);
@@ -431,10 +437,12 @@ int main(int argc, char **argv)
         while ((r = cryo_source_next(src, &v, &err)) > 0) {
             if (v.c != 1)
                 die_msg(&cli, CRYO_E_INVALID, "%s: %lld channels; a map has one", name, (long long)v.c);
-            if (cryo_volume_convert(&v, CRYO_DTYPE_F32, &err) < 0 || cryo_volume_check_finite(&v, name, &err) < 0) {
+            if (cryo_volume_convert(&v, CRYO_DTYPE_F32, &err) < 0) {
                 cryo_error_prefix(&err, name);
                 cli_die(&cli, &err);
             }
+            if (cryo_volume_check_finite(&v, name, &err) < 0)
+                cli_die(&cli, &err);
             if (h2name) {
                 if (frames > 0)
                     die_msg(&cli, CRYO_E_INVALID, "%s: more than one frame; --half2 pairs one map with one map", name);
