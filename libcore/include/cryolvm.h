@@ -15,6 +15,7 @@
 #include "cryolvm/molmap.h"
 #include "cryolvm/mrc.h"
 #include "cryolvm/nn_backend.h"
+#include "cryolvm/nn_infer.h"
 #include "cryolvm/nn_jepa.h"
 #include "cryolvm/nn_layers.h"
 #include "cryolvm/nn_model.h"
