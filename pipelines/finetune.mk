@@ -80,12 +80,12 @@ PAIR_FILES := $(foreach t,$(TASKS),$(foreach f,$(MODEL_FILES),$(OUT)/pairs/$(t)/
 VALPAIR_FILES := $(foreach t,$(TASKS),$(foreach f,$(VAL_FILES),$(OUT)/valpairs/$(t)/$(call name,$(f)).cvol))
 $(PAIR_FILES) &: $(MODEL_FILES) $(OUT)/pairs.args
 	$(if $(filter %pairs.args,$?),rm -rf $(OUT)/pairs)
-	$(pairs_make) MODELS=$(MODELS) OUT=$(OUT)/pairs PATCHES=$(PATCHES) SEED=$(SEED) \
+	+$(pairs_make) MODELS=$(MODELS) OUT=$(OUT)/pairs PATCHES=$(PATCHES) SEED=$(SEED) \
 	  $(addprefix $(OUT)/pairs/,$(foreach t,$(TASKS),$(foreach f,$(MODEL_FILES),$(t)/$(call name,$(f)).cvol)))
 ifneq ($(VAL_FILES),)
 $(VALPAIR_FILES) &: $(VAL_FILES) $(OUT)/pairs.args
 	$(if $(filter %pairs.args,$?),rm -rf $(OUT)/valpairs)
-	$(pairs_make) MODELS=$(VAL_MODELS) OUT=$(OUT)/valpairs PATCHES=$(VAL_PATCHES) SEED=$(VAL_SEED) \
+	+$(pairs_make) MODELS=$(VAL_MODELS) OUT=$(OUT)/valpairs PATCHES=$(VAL_PATCHES) SEED=$(VAL_SEED) \
 	  $(addprefix $(OUT)/valpairs/,$(foreach t,$(TASKS),$(foreach f,$(VAL_FILES),$(t)/$(call name,$(f)).cvol)))
 # one validation stream per task (jepa-train --val reads one file)
 $(OUT)/val-%.cvol: $(VALPAIR_FILES)
