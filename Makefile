@@ -116,6 +116,9 @@ $(BIN)/vol-stage: $(BUILD)/tools/vol-stage.o $(TOOL_COMMON_OBJ) $(LIB_A)
 	$(CC) -o $@ $< $(TOOL_COMMON_OBJ) -Wl,--export-dynamic -Wl,--whole-archive $(LIB_A) \
 	  -Wl,--no-whole-archive $(LDFLAGS_ALL) $(LDLIBS_ALL)
 
+# lvm-apply's last place to look for weights: PREFIX's share/cryolvm/models (make install).
+$(BUILD)/tools/lvm-apply.o: CPPFLAGS_ALL += -DCRYO_MODELS_DIR='"$(PREFIX)/share/cryolvm/models"'
+
 all: $(TOOL_BINS) $(LIB_A) $(LIB_SO)
 
 # ---- tests -------------------------------------------------------------------

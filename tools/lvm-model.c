@@ -33,6 +33,10 @@ static const struct cryo_option options[] = {
      "init: network configuration on top of the default (in_ch, out_ch, width, levels, depth, window, "
      "head_dim, mlp_ratio, drop_path)", NULL},
     {"seed", 's', CRYO_OPT_INT, "S", "1", "init: seed of the weight initialisation", NULL},
+    {"task", 0, CRYO_OPT_CHOICE, "TASK", NULL,
+     "init: mark the (random) weights as fine-tuned for TASK, with the metadata lvm-apply reads (apix 1, "
+     "normalize quantile:0.01:0.99, provenance); for tests", "sharpen|superres|wedge"},
+    {"meta", 0, CRYO_OPT_STRING, "KEY=VAL;...", NULL, "init: set these metadata keys (after --task's)", NULL},
     {"device", 0, CRYO_OPT_CHOICE, "DEV", "cpu", "run, grad, bench: device to compute on", "cpu|cuda"},
     {"box", 0, CRYO_OPT_INT, "N", "64", "bench: edge of the cubic tile", NULL},
     {"batch", 0, CRYO_OPT_INT, "B", "1", "bench: tiles per batch", NULL},
@@ -100,6 +104,43 @@ static struct cryo_scunet *load_model(const struct cryo_cli *cli, struct cryo_nn
     return m;
 }
 
+/* --task / --meta: rewrite the saved weights with the extra metadata keys. */
+static void add_init_meta(const struct cryo_cli *cli, const char *path, long seed)
+{
+    const char *task = cryo_args_string(cli->args, "task"), *meta = cryo_args_string(cli->args, "meta");
+    if (!task && !meta)
+        return;
+    struct cryo_error err = {0};
+    struct cryo_safetensors *st = NULL, *o = NULL;
+    if (cryo_safetensors_read(&st, path, &err) < 0 || cryo_safetensors_create(&o, &err) < 0 ||
+        cryo_meta_copy(&o->meta, &st->meta, &err) < 0)
+        cli_die(cli, &err);
+    for (size_t i = 0; i < st->n; i++)
+        if (cryo_safetensors_add(o, st->t[i].name, st->t[i].dtype, st->t[i].ndim, st->t[i].shape, st->t[i].data,
+                                 &err) < 0)
+            cli_die(cli, &err);
+    if (task && (cryo_meta_set(&o->meta, "task", task, &err) < 0 || cryo_meta_set(&o->meta, "apix", "1", &err) < 0 ||
+                 cryo_meta_set(&o->meta, "normalize", "quantile:0.01:0.99", &err) < 0 ||
+                 cryo_meta_setf(&o->meta, &err, "provenance",
+                                "{\"tool\": \"lvm-model init\", \"seed\": %ld, \"weights\": \"random, untrained\"}",
+                                seed) < 0))
+        cli_die(cli, &err);
+    char buf[2048];
+    snprintf(buf, sizeof buf, "%s", meta ? meta : "");
+    for (char *save = NULL, *kv = strtok_r(buf, ";", &save); kv; kv = strtok_r(NULL, ";", &save)) {
+        char *eq = strchr(kv, '=');
+        if (!eq || eq == kv)
+            cli_usage_error(&tool, "--meta: '%s' is not KEY=VALUE", kv);
+        *eq = '\0';
+        if (cryo_meta_set(&o->meta, kv, eq + 1, &err) < 0)
+            cli_die(cli, &err);
+    }
+    if (cryo_safetensors_write(o, path, &err) < 0)
+        cli_die(cli, &err);
+    cryo_safetensors_free(o);
+    cryo_safetensors_free(st);
+}
+
 static int cmd_init(const struct cryo_cli *cli)
 {
     need_inputs(cli->n_inputs, 1, "init [--config KEY=VAL,...] [--seed S] -o W.safetensors");
@@ -121,6 +162,7 @@ static int cmd_init(const struct cryo_cli *cli)
     if (cryo_scunet_create(&m, &c, ctx, 1, q, q, q, 0, &err) < 0 ||
         cryo_scunet_init(m, (uint64_t)seed, &err) < 0 || cryo_scunet_save(m, cli->output, &err) < 0)
         cli_die(cli, &err);
+    add_init_meta(cli, cli->output, seed);
     if (!cli->quiet)
         fprintf(stderr, "lvm-model: %s: %zu parameters\n", cli->output, cryo_scunet_num_params(m));
     cryo_scunet_free(m);

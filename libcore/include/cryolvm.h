@@ -19,6 +19,7 @@
 #include "cryolvm/mrc.h"
 #include "cryolvm/nn_backend.h"
 #include "cryolvm/jepa_mask.h"
+#include "cryolvm/nn_infer.h"
 #include "cryolvm/nn_jepa.h"
 #include "cryolvm/nn_layers.h"
 #include "cryolvm/nn_model.h"
