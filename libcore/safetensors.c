@@ -9,6 +9,7 @@
 #include "cryolvm/safetensors.h"
 #include "cryolvm/mem.h"
 #include "cryolvm/outfile.h"
+#include "cryolvm/volume.h" /* cryo_f16_to_f32 */
 
 #include <errno.h>
 #include <fcntl.h>
@@ -158,6 +159,9 @@ int cryo_safetensors_add(struct cryo_safetensors *st, const char *name, enum cry
     return st_push(st, name, dtype, ndim, shape, nbytes, data, err);
 }
 
+static int st_check_shape(const char *file, const struct cryo_st_tensor *t, int ndim,
+                          const int64_t *shape, struct cryo_error *err);
+
 int cryo_safetensors_get_f32(const struct cryo_safetensors *st, const char *name, int ndim,
                              const int64_t *shape, const float **data, struct cryo_error *err)
 {
@@ -168,6 +172,41 @@ int cryo_safetensors_get_f32(const struct cryo_safetensors *st, const char *name
     if (t->dtype != CRYO_ST_F32)
         return cryo_fail(err, CRYO_E_FORMAT, "%s: tensor '%s' is %s, expected F32", file, name,
                          cryo_st_dtype_name(t->dtype));
+    CRYO_TRY(st_check_shape(file, t, ndim, shape, err));
+    *data = t->data;
+    return CRYO_OK;
+}
+
+int cryo_safetensors_copy_f32(const struct cryo_safetensors *st, const char *name, int ndim,
+                              const int64_t *shape, float *dst, struct cryo_error *err)
+{
+    const char *file = st->name ? st->name : "weights";
+    const struct cryo_st_tensor *t = cryo_safetensors_find(st, name);
+    if (!t)
+        return cryo_fail(err, CRYO_E_FORMAT, "%s: tensor '%s' missing", file, name);
+    if (t->dtype != CRYO_ST_F32 && t->dtype != CRYO_ST_F16 && t->dtype != CRYO_ST_BF16)
+        return cryo_fail(err, CRYO_E_FORMAT, "%s: tensor '%s' is %s, expected F32, F16 or BF16",
+                         file, name, cryo_st_dtype_name(t->dtype));
+    CRYO_TRY(st_check_shape(file, t, ndim, shape, err));
+    size_t n = cryo_st_tensor_count(t);
+    /* the data section is not aligned for 2- or 4-byte loads: copy bytes */
+    const unsigned char *src = t->data;
+    for (size_t i = 0; i < n; i++) {
+        if (t->dtype == CRYO_ST_F32) {
+            memcpy(dst + i, src + 4 * i, 4);
+        } else {
+            uint16_t h;
+            memcpy(&h, src + 2 * i, 2);
+            dst[i] = t->dtype == CRYO_ST_F16 ? cryo_f16_to_f32(h) : cryo_bf16_to_f32(h);
+        }
+    }
+    return CRYO_OK;
+}
+
+static int st_check_shape(const char *file, const struct cryo_st_tensor *t, int ndim,
+                          const int64_t *shape, struct cryo_error *err)
+{
+    const char *name = t->name;
     int same = t->ndim == ndim;
     for (int i = 0; same && i < ndim; i++)
         same = t->shape[i] == shape[i];
@@ -181,7 +220,6 @@ int cryo_safetensors_get_f32(const struct cryo_safetensors *st, const char *name
         return cryo_fail(err, CRYO_E_FORMAT, "%s: tensor '%s' has shape [%s], the model needs [%s]",
                          file, name, a, b);
     }
-    *data = t->data;
     return CRYO_OK;
 }
 

@@ -45,20 +45,30 @@ static int load_set(struct cryo_nn_ctx *ctx, float *dst, int host, const struct 
                     struct cryo_error *err)
 {
     char name[160];
-    for (size_t i = 0; i < n; i++) {
-        const float *src;
+    size_t most = 0;
+    for (size_t i = 0; i < n; i++)
+        most = tab[i].count > most ? tab[i].count : most;
+    /* one float32 buffer: exported weights may be stored as float16 or bfloat16 */
+    float *src = malloc((most ? most : 1) * sizeof(float));
+    if (!src)
+        return cryo_fail(err, CRYO_E_NOMEM, "out of memory loading weights");
+    int rc = CRYO_OK;
+    for (size_t i = 0; i < n && rc == CRYO_OK; i++) {
         snprintf(name, sizeof name, "%s%s", prefix, tab[i].name);
-        CRYO_TRY(cryo_safetensors_get_f32(st, name, tab[i].ndim, tab[i].shape, &src, err));
-        for (size_t k = 0; k < tab[i].count; k++)
+        rc = cryo_safetensors_copy_f32(st, name, tab[i].ndim, tab[i].shape, src, err);
+        for (size_t k = 0; rc == CRYO_OK && k < tab[i].count; k++)
             if (!isfinite(src[k]))
-                return cryo_fail(err, CRYO_E_NUMERIC, "%s: tensor '%s' holds NaN or Inf at element %zu",
-                                 st->name ? st->name : "weights", name, k);
+                rc = cryo_fail(err, CRYO_E_NUMERIC, "%s: tensor '%s' holds NaN or Inf at element %zu",
+                               st->name ? st->name : "weights", name, k);
+        if (rc != CRYO_OK)
+            break;
         if (host)
             memcpy(dst + tab[i].offset, src, tab[i].count * sizeof(float));
         else
-            CRYO_TRY(cryo_nn_upload(ctx, dst + tab[i].offset, src, tab[i].count, err));
+            rc = cryo_nn_upload(ctx, dst + tab[i].offset, src, tab[i].count, err);
     }
-    return CRYO_OK;
+    free(src);
+    return rc;
 }
 
 /* Every tensor of the file that is not training state or JEPA parts must be in the table:

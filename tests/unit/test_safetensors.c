@@ -5,6 +5,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <math.h>
 #include <string.h>
 
 static char *slurp(const char *path, size_t *len)
@@ -207,4 +208,49 @@ TEST(cut_and_flipped_files)
     free(raw);
 }
 
-int main(void) { return RUN_TESTS(roundtrip, lying_headers_refused, cut_and_flipped_files); }
+/* Lean exported weights store float16 or bfloat16; copy_f32 widens them. Expected values are
+ * the encodings numpy (np.float16(x).view(np.uint16)) and torch (bfloat16 view int16) give. */
+TEST(copy_f32_widens_half_precision)
+{
+    struct cryo_error e = {0};
+    struct cryo_safetensors *st = NULL;
+    CHECK(cryo_safetensors_create(&st, &e) == 0);
+    if (!st)
+        return;
+    /* 1.5, -2.25, 0.1 (nearest half 0.0999755859375), 65504 (largest half) */
+    const uint16_t h[4] = {0x3E00, 0xC080, 0x2E66, 0x7BFF};
+    /* bfloat16: 1.5, -2.25, 0.1 (nearest 0.10009765625), 3.0e38 (0x7F62 = 3.00e38) */
+    const uint16_t bf[4] = {0x3FC0, 0xC010, 0x3DCD, 0x7F62};
+    const float f[4] = {1.5f, -2.25f, 0.1f, 7.0f};
+    const int64_t s4[1] = {4};
+    CHECK(cryo_safetensors_add(st, "h", CRYO_ST_F16, 1, s4, h, &e) == 0);
+    CHECK(cryo_safetensors_add(st, "bf", CRYO_ST_BF16, 1, s4, bf, &e) == 0);
+    CHECK(cryo_safetensors_add(st, "f", CRYO_ST_F32, 1, s4, f, &e) == 0);
+    CHECK(cryo_safetensors_add(st, "i", CRYO_ST_I64, 1, (const int64_t[]){1}, (const int64_t[]){3}, &e) == 0);
+    char path[512];
+    snprintf(path, sizeof path, "%s/half.safetensors", tu_tmpdir());
+    CHECK(cryo_safetensors_write(st, path, &e) == 0);
+    cryo_safetensors_free(st);
+    struct cryo_safetensors *r = NULL;
+    CHECK(cryo_safetensors_read(&r, path, &e) == 0);
+    if (!r)
+        return;
+    float out[4];
+    CHECK(cryo_safetensors_copy_f32(r, "h", 1, s4, out, &e) == 0);
+    CHECK(out[0] == 1.5f && out[1] == -2.25f && out[2] == 0.0999755859375f && out[3] == 65504.0f);
+    CHECK(cryo_safetensors_copy_f32(r, "bf", 1, s4, out, &e) == 0);
+    CHECK(out[0] == 1.5f && out[1] == -2.25f && out[2] == 0.10009765625f);
+    CHECK(fabsf(out[3] - 3.0e38f) < 1e36f);
+    CHECK(cryo_safetensors_copy_f32(r, "f", 1, s4, out, &e) == 0);
+    CHECK(memcmp(out, f, sizeof f) == 0);
+    /* the strict accessor still refuses half storage; other dtypes and shapes refused */
+    const float *p;
+    CHECK(cryo_safetensors_get_f32(r, "h", 1, s4, &p, &e) == CRYO_E_FORMAT);
+    CHECK(cryo_safetensors_copy_f32(r, "i", 1, (const int64_t[]){1}, out, &e) == CRYO_E_FORMAT);
+    CHECK(strstr(e.msg, "'i'") != NULL);
+    CHECK(cryo_safetensors_copy_f32(r, "h", 1, (const int64_t[]){3}, out, &e) == CRYO_E_FORMAT);
+    CHECK(cryo_safetensors_copy_f32(r, "nope", 1, s4, out, &e) == CRYO_E_FORMAT);
+    cryo_safetensors_free(r);
+}
+
+int main(void) { return RUN_TESTS(roundtrip, lying_headers_refused, cut_and_flipped_files, copy_f32_widens_half_precision); }

@@ -86,6 +86,10 @@ const struct cryo_st_tensor *cryo_safetensors_find(const struct cryo_safetensors
  * when missing, of another dtype or shape. */
 int cryo_safetensors_get_f32(const struct cryo_safetensors *st, const char *name, int ndim,
                              const int64_t *shape, const float **data, struct cryo_error *err);
+/* Copy a tensor with exactly this shape into dst (float32, numel elements), widening float16
+ * and bfloat16 storage (lean exported weights); CRYO_E_FORMAT as above, or for other dtypes. */
+int cryo_safetensors_copy_f32(const struct cryo_safetensors *st, const char *name, int ndim,
+                              const int64_t *shape, float *dst, struct cryo_error *err);
 
 /* Write through outfile.h (a file: temp + fsync + rename; a link: its target; a device or
  * FIFO: in place, all at the end). CRYO_E_IO. */
