@@ -177,6 +177,19 @@ int cryo_safetensors_get_f32(const struct cryo_safetensors *st, const char *name
     return CRYO_OK;
 }
 
+int cryo_safetensors_check_float(const struct cryo_safetensors *st, const char *name, int ndim,
+                                 const int64_t *shape, struct cryo_error *err)
+{
+    const char *file = st->name ? st->name : "weights";
+    const struct cryo_st_tensor *t = cryo_safetensors_find(st, name);
+    if (!t)
+        return cryo_fail(err, CRYO_E_FORMAT, "%s: tensor '%s' missing", file, name);
+    if (t->dtype != CRYO_ST_F32 && t->dtype != CRYO_ST_F16 && t->dtype != CRYO_ST_BF16)
+        return cryo_fail(err, CRYO_E_FORMAT, "%s: tensor '%s' is %s, expected F32, F16 or BF16",
+                         file, name, cryo_st_dtype_name(t->dtype));
+    return st_check_shape(file, t, ndim, shape, err);
+}
+
 int cryo_safetensors_copy_f32(const struct cryo_safetensors *st, const char *name, int ndim,
                               const int64_t *shape, float *dst, struct cryo_error *err)
 {

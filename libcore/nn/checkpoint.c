@@ -97,10 +97,8 @@ int cryo_scunet_weights_check(const struct cryo_safetensors *st, const struct cr
     size_t n = 0;
     CRYO_TRY(scunet_table(c, &tab, &n, NULL, NULL, err));
     int rc = unexpected_tensors(st, tab, n, err);
-    for (size_t i = 0; i < n && rc == CRYO_OK; i++) {
-        const float *src;
-        rc = cryo_safetensors_get_f32(st, tab[i].name, tab[i].ndim, tab[i].shape, &src, err);
-    }
+    for (size_t i = 0; i < n && rc == CRYO_OK; i++)
+        rc = cryo_safetensors_check_float(st, tab[i].name, tab[i].ndim, tab[i].shape, err);
     free(tab);
     return rc;
 }

@@ -88,6 +88,10 @@ int cryo_safetensors_get_f32(const struct cryo_safetensors *st, const char *name
                              const int64_t *shape, const float **data, struct cryo_error *err);
 /* Copy a tensor with exactly this shape into dst (float32, numel elements), widening float16
  * and bfloat16 storage (lean exported weights); CRYO_E_FORMAT as above, or for other dtypes. */
+/* What cryo_safetensors_copy_f32 would accept (present, F32/F16/BF16, that shape), without
+ * copying: for checking a weights file against a config before building a network. */
+int cryo_safetensors_check_float(const struct cryo_safetensors *st, const char *name, int ndim,
+                                 const int64_t *shape, struct cryo_error *err);
 int cryo_safetensors_copy_f32(const struct cryo_safetensors *st, const char *name, int ndim,
                               const int64_t *shape, float *dst, struct cryo_error *err);
 
