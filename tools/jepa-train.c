@@ -138,6 +138,55 @@ static int mpi_reduce(void *user, float *const *grad, const size_t *n, int ngrad
 }
 #endif
 
+#ifdef CRYO_HAVE_MPI
+/* The same with NCCL on the GPUs (the context's memory, nn_backend.h): used when every rank
+ * trains on a CUDA context and NCCL loads; the gradients never leave the devices. */
+static struct cryo_nn_ctx *nccl_ctx;
+static int nccl_reduce(void *user, float *const *grad, const size_t *n, int ngrad, double *loss, double count,
+                       struct cryo_error *err)
+{
+    struct cryo_nn_ctx *ctx = user;
+    double v[2] = {*loss * count, count};
+    CRYO_TRY(cryo_nn_allreduce_sum_host(ctx, v, 2, err));
+    float up = (float)count, down = (float)(1.0 / v[1]);
+    for (int i = 0; i < ngrad; i++) {
+        CRYO_TRY(cryo_nn_scale(ctx, grad[i], n[i], up, err));
+        CRYO_TRY(cryo_nn_allreduce_sum(ctx, grad[i], n[i], err));
+        CRYO_TRY(cryo_nn_scale(ctx, grad[i], n[i], down, err));
+    }
+    *loss = v[0] / v[1];
+    return CRYO_OK;
+}
+#endif
+
+/* Ranks on GPUs: one NCCL communicator over them (rank 0's id through MPI_Bcast). Without
+ * NCCL the gradients go through MPI on the host, as on the CPU. */
+static void device_reduce_setup(struct cryo_nn_ctx *ctx)
+{
+#ifdef CRYO_HAVE_MPI
+    if (mpi_size < 2 || cryo_nn_ctx_device(ctx) == CRYO_NN_DEVICE_CPU)
+        return;
+    unsigned char id[CRYO_NN_COMM_ID_BYTES];
+    memset(id, 0, sizeof id);
+    struct cryo_error err = {0};
+    int ok = mpi_rank == 0 ? cryo_nn_comm_id(ctx, id, &err) == 0 : 1;
+    MPI_Bcast(&ok, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    if (ok) {
+        MPI_Bcast(id, (int)sizeof id, MPI_BYTE, 0, MPI_COMM_WORLD);
+        ok = cryo_nn_comm_init(ctx, id, mpi_size, mpi_rank, &err) == 0;
+    }
+    int all = ok;
+    MPI_Allreduce(MPI_IN_PLACE, &all, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+    if (all)
+        nccl_ctx = ctx;
+    else if (mpi_rank == 0)
+        fprintf(stderr, "jepa-train: note: no NCCL all-reduce (%s): gradients go through MPI on the host\n",
+                err.msg[0] ? err.msg : "another rank failed");
+#else
+    (void)ctx;
+#endif
+}
+
 /* Every rank agrees to stop when any got a signal (ranks must leave the loop together). */
 static int stop_agreed(void)
 {
@@ -974,7 +1023,8 @@ static void validate(struct validator *v, struct cryo_scunet *trained, const str
     struct cryo_error err = {0};
     struct cryo_nn_ctx *ctx = cryo_scunet_ctx(trained);
     size_t np = cryo_scunet_num_params(trained), nv = v->set.vox;
-    memcpy(cryo_scunet_param_data(v->model), cryo_scunet_param_data(trained), np * sizeof(float));
+    if (cryo_nn_copy(ctx, cryo_scunet_param_data(v->model), cryo_scunet_param_data(trained), np, &err) < 0)
+        cli_die(&cli, &err);
     float *x = malloc(nv * sizeof *x), *y = malloc(nv * sizeof *y), *tg = malloc(nv * sizeof *tg);
     unsigned char *sel = malloc(nv);
     if (!x || !y || !tg || !sel)
@@ -1094,7 +1144,8 @@ static void load_encoder(struct cryo_scunet *m, const char *path, const char *fr
         for (size_t k = 0; k < tab[i].count; k++)
             if (!isfinite(src[k]))
                 die("%s: tensor '%s' holds NaN or Inf", path, name);
-        memcpy(p + tab[i].offset, src, tab[i].count * sizeof(float));
+        if (cryo_nn_upload(cryo_scunet_ctx(m), p + tab[i].offset, src, tab[i].count, &err) < 0)
+            cli_die(&cli, &err);
         loaded++;
     }
     if (!loaded)
@@ -1108,10 +1159,13 @@ static void trainer_create(struct trainer *t, struct run_cfg *c, const struct co
     memset(t, 0, sizeof *t);
     t->c = c;
     const char *dev = cryo_args_string(cli.args, "device");
-    if (strcmp(dev, "cuda") == 0)
-        die("--device cuda: training on CUDA arrives with the CUDA issue; use --device cpu");
-    if (cryo_nn_ctx_create(&t->ctx, CRYO_NN_DEVICE_CPU, cli.threads, &err) < 0)
+    if (cryo_nn_ctx_create_named(&t->ctx, dev, cli.threads, &err) < 0) {
+        char what[32];
+        snprintf(what, sizeof what, "--device %s", dev);
+        cryo_error_prefix(&err, what);
         cli_die(&cli, &err);
+    }
+    device_reduce_setup(t->ctx);
     int B = (int)(c->batch / mpi_size); /* this rank's share of the global batch */
     if (!c->finetune) {
         if (cryo_jepa_trainer_create(&t->jt, &c->net, &c->pred, &c->jo, t->ctx, B, data->d, data->h, data->w,
@@ -1120,7 +1174,8 @@ static void trainer_create(struct trainer *t, struct run_cfg *c, const struct co
         t->jt->sample_offset = (uint64_t)mpi_rank * (uint64_t)B;
 #ifdef CRYO_HAVE_MPI
         if (mpi_size > 1)
-            t->jt->reduce = (struct cryo_grad_reducer){mpi_reduce, NULL};
+            t->jt->reduce = nccl_ctx ? (struct cryo_grad_reducer){nccl_reduce, nccl_ctx, 1}
+                                     : (struct cryo_grad_reducer){mpi_reduce, NULL, 0};
 #endif
         return;
     }
@@ -1133,7 +1188,8 @@ static void trainer_create(struct trainer *t, struct run_cfg *c, const struct co
         cli_die(&cli, &err);
 #ifdef CRYO_HAVE_MPI
     if (mpi_size > 1)
-        t->st->reduce = (struct cryo_grad_reducer){mpi_reduce, NULL};
+        t->st->reduce = nccl_ctx ? (struct cryo_grad_reducer){nccl_reduce, nccl_ctx, 1}
+                                 : (struct cryo_grad_reducer){mpi_reduce, NULL, 0};
 #endif
     size_t n;
     const struct cryo_nn_param *tab = cryo_scunet_params(t->model, &n);

@@ -56,7 +56,7 @@ static const struct cryo_option options[] = {
      "skip tiles whose normalised input is <= T everywhere (empty solvent; output 0 there)", NULL},
     {"no-skip", 0, CRYO_OPT_FLAG, NULL, NULL, "run every tile", NULL},
     {"blend", 0, CRYO_OPT_CHOICE, "B", "gaussian", "tile blending weight", "gaussian|cosine|mean"},
-    {"device", 0, CRYO_OPT_CHOICE, "DEV", "cpu", "device to compute on", "cpu|cuda"},
+    {"device", 0, CRYO_OPT_CHOICE, "DEV", "cpu", "device to compute on (auto: cuda if usable, else cpu)", "cpu|cuda|auto"},
     {NULL, 0, CRYO_OPT_END, NULL, NULL, NULL, NULL}};
 
 static const struct cryo_tool tool = {
@@ -404,8 +404,7 @@ int main(int argc, char **argv)
     load_weights(&cli, task, &w);
     const char *dev = cryo_args_string(cli.args, "device");
     struct cryo_nn_ctx *ctx = NULL;
-    if (cryo_nn_ctx_create(&ctx, strcmp(dev, "cpu") == 0 ? CRYO_NN_DEVICE_CPU : CRYO_NN_DEVICE_CUDA, cli.threads,
-                           &err) < 0) {
+    if (cryo_nn_ctx_create_named(&ctx, dev, cli.threads, &err) < 0) {
         cryo_error_prefix(&err, dev);
         cli_die(&cli, &err);
     }

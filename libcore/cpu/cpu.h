@@ -99,6 +99,12 @@ int cpu_roll_forward(struct cryo_nn_ctx *, float *, const float *, int, int, int
                      int, int, struct cryo_error *);
 int cpu_scale_samples(struct cryo_nn_ctx *, float *, const float *, const float *, int, size_t,
                       struct cryo_error *);
+int cpu_adamw(struct cryo_nn_ctx *, float *, const float *, float *, float *, size_t,
+              const struct cryo_nn_adamw_step *, struct cryo_error *);
+int cpu_ema(struct cryo_nn_ctx *, float *, const float *, size_t, float, float, struct cryo_error *);
+int cpu_sumsq(struct cryo_nn_ctx *, double *, const float *, size_t, struct cryo_error *);
+int cpu_loss(struct cryo_nn_ctx *, double *, float *, const float *, const float *, const float *,
+             int64_t, int, int, double, double, struct cryo_error *);
 int cpu_copy(struct cryo_nn_ctx *, float *, const float *, size_t, struct cryo_error *);
 int cpu_fill(struct cryo_nn_ctx *, float *, float, size_t, struct cryo_error *);
 int cpu_accumulate(struct cryo_nn_ctx *, float *, const float *, size_t, struct cryo_error *);

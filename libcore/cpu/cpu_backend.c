@@ -244,4 +244,8 @@ const struct cryo_nn_ops cryo_nn_cpu_ops = {
     .add_forward = cpu_add_forward,
     .roll_forward = cpu_roll_forward,
     .scale_samples = cpu_scale_samples,
+    .adamw = cpu_adamw,
+    .ema = cpu_ema,
+    .sumsq = cpu_sumsq,
+    .loss = cpu_loss,
 };

@@ -47,6 +47,34 @@ int cu_launched(const char *what, struct cryo_error *err)
     return cu_check(cudaGetLastError(), what, err);
 }
 
+/* Which GPU this process takes (nn_backend.h): $CRYO_NN_CUDA_DEVICE, else the launcher's
+ * local rank modulo `count`, else none named (-1: the runtime's current device). */
+static int pick_device(int count, int *want, struct cryo_error *err)
+{
+    const char *e = getenv("CRYO_NN_CUDA_DEVICE");
+    if (e && *e) {
+        char *end;
+        long v = strtol(e, &end, 10);
+        if (*end || v < 0 || v >= count)
+            return cu_fail(err, CRYO_E_INVALID, "nn cuda: CRYO_NN_CUDA_DEVICE=%s: not a GPU index below %d", e,
+                           count);
+        *want = (int)v;
+        return CRYO_OK;
+    }
+    static const char *const local[] = {"OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID", "MPI_LOCALRANKID",
+                                        "LOCAL_RANK"};
+    for (size_t i = 0; i < sizeof local / sizeof local[0]; i++) {
+        const char *v = getenv(local[i]);
+        char *end;
+        long r = v && *v ? strtol(v, &end, 10) : -1;
+        if (v && *v && !*end && r >= 0) {
+            *want = (int)(r % count);
+            return CRYO_OK;
+        }
+    }
+    return CRYO_OK;
+}
+
 static int cu_init(struct cryo_nn_ctx *ctx, struct cryo_error *err)
 {
     int count = 0;
@@ -59,7 +87,15 @@ static int cu_init(struct cryo_nn_ctx *ctx, struct cryo_error *err)
     if (!st)
         return cu_fail(err, CRYO_E_NOMEM, "nn cuda: out of host memory");
     cudaDeviceProp prop;
-    int s = cu_check(cudaGetDevice(&st->device), "cudaGetDevice", err);
+    int want = -1, s = CRYO_OK;
+    if (pick_device(count, &want, err) < 0) {
+        free(st);
+        return CRYO_E_INVALID;
+    }
+    if (want >= 0)
+        s = cu_check(cudaSetDevice(want), "cudaSetDevice", err);
+    if (s == CRYO_OK)
+        s = cu_check(cudaGetDevice(&st->device), "cudaGetDevice", err);
     if (s == CRYO_OK)
         s = cu_check(cudaGetDeviceProperties(&prop, st->device), "cudaGetDeviceProperties", err);
     if (s == CRYO_OK)
@@ -90,6 +126,7 @@ static void cu_fini(struct cryo_nn_ctx *ctx)
     struct cu_state *st = cu_state(ctx);
     if (!st)
         return;
+    cu_comm_free(st);
     cu_conv_cache_free(st);
     if (st->red)
         cudaFree(st->red);
@@ -197,6 +234,14 @@ static void fill_ops(struct cryo_nn_ops *o)
     o->add_forward = cu_add_forward;
     o->roll_forward = cu_roll_forward;
     o->scale_samples = cu_scale_samples;
+    o->adamw = cu_adamw;
+    o->ema = cu_ema;
+    o->sumsq = cu_sumsq;
+    o->loss = cu_loss;
+    o->comm_id = cu_comm_id;
+    o->comm_init = cu_comm_init;
+    o->allreduce = cu_allreduce;
+    o->allreduce_host = cu_allreduce_host;
 }
 
 extern "C" __attribute__((visibility("default"))) const struct cryo_nn_ops *

@@ -191,7 +191,9 @@ static int plan_for(struct cryo_nn_ctx *ctx, const struct cryo_nn_conv3d *g, int
                     struct cu_conv_entry **out, struct cryo_error *err)
 {
     struct cu_state *st = cu_state(ctx);
-    const int tf32 = ctx->precision == CRYO_NN_PRECISION_TF32;
+    /* BF16 runs the convolutions in TF32 (float32 tensors; bf16 convolutions would need bf16
+     * copies of activations and weights: not done) */
+    const int tf32 = ctx->precision == CRYO_NN_PRECISION_TF32 || ctx->precision == CRYO_NN_PRECISION_BF16;
     for (struct cu_conv_entry *e = st->convs; e; e = e->next)
         if (e->transposed == transposed && e->tf32 == tf32 && memcmp(&e->g, g, sizeof *g) == 0) {
             *out = e;

@@ -49,13 +49,31 @@ int cu_colsum_acc(struct cryo_nn_ctx *ctx, float *dst, const float *src, int64_t
 }
 
 /* FP32: no tensor cores (pedantic: not even reduced-precision reductions); TF32: TF32
- * tensor cores with float32 accumulation. Set per call: the context's precision may change. */
+ * tensor cores; BF16: bf16 tensor cores (cuBLAS rounds the float32 operands to bfloat16
+ * inside the product, 8-bit mantissa), all with float32 accumulation and float32 tensors
+ * in and out. Set per call: the context's precision may change. */
 static int blas_mode(struct cryo_nn_ctx *ctx, struct cryo_error *err)
 {
-    return cu_check_blas(cublasSetMathMode(cu_state(ctx)->blas, ctx->precision == CRYO_NN_PRECISION_TF32
-                                                                    ? CUBLAS_TF32_TENSOR_OP_MATH
-                                                                    : CUBLAS_PEDANTIC_MATH),
-                         "cublasSetMathMode", err);
+    cublasMath_t m = ctx->precision == CRYO_NN_PRECISION_TF32   ? CUBLAS_TF32_TENSOR_OP_MATH
+                     : ctx->precision == CRYO_NN_PRECISION_BF16 ? CUBLAS_DEFAULT_MATH
+                                                                : CUBLAS_PEDANTIC_MATH;
+    return cu_check_blas(cublasSetMathMode(cu_state(ctx)->blas, m), "cublasSetMathMode", err);
+}
+
+static cublasComputeType_t compute_type(const struct cryo_nn_ctx *ctx)
+{
+    return ctx->precision == CRYO_NN_PRECISION_TF32   ? CUBLAS_COMPUTE_32F_FAST_TF32
+           : ctx->precision == CRYO_NN_PRECISION_BF16 ? CUBLAS_COMPUTE_32F_FAST_16BF
+                                                      : CUBLAS_COMPUTE_32F_PEDANTIC;
+}
+
+/* C (m×n, column-major) = α·op(A)·op(B) + β·C on float32 tensors, at the context's precision. */
+static cublasStatus_t gemm(struct cryo_nn_ctx *ctx, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
+                           const float *alpha, const float *A, int lda, const float *B, int ldb, const float *beta,
+                           float *C, int ldc)
+{
+    return cublasGemmEx(cu_state(ctx)->blas, ta, tb, m, n, k, alpha, A, CUDA_R_32F, lda, B, CUDA_R_32F, ldb, beta, C,
+                        CUDA_R_32F, ldc, compute_type(ctx), CUBLAS_GEMM_DEFAULT);
 }
 
 static int need_int(int64_t T, struct cryo_error *err)
@@ -76,9 +94,9 @@ int cu_linear_forward(struct cryo_nn_ctx *ctx, float *out, const float *inp, con
         k_bias_rows<<<cu_blocks((size_t)T * cout, 256), 256>>>(out, bias, T, cout, 0);
         CRYO_TRY(cu_launched("linear bias", err));
     }
-    return cu_check_blas(cublasSgemm(cu_state(ctx)->blas, CUBLAS_OP_T, CUBLAS_OP_N, cout, (int)T, cin, &one,
-                                     weight, cin, inp, cin, bias ? &one : &zero, out, cout),
-                         "linear forward sgemm", err);
+    return cu_check_blas(gemm(ctx, CUBLAS_OP_T, CUBLAS_OP_N, cout, (int)T, cin, &one, weight, cin, inp, cin,
+                              bias ? &one : &zero, out, cout),
+                         "linear forward gemm", err);
 }
 
 int cu_linear_backward(struct cryo_nn_ctx *ctx, float *dinp, float *dweight, float *dbias,
@@ -87,16 +105,15 @@ int cu_linear_backward(struct cryo_nn_ctx *ctx, float *dinp, float *dweight, flo
 {
     CRYO_TRY(need_int(T, err));
     CRYO_TRY(blas_mode(ctx, err));
-    cublasHandle_t h = cu_state(ctx)->blas;
     const float one = 1.0f, zero = 0.0f;
     if (dinp)
-        CRYO_TRY(cu_check_blas(cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_N, cin, (int)T, cout, &one, weight, cin,
-                                           dout, cout, &zero, dinp, cin),
-                               "linear backward-data sgemm", err));
+        CRYO_TRY(cu_check_blas(gemm(ctx, CUBLAS_OP_N, CUBLAS_OP_N, cin, (int)T, cout, &one, weight, cin, dout, cout,
+                                    &zero, dinp, cin),
+                               "linear backward-data gemm", err));
     if (dweight)
-        CRYO_TRY(cu_check_blas(cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_T, cin, cout, (int)T, &one, inp, cin,
-                                           dout, cout, &one, dweight, cin),
-                               "linear weight-gradient sgemm", err));
+        CRYO_TRY(cu_check_blas(gemm(ctx, CUBLAS_OP_N, CUBLAS_OP_T, cin, cout, (int)T, &one, inp, cin, dout, cout,
+                                    &one, dweight, cin),
+                               "linear weight-gradient gemm", err));
     if (dbias)
         CRYO_TRY(cu_colsum_acc(ctx, dbias, dout, T, cout, err));
     return CRYO_OK;

@@ -28,6 +28,8 @@ struct cu_state {
     struct cu_conv_entry *convs; /* cache of descriptors and chosen algorithms per shape */
     void *red;                   /* grow-once scratch for reductions (doubles) */
     size_t red_bytes;
+    void *comm;                  /* NCCL communicator (cuda_comm.cu), or NULL */
+    int nranks;
 };
 
 static inline struct cu_state *cu_state(struct cryo_nn_ctx *ctx)
@@ -115,6 +117,17 @@ int cu_roll_forward(struct cryo_nn_ctx *, float *, const float *, int, int, int,
                     int, struct cryo_error *);
 int cu_scale_samples(struct cryo_nn_ctx *, float *, const float *, const float *, int, size_t,
                      struct cryo_error *);
+int cu_adamw(struct cryo_nn_ctx *, float *, const float *, float *, float *, size_t,
+             const struct cryo_nn_adamw_step *, struct cryo_error *);
+int cu_ema(struct cryo_nn_ctx *, float *, const float *, size_t, float, float, struct cryo_error *);
+int cu_sumsq(struct cryo_nn_ctx *, double *, const float *, size_t, struct cryo_error *);
+int cu_loss(struct cryo_nn_ctx *, double *, float *, const float *, const float *, const float *, int64_t,
+            int, int, double, double, struct cryo_error *);
+int cu_comm_id(struct cryo_nn_ctx *, void *, size_t, struct cryo_error *);
+int cu_comm_init(struct cryo_nn_ctx *, const void *, size_t, int, int, struct cryo_error *);
+int cu_allreduce(struct cryo_nn_ctx *, float *, size_t, struct cryo_error *);
+int cu_allreduce_host(struct cryo_nn_ctx *, double *, int, struct cryo_error *);
+void cu_comm_free(struct cu_state *st);
 int cu_fill(struct cryo_nn_ctx *, float *, float, size_t, struct cryo_error *);
 int cu_accumulate(struct cryo_nn_ctx *, float *, const float *, size_t, struct cryo_error *);
 

@@ -35,8 +35,10 @@ int cryo_nn_ctx_create(struct cryo_nn_ctx **out, enum cryo_nn_device device, int
     if (pe && *pe) {
         if (strcmp(pe, "tf32") == 0)
             prec = CRYO_NN_PRECISION_TF32;
+        else if (strcmp(pe, "bf16") == 0)
+            prec = CRYO_NN_PRECISION_BF16;
         else if (strcmp(pe, "fp32") != 0)
-            return cryo_fail(err, CRYO_E_INVALID, "nn context: CRYO_NN_PRECISION=%s: must be fp32 or tf32", pe);
+            return cryo_fail(err, CRYO_E_INVALID, "nn context: CRYO_NN_PRECISION=%s: must be fp32, tf32 or bf16", pe);
     }
     const struct cryo_nn_ops *ops = backend_ops(device);
     if (!ops && device == CRYO_NN_DEVICE_CUDA)
@@ -60,6 +62,26 @@ int cryo_nn_ctx_create(struct cryo_nn_ctx **out, enum cryo_nn_device device, int
     return CRYO_OK;
 }
 
+int cryo_nn_ctx_create_named(struct cryo_nn_ctx **out, const char *device, int nthreads,
+                             struct cryo_error *err)
+{
+    if (out)
+        *out = NULL;
+    if (!device || (strcmp(device, "cpu") && strcmp(device, "cuda") && strcmp(device, "auto")))
+        return cryo_fail(err, CRYO_E_INVALID, "nn context: device '%s' is not cpu, cuda or auto",
+                         device ? device : "(null)");
+    if (strcmp(device, "cpu") == 0)
+        return cryo_nn_ctx_create(out, CRYO_NN_DEVICE_CPU, nthreads, err);
+    if (strcmp(device, "cuda") == 0)
+        return cryo_nn_ctx_create(out, CRYO_NN_DEVICE_CUDA, nthreads, err);
+    struct cryo_error quiet = {0}; /* auto: the reason cuda is out does not matter */
+    if (cryo_nn_ctx_create(out, CRYO_NN_DEVICE_CUDA, nthreads, &quiet) == CRYO_OK)
+        return CRYO_OK;
+    if (quiet.status == CRYO_E_INVALID) /* a bad $CRYO_NN_PRECISION fails on every device */
+        return cryo_fail(err, quiet.status, "%s", quiet.msg);
+    return cryo_nn_ctx_create(out, CRYO_NN_DEVICE_CPU, nthreads, err);
+}
+
 void cryo_nn_ctx_free(struct cryo_nn_ctx *ctx)
 {
     if (!ctx)
@@ -81,7 +103,7 @@ int cryo_nn_set_precision(struct cryo_nn_ctx *ctx, enum cryo_nn_precision p, str
 {
     if (!ctx)
         return cryo_fail(err, CRYO_E_INVALID, "nn precision: NULL context");
-    if (p != CRYO_NN_PRECISION_FP32 && p != CRYO_NN_PRECISION_TF32)
+    if (p != CRYO_NN_PRECISION_FP32 && p != CRYO_NN_PRECISION_TF32 && p != CRYO_NN_PRECISION_BF16)
         return cryo_fail(err, CRYO_E_INVALID, "nn precision: unknown precision %d", (int)p);
     ctx->precision = p;
     return CRYO_OK;
@@ -203,4 +225,43 @@ int cryo_nn_sync(struct cryo_nn_ctx *ctx, struct cryo_error *err)
     if (!ctx)
         return cryo_fail(err, CRYO_E_INVALID, "nn sync: NULL context");
     return ctx->ops->sync ? ctx->ops->sync(ctx, err) : CRYO_OK;
+}
+
+static int comm_op(struct cryo_nn_ctx *ctx, const void *op, struct cryo_error *err)
+{
+    if (!ctx)
+        return cryo_fail(err, CRYO_E_INVALID, "nn all-reduce: NULL context");
+    if (!op)
+        return cryo_fail(err, CRYO_E_UNSUPPORTED, "nn all-reduce: the %s backend has no device communicator",
+                         ctx->ops->name);
+    return CRYO_OK;
+}
+
+int cryo_nn_comm_id(struct cryo_nn_ctx *ctx, unsigned char id[CRYO_NN_COMM_ID_BYTES], struct cryo_error *err)
+{
+    CRYO_TRY(comm_op(ctx, ctx ? (const void *)ctx->ops->comm_id : NULL, err));
+    return ctx->ops->comm_id(ctx, id, CRYO_NN_COMM_ID_BYTES, err);
+}
+
+int cryo_nn_comm_init(struct cryo_nn_ctx *ctx, const unsigned char id[CRYO_NN_COMM_ID_BYTES], int nranks,
+                      int rank, struct cryo_error *err)
+{
+    CRYO_TRY(comm_op(ctx, ctx ? (const void *)ctx->ops->comm_init : NULL, err));
+    return ctx->ops->comm_init(ctx, id, CRYO_NN_COMM_ID_BYTES, nranks, rank, err);
+}
+
+int cryo_nn_allreduce_sum(struct cryo_nn_ctx *ctx, float *x, size_t n, struct cryo_error *err)
+{
+    CRYO_TRY(comm_op(ctx, ctx ? (const void *)ctx->ops->allreduce : NULL, err));
+    if (n && !x)
+        return cryo_fail(err, CRYO_E_INVALID, "nn all-reduce: NULL buffer");
+    return n ? ctx->ops->allreduce(ctx, x, n, err) : CRYO_OK;
+}
+
+int cryo_nn_allreduce_sum_host(struct cryo_nn_ctx *ctx, double *v, int n, struct cryo_error *err)
+{
+    CRYO_TRY(comm_op(ctx, ctx ? (const void *)ctx->ops->allreduce_host : NULL, err));
+    if (n > 0 && !v)
+        return cryo_fail(err, CRYO_E_INVALID, "nn all-reduce: NULL buffer");
+    return n > 0 ? ctx->ops->allreduce_host(ctx, v, n, err) : CRYO_OK;
 }

@@ -16,6 +16,13 @@
 #include <stdint.h>
 #include "cryolvm/nn_layers.h"
 
+/* The scalars of one AdamW update (cryo_adamw_step_scalars in optim.c folds them as
+ * PyTorch does): p ← p·keep; m ← b1·m + a1·g; v ← b2·v + a2·g²;
+ * p ← p − step_size·m/(√v/bc2_sqrt + eps). */
+struct cryo_nn_adamw_step {
+    float b1, b2, a1, a2, keep, step_size, bc2_sqrt, eps;
+};
+
 struct cryo_nn_ops {
     const char *name; /* "cpu", "cuda" */
     int (*init)(struct cryo_nn_ctx *ctx, struct cryo_error *err);
@@ -89,7 +96,45 @@ struct cryo_nn_ops {
                         int, int, int, struct cryo_error *);
     int (*scale_samples)(struct cryo_nn_ctx *, float *, const float *, const float *, int,
                          size_t, struct cryo_error *); /* out[i,:] = inp[i,:]·s[i] (s on host) */
+
+    /* training (nn_train.h's definitions; the CPU backend is the reference): tensors in
+     * backend memory, scalars and results on the host. */
+    /* one AdamW update of n values, the step's scalars folded on the host (train_impl.h) */
+    int (*adamw)(struct cryo_nn_ctx *, float *param, const float *grad, float *m, float *v,
+                 size_t n, const struct cryo_nn_adamw_step *s, struct cryo_error *);
+    /* e ← d·e + r·p */
+    int (*ema)(struct cryo_nn_ctx *, float *e, const float *p, size_t n, float d, float r,
+               struct cryo_error *);
+    /* *out (host) = Σ x[i]², summed in double */
+    int (*sumsq)(struct cryo_nn_ctx *, double *out, const float *x, size_t n, struct cryo_error *);
+    /* Loss over rows × cols (row-major) of pred against target, rows with rowmask[r] == 0
+     * (rowmask NULL: every row) left out: *sum (host) = Σ f(p − t) in double, grad (may be
+     * NULL) = f'(p − t)/count, 0 on rows left out. f per kind (enum cryo_nn_loss_kind,
+     * nn_train.h). */
+    int (*loss)(struct cryo_nn_ctx *, double *sum, float *grad, const float *pred,
+                const float *target, const float *rowmask, int64_t rows, int cols, int kind,
+                double beta, double count, struct cryo_error *);
+
+    /* data parallelism between processes, one device each (NULL: not offered) */
+    int (*comm_id)(struct cryo_nn_ctx *, void *id, size_t len, struct cryo_error *);
+    int (*comm_init)(struct cryo_nn_ctx *, const void *id, size_t len, int nranks, int rank,
+                     struct cryo_error *);
+    int (*allreduce)(struct cryo_nn_ctx *, float *x, size_t n, struct cryo_error *); /* sum, in place */
+    int (*allreduce_host)(struct cryo_nn_ctx *, double *v, int n, struct cryo_error *);
 };
+
+/* The host's AdamW scalars for step t (>= 1) and the update itself on host memory: the CPU
+ * backend's adamw op and cryo_adamw_update share them (optim.c). */
+struct cryo_adamw;
+void cryo_adamw_step_scalars(struct cryo_nn_adamw_step *s, const struct cryo_adamw *o, double lr,
+                             int64_t t, int decay);
+/* A trainer's gradient all-reduce (nn_train.h): in place when the reducer takes the
+ * context's memory or the context is the CPU's, else through host copies. */
+struct cryo_grad_reducer;
+int cryo_nn_reduce_grads(struct cryo_nn_ctx *ctx, const struct cryo_grad_reducer *r, float *const *g,
+                         const size_t *n, int ng, double *loss, double count, struct cryo_error *err);
+void cryo_adamw_apply(float *param, const float *grad, float *m, float *v, size_t n,
+                      const struct cryo_nn_adamw_step *s);
 
 struct cryo_nn_ctx {
     const struct cryo_nn_ops *ops;
@@ -115,7 +160,7 @@ extern const struct cryo_nn_ops cryo_nn_cpu_ops;
  * `--device cuda` then fails. The plugin is C++/CUDA and does not see libcore's symbols
  * (tools link libcore statically), so libcore hands it the few services it needs. */
 struct cryo_nn_wmsa_plan;
-#define CRYO_NN_PLUGIN_ABI 2
+#define CRYO_NN_PLUGIN_ABI 3
 struct cryo_nn_plugin_host {
     int abi;          /* CRYO_NN_PLUGIN_ABI */
     size_t ops_size;  /* sizeof(struct cryo_nn_ops) */

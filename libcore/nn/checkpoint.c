@@ -8,6 +8,8 @@
 #include "cryolvm/nn_train.h"
 #include "cryolvm/mem.h"
 #include "model_impl.h"
+#include "cryolvm/nn_layers.h"
+#include "nn/backend_impl.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -183,30 +185,31 @@ int cryo_trainer_create(struct cryo_trainer **out, struct cryo_scunet *model,
     *out = NULL;
     if (!cryo_scunet_grad_data(model))
         return cryo_fail(err, CRYO_E_INVALID, "trainer: the model was built for inference");
-    /* The optimiser works on host memory, which the model's arenas are only on the CPU. */
-    if (cryo_nn_ctx_device(cryo_scunet_ctx(model)) != CRYO_NN_DEVICE_CPU)
-        return cryo_fail(err, CRYO_E_UNSUPPORTED, "trainer: only the cpu device can train for now");
+    struct cryo_nn_ctx *ctx = cryo_scunet_ctx(model);
     struct cryo_trainer *t = cryo_alloc_array(1, sizeof *t, err);
     if (!t)
         return CRYO_E_NOMEM;
     t->model = model;
+    t->ctx = ctx;
     t->o = *o;
     t->rng = o->seed;
-    size_t np = cryo_scunet_num_params(model);
-    size_t bytes;
-    int rc = cryo_mul_size(np, sizeof(float), &bytes, err);
-    if (rc == 0 && (!(t->m = cryo_alloc_big(bytes, err)) || !(t->v = cryo_alloc_big(bytes, err))))
+    /* moments, EMA copy, output gradient and target live beside the model's arenas */
+    size_t np = cryo_scunet_num_params(model), nout = cryo_scunet_output_count(model);
+    int rc = CRYO_OK;
+    if (!(t->m = cryo_nn_alloc(ctx, np, err)) || !(t->v = cryo_nn_alloc(ctx, np, err)) ||
+        !(t->dout = cryo_nn_alloc(ctx, nout, err)) || !(t->target = cryo_nn_alloc(ctx, nout, err)) ||
+        (o->ema_decay > 0 && !(t->ema = cryo_nn_alloc(ctx, np, err))))
         rc = CRYO_E_NOMEM;
-    if (rc == 0 && o->ema_decay > 0 && !(t->ema = cryo_alloc_big(bytes, err)))
-        rc = CRYO_E_NOMEM;
+    if (rc == 0)
+        rc = cryo_nn_fill(ctx, t->m, 0.0f, np, err);
+    if (rc == 0)
+        rc = cryo_nn_fill(ctx, t->v, 0.0f, np, err);
+    if (rc == 0 && t->ema)
+        rc = cryo_nn_copy(ctx, t->ema, cryo_scunet_param_data(model), np, err);
     if (rc < 0) {
         cryo_trainer_free(t);
         return rc;
     }
-    memset(t->m, 0, bytes);
-    memset(t->v, 0, bytes);
-    if (t->ema)
-        memcpy(t->ema, cryo_scunet_param_data(model), bytes);
     *out = t;
     return CRYO_OK;
 }
@@ -215,57 +218,85 @@ void cryo_trainer_free(struct cryo_trainer *t)
 {
     if (!t)
         return;
-    cryo_free_big(t->m);
-    cryo_free_big(t->v);
-    cryo_free_big(t->ema);
+    struct cryo_nn_ctx *ctx = t->ctx;
+    cryo_nn_free(ctx, t->m);
+    cryo_nn_free(ctx, t->v);
+    cryo_nn_free(ctx, t->ema);
+    cryo_nn_free(ctx, t->dout);
+    cryo_nn_free(ctx, t->target);
     free(t);
 }
 
-static int trainer_loss(struct cryo_trainer *t, double *loss, float *grad, const float *pred,
-                        const float *target, size_t n, struct cryo_error *err)
+/* The loss of the model's output against t->target (context memory), its gradient into
+ * t->dout. HistKL's soft histograms run on the host: the prediction comes down, its
+ * gradient goes up and is blended on the device. */
+static int trainer_loss(struct cryo_trainer *t, double *loss, const float *target_host, struct cryo_error *err)
 {
-    switch (t->o.loss) {
-    case CRYO_LOSS_SMOOTH_L1:
-        return cryo_loss_smooth_l1(loss, grad, pred, target, n, t->o.smooth_l1_beta, err);
-    case CRYO_LOSS_COMBINED:
-        return cryo_loss_combined(loss, grad, pred, target, n, t->o.alpha, &t->o.hist, err);
-    default:
-        return cryo_loss_mse(loss, grad, pred, target, n, err);
+    struct cryo_scunet *m = t->model;
+    struct cryo_nn_ctx *ctx = cryo_scunet_ctx(m);
+    size_t n = cryo_scunet_output_count(m);
+    const float *pred = cryo_scunet_output(m);
+    if (t->o.loss == CRYO_LOSS_SMOOTH_L1)
+        return cryo_nn_loss_rows(ctx, loss, t->dout, pred, t->target, NULL, (int64_t)n, 1, CRYO_NN_LOSS_SMOOTH_L1,
+                                 t->o.smooth_l1_beta, (double)n, err);
+    if (t->o.loss != CRYO_LOSS_COMBINED)
+        return cryo_nn_loss_rows(ctx, loss, t->dout, pred, t->target, NULL, (int64_t)n, 1, CRYO_NN_LOSS_MSE, 0,
+                                 (double)n, err);
+    double alpha = t->o.alpha, lm = 0, lh = 0;
+    if (!(alpha >= 0 && alpha <= 1))
+        return cryo_fail(err, CRYO_E_INVALID, "combined loss: alpha must be in [0, 1]");
+    CRYO_TRY(cryo_nn_loss_rows(ctx, &lm, t->dout, pred, t->target, NULL, (int64_t)n, 1, CRYO_NN_LOSS_MSE, 0,
+                               (double)n, err));
+    if (alpha < 1) {
+        float *hp = cryo_alloc_big(n * sizeof(float), err), *hg = hp ? cryo_alloc_big(n * sizeof(float), err) : NULL;
+        float *dg = hg ? cryo_nn_alloc(ctx, n, err) : NULL;
+        int rc = dg ? CRYO_OK : CRYO_E_NOMEM;
+        if (rc == 0)
+            rc = cryo_nn_download(ctx, hp, pred, n, err);
+        if (rc == 0)
+            rc = cryo_histkl_loss(&lh, hg, hp, target_host, n, &t->o.hist, err);
+        for (size_t i = 0; rc == 0 && i < n; i++)
+            hg[i] = (float)((1 - alpha) * hg[i]);
+        if (rc == 0)
+            rc = cryo_nn_upload(ctx, dg, hg, n, err);
+        if (rc == 0)
+            rc = cryo_nn_scale(ctx, t->dout, n, (float)alpha, err);
+        if (rc == 0)
+            rc = cryo_nn_accumulate(ctx, t->dout, dg, n, err);
+        cryo_nn_free(ctx, dg);
+        cryo_free_big(hg);
+        cryo_free_big(hp);
+        CRYO_TRY(rc);
     }
+    *loss = alpha * lm + (1 - alpha) * lh;
+    return CRYO_OK;
 }
 
 int cryo_trainer_step(struct cryo_trainer *t, const float *input, const float *target,
                       struct cryo_error *err)
 {
     struct cryo_scunet *m = t->model;
+    struct cryo_nn_ctx *ctx = cryo_scunet_ctx(m);
     size_t nin = cryo_scunet_input_count(m), nout = cryo_scunet_output_count(m);
-    CRYO_TRY(cryo_nn_upload(cryo_scunet_ctx(m), cryo_scunet_input(m), input, nin, err));
+    CRYO_TRY(cryo_nn_upload(ctx, cryo_scunet_input(m), input, nin, err));
+    CRYO_TRY(cryo_nn_upload(ctx, t->target, target, nout, err));
     cryo_scunet_set_stochastic(m, &t->rng); /* drop-path during the training forward only */
     int frc = cryo_scunet_forward(m, err);
     cryo_scunet_set_stochastic(m, NULL);
     CRYO_TRY(frc);
-    float *dout = cryo_alloc_big(nout * sizeof(float), err);
-    if (!dout)
-        return CRYO_E_NOMEM;
     double loss = 0;
-    int rc = trainer_loss(t, &loss, dout, cryo_scunet_output(m), target, nout, err);
-    if (rc == 0)
-        rc = cryo_scunet_zero_grad(m, err);
-    if (rc == 0)
-        rc = cryo_scunet_backward(m, dout, err);
-    cryo_free_big(dout);
-    if (rc < 0)
-        return rc;
+    CRYO_TRY(trainer_loss(t, &loss, target, err));
+    CRYO_TRY(cryo_scunet_zero_grad(m, err));
+    CRYO_TRY(cryo_scunet_backward(m, t->dout, err));
     size_t np = cryo_scunet_num_params(m), n;
     float *p = cryo_scunet_param_data(m), *g = cryo_scunet_grad_data(m);
     const struct cryo_nn_param *tab = cryo_scunet_params(m, &n);
-    if (t->reduce.fn)
-        CRYO_TRY(t->reduce.fn(t->reduce.user, &g, &np, 1, &loss, (double)nout, err));
+    CRYO_TRY(cryo_nn_reduce_grads(ctx, &t->reduce, &g, &np, 1, &loss, (double)nout, err));
     if (t->frozen) /* a frozen tensor contributes nothing: as requires_grad = False */
         for (size_t i = 0; i < n; i++)
             if (t->frozen[i])
-                memset(g + tab[i].offset, 0, tab[i].count * sizeof(float));
-    t->last_norm = cryo_clip_grad_norm(g, np, t->o.clip);
+                CRYO_TRY(cryo_nn_fill(ctx, g + tab[i].offset, 0.0f, tab[i].count, err));
+    CRYO_TRY(cryo_nn_clip_grad_norm(ctx, &g, &np, 1, t->o.clip, &t->last_norm, err));
     if (!isfinite(t->last_norm))
         return cryo_fail(err, CRYO_E_NUMERIC, "training step %" PRId64 ": gradient is not finite",
                          t->step + 1);
@@ -275,11 +306,11 @@ int cryo_trainer_step(struct cryo_trainer *t, const float *input, const float *t
         size_t o = tab[i].offset;
         if (t->frozen && t->frozen[i])
             continue;
-        cryo_adamw_update(p + o, g + o, t->m + o, t->v + o, tab[i].count, &t->o.adamw, lr, step,
-                          tab[i].decay);
+        CRYO_TRY(cryo_nn_adamw_update(ctx, p + o, g + o, t->m + o, t->v + o, tab[i].count, &t->o.adamw, lr,
+                                      step, tab[i].decay, err));
     }
     if (t->ema)
-        cryo_ema_update(t->ema, p, np, t->o.ema_decay);
+        CRYO_TRY(cryo_nn_ema_update(ctx, t->ema, p, np, t->o.ema_decay, err));
     t->step = step;
     t->last_loss = loss;
     t->last_lr = lr;
@@ -295,10 +326,24 @@ int cryo_trainer_save_meta(struct cryo_trainer *t, const char *path, const struc
                            struct cryo_error *err)
 {
     struct cryo_scunet *m = t->model;
-    size_t n;
+    struct cryo_nn_ctx *ctx = cryo_scunet_ctx(m);
+    size_t n, np = cryo_scunet_num_params(m);
     const struct cryo_nn_param *tab = cryo_scunet_params(m, &n);
     struct cryo_safetensors *st = NULL;
-    int rc = cryo_safetensors_create(&st, err);
+    /* host copies of the parameters, moments and EMA (context memory may be a GPU's) */
+    float *h = cryo_alloc_big(np * 4 * sizeof(float), err);
+    if (!h)
+        return CRYO_E_NOMEM;
+    float *hp = h, *hm = h + np, *hv = h + 2 * np, *he = h + 3 * np;
+    int rc = cryo_nn_download(ctx, hp, cryo_scunet_param_data(m), np, err);
+    if (rc == 0)
+        rc = cryo_nn_download(ctx, hm, t->m, np, err);
+    if (rc == 0)
+        rc = cryo_nn_download(ctx, hv, t->v, np, err);
+    if (rc == 0 && t->ema)
+        rc = cryo_nn_download(ctx, he, t->ema, np, err);
+    if (rc == 0)
+        rc = cryo_safetensors_create(&st, err);
     for (size_t i = 0; rc == 0 && extra && i < extra->n; i++)
         rc = cryo_meta_set(&st->meta, extra->keys[i], extra->vals[i], err);
     if (rc == 0)
@@ -308,16 +353,17 @@ int cryo_trainer_save_meta(struct cryo_trainer *t, const char *path, const struc
     if (rc == 0)
         rc = cryo_meta_setf(&st->meta, err, "rng", "%" PRIu64, t->rng);
     if (rc == 0)
-        rc = add_set(st, cryo_scunet_param_data(m), tab, n, "", err);
+        rc = add_set(st, hp, tab, n, "", err);
     if (rc == 0)
-        rc = add_set(st, t->m, tab, n, "optim.m.", err);
+        rc = add_set(st, hm, tab, n, "optim.m.", err);
     if (rc == 0)
-        rc = add_set(st, t->v, tab, n, "optim.v.", err);
+        rc = add_set(st, hv, tab, n, "optim.v.", err);
     if (rc == 0 && t->ema)
-        rc = add_set(st, t->ema, tab, n, "ema.", err);
+        rc = add_set(st, he, tab, n, "ema.", err);
     if (rc == 0)
         rc = cryo_safetensors_write(st, path, err);
     cryo_safetensors_free(st);
+    cryo_free_big(h);
     return rc;
 }
 
@@ -350,10 +396,10 @@ int cryo_trainer_load(struct cryo_trainer *t, const struct cryo_safetensors *st,
     size_t n;
     const struct cryo_nn_param *tab = cryo_scunet_params(m, &n);
     CRYO_TRY(load_set(cryo_scunet_ctx(m), cryo_scunet_param_data(m), 0, tab, n, st, "", err));
-    CRYO_TRY(load_set(NULL, t->m, 1, tab, n, st, "optim.m.", err));
-    CRYO_TRY(load_set(NULL, t->v, 1, tab, n, st, "optim.v.", err));
+    CRYO_TRY(load_set(cryo_scunet_ctx(m), t->m, 0, tab, n, st, "optim.m.", err));
+    CRYO_TRY(load_set(cryo_scunet_ctx(m), t->v, 0, tab, n, st, "optim.v.", err));
     if (t->ema)
-        CRYO_TRY(load_set(NULL, t->ema, 1, tab, n, st, "ema.", err));
+        CRYO_TRY(load_set(cryo_scunet_ctx(m), t->ema, 0, tab, n, st, "ema.", err));
     t->step = (int64_t)step;
     t->rng = rng;
     return CRYO_OK;

@@ -1,10 +1,15 @@
 /* model_jepa_train.c — one JEPA (or MAE-baseline) pre-training step (see nn_jepa.h).
  *
  * Four objects: context encoder + predictor (trained), target encoder + target embedding
- * (EMA copies, inference only). The masking, the loss and the optimiser run on the host,
- * like the supervised trainer (nn_train.h); everything else goes through the layer API.
+ * (EMA copies, inference only). The masks are drawn on the host (a byte per token) and the
+ * masked input is built there (it is the input); the target layer norm, the loss on the
+ * masked tokens, clipping, AdamW and EMA run through the context (nn_train.h's cryo_nn_*),
+ * so on a GPU a step copies only the batch, the mask, the scalars and, for the collapse
+ * statistics, the target features.
  */
 #include "model_impl.h"
+#include "cryolvm/nn_layers.h"
+#include "nn/backend_impl.h"
 #include "cryolvm/mem.h"
 #include "cryolvm/nn_jepa.h"
 
@@ -47,17 +52,21 @@ void cryo_jepa_trainer_free(struct cryo_jepa_trainer *t)
 {
     if (!t)
         return;
+    struct cryo_nn_ctx *ctx = t->ctx;
+    cryo_nn_free(ctx, t->m);
+    cryo_nn_free(ctx, t->v);
+    cryo_nn_free(ctx, t->dout);
+    cryo_nn_free(ctx, t->gt);
+    cryo_nn_free(ctx, t->rowmask);
+    cryo_nn_free(ctx, t->lnstat);
+    cryo_nn_free(ctx, t->ones);
     cryo_scunet_free(t->enc);
     cryo_scunet_free(t->tenc);
     cryo_jepa_free(t->pred);
     cryo_jepa_free(t->tpred);
-    cryo_free_big(t->m);
-    cryo_free_big(t->v);
     cryo_free_big(t->xin);
     cryo_free_big(t->xmask);
-    cryo_free_big(t->dout);
     cryo_free_big(t->gp);
-    cryo_free_big(t->gt);
     cryo_free_big(t->gg);
     free(t->mask);
     free(t);
@@ -69,8 +78,6 @@ int cryo_jepa_trainer_create(struct cryo_jepa_trainer **out, const struct cryo_s
                              struct cryo_error *err)
 {
     *out = NULL;
-    if (cryo_nn_ctx_device(ctx) != CRYO_NN_DEVICE_CPU)
-        return cryo_fail(err, CRYO_E_UNSUPPORTED, "jepa trainer: only the cpu device can train for now");
     if (!(o->mask_ratio > 0 && o->mask_ratio < 1) || !(o->ema_decay >= 0 && o->ema_decay < 1) ||
         !(o->ema_end >= o->ema_decay && o->ema_end <= 1) || !(o->wd_end >= 0) || !(o->beta > 0))
         return cryo_fail(err, CRYO_E_INVALID,
@@ -83,6 +90,7 @@ int cryo_jepa_trainer_create(struct cryo_jepa_trainer **out, const struct cryo_s
     if (!t)
         return CRYO_E_NOMEM;
     t->o = *o;
+    t->ctx = ctx;
     t->rng = o->seed;
     t->n = n;
     t->d = d;
@@ -107,25 +115,35 @@ int cryo_jepa_trainer_create(struct cryo_jepa_trainer **out, const struct cryo_s
         np = cryo_jepa_num_params(t->pred);
         nin = cryo_scunet_input_count(t->enc);
         T = cryo_jepa_tokens(t->pred);
-        memcpy(cryo_scunet_param_data(t->tenc), cryo_scunet_param_data(t->enc), ne * sizeof(float));
-        memcpy(cryo_jepa_param_data(t->tpred), cryo_jepa_param_data(t->pred), np * sizeof(float));
         size_t V = (size_t)jc->patch * jc->patch * jc->patch * jc->out_ch, E = (size_t)jc->embed;
-        size_t dn = T * (V > E ? V : E);
-        if (!(t->m = cryo_alloc_big((ne + np) * sizeof(float), err)) ||
-            !(t->v = cryo_alloc_big((ne + np) * sizeof(float), err)) ||
+        size_t F = (size_t)jc->features, wide = V > E ? V : E;
+        size_t dn = T * wide, hn = 2 * T * (wide > F ? wide : F);
+        if (!(t->m = cryo_nn_alloc(ctx, ne + np, err)) || !(t->v = cryo_nn_alloc(ctx, ne + np, err)) ||
+            !(t->dout = cryo_nn_alloc(ctx, dn, err)) || !(t->gt = cryo_nn_alloc(ctx, dn, err)) ||
+            !(t->rowmask = cryo_nn_alloc(ctx, T, err)) || !(t->lnstat = cryo_nn_alloc(ctx, 2 * T, err)) ||
+            !(t->ones = cryo_nn_alloc(ctx, 2 * E, err)) ||
             !(t->xin = cryo_alloc_big(nin * sizeof(float), err)) ||
             !(t->xmask = cryo_alloc_big(nin * sizeof(float), err)) ||
-            !(t->dout = cryo_alloc_big(dn * sizeof(float), err)) ||
-            !(t->gp = cryo_alloc_big(dn * sizeof(float), err)) || !(t->gt = cryo_alloc_big(dn * sizeof(float), err)) ||
-            !(t->gg = cryo_alloc_big(dn * sizeof(float), err)) || !(t->mask = cryo_alloc_array(T, 1, err)))
+            !(t->gp = cryo_alloc_big(hn * sizeof(float), err)) || !(t->gg = cryo_alloc_big(T * sizeof(float), err)) ||
+            !(t->mask = cryo_alloc_array(T, 1, err)))
             rc = CRYO_E_NOMEM;
+        if (rc == 0)
+            rc = cryo_nn_copy(ctx, cryo_scunet_param_data(t->tenc), cryo_scunet_param_data(t->enc), ne, err);
+        if (rc == 0)
+            rc = cryo_nn_copy(ctx, cryo_jepa_param_data(t->tpred), cryo_jepa_param_data(t->pred), np, err);
+        if (rc == 0)
+            rc = cryo_nn_fill(ctx, t->m, 0.0f, ne + np, err);
+        if (rc == 0)
+            rc = cryo_nn_fill(ctx, t->v, 0.0f, ne + np, err);
+        if (rc == 0)
+            rc = cryo_nn_fill(ctx, t->ones, 1.0f, E, err);
+        if (rc == 0)
+            rc = cryo_nn_fill(ctx, t->ones + E, 0.0f, E, err);
     }
     if (rc < 0) {
         cryo_jepa_trainer_free(t);
         return rc;
     }
-    memset(t->m, 0, (ne + np) * sizeof(float));
-    memset(t->v, 0, (ne + np) * sizeof(float));
     *out = t;
     return CRYO_OK;
 }
@@ -227,23 +245,28 @@ static void spread(const float *x, int n, size_t per, size_t E, double *tokens, 
 }
 
 /* AdamW over a parameter table, moments at m/v + base. */
-static void adamw_table(float *param, const float *grad, float *m, float *v,
-                        const struct cryo_nn_param *tab, size_t n, const struct cryo_adamw *o, double lr,
-                        int64_t step)
+static int adamw_table(struct cryo_nn_ctx *ctx, float *param, const float *grad, float *m, float *v,
+                       const struct cryo_nn_param *tab, size_t n, const struct cryo_adamw *o, double lr,
+                       int64_t step, struct cryo_error *err)
 {
     for (size_t i = 0; i < n; i++) {
         size_t off = tab[i].offset;
-        cryo_adamw_update(param + off, grad + off, m + off, v + off, tab[i].count, o, lr, step, tab[i].decay);
+        CRYO_TRY(cryo_nn_adamw_update(ctx, param + off, grad + off, m + off, v + off, tab[i].count, o, lr, step,
+                                      tab[i].decay, err));
     }
+    return CRYO_OK;
 }
 
 int cryo_jepa_trainer_step(struct cryo_jepa_trainer *t, const float *input, struct cryo_error *err)
 {
-    struct cryo_nn_ctx *ctx = cryo_scunet_ctx(t->enc);
+    struct cryo_nn_ctx *ctx = t->ctx;
     size_t nin = cryo_scunet_input_count(t->enc), T = cryo_jepa_tokens(t->pred);
     size_t F = cryo_scunet_output_count(t->enc) / T;
     size_t nmask;
     CRYO_TRY(make_mask(t, input, &nmask, err));
+    for (size_t k = 0; k < T; k++) /* the mask as one float per row, for the loss on the device */
+        t->gg[k] = t->mask[k] ? 1.0f : 0.0f;
+    CRYO_TRY(cryo_nn_upload(ctx, t->rowmask, t->gg, T, err));
     /* target branch: full input, EMA weights, no gradient */
     CRYO_TRY(cryo_nn_upload(ctx, cryo_scunet_input(t->tenc), input, nin, err));
     CRYO_TRY(cryo_scunet_forward(t->tenc, err));
@@ -256,14 +279,12 @@ int cryo_jepa_trainer_step(struct cryo_jepa_trainer *t, const float *input, stru
     CRYO_TRY(rc);
     CRYO_TRY(cryo_jepa_forward(t->tpred, err));
     /* collapse statistics on the target encoder's features (not the embeddings, which carry
-     * the fixed positional code and so never look collapsed) */
+     * the fixed positional code and so never look collapsed): a diagnostic, on the host */
     {
-        float *ln = cryo_alloc_big(T * F * sizeof(float), err);
-        if (!ln)
-            return CRYO_E_NOMEM;
-        ln_rows(cryo_scunet_output(t->tenc), T, F, ln);
+        float *raw = t->gp, *ln = t->gp + T * F;
+        CRYO_TRY(cryo_nn_download(ctx, raw, cryo_scunet_output(t->tenc), T * F, err));
+        ln_rows(raw, T, F, ln);
         spread(ln, t->n, T / (size_t)t->n, F, &t->spread_tokens, &t->spread_samples);
-        cryo_free_big(ln);
     }
     /* context branch */
     CRYO_TRY(cryo_nn_upload(ctx, cryo_scunet_input(t->enc), t->xmask, nin, err));
@@ -274,7 +295,7 @@ int cryo_jepa_trainer_step(struct cryo_jepa_trainer *t, const float *input, stru
     CRYO_TRY(cryo_nn_copy(ctx, cryo_jepa_features(t->pred), cryo_scunet_output(t->enc), T * F, err));
     CRYO_TRY(cryo_jepa_set_mask(t->pred, t->mask, err));
     CRYO_TRY(cryo_jepa_forward(t->pred, err));
-    /* loss on the masked tokens (host arithmetic: CPU arenas) */
+    /* loss on the masked tokens, through the context */
     size_t n_ep, n_pp;
     const struct cryo_nn_param *etab = cryo_scunet_params(t->enc, &n_ep);
     const struct cryo_nn_param *ptab = cryo_jepa_params(t->pred, &n_pp);
@@ -285,46 +306,35 @@ int cryo_jepa_trainer_step(struct cryo_jepa_trainer *t, const float *input, stru
     const float *tgt = cryo_jepa_embeddings(t->tpred);
     const struct cryo_scunet_config *ec = cryo_scunet_config(t->enc);
     int p = 1 << ec->levels, gd = t->d / p, gh = t->h / p, gw = t->w / p, C = ec->in_ch;
-    /* JEPA targets are layer-normalised per token (no affine), as I-JEPA does: the target
-     * scale is then fixed and the two branches cannot inflate it together. */
-    if (!mae)
-        ln_rows(tgt, T, E, t->dout);
-    /* gather the masked rows, one loss over them (nn_train.h's), scatter the gradient */
-    size_t r = 0;
-    for (size_t k = 0; k < T; k++) {
-        if (!t->mask[k])
-            continue;
-        memcpy(t->gp + r * W, pred + k * W, W * sizeof(float));
-        if (mae) { /* voxel (a,b,c) of the token's patch, channel ch: column ((a·p+b)·p+c)·C+ch */
+    if (mae) { /* target row of token k: voxel (a,b,c) of its patch, channel ch at column
+                * ((a·p+b)·p+c)·C+ch; built from the host input and uploaded */
+        float *h = t->gp;
+        for (size_t k = 0; k < T; k++) {
             size_t s = k / ((size_t)gd * gh * gw), rr = k % ((size_t)gd * gh * gw);
             size_t tz = rr / ((size_t)gh * gw), ty = (rr / (size_t)gw) % (size_t)gh, tx = rr % (size_t)gw;
             for (size_t i = 0; i < W; i++) {
                 size_t ch = i % (size_t)C, vox = i / (size_t)C;
                 size_t a = vox / ((size_t)p * p), b = (vox / (size_t)p) % (size_t)p, c = vox % (size_t)p;
                 size_t z = tz * p + a, y = ty * p + b, x = tx * p + c;
-                t->gt[r * W + i] = input[((((size_t)s * t->d + z) * t->h + y) * t->w + x) * (size_t)C + ch];
+                h[k * W + i] = input[((((size_t)s * t->d + z) * t->h + y) * t->w + x) * (size_t)C + ch];
             }
-        } else {
-            memcpy(t->gt + r * W, t->dout + k * W, W * sizeof(float));
         }
-        r++;
+        CRYO_TRY(cryo_nn_upload(ctx, t->gt, h, T * W, err));
+    } else { /* JEPA targets are layer-normalised per token (no affine, eps 1e-5), as I-JEPA
+              * does: the target scale is then fixed and the branches cannot inflate it */
+        CRYO_TRY(cryo_nn_layernorm_forward(ctx, t->gt, t->lnstat, t->lnstat + T, tgt, t->ones, t->ones + E,
+                                           (int64_t)T, (int)E, 1e-5f, err));
     }
     double loss = 0;
-    int lrc = mae || t->o.loss == CRYO_JEPA_SQUARED
-                  ? cryo_loss_mse(&loss, t->gg, t->gp, t->gt, nmask * W, err)
-                  : cryo_loss_smooth_l1(&loss, t->gg, t->gp, t->gt, nmask * W, t->o.beta, err);
+    int lrc = nmask == 0 ? cryo_fail(err, CRYO_E_INVALID, "loss: empty or missing input")
+                         : cryo_nn_loss_rows(ctx, &loss, t->dout, pred, t->gt, t->rowmask, (int64_t)T, (int)W,
+                                             mae || t->o.loss == CRYO_JEPA_SQUARED ? CRYO_NN_LOSS_MSE
+                                                                                    : CRYO_NN_LOSS_SMOOTH_L1,
+                                             t->o.beta, (double)(nmask * W), err);
     if (lrc < 0) {
         if (lrc == CRYO_E_NUMERIC)
             return cryo_fail(err, CRYO_E_NUMERIC, "jepa step %lld: loss is not finite", (long long)t->step + 1);
         return lrc;
-    }
-    r = 0;
-    for (size_t k = 0; k < T; k++) {
-        float *dr = t->dout + k * W;
-        if (t->mask[k])
-            memcpy(dr, t->gg + (r++) * W, W * sizeof(float));
-        else
-            memset(dr, 0, W * sizeof(float));
     }
     t->last_loss = loss;
     /* backward: predictor, then the context encoder from d(features) */
@@ -335,29 +345,23 @@ int cryo_jepa_trainer_step(struct cryo_jepa_trainer *t, const float *input, stru
     /* clip on the joint norm, AdamW, EMA into the target branch */
     size_t ne = cryo_scunet_num_params(t->enc), np = cryo_jepa_num_params(t->pred);
     float *ge = cryo_scunet_grad_data(t->enc), *gp = cryo_jepa_grad_data(t->pred);
-    if (t->reduce.fn) {
-        float *const g2[2] = {ge, gp};
-        const size_t n2[2] = {ne, np};
-        CRYO_TRY(t->reduce.fn(t->reduce.user, g2, n2, 2, &t->last_loss, (double)(nmask * W), err));
-    }
-    double n1 = cryo_clip_grad_norm(ge, ne, 0), n2 = cryo_clip_grad_norm(gp, np, 0);
-    double gn = sqrt(n1 * n1 + n2 * n2);
+    float *const g2[2] = {ge, gp};
+    const size_t n2[2] = {ne, np};
+    CRYO_TRY(cryo_nn_reduce_grads(ctx, &t->reduce, g2, n2, 2, &t->last_loss, (double)(nmask * W), err));
+    double gn = 0;
+    CRYO_TRY(cryo_nn_clip_grad_norm(ctx, g2, n2, 2, t->o.clip, &gn, err));
     if (!isfinite(gn))
         return cryo_fail(err, CRYO_E_NUMERIC, "jepa step %lld: gradient is not finite", (long long)t->step + 1);
-    if (t->o.clip > 0 && gn > t->o.clip) {
-        double f = t->o.clip / (gn + 1e-6);
-        cryo_clip_grad_norm(ge, ne, n1 * f);
-        cryo_clip_grad_norm(gp, np, n2 * f);
-    }
     int64_t step = t->step + 1, total = t->o.sched.total;
     double lr = cryo_lr_at(&t->o.sched, step);
     struct cryo_adamw aw = t->o.adamw;
     aw.weight_decay = cryo_cosine_ramp(t->o.adamw.weight_decay, t->o.wd_end, step, total);
     double mom = cryo_linear_ramp(t->o.ema_decay, t->o.ema_end, step - 1, total);
-    adamw_table(cryo_scunet_param_data(t->enc), ge, t->m, t->v, etab, n_ep, &aw, lr, step);
-    adamw_table(cryo_jepa_param_data(t->pred), gp, t->m + ne, t->v + ne, ptab, n_pp, &aw, lr, step);
-    cryo_ema_update(cryo_scunet_param_data(t->tenc), cryo_scunet_param_data(t->enc), ne, mom);
-    cryo_ema_update(cryo_jepa_param_data(t->tpred), cryo_jepa_param_data(t->pred), np, mom);
+    CRYO_TRY(adamw_table(ctx, cryo_scunet_param_data(t->enc), ge, t->m, t->v, etab, n_ep, &aw, lr, step, err));
+    CRYO_TRY(adamw_table(ctx, cryo_jepa_param_data(t->pred), gp, t->m + ne, t->v + ne, ptab, n_pp, &aw, lr, step,
+                         err));
+    CRYO_TRY(cryo_nn_ema_update(ctx, cryo_scunet_param_data(t->tenc), cryo_scunet_param_data(t->enc), ne, mom, err));
+    CRYO_TRY(cryo_nn_ema_update(ctx, cryo_jepa_param_data(t->tpred), cryo_jepa_param_data(t->pred), np, mom, err));
     t->last_norm = gn;
     t->last_lr = lr;
     t->last_wd = aw.weight_decay;
@@ -368,10 +372,14 @@ int cryo_jepa_trainer_step(struct cryo_jepa_trainer *t, const float *input, stru
 
 /* ---- checkpoints ------------------------------------------------------------------------ */
 
-static int add_set(struct cryo_safetensors *st, const float *host, const struct cryo_nn_param *tab, size_t n,
-                   const char *prefix, struct cryo_error *err)
+/* Download `dev` (context memory, the table's floats) into host[0..) and add its tensors
+ * under `prefix`; host must stay alive until the file is written. */
+static int add_set(struct cryo_safetensors *st, struct cryo_nn_ctx *ctx, float *host, const float *dev,
+                   size_t total, const struct cryo_nn_param *tab, size_t n, const char *prefix,
+                   struct cryo_error *err)
 {
     char name[192];
+    CRYO_TRY(cryo_nn_download(ctx, host, dev, total, err));
     for (size_t i = 0; i < n; i++) {
         snprintf(name, sizeof name, "%s%s", prefix, tab[i].name);
         CRYO_TRY(cryo_safetensors_add(st, name, CRYO_ST_F32, tab[i].ndim, tab[i].shape, host + tab[i].offset, err));
@@ -379,15 +387,15 @@ static int add_set(struct cryo_safetensors *st, const float *host, const struct 
     return CRYO_OK;
 }
 
-static int get_set(float *host, const struct cryo_nn_param *tab, size_t n, const struct cryo_safetensors *st,
-                   const char *prefix, struct cryo_error *err)
+static int get_set(struct cryo_nn_ctx *ctx, float *dev, const struct cryo_nn_param *tab, size_t n,
+                   const struct cryo_safetensors *st, const char *prefix, struct cryo_error *err)
 {
     char name[192];
     for (size_t i = 0; i < n; i++) {
         const float *src;
         snprintf(name, sizeof name, "%s%s", prefix, tab[i].name);
         CRYO_TRY(cryo_safetensors_get_f32(st, name, tab[i].ndim, tab[i].shape, &src, err));
-        memcpy(host + tab[i].offset, src, tab[i].count * sizeof(float));
+        CRYO_TRY(cryo_nn_upload(ctx, dev + tab[i].offset, src, tab[i].count, err));
     }
     return CRYO_OK;
 }
@@ -428,25 +436,34 @@ int cryo_jepa_trainer_save_meta(struct cryo_jepa_trainer *t, const char *path, c
         rc = cryo_meta_setf(&st->meta, err, "step", "%" PRId64, t->step);
     if (rc == 0)
         rc = cryo_meta_setf(&st->meta, err, "rng", "%" PRIu64, t->rng);
+    /* host copies (the context's memory may be a GPU's): 4 × (encoder + predictor) */
+    size_t nq = cryo_jepa_num_params(t->pred);
+    struct cryo_nn_ctx *ctx = t->ctx;
+    float *h = rc == 0 ? cryo_alloc_big(4 * (nb + nq) * sizeof(float), err) : NULL;
+    if (rc == 0 && !h)
+        rc = CRYO_E_NOMEM;
+    float *he = h, *hp = h ? h + nb : NULL, *hte = h ? h + nb + nq : NULL, *htp = h ? h + 2 * nb + nq : NULL;
+    float *hm = h ? h + 2 * (nb + nq) : NULL, *hv = h ? h + 3 * (nb + nq) : NULL;
     if (rc == 0)
-        rc = add_set(st, cryo_scunet_param_data(t->enc), etab, ne, "", err);
+        rc = add_set(st, ctx, he, cryo_scunet_param_data(t->enc), nb, etab, ne, "", err);
     if (rc == 0)
-        rc = add_set(st, cryo_jepa_param_data(t->pred), ptab, np, "jepa.", err);
+        rc = add_set(st, ctx, hp, cryo_jepa_param_data(t->pred), nq, ptab, np, "jepa.", err);
     if (rc == 0)
-        rc = add_set(st, cryo_scunet_param_data(t->tenc), etab, ne, "ema.", err);
+        rc = add_set(st, ctx, hte, cryo_scunet_param_data(t->tenc), nb, etab, ne, "ema.", err);
     if (rc == 0)
-        rc = add_set(st, cryo_jepa_param_data(t->tpred), ptab, np, "ema.jepa.", err);
+        rc = add_set(st, ctx, htp, cryo_jepa_param_data(t->tpred), nq, ptab, np, "ema.jepa.", err);
     if (rc == 0)
-        rc = add_set(st, t->m, etab, ne, "optim.m.", err);
+        rc = add_set(st, ctx, hm, t->m, nb + nq, etab, ne, "optim.m.", err);
     if (rc == 0)
-        rc = add_set(st, t->v, etab, ne, "optim.v.", err);
+        rc = add_set(st, ctx, hv, t->v, nb + nq, etab, ne, "optim.v.", err);
+    if (rc == 0) /* the predictor's moments follow the encoder's in the same host copies */
+        rc = add_set(st, ctx, hm + nb, t->m + nb, 0, ptab, np, "optim.m.jepa.", err);
     if (rc == 0)
-        rc = add_set(st, t->m + nb, ptab, np, "optim.m.jepa.", err);
-    if (rc == 0)
-        rc = add_set(st, t->v + nb, ptab, np, "optim.v.jepa.", err);
+        rc = add_set(st, ctx, hv + nb, t->v + nb, 0, ptab, np, "optim.v.jepa.", err);
     if (rc == 0)
         rc = cryo_safetensors_write(st, path, err);
     cryo_safetensors_free(st);
+    cryo_free_big(h);
     return rc;
 }
 
@@ -481,14 +498,15 @@ int cryo_jepa_trainer_load(struct cryo_jepa_trainer *t, const struct cryo_safete
     size_t ne, np, nb = cryo_scunet_num_params(t->enc);
     const struct cryo_nn_param *etab = cryo_scunet_params(t->enc, &ne);
     const struct cryo_nn_param *ptab = cryo_jepa_params(t->pred, &np);
-    CRYO_TRY(get_set(cryo_scunet_param_data(t->enc), etab, ne, st, "", err));
-    CRYO_TRY(get_set(cryo_jepa_param_data(t->pred), ptab, np, st, "jepa.", err));
-    CRYO_TRY(get_set(cryo_scunet_param_data(t->tenc), etab, ne, st, "ema.", err));
-    CRYO_TRY(get_set(cryo_jepa_param_data(t->tpred), ptab, np, st, "ema.jepa.", err));
-    CRYO_TRY(get_set(t->m, etab, ne, st, "optim.m.", err));
-    CRYO_TRY(get_set(t->v, etab, ne, st, "optim.v.", err));
-    CRYO_TRY(get_set(t->m + nb, ptab, np, st, "optim.m.jepa.", err));
-    CRYO_TRY(get_set(t->v + nb, ptab, np, st, "optim.v.jepa.", err));
+    struct cryo_nn_ctx *ctx = t->ctx;
+    CRYO_TRY(get_set(ctx, cryo_scunet_param_data(t->enc), etab, ne, st, "", err));
+    CRYO_TRY(get_set(ctx, cryo_jepa_param_data(t->pred), ptab, np, st, "jepa.", err));
+    CRYO_TRY(get_set(ctx, cryo_scunet_param_data(t->tenc), etab, ne, st, "ema.", err));
+    CRYO_TRY(get_set(ctx, cryo_jepa_param_data(t->tpred), ptab, np, st, "ema.jepa.", err));
+    CRYO_TRY(get_set(ctx, t->m, etab, ne, st, "optim.m.", err));
+    CRYO_TRY(get_set(ctx, t->v, etab, ne, st, "optim.v.", err));
+    CRYO_TRY(get_set(ctx, t->m + nb, ptab, np, st, "optim.m.jepa.", err));
+    CRYO_TRY(get_set(ctx, t->v + nb, ptab, np, st, "optim.v.jepa.", err));
     t->step = (int64_t)step;
     t->rng = rng;
     return CRYO_OK;

@@ -6,6 +6,7 @@
  * with PyTorch's to float rounding, not just to the formula.
  */
 #include "cryolvm/nn_train.h"
+#include "nn/backend_impl.h"
 
 #include <math.h>
 
@@ -18,14 +19,25 @@ void cryo_adamw_default(struct cryo_adamw *o)
     o->weight_decay = 1e-2;
 }
 
-void cryo_adamw_update(float *param, const float *grad, float *m, float *v, size_t n,
-                       const struct cryo_adamw *o, double lr, int64_t t, int decay)
+void cryo_adamw_step_scalars(struct cryo_nn_adamw_step *s, const struct cryo_adamw *o, double lr,
+                             int64_t t, int decay)
 {
-    float b1 = (float)o->beta1, b2 = (float)o->beta2;
-    float a1 = (float)(1.0 - o->beta1), a2 = (float)(1.0 - o->beta2); /* as PyTorch's alpha */
-    float keep = decay ? (float)(1.0 - lr * o->weight_decay) : 1.0f;
+    s->b1 = (float)o->beta1;
+    s->b2 = (float)o->beta2;
+    s->a1 = (float)(1.0 - o->beta1); /* as PyTorch's alpha */
+    s->a2 = (float)(1.0 - o->beta2);
+    s->keep = decay ? (float)(1.0 - lr * o->weight_decay) : 1.0f;
     double bc1 = 1.0 - pow(o->beta1, (double)t), bc2 = 1.0 - pow(o->beta2, (double)t);
-    float step_size = (float)(lr / bc1), bc2_sqrt = (float)sqrt(bc2), eps = (float)o->eps;
+    s->step_size = (float)(lr / bc1);
+    s->bc2_sqrt = (float)sqrt(bc2);
+    s->eps = (float)o->eps;
+}
+
+void cryo_adamw_apply(float *param, const float *grad, float *m, float *v, size_t n,
+                      const struct cryo_nn_adamw_step *s)
+{
+    const float b1 = s->b1, b2 = s->b2, a1 = s->a1, a2 = s->a2, keep = s->keep;
+    const float step_size = s->step_size, bc2_sqrt = s->bc2_sqrt, eps = s->eps;
 #pragma omp parallel for simd schedule(static)
     for (size_t i = 0; i < n; i++) {
         float g = grad[i], p = param[i] * keep;
@@ -35,6 +47,14 @@ void cryo_adamw_update(float *param, const float *grad, float *m, float *v, size
         v[i] = vi;
         param[i] = p - step_size * (mi / (sqrtf(vi) / bc2_sqrt + eps));
     }
+}
+
+void cryo_adamw_update(float *param, const float *grad, float *m, float *v, size_t n,
+                       const struct cryo_adamw *o, double lr, int64_t t, int decay)
+{
+    struct cryo_nn_adamw_step s;
+    cryo_adamw_step_scalars(&s, o, lr, t, decay);
+    cryo_adamw_apply(param, grad, m, v, n, &s);
 }
 
 double cryo_lr_at(const struct cryo_lr_schedule *s, int64_t t)

@@ -201,6 +201,90 @@ TEST(schedule_and_clip_and_ema)
     CHECK_CLOSE(e[2], 2.8, 1e-6);
 }
 
+/* The context versions (cryo_nn_*, what the trainers call and the CUDA backend provides)
+ * on the CPU backend equal the host functions bit for bit: the row loss with a mask equals
+ * the host loss of the gathered rows, AdamW/EMA/clip the host updates. */
+TEST(context_ops_equal_host_functions)
+{
+    struct cryo_nn_ctx *ctx = NULL;
+    struct cryo_error e = {0};
+    CHECK(cryo_nn_ctx_create(&ctx, CRYO_NN_DEVICE_CPU, 1, &e) == 0);
+    enum { R = 50, C = 7 };
+    float *p = cryo_nn_alloc(ctx, R * C, &e), *t = cryo_nn_alloc(ctx, R * C, &e), *g = cryo_nn_alloc(ctx, R * C, &e);
+    float *mask = cryo_nn_alloc(ctx, R, &e);
+    CHECK(p && t && g && mask);
+    rnd(p, R * C, 21, 2.0);
+    rnd(t, R * C, 22, 2.0);
+    static float gp[R * C], gt[R * C], gh[R * C];
+    size_t k = 0;
+    for (int r = 0; r < R; r++) {
+        mask[r] = (float)(r % 3 != 1);
+        if (mask[r] != 0.0f) {
+            memcpy(gp + k * C, p + (size_t)r * C, C * sizeof(float));
+            memcpy(gt + k * C, t + (size_t)r * C, C * sizeof(float));
+            k++;
+        }
+    }
+    for (int kind = 0; kind < 2; kind++) {
+        double lh = 0, ld = 0;
+        if (kind == 0)
+            CHECK(cryo_loss_mse(&lh, gh, gp, gt, k * C, &e) == 0);
+        else
+            CHECK(cryo_loss_smooth_l1(&lh, gh, gp, gt, k * C, 0.7, &e) == 0);
+        CHECK(cryo_nn_loss_rows(ctx, &ld, g, p, t, mask, R, C, (enum cryo_nn_loss_kind)kind, 0.7, (double)(k * C),
+                                &e) == 0);
+        CHECK(ld == lh);
+        size_t j = 0, same = 1;
+        for (int r = 0; r < R; r++) {
+            for (int c = 0; c < C; c++)
+                same &= mask[r] != 0.0f ? g[(size_t)r * C + c] == gh[j * C + c] : g[(size_t)r * C + c] == 0.0f;
+            j += mask[r] != 0.0f;
+        }
+        CHECK(same && j == k);
+    }
+    CHECK(cryo_nn_loss_rows(ctx, &(double){0}, NULL, p, t, NULL, R, C, (enum cryo_nn_loss_kind)5, 1, 1, &e) ==
+          CRYO_E_INVALID);
+    p[3] = NAN;
+    CHECK(cryo_nn_loss_rows(ctx, &(double){0}, NULL, p, t, NULL, R, C, CRYO_NN_LOSS_MSE, 0, R * C, &e) ==
+          CRYO_E_NUMERIC);
+    /* AdamW, EMA, clipping */
+    static float pa[N], pb[N], ga[N], ma[N], va[N], mb[N], vb[N], ea[N], eb[N];
+    float *pd = cryo_nn_alloc(ctx, N, &e), *gd = cryo_nn_alloc(ctx, N, &e), *md = cryo_nn_alloc(ctx, N, &e);
+    float *vd = cryo_nn_alloc(ctx, N, &e), *ed = cryo_nn_alloc(ctx, N, &e);
+    CHECK(pd && gd && md && vd && ed);
+    rnd(pa, N, 31, 1.0);
+    rnd(ga, N, 32, 1.0);
+    memcpy(pb, pa, sizeof pa);
+    memcpy(ea, pa, sizeof pa);
+    memcpy(eb, pa, sizeof pa);
+    CHECK(cryo_nn_upload(ctx, pd, pa, N, &e) == 0 && cryo_nn_upload(ctx, gd, ga, N, &e) == 0 &&
+          cryo_nn_fill(ctx, md, 0, N, &e) == 0 && cryo_nn_fill(ctx, vd, 0, N, &e) == 0 &&
+          cryo_nn_upload(ctx, ed, ea, N, &e) == 0);
+    struct cryo_adamw o;
+    cryo_adamw_default(&o);
+    for (int step = 1; step <= 3; step++) {
+        cryo_adamw_update(pa, ga, ma, va, N, &o, 1e-2, step, step & 1);
+        CHECK(cryo_nn_adamw_update(ctx, pd, gd, md, vd, N, &o, 1e-2, step, step & 1, &e) == 0);
+        cryo_ema_update(ea, pa, N, 0.9);
+        CHECK(cryo_nn_ema_update(ctx, ed, pd, N, 0.9, &e) == 0);
+    }
+    CHECK(cryo_nn_download(ctx, pb, pd, N, &e) == 0 && cryo_nn_download(ctx, mb, md, N, &e) == 0 &&
+          cryo_nn_download(ctx, vb, vd, N, &e) == 0 && cryo_nn_download(ctx, eb, ed, N, &e) == 0);
+    CHECK(memcmp(pa, pb, sizeof pa) == 0 && memcmp(ma, mb, sizeof ma) == 0 && memcmp(va, vb, sizeof va) == 0 &&
+          memcmp(ea, eb, sizeof ea) == 0);
+    memcpy(pb, ga, sizeof ga);
+    double nh = cryo_clip_grad_norm(pb, N, 0.5), nd = 0;
+    float *const two[2] = {gd, gd + 600};
+    const size_t len[2] = {600, N - 600};
+    CHECK(cryo_nn_clip_grad_norm(ctx, two, len, 2, 0.5, &nd, &e) == 0);
+    CHECK(cryo_nn_download(ctx, ga, gd, N, &e) == 0);
+    CHECK(fabs(nd - nh) <= 1e-12 * nh && memcmp(ga, pb, sizeof ga) == 0);
+    float *all[] = {p, t, g, mask, pd, gd, md, vd, ed};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        cryo_nn_free(ctx, all[i]);
+    cryo_nn_ctx_free(ctx);
+}
+
 /* ---- dump for the PyTorch comparison ------------------------------------------------- */
 
 #define DP 600 /* parameters: 400 with decay, 200 without */
@@ -276,5 +360,5 @@ int main(int argc, char **argv)
         return dump(argv[2]);
     return RUN_TESTS(mse_value_and_gradient, smooth_l1_value_and_gradient,
                      combined_loss_is_weighted_sum, adamw_matches_formula_in_double,
-                     schedule_and_clip_and_ema);
+                     schedule_and_clip_and_ema, context_ops_equal_host_functions);
 }

@@ -55,10 +55,16 @@ enum cryo_nn_device {
  *   TF32  the CUDA backend may run them on TF32 tensor cores (inputs rounded to a 10-bit
  *         mantissa, float32 accumulation: ~1e-3 relative); attention scores, softmax and
  *         normalisations stay float32. The CPU backend computes float32 regardless.
- * A new context takes $CRYO_NN_PRECISION ("fp32" or "tf32") when set, else FP32. */
+ *   BF16  the CUDA backend runs the linear layers (cuBLAS) on bf16 tensor cores (operands
+ *         rounded to bfloat16 inside the product, float32 accumulation: ~1e-2 relative)
+ *         and the convolutions as TF32; every tensor (activations, weights, gradients,
+ *         optimiser state) stays float32, so these are float32 master weights throughout.
+ *         Not done: bf16 storage of activations, bf16 convolutions, bf16 attention.
+ * A new context takes $CRYO_NN_PRECISION ("fp32", "tf32" or "bf16") when set, else FP32. */
 enum cryo_nn_precision {
     CRYO_NN_PRECISION_FP32 = 0,
-    CRYO_NN_PRECISION_TF32 = 1
+    CRYO_NN_PRECISION_TF32 = 1,
+    CRYO_NN_PRECISION_BF16 = 2
 };
 
 /* The layers, for cryo_nn_supports(). */
@@ -87,6 +93,11 @@ struct cryo_nn_ctx; /* opaque */
  * (nthreads < 0, or a bad $CRYO_NN_PRECISION). On failure *out is NULL. */
 int cryo_nn_ctx_create(struct cryo_nn_ctx **out, enum cryo_nn_device device, int nthreads,
                        struct cryo_error *err);
+/* The same from a tool's --device word: "cpu", "cuda" (the plugin and a GPU, or the error
+ * saying which is missing: CRYO_E_UNSUPPORTED or CRYO_E_DEVICE), or "auto" (cuda when the
+ * plugin loads and a GPU answers, else cpu, silently). CRYO_E_INVALID for another word. */
+int cryo_nn_ctx_create_named(struct cryo_nn_ctx **out, const char *device, int nthreads,
+                             struct cryo_error *err);
 /* Releases the workspace, the primitive cache and the backend state. NULL is a no-op.
  * Tensors allocated with cryo_nn_alloc() are the caller's and must be freed before. */
 void cryo_nn_ctx_free(struct cryo_nn_ctx *ctx);
@@ -123,6 +134,21 @@ int cryo_nn_accumulate(struct cryo_nn_ctx *ctx, float *dst, const float *src, si
                        struct cryo_error *err);
 /* Wait until queued work is done (no-op on CPU, which is synchronous). */
 int cryo_nn_sync(struct cryo_nn_ctx *ctx, struct cryo_error *err);
+
+/* ---- data parallelism between processes, one GPU each (CUDA: NCCL, loaded at run time) ----
+ * Rank 0 makes an id, the launcher's channel (MPI_Bcast) hands it to every rank, each
+ * calls cryo_nn_comm_init with it once; then cryo_nn_allreduce_sum sums a tensor in place
+ * over the ranks (context memory) and cryo_nn_allreduce_sum_host a few host doubles.
+ * CRYO_E_UNSUPPORTED on a backend without it (CPU: use MPI on host memory) or without
+ * libnccl.so.2. Which GPU a rank takes: $CRYO_NN_CUDA_DEVICE if set, else the launcher's
+ * local rank (OMPI_COMM_WORLD_LOCAL_RANK, SLURM_LOCALID, MPI_LOCALRANKID, LOCAL_RANK)
+ * modulo the GPUs visible, else the first. */
+#define CRYO_NN_COMM_ID_BYTES 128
+int cryo_nn_comm_id(struct cryo_nn_ctx *ctx, unsigned char id[CRYO_NN_COMM_ID_BYTES], struct cryo_error *err);
+int cryo_nn_comm_init(struct cryo_nn_ctx *ctx, const unsigned char id[CRYO_NN_COMM_ID_BYTES], int nranks,
+                      int rank, struct cryo_error *err);
+int cryo_nn_allreduce_sum(struct cryo_nn_ctx *ctx, float *x, size_t n, struct cryo_error *err);
+int cryo_nn_allreduce_sum_host(struct cryo_nn_ctx *ctx, double *v, int n, struct cryo_error *err);
 
 #ifdef __cplusplus
 }

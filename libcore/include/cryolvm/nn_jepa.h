@@ -114,7 +114,7 @@ const float *cryo_jepa_dfeatures(const struct cryo_jepa *j);
  *   wd       cryo_cosine_ramp(adamw.weight_decay, wd_end, t, total)   (I-JEPA: 0.04 → 0.4)
  *   momentum cryo_linear_ramp(ema_decay, ema_end, t − 1, total)        (I-JEPA: 0.996 → 1)
  * AdamW (decay on conv/linear weights only), clipping on the joint gradient norm of encoder
- * and predictor. CPU only for now (host optimiser).
+ * and predictor. Any device: the masking, losses, AdamW and EMA run through the context.
  * Collapse statistics of every step, on the target encoder's features of all tokens, each
  * token's feature vector layer-normed (the embeddings add a fixed positional code and so
  * would never look collapsed):
@@ -149,10 +149,15 @@ struct cryo_jepa_trainer {
     uint64_t sample_offset;         /* global index of this trainer's first sample in a batch
                                      * (data-parallel ranks; 0 alone) */
     struct cryo_grad_reducer reduce;/* data parallelism (nn_train.h); zero = off */
-    float *m, *v;                   /* AdamW moments: encoder params, then predictor params */
-    float *xin, *xmask, *dout;      /* host scratch */
-    float *gp, *gt, *gg;            /* host scratch: gathered predictions, targets, gradient */
+    float *m, *v;                   /* AdamW moments: encoder params, then predictor params
+                                     * (context memory: on the GPU for a CUDA context) */
+    float *xin, *xmask;             /* host scratch: masked input */
+    float *dout, *gt;               /* context memory: d(loss)/d(prediction), targets (T rows) */
+    float *gp, *gg;                 /* host scratch: 2 × T × max(V, E, F) floats */
     uint8_t *mask;                  /* T, the last step's mask (1 = target) */
+    float *rowmask, *lnstat, *ones; /* context memory: mask as floats (T), target layer-norm
+                                     * statistics (2T), ones then zeros (2E) */
+    struct cryo_nn_ctx *ctx;        /* borrowed */
     double last_loss, last_norm, last_lr, last_wd, last_ema;
     double spread_tokens, spread_samples;
     int n, d, h, w;

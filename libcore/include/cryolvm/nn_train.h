@@ -15,8 +15,10 @@
  *   clipping   norm = ‖g‖₂ over all parameters; if norm > max: g ← g·max/(norm + 1e-6)
  *              (torch.nn.utils.clip_grad_norm_)
  *   EMA        e ← d·e + (1 − d)·θ
- * The optimiser arithmetic runs on host memory: on the CPU backend the model's arenas are
- * host memory; on another device the trainer returns CRYO_E_UNSUPPORTED (for now).
+ * The trainers run the losses, clipping, AdamW and EMA through the context (cryo_nn_*
+ * below), so on a GPU the parameters, gradients, moments and EMA copy stay on the device;
+ * only the batch goes up and the loss and norm come back (HistKL excepted: its soft
+ * histograms are computed on the host from a downloaded prediction).
  *
  * Checkpoints are safetensors files (safetensors.h) with the PyTorch names of the
  * parameter table; __metadata__ holds "format" = "cryolvm-scunet3d", "config" (as
@@ -73,6 +75,36 @@ void cryo_ema_update(float *ema, const float *p, size_t n, double decay);
 double cryo_cosine_ramp(double a, double b, int64_t t, int64_t total);
 double cryo_linear_ramp(double a, double b, int64_t t, int64_t total);
 
+/* ---- the same on a context's memory ---------------------------------------------------
+ * Tensors live where the context's device addresses them (cryo_nn_alloc); scalars and
+ * results are host values. Every backend computes what the host functions above compute
+ * (the CPU backend calls them), so a trainer runs a whole step on the device and copies
+ * only its inputs, its outputs and these scalars. */
+enum cryo_nn_loss_kind { CRYO_NN_LOSS_MSE = 0, CRYO_NN_LOSS_SMOOTH_L1 = 1 };
+int cryo_nn_adamw_update(struct cryo_nn_ctx *ctx, float *param, const float *grad, float *m, float *v,
+                         size_t n, const struct cryo_adamw *o, double lr, int64_t t, int decay,
+                         struct cryo_error *err);
+int cryo_nn_ema_update(struct cryo_nn_ctx *ctx, float *ema, const float *p, size_t n, double decay,
+                       struct cryo_error *err);
+/* *out = Σ x[i]² (double) */
+int cryo_nn_sum_squares(struct cryo_nn_ctx *ctx, double *out, const float *x, size_t n,
+                        struct cryo_error *err);
+/* x[i] *= c */
+int cryo_nn_scale(struct cryo_nn_ctx *ctx, float *x, size_t n, float c, struct cryo_error *err);
+/* cryo_clip_grad_norm on the device: the norm of the concatenation of ng tensors, each
+ * scaled by max_norm/(norm + 1e-6) when max_norm > 0 and the norm exceeds it. */
+int cryo_nn_clip_grad_norm(struct cryo_nn_ctx *ctx, float *const *g, const size_t *n, int ng,
+                           double max_norm, double *norm, struct cryo_error *err);
+/* A loss over rows × cols of pred against target (MSE or Smooth-L1 with beta), counting
+ * only rows whose rowmask entry is nonzero (rowmask: `rows` floats on the device, or NULL
+ * for all rows): *loss = Σ f(p − t) / count, grad (may be NULL) = f'(p − t)/count on
+ * counted rows and 0 elsewhere; the sum in double in row order, so with count = the terms
+ * counted it equals cryo_loss_mse/cryo_loss_smooth_l1 of the gathered rows.
+ * CRYO_E_NUMERIC when the sum is not finite. */
+int cryo_nn_loss_rows(struct cryo_nn_ctx *ctx, double *loss, float *grad, const float *pred,
+                      const float *target, const float *rowmask, int64_t rows, int cols,
+                      enum cryo_nn_loss_kind kind, double beta, double count, struct cryo_error *err);
+
 /* ---- weights -------------------------------------------------------------------------- */
 /* Config of a weights file (its "config" metadata). CRYO_E_FORMAT naming the file if absent
  * or invalid. */
@@ -101,6 +133,8 @@ struct cryo_grad_reducer {
     int (*fn)(void *user, float *const *grad, const size_t *n, int ngrad, double *loss, double count,
               struct cryo_error *err);
     void *user;
+    int on_device; /* 1: fn reduces the context's memory in place (NCCL on the GPU); 0: host
+                    * memory (MPI): a trainer on a GPU stages the gradients through the host */
 };
 
 /* ---- trainer -------------------------------------------------------------------------- */
@@ -124,12 +158,15 @@ struct cryo_trainer {
     struct cryo_train_opts o;
     int64_t step;              /* completed steps */
     uint64_t rng;
-    float *m, *v, *ema;        /* nparams floats each (ema NULL when off); owned */
+    float *m, *v, *ema;        /* nparams floats each (ema NULL when off), in the model's
+                                * context memory (on the GPU for a CUDA model); owned */
     const uint8_t *frozen;     /* NULL, or one byte per parameter-table entry: 1 = frozen
                                 * (no gradient in the norm, no AdamW update, moments kept);
                                 * borrowed, set by the caller between steps */
     struct cryo_grad_reducer reduce; /* data parallelism; zero = off */
     double last_loss, last_norm, last_lr;
+    float *dout, *target;      /* d(loss)/d(output) and the uploaded target (context memory) */
+    struct cryo_nn_ctx *ctx;   /* the model's (borrowed; must outlive the trainer) */
 };
 
 int cryo_trainer_create(struct cryo_trainer **t, struct cryo_scunet *model,
