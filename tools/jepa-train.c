@@ -792,6 +792,8 @@ struct run_meta {
     struct val_result last_val;
 };
 
+static char device_name[160]; /* cryo_nn_ctx_name of the training context */
+
 static void build_meta(struct cryo_meta *m, const struct run_cfg *c, const struct run_meta *rm, int64_t step)
 {
     struct cryo_error err = {0};
@@ -814,6 +816,8 @@ static void build_meta(struct cryo_meta *m, const struct run_cfg *c, const struc
         rc = cryo_meta_set(m, "jepa_train.command", rm->cmdline, &err);
     if (rc == 0)
         rc = cryo_meta_setf(m, &err, "jepa_train.best_val", "%.17g", rm->best_val);
+    if (rc == 0 && device_name[0]) /* the compute context of the run (--device); not compared on resume */
+        rc = cryo_meta_set(m, "jepa_train.device", device_name, &err);
     if (rc == 0)
         rc = cryo_meta_setf(m, &err, "apix", "%g", c->apix > 0 ? c->apix : 1.0);
     if (rc == 0)
@@ -1165,6 +1169,7 @@ static void trainer_create(struct trainer *t, struct run_cfg *c, const struct co
         cryo_error_prefix(&err, what);
         cli_die(&cli, &err);
     }
+    snprintf(device_name, sizeof device_name, "%s", cryo_nn_ctx_name(t->ctx));
     device_reduce_setup(t->ctx);
     int B = (int)(c->batch / mpi_size); /* this rank's share of the global batch */
     if (!c->finetune) {
@@ -1340,12 +1345,11 @@ static int cmd_train(struct run_cfg *c)
         if (bv)
             rm.best_val = strtod(bv, NULL);
     }
+    struct trainer t; /* before DIR is made: a refused --device leaves nothing behind */
+    trainer_create(&t, c, &data);
     barrier(); /* every rank has checked DIR before rank 0 writes into it */
     if (mpi_rank == 0 && !have_dir && mkdir(dir, 0777) != 0)
         die("%s: cannot create: %s", dir, strerror(errno));
-
-    struct trainer t;
-    trainer_create(&t, c, &data);
     if (ck) {
         int rc = t.jt ? cryo_jepa_trainer_load(t.jt, ck, &err) : cryo_trainer_load(t.st, ck, &err);
         if (rc < 0)

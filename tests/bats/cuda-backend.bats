@@ -9,11 +9,21 @@ SMALL=width=16,head_dim=8,levels=2,depth=1
 
 setup_file() {
   lvm-model init --config "$SMALL" -o "$BATS_FILE_TMPDIR/w.safetensors" 2>/dev/null
-  "$PY" - "$BATS_FILE_TMPDIR/in.mrc" <<'PYEOF'
+  "$PY" - "$BATS_FILE_TMPDIR/in.mrc" "$BATS_FILE_TMPDIR/map.mrc" <<'PYEOF'
 import sys, numpy as np, mrcfile
 with mrcfile.new(sys.argv[1], overwrite=True) as m:
     m.set_data(np.random.default_rng(1).standard_normal((8, 8, 8)).astype(np.float32))
+with mrcfile.new(sys.argv[2], overwrite=True) as m:
+    m.set_data(np.random.default_rng(2).random((32, 32, 32)).astype(np.float32)); m.voxel_size = 1.0
 PYEOF
+  vol-patch --random 4 --size 16 --seed 3 "$BATS_FILE_TMPDIR/map.mrc" > "$BATS_FILE_TMPDIR/crops.cvol"
+}
+
+# jepa-train and lvm-apply take --device cpu|cuda|auto; here (no GPU) cuda is refused with
+# one line and auto runs on the CPU.
+JT="--config width=8,head_dim=4,levels=2,depth=1,mlp_ratio=2 --threads 1 --predictor embed=24,depth=1,head_dim=8 --steps 2 --batch 2"
+no_gpu() {
+  ! { command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1; }
 }
 
 @test "tools and libcryolvm.so link no CUDA library" {
@@ -60,4 +70,49 @@ PYEOF
   assert_one_error_line
   [[ "$output" == *"cuda"* ]]
   assert_no_file "$TMP/out.mrc"
+}
+
+@test "jepa-train --device cuda without a GPU or plugin: one line, exit 1, no run folder; auto trains on the cpu" {
+  no_gpu || skip "a GPU is present: tests/gpu/run covers it"
+  c="$BATS_FILE_TMPDIR/crops.cvol"
+  CRYO_NN_CUDA_PLUGIN=/nonexistent/libcryolvm-cuda.so run jepa-train $JT --out "$TMP/r1" --device cuda < "$c"
+  [ "$status" -eq 1 ]
+  assert_one_error_line
+  [[ "$output" == *"--device cuda"*"cuda backend unavailable"*"/nonexistent/libcryolvm-cuda.so"* ]]
+  [ ! -e "$TMP/r1" ]
+  so="$CRYO_BIN/../build/libcryolvm-cuda.so"
+  if [ -f "$so" ]; then # the real plugin on a machine without a GPU or driver
+    CRYO_NN_CUDA_PLUGIN="$so" run jepa-train $JT --out "$TMP/r2" --device cuda < "$c"
+    [ "$status" -eq 1 ]
+    assert_one_error_line
+    [[ "$output" == *"--device cuda: nn cuda"* ]]
+    [ ! -e "$TMP/r2" ]
+  fi
+  run jepa-train $JT --out "$TMP/r3" --device auto < "$c"
+  [ "$status" -eq 0 ]
+  [ -s "$TMP/r3/last.safetensors" ]
+  run "$PY" - "$TMP/r3/last.safetensors" <<'PYEOF'
+import sys, json, struct
+b = open(sys.argv[1], 'rb').read(); n = struct.unpack('<Q', b[:8])[0]
+print(json.loads(b[8:8 + n])['__metadata__']['jepa_train.device'])
+PYEOF
+  [ "$status" -eq 0 ]
+  [[ "$output" == cpu:* ]]
+}
+
+@test "lvm-apply --device: cuda refused in one line without a GPU, auto equals cpu bit for bit" {
+  no_gpu || skip "a GPU is present: tests/gpu/run covers it"
+  lvm-model init -q --config width=8,head_dim=4,levels=2,depth=1,mlp_ratio=2 --seed 4 --task sharpen -o "$TMP/w.safetensors"
+  args=(--task sharpen --model "$TMP/w.safetensors" --tile 16 "$BATS_FILE_TMPDIR/map.mrc")
+  CRYO_NN_CUDA_PLUGIN=/nonexistent/libcryolvm-cuda.so run lvm-apply "${args[@]}" --device cuda -o "$TMP/g.mrc"
+  [ "$status" -eq 1 ]
+  assert_one_error_line
+  [[ "$output" == *"cuda"*"unavailable"* ]]
+  assert_no_file "$TMP/g.mrc"
+  run lvm-apply "${args[@]}" --device cpu -o "$TMP/c.mrc"
+  [ "$status" -eq 0 ]
+  CRYO_NN_CUDA_PLUGIN=/nonexistent/libcryolvm-cuda.so run lvm-apply "${args[@]}" --device auto -o "$TMP/a.mrc"
+  [ "$status" -eq 0 ]
+  "$PY" -c 'import sys, mrcfile, numpy as np; a, b = (mrcfile.read(p) for p in sys.argv[1:]); assert np.array_equal(a, b)' \
+    "$TMP/c.mrc" "$TMP/a.mrc" # the headers' labels differ: they name the command
 }

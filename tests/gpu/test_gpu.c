@@ -6,7 +6,10 @@
  * reference's largest magnitude: max|gpu − cpu| / max|cpu| <= tol (1e-4 for fp32; the
  * training run's loss curves 1e-3, since rounding differences grow over steps). Then a
  * pass with the GPU context at CRYO_NN_PRECISION_TF32: convolutions, linear, attention and
- * the network within 1e-3 (loss curves 1e-2).
+ * the network within 1e-3 (loss curves 1e-2), and one at CRYO_NN_PRECISION_BF16 within 1e-2.
+ * The training ops (AdamW, EMA, sum of squares, masked row losses), the supervised trainer
+ * (MSE, MSE+HistKL) and the JEPA and MAE trainers run whole steps on the device and are
+ * compared with the same trainers on the CPU; NCCL is checked as a one-rank communicator.
  *
  * Usage: test_gpu [--quick] [--cpu-vs-cpu]
  *   --quick       the op tests only, small (for compute-sanitizer)
@@ -21,6 +24,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cryolvm/nn_jepa.h"
 #include "cryolvm/nn_layers.h"
 #include "cryolvm/nn_model.h"
 #include "cryolvm/nn_train.h"
@@ -338,6 +342,188 @@ static void test_glue(void)
         drop(all[i]);
 }
 
+/* ---- training ops (nn_train.h's cryo_nn_*) --------------------------------------------------- */
+
+static void test_train_ops(size_t n)
+{
+    struct pair p = make(n, -1, 1), g = make(n, -0.5, 0.5), m = make(n, -0.01, 0.01), v = make(n, 0, 1e-4);
+    struct pair e = make(n, -1, 1), t = make(n, -1, 1), gr = make(n, 0, 0);
+    struct cryo_adamw o;
+    cryo_adamw_default(&o);
+    for (int step = 1; step <= 3; step++) {
+        DIE_IF(cryo_nn_adamw_update(cpu, p.c, g.c, m.c, v.c, n, &o, 3e-3, step, step != 2, &err));
+        DIE_IF(cryo_nn_adamw_update(gpu, p.g, g.g, m.g, v.g, n, &o, 3e-3, step, step != 2, &err));
+    }
+    compare("adamw param (3 steps)", &p);
+    compare("adamw m", &m);
+    compare("adamw v", &v);
+    DIE_IF(cryo_nn_ema_update(cpu, e.c, p.c, n, 0.996, &err));
+    DIE_IF(cryo_nn_ema_update(gpu, e.g, p.g, n, 0.996, &err));
+    compare("ema", &e);
+    double sc = 0, sg = 0;
+    DIE_IF(cryo_nn_sum_squares(cpu, &sc, g.c, n, &err));
+    DIE_IF(cryo_nn_sum_squares(gpu, &sg, g.g, n, &err));
+    checks++;
+    int ok = fabs(sc - sg) <= 1e-12 * fabs(sc);
+    failures += !ok;
+    printf("%-4s sum of squares n=%zu: cpu %.17g gpu %.17g\n", ok ? "ok" : "FAIL", n, sc, sg);
+    /* row losses with a row mask (every third row left out), MSE and Smooth-L1 */
+    int cols = 7;
+    int64_t rows = (int64_t)(n / (size_t)cols);
+    float *hm = malloc(sizeof(float) * (size_t)rows);
+    for (int64_t r = 0; r < rows; r++)
+        hm[r] = (float)(r % 3 != 1);
+    struct pair mk = make((size_t)rows, 0, 0);
+    DIE_IF(cryo_nn_upload(cpu, mk.c, hm, (size_t)rows, &err));
+    DIE_IF(cryo_nn_upload(gpu, mk.g, hm, (size_t)rows, &err));
+    for (int kind = 0; kind < 2; kind++) {
+        double lc = 0, lg = 0, cnt = 0;
+        for (int64_t r = 0; r < rows; r++)
+            cnt += hm[r] * cols;
+        gr.n = (size_t)rows * (size_t)cols;
+        DIE_IF(cryo_nn_loss_rows(cpu, &lc, gr.c, p.c, t.c, mk.c, rows, cols, (enum cryo_nn_loss_kind)kind, 0.5, cnt,
+                                 &err));
+        DIE_IF(cryo_nn_loss_rows(gpu, &lg, gr.g, p.g, t.g, mk.g, rows, cols, (enum cryo_nn_loss_kind)kind, 0.5, cnt,
+                                 &err));
+        checks++;
+        ok = fabs(lc - lg) <= 1e-12 * fabs(lc);
+        failures += !ok;
+        printf("%-4s %s loss over masked rows: cpu %.17g gpu %.17g\n", ok ? "ok" : "FAIL",
+               kind ? "smooth-L1" : "MSE", lc, lg);
+        compare(kind ? "smooth-L1 gradient (masked rows zero)" : "MSE gradient (masked rows zero)", &gr);
+    }
+    gr.n = n;
+    free(hm);
+    drop(&p), drop(&g), drop(&m), drop(&v), drop(&e), drop(&t), drop(&gr), drop(&mk);
+}
+
+/* One process as a communicator of one rank: the all-reduce is the identity (NCCL loads,
+ * the calls line up). Skipped when NCCL is not found. */
+static void test_allreduce(void)
+{
+    unsigned char id[CRYO_NN_COMM_ID_BYTES];
+    if (cryo_nn_comm_id(gpu, id, &err) < 0) {
+        printf("skip NCCL all-reduce: %s\n", err.msg);
+        return;
+    }
+    DIE_IF(cryo_nn_comm_init(gpu, id, 1, 0, &err));
+    struct pair x = make(100003, -1, 1);
+    DIE_IF(cryo_nn_allreduce_sum(gpu, x.g, x.n, &err));
+    compare("NCCL all-reduce over 1 rank (identity)", &x);
+    double v[2] = {1.5, -2.25};
+    DIE_IF(cryo_nn_allreduce_sum_host(gpu, v, 2, &err));
+    checks++;
+    int ok = v[0] == 1.5 && v[1] == -2.25;
+    failures += !ok;
+    printf("%-4s NCCL all-reduce of host doubles over 1 rank\n", ok ? "ok" : "FAIL");
+    drop(&x);
+}
+
+/* The supervised trainer (nn_train.h) on both contexts: forward, loss, backward, clipping,
+ * AdamW and EMA all on the device; loss curves and final weights against the CPU's. */
+static void test_trainer(const char *cfg, int n, int box, int steps, enum cryo_loss_kind loss)
+{
+    struct cryo_scunet_config c;
+    cryo_scunet_config_default(&c);
+    DIE_IF(cryo_scunet_config_parse(&c, cfg, &err));
+    struct cryo_scunet *mc = NULL, *mg = NULL;
+    DIE_IF(cryo_scunet_create(&mc, &c, cpu, n, box, box, box, 1, &err));
+    DIE_IF(cryo_scunet_create(&mg, &c, gpu, n, box, box, box, 1, &err));
+    DIE_IF(cryo_scunet_init(mc, 5, &err));
+    DIE_IF(cryo_scunet_init(mg, 5, &err));
+    struct cryo_train_opts o;
+    cryo_train_opts_default(&o);
+    o.loss = loss;
+    o.ema_decay = 0.99;
+    o.sched.lr = 2e-3;
+    o.sched.warmup = 2;
+    o.sched.total = steps;
+    o.clip = 0.5;
+    struct cryo_trainer *tc = NULL, *tg = NULL;
+    DIE_IF(cryo_trainer_create(&tc, mc, &o, &err));
+    DIE_IF(cryo_trainer_create(&tg, mg, &o, &err));
+    size_t nin = cryo_scunet_input_count(mc), nout = cryo_scunet_output_count(mc);
+    float *x = malloc(sizeof(float) * nin), *y = malloc(sizeof(float) * nout);
+    for (size_t i = 0; i < nin; i++)
+        x[i] = (float)urand();
+    for (size_t i = 0; i < nout; i++)
+        y[i] = (float)(0.5 * x[i % nin] + 0.25 * urand());
+    double worst = 0, wn = 0;
+    const char *names[] = {"MSE", "Smooth-L1", "MSE+HistKL"};
+    for (int s = 1; s <= steps; s++) {
+        DIE_IF(cryo_trainer_step(tc, x, y, &err));
+        DIE_IF(cryo_trainer_step(tg, x, y, &err));
+        double rl = fabs(tg->last_loss - tc->last_loss) / fabs(tc->last_loss);
+        double rn = fabs(tg->last_norm - tc->last_norm) / fabs(tc->last_norm);
+        worst = fmax(worst, rl);
+        wn = fmax(wn, rn);
+        printf("     trainer %s step %d: loss cpu %.9g gpu %.9g, norm cpu %.6g gpu %.6g\n", names[loss], s,
+               tc->last_loss, tg->last_loss, tc->last_norm, tg->last_norm);
+    }
+    checks++;
+    int ok = worst <= 10 * TOL && wn <= 10 * TOL;
+    failures += !ok;
+    printf("%-4s trainer %s %s, %d steps on the device: loss within %.1e, norm within %.1e (tol %.0e)\n",
+           ok ? "ok" : "FAIL", cfg, names[loss], steps, worst, wn, 10 * TOL);
+    size_t np = cryo_scunet_num_params(mc);
+    compare_n("trainer weights after the steps", cryo_scunet_param_data(mc), cryo_scunet_param_data(mg), np,
+              10 * TOL);
+    compare_n("trainer EMA weights", tc->ema, tg->ema, np, 10 * TOL);
+    compare_n("trainer AdamW second moments", tc->v, tg->v, np, 100 * TOL);
+    cryo_trainer_free(tc);
+    cryo_trainer_free(tg);
+    cryo_scunet_free(mc);
+    cryo_scunet_free(mg);
+    free(x), free(y);
+}
+
+/* The JEPA pre-training step on both contexts (masks, target layer norm, masked loss,
+ * clipping, AdamW, EMA on the device): loss curves against the CPU's. */
+static void test_jepa_trainer(int mae, int steps)
+{
+    struct cryo_scunet_config c;
+    cryo_scunet_config_default(&c);
+    DIE_IF(cryo_scunet_config_parse(&c, "width=8,head_dim=4,levels=2,depth=1,mlp_ratio=2", &err));
+    struct cryo_jepa_config jc;
+    cryo_jepa_config_default(&jc, &c);
+    jc.embed = 24;
+    jc.head_dim = 8;
+    jc.depth = 1;
+    struct cryo_jepa_train_opts o;
+    cryo_jepa_train_opts_default(&o);
+    o.mode = mae ? CRYO_JEPA_MAE : CRYO_JEPA_LATENT;
+    o.sched.lr = 2e-3;
+    o.sched.warmup = 2;
+    o.sched.total = steps;
+    const int N = 2, D = 16;
+    struct cryo_jepa_trainer *tc = NULL, *tg = NULL;
+    DIE_IF(cryo_jepa_trainer_create(&tc, &c, &jc, &o, cpu, N, D, D, D, 3, &err));
+    DIE_IF(cryo_jepa_trainer_create(&tg, &c, &jc, &o, gpu, N, D, D, D, 3, &err));
+    size_t nin = (size_t)N * D * D * D;
+    float *x = malloc(sizeof(float) * nin);
+    for (size_t i = 0; i < nin; i++)
+        x[i] = (float)urand();
+    double worst = 0;
+    for (int s = 1; s <= steps; s++) {
+        DIE_IF(cryo_jepa_trainer_step(tc, x, &err));
+        DIE_IF(cryo_jepa_trainer_step(tg, x, &err));
+        double rl = fabs(tg->last_loss - tc->last_loss) / fabs(tc->last_loss);
+        worst = fmax(worst, rl);
+        printf("     %s step %d: loss cpu %.9g gpu %.9g, norm cpu %.6g gpu %.6g\n", mae ? "MAE" : "JEPA", s,
+               tc->last_loss, tg->last_loss, tc->last_norm, tg->last_norm);
+    }
+    checks++;
+    int ok = worst <= 10 * TOL;
+    failures += !ok;
+    printf("%-4s %s trainer, %d steps on the device: loss curves within %.1e (tol %.0e)\n", ok ? "ok" : "FAIL",
+           mae ? "MAE" : "JEPA", steps, worst, 10 * TOL);
+    compare_n("jepa context encoder after the steps", cryo_scunet_param_data(tc->enc),
+              cryo_scunet_param_data(tg->enc), cryo_scunet_num_params(tc->enc), 10 * TOL);
+    cryo_jepa_trainer_free(tc);
+    cryo_jepa_trainer_free(tg);
+    free(x);
+}
+
 /* ---- the whole network ------------------------------------------------------------------ */
 
 struct net {
@@ -507,9 +693,17 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < nwm; i++)
         test_wmsa(&wm[i]);
     test_glue();
+    test_train_ops(quick ? 7001 : 700001);
     if (!quick) {
+        test_allreduce();
         test_network("width=16,head_dim=8,levels=2,depth=2", 2, 16, 5);
         test_network("width=32,levels=3,depth=2", 1, 32, 3);
+        test_trainer("width=16,head_dim=8,levels=2,depth=1", 2, 16, 6, CRYO_LOSS_MSE);
+        test_trainer("width=16,head_dim=8,levels=2,depth=1", 2, 16, 4, CRYO_LOSS_COMBINED);
+        test_jepa_trainer(0, 5);
+        test_jepa_trainer(1, 3);
+    } else {
+        test_trainer("width=8,head_dim=4,levels=2,depth=1,mlp_ratio=2", 1, 8, 2, CRYO_LOSS_SMOOTH_L1);
     }
     /* TF32 tensor cores for convolutions and matrix products: 1e-3 */
     printf("--- precision tf32 (tolerance 1e-3)\n");
@@ -520,8 +714,21 @@ int main(int argc, char **argv)
     test_conv(&convts[1], 1);
     test_linear(quick ? 300 : 20000, 24, 40);
     test_wmsa(&wm[quick ? 1 : 4]);
-    if (!quick)
+    if (!quick) {
         test_network("width=32,levels=3,depth=2", 1, 32, 3);
+        test_trainer("width=16,head_dim=8,levels=2,depth=1", 2, 16, 4, CRYO_LOSS_MSE);
+    }
+    /* bf16 tensor cores for the linear layers (convolutions TF32): 1e-2 */
+    printf("--- precision bf16 (tolerance 1e-2)\n");
+    DIE_IF(cryo_nn_set_precision(gpu, CRYO_NN_PRECISION_BF16, &err));
+    TOL = 1e-2;
+    test_conv(&convs[3], 0);
+    test_linear(quick ? 300 : 20000, 24, 40);
+    test_wmsa(&wm[quick ? 1 : 4]);
+    if (!quick) {
+        test_network("width=32,levels=3,depth=2", 1, 32, 3);
+        test_trainer("width=16,head_dim=8,levels=2,depth=1", 2, 16, 4, CRYO_LOSS_MSE);
+    }
     printf("test_gpu: %d checks, %d failed\n", checks, failures);
     cryo_nn_ctx_free(gpu);
     cryo_nn_ctx_free(cpu);
