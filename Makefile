@@ -160,11 +160,19 @@ CUDNN_FOUND := $(firstword $(wildcard $(CUDA_HOME)/include/cudnn.h /usr/include/
 CHECK_CUDA := $(if $(and $(NVCC_FOUND),$(CUDNN_FOUND)),$(if $(filter command line,$(origin CUDA)),$(CUDA),1),0)
 check:
 	@scripts/setup
-	@$(MAKE) --no-print-directory -j$(NPROC) all $(UNIT_BINS) CUDA=$(CHECK_CUDA)
+	@$(MAKE) --no-print-directory -j$(NPROC) all $(UNIT_BINS) $(if $(filter 1,$(CHECK_CUDA)),$(BUILD)/tests/gpu/test_gpu) \
+	  CUDA=$(CHECK_CUDA)
 	@$(MAKE) --no-print-directory check-run CUDA=$(CHECK_CUDA)
+# With CUDA: the plugin and test_gpu are built and linked, and test_gpu checks its own
+# harness (and the trainers' device path) with a second CPU context in place of the GPU.
 check-run: all unit bats man-lint
 	@if [ -f $(BUILD)/libcryolvm-cuda.so ] && [ "$(CUDA)" = 1 ]; then \
 	  echo "gpu: CUDA backend built and linked ($(BUILD)/libcryolvm-cuda.so); GPU tests skipped (they need a GPU: tests/gpu/run)"; \
+	  if [ -x $(BUILD)/tests/gpu/test_gpu ]; then \
+	    $(BUILD)/tests/gpu/test_gpu --cpu-vs-cpu --quick >$(BUILD)/test_gpu-self.log 2>&1 \
+	      && echo "gpu: test_gpu harness (--cpu-vs-cpu --quick): $$(tail -n 1 $(BUILD)/test_gpu-self.log)" \
+	      || { tail -n 20 $(BUILD)/test_gpu-self.log; echo "gpu: test_gpu harness FAILED"; exit 1; }; \
+	  fi; \
 	else echo "gpu: CUDA backend not built (needs nvcc and cuDNN, or CUDA=0 was given); GPU tests skipped"; fi
 	@scripts/check-summary $(BUILD)
 
