@@ -7,6 +7,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cryolvm/mem.h"
 #include "cryolvm/nn_backend.h"
@@ -74,7 +75,11 @@ int cryo_nn_ctx_create_named(struct cryo_nn_ctx **out, const char *device, int n
         return cryo_nn_ctx_create(out, CRYO_NN_DEVICE_CPU, nthreads, err);
     if (strcmp(device, "cuda") == 0)
         return cryo_nn_ctx_create(out, CRYO_NN_DEVICE_CUDA, nthreads, err);
-    struct cryo_error quiet = {0}; /* auto: the reason cuda is out does not matter */
+    /* auto: no NVIDIA driver node, no GPU: skip loading the plugin and its large libraries
+     * (most of a second) on the machines that have none */
+    if (access("/dev/nvidiactl", F_OK) != 0 && access("/proc/driver/nvidia/version", F_OK) != 0)
+        return cryo_nn_ctx_create(out, CRYO_NN_DEVICE_CPU, nthreads, err);
+    struct cryo_error quiet = {0}; /* the reason cuda is out does not matter */
     if (cryo_nn_ctx_create(out, CRYO_NN_DEVICE_CUDA, nthreads, &quiet) == CRYO_OK)
         return CRYO_OK;
     if (quiet.status == CRYO_E_INVALID) /* a bad $CRYO_NN_PRECISION fails on every device */

@@ -95,7 +95,9 @@ int cryo_nn_ctx_create(struct cryo_nn_ctx **out, enum cryo_nn_device device, int
                        struct cryo_error *err);
 /* The same from a tool's --device word: "cpu", "cuda" (the plugin and a GPU, or the error
  * saying which is missing: CRYO_E_UNSUPPORTED or CRYO_E_DEVICE), or "auto" (cuda when the
- * plugin loads and a GPU answers, else cpu, silently). CRYO_E_INVALID for another word. */
+ * plugin loads and a GPU answers, else cpu, silently; without an NVIDIA driver node,
+ * /dev/nvidiactl or /proc/driver/nvidia, the plugin is not even loaded). CRYO_E_INVALID
+ * for another word. */
 int cryo_nn_ctx_create_named(struct cryo_nn_ctx **out, const char *device, int nthreads,
                              struct cryo_error *err);
 /* Releases the workspace, the primitive cache and the backend state. NULL is a no-op.
