@@ -87,7 +87,7 @@ for task in ("sharpen", "wedge"):
     qlo, qhi = np.quantile(x, [0.01, 0.99])
     xn = np.clip((x - qlo) / (qhi - qlo), 0, 1)            # lvm-apply's input (apply_ref.py)
     qn = np.quantile(xn, [0.01, 0.99])  # ~0, ~1 (interpolated quantiles of a clipped map)
-    assert np.allclose(qn, [0, 1], atol=1e-5), qn
+    assert np.allclose(qn, [0, 1], atol=1e-4), qn
     # the raw degraded map is NOT in [0,1]: the old pairs (no renormalisation) differed
     assert qlo < -0.01 or qhi > 1.01 or task == "wedge", (task, qlo, qhi)
     fr = cvol.read_stream(os.path.join(d, "out", task, "1A8O.cvol"))
