@@ -4,11 +4,11 @@
 # MSE alone (alpha 1); one table of held-out validation metrics.
 #
 #   make -f pipelines/ablation.mk MODELS=DIR VAL_MODELS=DIR [MAPS=DIR] OUT=DIR [TASK=sharpen]
-#     [PRE_STEPS=200] [STEPS=300] [CONFIG=...] [SIZE=32] ...
+#     [PRE_STEPS=200] [STEPS=300] [CONFIG=...] [SIZE=32] [PRE_SIZE=SIZE] ...
 #
 # Products:
 #   OUT/pre-jepa/, OUT/pre-mae/   pretrain.mk runs (OBJECTIVE jepa / mae) on the same crops
-#                                 (MAPS and MODELS; PRE_STEPS steps);
+#                                 (MAPS and MODELS; PRE_STEPS steps, PRE_SIZE^3 crops);
 #   OUT/ft-VARIANT/               finetune.mk runs of TASK on pairs of MODELS, validated on
 #                                 pairs of VAL_MODELS, one per VARIANT:
 #       jepa-histkl    from pre-jepa, alpha ALPHA
@@ -36,6 +36,7 @@ MAPS ?=
 OUT ?= ablation
 TASK ?= sharpen
 SIZE ?= 32
+PRE_SIZE ?= $(SIZE)
 PATCHES ?= 24
 VAL_PATCHES ?= 16
 CONFIG ?= width=16,levels=2,depth=1,head_dim=8
@@ -63,8 +64,7 @@ endif
 VARIANTS := jepa-histkl mae-histkl scratch-histkl jepa-mse scratch-mse
 pre_of = $(firstword $(subst -, ,$(1)))
 alpha_of = $(if $(filter %-mse,$(1)),1,$(ALPHA))
-COMMON := BIN=$(BIN) SIZE=$(SIZE) PATCHES=$(PATCHES) CONFIG=$(CONFIG) BATCH=$(BATCH) LR=$(LR) \
-  SEED=$(SEED) THREADS=$(THREADS)
+COMMON := BIN=$(BIN) PATCHES=$(PATCHES) CONFIG=$(CONFIG) BATCH=$(BATCH) LR=$(LR) SEED=$(SEED) THREADS=$(THREADS)
 sub = $(MAKE) --no-print-directory -f $(HERE)$(1)
 
 all: $(OUT)/ablation.tsv $(OUT)/ablation.md
@@ -75,11 +75,11 @@ all: $(OUT)/ablation.tsv $(OUT)/ablation.md
 FORCE:
 $(OUT)/pre-%/pretrained.safetensors: FORCE
 	+$(call sub,pretrain.mk) $(COMMON) $(if $(MAPS),MAPS=$(MAPS)) MODELS=$(MODELS) OUT=$(OUT)/pre-$* \
-	  OBJECTIVE=$* PREDICTOR=$(PREDICTOR) STEPS=$(PRE_STEPS) $@
+	  SIZE=$(PRE_SIZE) OBJECTIVE=$* PREDICTOR=$(PREDICTOR) STEPS=$(PRE_STEPS) $@
 
 define variant_rule
 $(OUT)/ft-$(1)/$(TASK).safetensors: $(if $(filter scratch,$(call pre_of,$(1))),,$(OUT)/pre-$(call pre_of,$(1))/pretrained.safetensors) FORCE
-	+$(call sub,finetune.mk) $(COMMON) MODELS=$(MODELS) VAL_MODELS=$(VAL_MODELS) OUT=$(OUT)/ft-$(1) TASKS=$(TASK) \
+	+$(call sub,finetune.mk) $(COMMON) MODELS=$(MODELS) VAL_MODELS=$(VAL_MODELS) OUT=$(OUT)/ft-$(1) TASKS=$(TASK) SIZE=$(SIZE) \
 	  PRE=$(if $(filter scratch,$(call pre_of,$(1))),,$(OUT)/pre-$(call pre_of,$(1))/pretrained.safetensors) \
 	  ALPHA=$(call alpha_of,$(1)) STEPS=$(STEPS) VAL_PATCHES=$(VAL_PATCHES) VAL_SEED=$(VAL_SEED) \
 	  VAL_EVERY=$(VAL_EVERY) $$@
