@@ -414,7 +414,7 @@ int main(int argc, char **argv)
     }
     if (strcmp(cryo_args_string(cli.args, "precision"), "bf16") == 0 &&
         cryo_nn_set_precision(ctx, CRYO_NN_PRECISION_BF16, &err) < 0) {
-        cryo_error_prefix(&err, "--precision bf16");
+        cryo_error_prefix(&err, "--precision");
         cli_die(&cli, &err);
     }
     check_weights(&cli, ctx, &w);

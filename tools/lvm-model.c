@@ -84,7 +84,7 @@ static void set_precision(const struct cryo_cli *cli, struct cryo_nn_ctx *ctx, i
     if (!forward_only)
         cli_usage_error(&tool, "%s: --precision bf16 is for forward passes (run, bench without --train)", cmd_name);
     if (cryo_nn_set_precision(ctx, CRYO_NN_PRECISION_BF16, &err) < 0) {
-        cryo_error_prefix(&err, "--precision bf16");
+        cryo_error_prefix(&err, "--precision");
         cryo_nn_ctx_free(ctx);
         cli_die(cli, &err);
     }
