@@ -10,14 +10,12 @@
 #            L2 difference of bf16 against fp32. Gate: CC >= 0.999.
 #   table 2  one 64^3 forward (lvm-model bench / torch_scunet.py bench), the shipped sharpen
 #            weights (width 16, 10.7 GFLOP) and the default network with random weights
-#            (width 32, 82.3 GFLOP): best of the repeats, fp32 and bf16 runs interleaved so
-#            that each ratio comes from one stretch of machine load. GFLOP/s against the
-#            two cores' peaks: fp32 ≈ 375 (sgemm, bench/README.md), bf16 with AMX many
-#            times that, so the bf16 column's share of it is not shown.
+#            (width 32, 82.3 GFLOP)
 #   table 3  lvm-apply, shipped sharpen weights, a random 128^3 map at 1 Å (27 tiles of
-#            64^3, every tile run), against apply_ref.py; PyTorch bf16 is timed on the
-#            same 27 tiles only with TORCH_BF16_MAP=1 (it is ~30x slower than its fp32).
-# 2 threads each. The machine is shared: read the same-run ratios, not the seconds.
+#            64^3, every tile run; SIZES="128 256" adds 256^3, 216 tiles) against
+#            apply_ref.py (TORCH_APPLY=0 skips PyTorch)
+# Speed is measured as CPU time of one thread (T=2 for two), see below.
+# Environment: SECTIONS (default "quality forward apply"), T, SIZES, TORCH_APPLY.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
@@ -75,34 +73,45 @@ PYEOF
   echo
 fi
 
+# Speed: one thread, process CPU time (all threads of the process), best of the repeats.
+# On this shared machine (load average 15-20 on 2 cores while this was written) wall-clock
+# seconds swing by 5x from minute to minute while one thread's CPU time does not: a single
+# thread has no barrier to wait at, so its CPU time is the work itself. fp32 and bf16 runs
+# alternate, so each ratio comes from one stretch of load. Wall seconds of the same runs in
+# parentheses. GFLOP/s per core against the fp32 peak of one core (~187, sgemm) — bf16 on
+# AMX has a peak many times that, so the percentage is the fp32 one only.
+T=${T:-1}
 if [[ " $SECTIONS " == *" forward "* ]]; then
   "$bin/lvm-model" init -q --seed 1 -o "$tmp/default.safetensors"
-  echo "| 64³ forward | GFLOP | ours fp32 | ours bf16 | bf16/fp32 | ours GFLOP/s fp32 (of 375) / bf16 | PyTorch fp32 | PyTorch bf16 | bf16/fp32 | ours/PyTorch fp32 | ours/PyTorch bf16 |"
+  echo "| 64³ forward, $T thread | GFLOP | ours fp32 | ours bf16 | bf16/fp32 | ours GFLOP/s fp32 (of 187) / bf16 | PyTorch fp32 | PyTorch bf16 (autocast) | bf16/fp32 | ours/PyTorch fp32 | ours/PyTorch bf16 |"
   echo "|---|---|---|---|---|---|---|---|---|---|---|"
   for w in "$models/sharpen.safetensors" "$tmp/default.safetensors"; do
     for round in 1 2; do
       for p in fp32 bf16; do
-        "$bin/lvm-model" bench "$w" --box 64 --repeat 3 --threads 2 --precision "$p" > "$tmp/c_${p}_$round"
+        OMP_NUM_THREADS=$T "$bin/lvm-model" bench "$w" --box 64 --repeat 3 --threads "$T" --precision "$p" > "$tmp/c_${p}_$round"
       done
     done
-    "$PY" "$root/tests/ref/torch_scunet.py" bench "$w" 64 1 forward 2 2 > "$tmp/t_fp32"
-    "$PY" "$root/tests/ref/torch_scunet.py" bench "$w" 64 1 forward-bf16 1 2 > "$tmp/t_bf16"
-    best() { awk 'NR==1||$1<m{m=$1} END{print m}' < <(for f in "$@"; do field best "$f"; done); }
-    cf=$(best "$tmp"/c_fp32_*); cb=$(best "$tmp"/c_bf16_*); gf=$(field gflop "$tmp/c_fp32_1")
-    tf=$(field best "$tmp/t_fp32"); tb=$(field best "$tmp/t_bf16")
-    name=$([ "$w" = "$tmp/default.safetensors" ] && echo "default network (random)" || echo "shipped sharpen")
-    printf '| %s | %s | %.3f s | %.3f s | **%s** | %.0f (%.0f %%) / %.0f | %.2f s | %.2f s | %s | %s | %s |\n' "$name" "$gf" "$cf" "$cb" \
-      "$(div "$cb" "$cf")" "$(div "$gf" "$cf")" "$(awk -v g="$gf" -v s="$cf" 'BEGIN{print 100*g/s/375}')" \
-      "$(div "$gf" "$cb")" "$tf" "$tb" "$(div "$tb" "$tf")" "$(div "$cf" "$tf")" "$(div "$cb" "$tb")"
+    OMP_NUM_THREADS=$T "$PY" "$root/tests/ref/torch_scunet.py" bench "$w" 64 1 forward 2 "$T" > "$tmp/t_fp32"
+    OMP_NUM_THREADS=$T "$PY" "$root/tests/ref/torch_scunet.py" bench "$w" 64 1 forward-bf16 2 "$T" > "$tmp/t_bf16"
+    best() { for f in "$@"; do field "$key" "$f"; done | sort -g | head -1; }
+    key=cpu_best; cf=$(best "$tmp"/c_fp32_*); cb=$(best "$tmp"/c_bf16_*)
+    key=best; wf=$(best "$tmp"/c_fp32_*); wb=$(best "$tmp"/c_bf16_*)
+    gf=$(field gflop "$tmp/c_fp32_1")
+    tf=$(field cpu_best "$tmp/t_fp32"); tb=$(field cpu_best "$tmp/t_bf16")
+    twf=$(field best "$tmp/t_fp32"); twb=$(field best "$tmp/t_bf16")
+    name=$([ "$w" = "$tmp/default.safetensors" ] && echo "default network (random weights)" || echo "shipped sharpen")
+    printf '| %s | %s | %.2f s (%.2f) | %.2f s (%.2f) | **%s** | %.0f (%.0f %%) / %.0f | %.2f s (%.2f) | %.2f s (%.2f) | %s | %s | %s |\n' \
+      "$name" "$gf" "$cf" "$wf" "$cb" "$wb" "$(div "$cb" "$cf")" "$(div "$gf" "$cf")" \
+      "$(awk -v g="$gf" -v s="$cf" -v t="$T" 'BEGIN{print 100*g/s/(187.5*t)}')" "$(div "$gf" "$cb")" \
+      "$tf" "$twf" "$tb" "$twb" "$(div "$tb" "$tf")" "$(div "$cf" "$tf")" "$(div "$cb" "$tb")"
   done
   echo
 fi
 
 if [[ " $SECTIONS " == *" apply "* ]]; then
-  sizes=128
-  [ "${RUN256:-0}" = 1 ] && sizes="128 256"
-  echo "| lvm-apply, shipped sharpen, tile 64 stride 48 | GFLOP | ours fp32 | ours bf16 | bf16/fp32 | PyTorch fp32 | PyTorch bf16 | ours/PyTorch fp32 |"
-  echo "|---|---|---|---|---|---|---|---|"
+  sizes=${SIZES:-128}
+  echo "| lvm-apply, shipped sharpen, tile 64 stride 48, every tile, $T thread | GFLOP | ours fp32 | ours bf16 | bf16/fp32 | PyTorch fp32 | PyTorch bf16 (autocast) | bf16/fp32 | ours/PyTorch fp32 | ours/PyTorch bf16 |"
+  echo "|---|---|---|---|---|---|---|---|---|---|"
   for n in $sizes; do
     "$PY" - "$tmp/m$n.mrc" "$n" <<'PYEOF'
 import sys, numpy as np, mrcfile
@@ -111,19 +120,21 @@ with mrcfile.new(sys.argv[1]) as m:
     m.set_data(np.random.default_rng(1).random((n, n, n)).astype(np.float32)); m.voxel_size = 1.0
 PYEOF
     for p in fp32 bf16; do
-      /usr/bin/time -f "%e" -o "$tmp/a_$p" "$bin/lvm-apply" --task sharpen --model "$models/sharpen.safetensors" --no-skip \
-        --threads 2 --progress --precision "$p" "$tmp/m$n.mrc" -o "$tmp/o${n}_$p.mrc" 2> "$tmp/log_$p"
+      OMP_NUM_THREADS=$T /usr/bin/time -f "%U %S %e" -o "$tmp/a_$p" "$bin/lvm-apply" --task sharpen \
+        --model "$models/sharpen.safetensors" --no-skip --threads "$T" --progress --precision "$p" "$tmp/m$n.mrc" \
+        -o "$tmp/o${n}_$p.mrc" 2> "$tmp/log_$p"
     done
     gf=$(sed -nE 's/.*, ([0-9.]+) GFLOP.*/\1/p' "$tmp/log_fp32")
-    pf=-; pb=-; rf=-
-    if [ "$n" = 128 ]; then
-      "$PY" "$root/tests/ref/apply_ref.py" bench "$models/sharpen.safetensors" "$n" 64 48 2 fp32 > "$tmp/py_fp32"
-      pf=$(field seconds "$tmp/py_fp32"); rf=$(div "$(cat "$tmp/a_fp32")" "$pf")
-      if [ "${TORCH_BF16_MAP:-0}" = 1 ]; then
-        "$PY" "$root/tests/ref/apply_ref.py" bench "$models/sharpen.safetensors" "$n" 64 48 2 bf16 > "$tmp/py_bf16"
-        pb="$(field seconds "$tmp/py_bf16") s"
-      fi
+    read -r u s w < "$tmp/a_fp32"; af=$(awk -v u="$u" -v s="$s" 'BEGIN{print u+s}'); awf=$w
+    read -r u s w < "$tmp/a_bf16"; ab=$(awk -v u="$u" -v s="$s" 'BEGIN{print u+s}'); awb=$w
+    pf=-; pb=-; rp=-; rf=-; rb=-
+    if [ "${TORCH_APPLY:-1}" = 1 ]; then
+      OMP_NUM_THREADS=$T "$PY" "$root/tests/ref/apply_ref.py" bench "$models/sharpen.safetensors" "$n" 64 48 "$T" fp32 > "$tmp/py_fp32"
+      OMP_NUM_THREADS=$T "$PY" "$root/tests/ref/apply_ref.py" bench "$models/sharpen.safetensors" "$n" 64 48 "$T" bf16 > "$tmp/py_bf16"
+      pf=$(field cpu_seconds "$tmp/py_fp32"); pb=$(field cpu_seconds "$tmp/py_bf16")
+      rp=$(div "$pb" "$pf"); rf=$(div "$af" "$pf"); rb=$(div "$ab" "$pb")
+      pf="$pf s ($(field seconds "$tmp/py_fp32"))"; pb="$pb s ($(field seconds "$tmp/py_bf16"))"
     fi
-    echo "| ${n}³ | $gf | $(cat "$tmp/a_fp32") s | $(cat "$tmp/a_bf16") s | **$(div "$(cat "$tmp/a_bf16")" "$(cat "$tmp/a_fp32")")** | ${pf} s | $pb | $rf |"
+    echo "| ${n}³ | $gf | $af s ($awf) | $ab s ($awb) | **$(div "$ab" "$af")** | $pf | $pb | $rp | $rf | $rb |"
   done
 fi
