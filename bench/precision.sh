@@ -30,7 +30,7 @@ export PYTHONPATH=$root/tests/ref
 models=$root/share/models
 data=$root/../shared/data
 SECTIONS=${SECTIONS:-"quality forward apply"}
-field() { sed -nE "s/.*$1=([0-9.]+).*/\1/p" "$2" | head -1; }
+field() { sed -nE "s/(^|.* )$1=([0-9.]+).*/\2/p" "$2" | head -1; }
 div() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.2f", a/b}'; }
 cc() { "$PY" - "$1" "$2" <<'PYEOF'
 import sys, numpy as np, mrcfile
@@ -94,10 +94,10 @@ if [[ " $SECTIONS " == *" forward "* ]]; then
     OMP_NUM_THREADS=$T "$PY" "$root/tests/ref/torch_scunet.py" bench "$w" 64 1 forward 2 "$T" > "$tmp/t_fp32"
     OMP_NUM_THREADS=$T "$PY" "$root/tests/ref/torch_scunet.py" bench "$w" 64 1 forward-bf16 2 "$T" > "$tmp/t_bf16"
     best() { for f in "$@"; do field "$key" "$f"; done | sort -g | head -1; }
-    key=cpu_best; cf=$(best "$tmp"/c_fp32_*); cb=$(best "$tmp"/c_bf16_*)
+    key=cpu; cf=$(best "$tmp"/c_fp32_*); cb=$(best "$tmp"/c_bf16_*)
     key=best; wf=$(best "$tmp"/c_fp32_*); wb=$(best "$tmp"/c_bf16_*)
     gf=$(field gflop "$tmp/c_fp32_1")
-    tf=$(field cpu_best "$tmp/t_fp32"); tb=$(field cpu_best "$tmp/t_bf16")
+    tf=$(field cpu "$tmp/t_fp32"); tb=$(field cpu "$tmp/t_bf16")
     twf=$(field best "$tmp/t_fp32"); twb=$(field best "$tmp/t_bf16")
     name=$([ "$w" = "$tmp/default.safetensors" ] && echo "default network (random weights)" || echo "shipped sharpen")
     printf '| %s | %s | %.2f s (%.2f) | %.2f s (%.2f) | **%s** | %.0f (%.0f %%) / %.0f | %.2f s (%.2f) | %.2f s (%.2f) | %s | %s | %s |\n' \
@@ -131,7 +131,7 @@ PYEOF
     if [ "${TORCH_APPLY:-1}" = 1 ]; then
       OMP_NUM_THREADS=$T "$PY" "$root/tests/ref/apply_ref.py" bench "$models/sharpen.safetensors" "$n" 64 48 "$T" fp32 > "$tmp/py_fp32"
       OMP_NUM_THREADS=$T "$PY" "$root/tests/ref/apply_ref.py" bench "$models/sharpen.safetensors" "$n" 64 48 "$T" bf16 > "$tmp/py_bf16"
-      pf=$(field cpu_seconds "$tmp/py_fp32"); pb=$(field cpu_seconds "$tmp/py_bf16")
+      pf=$(field cpu "$tmp/py_fp32"); pb=$(field cpu "$tmp/py_bf16")
       rp=$(div "$pb" "$pf"); rf=$(div "$af" "$pf"); rb=$(div "$ab" "$pb")
       pf="$pf s ($(field seconds "$tmp/py_fp32"))"; pb="$pb s ($(field seconds "$tmp/py_bf16"))"
     fi

@@ -526,7 +526,7 @@ static int cmd_bench(const struct cryo_cli *cli)
     }
     qsort(t, (size_t)rep, sizeof *t, cmp_double);
     double med = t[rep / 2], work = train ? 3 * flops : flops;
-    printf("what=%s box=%ld batch=%ld seconds=%.4f best=%.4f cpu_best=%.4f gflop=%.2f gflops=%.1f activation_mib=%.0f "
+    printf("what=%s box=%ld batch=%ld seconds=%.4f best=%.4f cpu=%.4f gflop=%.2f gflops=%.1f activation_mib=%.0f "
            "threads=%d precision=%s device=\"%s\"\n",
            train ? "train_step" : "forward", box, batch, med, t[0], cpu_best, work / 1e9, work / med / 1e9,
            (double)cryo_scunet_activation_bytes(m) / 1048576.0, cli->threads,

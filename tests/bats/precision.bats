@@ -51,12 +51,12 @@ assert rel > 0, "bf16 output identical to fp32: the bf16 path did not run"
 PYEOF
 }
 
-@test "bf16 against fp32, shipped sharpen and wedge weights, simulated 40^3 map: CC >= 0.999" {
+@test "bf16 against fp32, every shipped task, simulated 40^3 map: CC >= 0.999" {
   require_py_module mrcfile
   require_bf16
   [ -e "$SHIPPED/sharpen.safetensors" ] || skip "no shipped weights"
   sim_map "$TMP/sim.mrc" 40 1.0
-  for task in sharpen wedge; do
+  for task in sharpen superres wedge; do
     lvm-apply -q --task "$task" --model "$SHIPPED/$task.safetensors" --threads 2 "$TMP/sim.mrc" -o "$TMP/$task-fp32.mrc"
     lvm-apply -q --task "$task" --model "$SHIPPED/$task.safetensors" --threads 2 --precision bf16 "$TMP/sim.mrc" \
       -o "$TMP/$task-bf16.mrc"

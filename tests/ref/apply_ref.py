@@ -109,7 +109,7 @@ def main(argv):
         t0, c0 = time.perf_counter(), time.process_time()
         infer(model, cfg["levels"], x, tile, stride, skip=-1.0)
         print(f"torch tiled box={box} tile={tile} stride={stride} seconds={time.perf_counter() - t0:.2f} "
-              f"cpu_seconds={time.process_time() - c0:.2f} "
+              f"cpu={time.process_time() - c0:.2f} "
               f"threads={torch.get_num_threads()} precision={'bf16' if AUTOCAST_BF16 else 'fp32'}")
         return 0
     print(__doc__, file=sys.stderr)

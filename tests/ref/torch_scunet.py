@@ -648,7 +648,7 @@ def main(argv):
                 cpu.append(time.process_time() - c0)
         times.sort()
         print(f"what={what} box={box} batch={batch} seconds={times[len(times) // 2]:.4f} "
-              f"best={times[0]:.4f} cpu_best={min(cpu):.4f} torch={torch.__version__}")
+              f"best={times[0]:.4f} cpu={min(cpu):.4f} torch={torch.__version__}")
         return 0
     if cmd == "jepa-bench":
         return jepa_bench(argv[2], int(argv[3]), int(argv[4]), int(argv[5]),
