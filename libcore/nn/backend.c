@@ -35,8 +35,10 @@ int cryo_nn_ctx_create(struct cryo_nn_ctx **out, enum cryo_nn_device device, int
     if (pe && *pe) {
         if (strcmp(pe, "tf32") == 0)
             prec = CRYO_NN_PRECISION_TF32;
+        else if (strcmp(pe, "bf16") == 0)
+            prec = CRYO_NN_PRECISION_BF16;
         else if (strcmp(pe, "fp32") != 0)
-            return cryo_fail(err, CRYO_E_INVALID, "nn context: CRYO_NN_PRECISION=%s: must be fp32 or tf32", pe);
+            return cryo_fail(err, CRYO_E_INVALID, "nn context: CRYO_NN_PRECISION=%s: must be fp32, tf32 or bf16", pe);
     }
     const struct cryo_nn_ops *ops = backend_ops(device);
     if (!ops && device == CRYO_NN_DEVICE_CUDA)
@@ -50,10 +52,16 @@ int cryo_nn_ctx_create(struct cryo_nn_ctx **out, enum cryo_nn_device device, int
     ctx->ops = ops;
     ctx->device = device;
     ctx->nthreads = nthreads;
-    ctx->precision = prec;
+    ctx->precision = CRYO_NN_PRECISION_FP32;
     int s = ops->init(ctx, err);
     if (s < 0) {
         free(ctx);
+        return s;
+    }
+    s = cryo_nn_set_precision(ctx, prec, err);
+    if (s < 0) {
+        cryo_error_prefix(err, "nn context: CRYO_NN_PRECISION");
+        cryo_nn_ctx_free(ctx);
         return s;
     }
     *out = ctx;
@@ -81,8 +89,15 @@ int cryo_nn_set_precision(struct cryo_nn_ctx *ctx, enum cryo_nn_precision p, str
 {
     if (!ctx)
         return cryo_fail(err, CRYO_E_INVALID, "nn precision: NULL context");
-    if (p != CRYO_NN_PRECISION_FP32 && p != CRYO_NN_PRECISION_TF32)
+    if (p != CRYO_NN_PRECISION_FP32 && p != CRYO_NN_PRECISION_TF32 && p != CRYO_NN_PRECISION_BF16)
         return cryo_fail(err, CRYO_E_INVALID, "nn precision: unknown precision %d", (int)p);
+    if (p == CRYO_NN_PRECISION_BF16) {
+        char why[200];
+        if (ctx->device != CRYO_NN_DEVICE_CPU)
+            return cryo_fail(err, CRYO_E_UNSUPPORTED, "bf16: implemented for the CPU backend only");
+        if (!cryo_nn_cpu_has_bf16(why, sizeof why))
+            return cryo_fail(err, CRYO_E_UNSUPPORTED, "bf16: %s", why);
+    }
     ctx->precision = p;
     return CRYO_OK;
 }

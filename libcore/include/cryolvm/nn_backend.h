@@ -55,10 +55,17 @@ enum cryo_nn_device {
  *   TF32  the CUDA backend may run them on TF32 tensor cores (inputs rounded to a 10-bit
  *         mantissa, float32 accumulation: ~1e-3 relative); attention scores, softmax and
  *         normalisations stay float32. The CPU backend computes float32 regardless.
- * A new context takes $CRYO_NN_PRECISION ("fp32" or "tf32") when set, else FP32. */
+ *   BF16  CPU backend, forward passes only: the (transposed) convolutions read their input
+ *         and weights rounded to bfloat16 (8-bit mantissa) and accumulate in float32 on
+ *         oneDNN's AVX-512 BF16 / AMX kernels; their output, every other layer
+ *         (linear, attention, FRN, LayerNorm, softmax, residual sums) and every backward
+ *         stay float32. Needs a CPU with AVX-512 BF16 or AMX: elsewhere, and on CUDA,
+ *         cryo_nn_set_precision refuses it (CRYO_E_UNSUPPORTED) rather than emulate it.
+ * A new context takes $CRYO_NN_PRECISION ("fp32", "tf32" or "bf16") when set, else FP32. */
 enum cryo_nn_precision {
     CRYO_NN_PRECISION_FP32 = 0,
-    CRYO_NN_PRECISION_TF32 = 1
+    CRYO_NN_PRECISION_TF32 = 1,
+    CRYO_NN_PRECISION_BF16 = 2
 };
 
 /* The layers, for cryo_nn_supports(). */
@@ -94,7 +101,8 @@ void cryo_nn_ctx_free(struct cryo_nn_ctx *ctx);
 enum cryo_nn_device cryo_nn_ctx_device(const struct cryo_nn_ctx *ctx);
 /* A human-readable description, e.g. "cpu: 2 threads, oneDNN 2.6.3, OpenBLAS SkylakeX". */
 const char *cryo_nn_ctx_name(const struct cryo_nn_ctx *ctx);
-/* Errors: CRYO_E_INVALID for an unknown precision. */
+/* Errors: CRYO_E_INVALID for an unknown precision; CRYO_E_UNSUPPORTED for BF16 on a
+ * device or CPU that cannot run it (the message says why). */
 int cryo_nn_set_precision(struct cryo_nn_ctx *ctx, enum cryo_nn_precision p, struct cryo_error *err);
 enum cryo_nn_precision cryo_nn_get_precision(const struct cryo_nn_ctx *ctx);
 
