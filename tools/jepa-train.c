@@ -751,8 +751,8 @@ static void build_meta(struct cryo_meta *m, const struct run_cfg *c, const struc
     json_str(in, sizeof in, rm->inputs);
     int k = snprintf(prov, sizeof prov,
                      "{\"tool\":\"jepa-train\",\"version\":\"%s\",\"command\":\"%s\",\"inputs\":\"%s\",\"steps\":%" PRId64
-                     ",\"mode\":\"%s\"",
-                     CRYO_VERSION, cl, in, step, c->finetune ? c->task : c->objective);
+                     ",\"mode\":\"%s\",\"ranks\":%d",
+                     CRYO_VERSION, cl, in, step, c->finetune ? c->task : c->objective, mpi_size);
     if (rm->last_val.done && k > 0 && (size_t)k < sizeof prov)
         k += snprintf(prov + k, sizeof prov - (size_t)k, ",\"val_loss\":%.6g,\"val_fsc0143\":%.4g,\"val_cc_mask\":%.4f",
                       rm->last_val.loss, rm->last_val.fsc, rm->last_val.cc);
@@ -1290,6 +1290,9 @@ static int cmd_train(struct run_cfg *c)
 
     struct trainer t;
     trainer_create(&t, c, &data);
+    if (mpi_size > 1 && !cli.quiet)
+        fprintf(stderr, "jepa-train: %s: data-parallel over %d MPI ranks, %ld crops per rank and step\n", dir, mpi_size,
+                c->batch / mpi_size);
     if (ck) {
         int rc = t.jt ? cryo_jepa_trainer_load(t.jt, ck, &err) : cryo_trainer_load(t.st, ck, &err);
         if (rc < 0)
@@ -1423,16 +1426,36 @@ static int cmd_train(struct run_cfg *c)
     return 0;
 }
 
+#ifdef CRYO_HAVE_MPI
+/* Started by a launcher (mpirun, mpiexec, srun)? Otherwise the MPI build runs as one plain
+ * process without MPI_Init: an OpenMPI singleton would start a daemon, which fails where ssh
+ * is missing (containers). */
+static int mpi_launched(void)
+{
+    static const char *const vars[] = {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK", "PMI_SIZE",
+                                       "SLURM_STEP_NUM_TASKS", NULL};
+    for (int i = 0; vars[i]; i++)
+        if (getenv(vars[i]))
+            return 1;
+    return 0;
+}
+#endif
+
 int main(int argc, char **argv)
 {
     cli_parse(&tool, argc, argv, &cli);
 #ifdef CRYO_HAVE_MPI
     int have_mpi = 0;
-    if (!cryo_args_string(cli.args, "show-mask") && !(cli.n_inputs >= 1 && strcmp(cli.inputs[0], "export") == 0)) {
+    if (!cryo_args_string(cli.args, "show-mask") && !(cli.n_inputs >= 1 && strcmp(cli.inputs[0], "export") == 0) &&
+        mpi_launched()) {
         MPI_Init(&argc, &argv);
         MPI_Comm_rank(MPI_COMM_WORLD, &mpi_rank);
         MPI_Comm_size(MPI_COMM_WORLD, &mpi_size);
         have_mpi = 1;
+        const char *tasks = getenv("SLURM_STEP_NUM_TASKS");
+        if (mpi_size == 1 && tasks && atol(tasks) > 1)
+            die("srun started %s tasks but MPI sees one: each would train alone into --out "
+                "(srun --mpi=pmix or --mpi=pmi2, as the cluster's OpenMPI was built, or mpirun)", tasks);
         if (mpi_rank > 0)
             cli.quiet = 1; /* one voice: rank 0 warns and shows progress */
     }
