@@ -88,6 +88,7 @@ static const struct cryo_option options[] = {
     {"export-dtype", 0, CRYO_OPT_CHOICE, "T", "f32", "export: weight precision", "f32|f16"},
     {"show-mask", 0, CRYO_OPT_STRING, "FILE.png", NULL, "draw one mask of these options as slices and exit", NULL},
     {"size", 0, CRYO_OPT_INT, "N", NULL, "inputs are maps: random crops of N^3 voxels from them (the loader); --show-mask: crop edge (48)", NULL},
+    {"list", 0, CRYO_OPT_STRING, "LIST", NULL, "the maps: a file of map paths, one per line, '#' comments (the loader)", NULL},
     {"pairs", 0, CRYO_OPT_STRING, "LIST", NULL, "fine-tuning: file of \"input target\" map paths, one pair per line (the loader)", NULL},
     {"cache", 0, CRYO_OPT_STRING, "DIR", NULL, "loader: keep prepared maps here across runs (default: a private temporary folder)", NULL},
     {"min-density", 0, CRYO_OPT_DOUBLE, "X", "0", "loader: redraw crops whose mean density is below X", NULL},
@@ -489,8 +490,8 @@ static void read_pairs(const char *list, char ***paths, size_t *n)
 }
 
 /* Map mode: the loader over map files (or --pairs LIST), crops of size³. */
-static void corpus_open_maps(struct corpus *c, const char *const *paths, int np, const char *pairs, int channels,
-                             long size, long batch, double apix, int q)
+static void corpus_open_maps(struct corpus *c, const char *const *paths, int np, const char *pairs,
+                             const char *maplist, int channels, long size, long batch, double apix, int q)
 {
     struct cryo_error err = {0};
     struct cryo_loader_opts o;
@@ -514,13 +515,19 @@ static void corpus_open_maps(struct corpus *c, const char *const *paths, int np,
     int rc;
     char **list = NULL;
     size_t nl = 0;
+    if ((pairs || maplist) && (np != 1 || strcmp(paths[0], "-") != 0))
+        cli_usage_error(&tool, "--%s LIST takes the maps from the list, not from arguments", pairs ? "pairs" : "list");
+    if (pairs && maplist)
+        cli_usage_error(&tool, "--pairs and --list exclude each other");
     if (pairs) {
         if (channels != 2)
             cli_usage_error(&tool, "--pairs is for fine-tuning (--task)");
-        if (np != 1 || strcmp(paths[0], "-") != 0)
-            cli_usage_error(&tool, "--pairs LIST takes the maps from the list, not from arguments");
         read_pairs(pairs, &list, &nl);
         rc = cryo_loader_open_pairs(&c->loader, (const char *const *)list, nl / 2, &o, &err);
+    } else if (maplist) {
+        if (cryo_loader_read_list(maplist, &list, &nl, &err) < 0)
+            cli_die(&cli, &err);
+        rc = cryo_loader_open(&c->loader, (const char *const *)list, nl, &o, &err);
     } else {
         for (int i = 0; i < np; i++)
             if (strcmp(paths[i], "-") == 0)
@@ -546,8 +553,8 @@ static void corpus_open_maps(struct corpus *c, const char *const *paths, int np,
     snprintf(opt, sizeof opt, "|%d|%.17g|%d|%d|%.17g|%d", o.size, o.min_density, o.rotate, o.flip, o.apix, o.normalize);
     for (const char *p = opt; *p; p++)
         c->hash = (c->hash ^ (unsigned char)*p) * 0x100000001b3ULL;
-    snprintf(c->names, sizeof c->names, "%s%s (%zu map%s)", pairs ? "pairs " : "", pairs ? pairs : paths[0], c->n,
-             c->n == 1 ? "" : "s");
+    snprintf(c->names, sizeof c->names, "%s%s (%zu map%s)", pairs ? "pairs " : maplist ? "list " : "",
+             pairs ? pairs : maplist ? maplist : paths[0], c->n, c->n == 1 ? "" : "s");
     for (size_t i = 0; i < nl; i++)
         free(list[i]);
     free(list);
@@ -1223,15 +1230,15 @@ static int cmd_train(struct run_cfg *c)
     int q = 1 << c->net.levels;
     if (c->batch % mpi_size)
         die("--batch %ld is the global batch: it must be a multiple of the %d ranks", c->batch, mpi_size);
-    if (mpi_size > 1)
+    const char *pairs = cryo_args_string(cli.args, "pairs"), *maplist = cryo_args_string(cli.args, "list");
+    if (mpi_size > 1 && !pairs && !maplist)
         for (int i = 0; i < cli.n_inputs; i++)
             if (strcmp(cli.inputs[i], "-") == 0)
                 die("standard input goes to rank 0 only: under mpirun give the crops or maps as files");
     /* data first: every refusal before the run directory is touched */
     struct corpus data;
-    const char *pairs = cryo_args_string(cli.args, "pairs");
-    if (cryo_args_has(cli.args, "size") || pairs)
-        corpus_open_maps(&data, cli.inputs, cli.n_inputs, pairs, c->finetune ? 2 : 1,
+    if (cryo_args_has(cli.args, "size") || pairs || maplist)
+        corpus_open_maps(&data, cli.inputs, cli.n_inputs, pairs, maplist, c->finetune ? 2 : 1,
                          cryo_args_has(cli.args, "size") ? cryo_args_int(cli.args, "size") : 48, c->batch, c->apix, q);
     else
         corpus_read(&data, cli.inputs, cli.n_inputs, c->finetune ? 2 : 1, c->apix, q);

@@ -270,6 +270,26 @@ PY
   [ "$status" -eq 1 ] && assert_one_error_line && [[ "$output" == *"line 1: needs two paths"* ]]
 }
 
+@test "--list LIST names the maps: the same run as the maps given as arguments; refusals name the list" {
+  m="$BATS_FILE_TMPDIR/map.mrc"
+  a="$NET $PRED --size 16 --steps 3 --batch 2 --save-every 3"
+  mkdir "$TMP/l" && cp "$m" "$TMP/l/map.mrc"
+  printf '# corpus\n\n  map.mrc   # relative to the list\n' > "$TMP/l/corpus.txt"
+  jepa-train $a --out "$TMP/list" --list "$TMP/l/corpus.txt" 2>/dev/null
+  jepa-train $a --out "$TMP/args2" "$TMP/l/map.mrc" 2>/dev/null
+  same_tensors "$TMP/args2/last.safetensors" "$TMP/list/last.safetensors"
+  [[ "$(meta "$TMP/list/last.safetensors" provenance)" == *"list $TMP/l/corpus.txt (1 map)"* ]]
+  run jepa-train $a --out "$TMP/x" --list "$TMP/l/corpus.txt" "$m"
+  [ "$status" -eq 2 ] && [[ "$output" == *"--list LIST takes the maps from the list"* ]]
+  printf '# nothing\n' > "$TMP/empty.txt"
+  run jepa-train $a --out "$TMP/x" --list "$TMP/empty.txt"
+  [ "$status" -eq 1 ] && assert_one_error_line && [[ "$output" == *"empty.txt: the list names no path"* ]]
+  printf 'missing.mrc\n' > "$TMP/missing.txt"
+  run jepa-train $a --out "$TMP/x" --list "$TMP/missing.txt"
+  [ "$status" -eq 1 ] && assert_one_error_line && [[ "$output" == *"missing.mrc"* ]]
+  [ ! -e "$TMP/x" ]
+}
+
 @test "the man page's mask picture is the tool's own --show-mask output" {
   page="$BATS_TEST_DIRNAME/../../man/man1/jepa-train.1"
   diff <(jepa-train --show-mask - --size 48 --seed 2 | sed 's/ *$//' | grep .) \
