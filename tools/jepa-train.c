@@ -79,7 +79,7 @@ static const struct cryo_option options[] = {
     {"freeze-encoder", 0, CRYO_OPT_INT, "N", "0", "fine-tuning: keep the encoder fixed for the first N steps", NULL},
     {"alpha", 0, CRYO_OPT_DOUBLE, "X", "0.5", "fine-tuning loss alpha*MSE + (1-alpha)*HistKL (1 = MSE only)", NULL},
     {"bins", 0, CRYO_OPT_INT, "N", "100", "HistKL bins over [0,1] (kernel width one bin, as hist-compare)", NULL},
-    {"val", 0, CRYO_OPT_STRING, "FILE", NULL, "fine-tuning: validation pairs (2-channel frames)", NULL},
+    {"val", 0, CRYO_OPT_STRING, "FILE", NULL, "held-out crops (fine-tuning: 2-channel pairs), validated with fixed masks", NULL},
     {"val-every", 0, CRYO_OPT_INT, "N", "0", "validate every N steps (default: --save-every) and at the end", NULL},
     {"apix", 0, CRYO_OPT_DOUBLE, "A", "1.0", "voxel size the crops must have (Å); 0 = any", NULL},
     {"save-every", 0, CRYO_OPT_INT, "N", "100", "checkpoint every N steps", NULL},
@@ -327,8 +327,8 @@ static void read_config(struct run_cfg *c)
         cli_usage_error(&tool, "fine-tuning (--task) needs --init PRETRAINED or --from-scratch");
     if (c->finetune && c->init && c->from_scratch)
         cli_usage_error(&tool, "--init and --from-scratch exclude each other");
-    if (!c->finetune && (c->init || c->from_scratch || cryo_args_string(a, "val")))
-        cli_usage_error(&tool, "--init, --from-scratch and --val are for fine-tuning (--task)");
+    if (!c->finetune && (c->init || c->from_scratch))
+        cli_usage_error(&tool, "--init and --from-scratch are for fine-tuning (--task)");
 }
 
 /* Everything that decides the numbers, as "key=value;..." (the resume check compares it). */
@@ -760,9 +760,11 @@ static void build_meta(struct cryo_meta *m, const struct run_cfg *c, const struc
                      "{\"tool\":\"jepa-train\",\"version\":\"%s\",\"command\":\"%s\",\"inputs\":\"%s\",\"steps\":%" PRId64
                      ",\"mode\":\"%s\",\"ranks\":%d",
                      CRYO_VERSION, cl, in, step, c->finetune ? c->task : c->objective, mpi_size);
-    if (rm->last_val.done && k > 0 && (size_t)k < sizeof prov)
+    if (rm->last_val.done && c->finetune && k > 0 && (size_t)k < sizeof prov)
         k += snprintf(prov + k, sizeof prov - (size_t)k, ",\"val_loss\":%.6g,\"val_fsc0143\":%.4g,\"val_cc_mask\":%.4f",
                       rm->last_val.loss, rm->last_val.fsc, rm->last_val.cc);
+    else if (rm->last_val.done && k > 0 && (size_t)k < sizeof prov)
+        k += snprintf(prov + k, sizeof prov - (size_t)k, ",\"val_loss\":%.6g", rm->last_val.loss);
     if (k > 0 && (size_t)k < sizeof prov)
         snprintf(prov + k, sizeof prov - (size_t)k, "}");
     int rc = cryo_meta_set(m, "provenance", prov, &err);
@@ -972,8 +974,34 @@ static int cmd_export(void)
 
 struct validator {
     struct corpus set;
-    struct cryo_scunet *model; /* inference, one crop */
+    struct cryo_scunet *model; /* fine-tuning: inference, one crop */
+    struct cryo_jepa_trainer *jt; /* pre-training: a trainer of one crop for the loss */
 };
+
+/* Pre-training: the JEPA (or MAE) loss of the current weights, both branches, on every
+ * held-out crop with its fixed mask (seed, crop index), averaged over the crops. */
+static void validate_pre(struct validator *v, const struct cryo_jepa_trainer *t, const struct run_cfg *c,
+                         struct val_result *r)
+{
+    struct cryo_error err = {0};
+    memcpy(cryo_scunet_param_data(v->jt->enc), cryo_scunet_param_data(t->enc),
+           cryo_scunet_num_params(t->enc) * sizeof(float));
+    memcpy(cryo_scunet_param_data(v->jt->tenc), cryo_scunet_param_data(t->tenc),
+           cryo_scunet_num_params(t->tenc) * sizeof(float));
+    memcpy(cryo_jepa_param_data(v->jt->pred), cryo_jepa_param_data(t->pred),
+           cryo_jepa_num_params(t->pred) * sizeof(float));
+    memcpy(cryo_jepa_param_data(v->jt->tpred), cryo_jepa_param_data(t->tpred),
+           cryo_jepa_num_params(t->tpred) * sizeof(float));
+    double L = 0;
+    for (size_t i = 0; i < v->set.n; i++) {
+        double l;
+        if (cryo_jepa_trainer_eval(v->jt, v->set.crop[i], c->seed ^ 0x76616C6964617465ULL /* "validate" */, i, &l,
+                                   &err) < 0)
+            l = NAN;
+        L += l;
+    }
+    *r = (struct val_result){L / (double)v->set.n, NAN, NAN, 1};
+}
 
 static void validate(struct validator *v, struct cryo_scunet *trained, const struct run_cfg *c,
                      struct val_result *r)
@@ -1245,7 +1273,7 @@ static int cmd_train(struct run_cfg *c)
     struct validator val = {0};
     const char *valpath = cryo_args_string(cli.args, "val");
     if (valpath) {
-        corpus_read(&val.set, &valpath, 1, 2, c->apix, q);
+        corpus_read(&val.set, &valpath, 1, c->finetune ? 2 : 1, c->apix, q);
     }
     char corpus_id[64];
     snprintf(corpus_id, sizeof corpus_id, "%zux%dx%dx%dx%d:%016" PRIx64, data.n, data.channels, data.d, data.h, data.w,
@@ -1309,7 +1337,12 @@ static int cmd_train(struct run_cfg *c)
         if (mpi_rank == 0)
             truncate_log(logp, t.step);
     }
-    if (valpath && cryo_scunet_create(&val.model, &c->net, t.ctx, 1, val.set.d, val.set.h, val.set.w, 0, &err) < 0)
+    if (valpath && c->finetune &&
+        cryo_scunet_create(&val.model, &c->net, t.ctx, 1, val.set.d, val.set.h, val.set.w, 0, &err) < 0)
+        cli_die(&cli, &err);
+    if (valpath && !c->finetune && mpi_rank == 0 &&
+        cryo_jepa_trainer_create(&val.jt, &c->net, &c->pred, &c->jo, t.ctx, 1, val.set.d, val.set.h, val.set.w,
+                                 c->seed, &err) < 0)
         cli_die(&cli, &err);
     FILE *log = fopen(mpi_rank == 0 ? logp : "/dev/null", "a"); /* only rank 0 writes */
     if (!log)
@@ -1331,10 +1364,15 @@ static int cmd_train(struct run_cfg *c)
     float *tgt = c->finetune ? cryo_alloc_big(nb * nv * sizeof(float), &err) : NULL;
     if (!xin || (c->finetune && !tgt))
         cli_die(&cli, &err);
-    if (valpath && mpi_rank == 0 && t.step == 0) { /* the baseline the fine-tuning is measured against */
+    if (valpath && mpi_rank == 0 && t.step == 0) { /* the baseline the training is measured against */
         struct val_result v0;
-        validate(&val, t.model, c, &v0);
-        fprintf(log, "0\t-\t-\t-\t-\t%.9g\t-\t-\t-\t%.4g\t%.4f\t-\t-\n", v0.loss, v0.fsc, v0.cc);
+        if (c->finetune) {
+            validate(&val, t.model, c, &v0);
+            fprintf(log, "0\t-\t-\t-\t-\t%.9g\t-\t-\t-\t%.4g\t%.4f\t-\t-\n", v0.loss, v0.fsc, v0.cc);
+        } else {
+            validate_pre(&val, t.jt, c, &v0);
+            fprintf(log, "0\t-\t-\t-\t-\t%.9g\t-\t-\t-\t-\t-\t-\t-\n", v0.loss);
+        }
         fflush(log);
     }
     double t0 = now_s();
@@ -1371,7 +1409,10 @@ static int cmd_train(struct run_cfg *c)
         int do_val = valpath && mpi_rank == 0 && (t.step % c->val_every == 0 || t.step == c->steps);
         struct val_result vr = {0};
         if (do_val) {
-            validate(&val, t.model, c, &vr);
+            if (c->finetune)
+                validate(&val, t.model, c, &vr);
+            else
+                validate_pre(&val, t.jt, c, &vr);
             rm.last_val = vr;
         }
         fprintf(log, "%" PRId64 "\t%.6g\t%.6g\t%.6g\t%.9g\t", t.step, s.lr, s.wd, s.ema, s.loss);
@@ -1384,7 +1425,7 @@ static int cmd_train(struct run_cfg *c)
             fprintf(log, "%.6g\t%.6g\t", s.spread_t, s.spread_s);
         else
             fputs("-\t-\t", log);
-        if (do_val)
+        if (do_val && c->finetune)
             fprintf(log, "%.4g\t%.4f\t", vr.fsc, vr.cc);
         else
             fputs("-\t-\t", log);
@@ -1415,6 +1456,7 @@ static int cmd_train(struct run_cfg *c)
     cryo_free_big(xin);
     cryo_free_big(tgt);
     cryo_scunet_free(val.model);
+    cryo_jepa_trainer_free(val.jt);
     corpus_free(&val.set);
     int64_t at = t.step;
     trainer_free(&t);

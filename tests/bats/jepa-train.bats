@@ -28,6 +28,7 @@ for path, apix in ((sys.argv[1], 1.0), (sys.argv[2], 1.3)):
 PY
   vol-patch --random 32 --size 16 --seed 3 "$D/map.mrc" > "$D/crops.cvol"
   vol-patch --random 4 --size 16 --seed 3 "$D/map13.mrc" > "$D/crops13.cvol"
+  vol-patch --random 4 --size 16 --seed 77 "$D/map.mrc" > "$D/pval.cvol"
   vol-degrade --pair --lowpass 6 "$D/map.mrc" > "$D/pair.cvol"
   vol-patch --random 24 --size 16 --seed 4 "$D/pair.cvol" > "$D/pairs.cvol"
   vol-patch --random 4 --size 16 --seed 99 "$D/pair.cvol" > "$D/val.cvol"
@@ -95,6 +96,29 @@ PY
   # the checkpoint loads as backbone weights
   run lvm-model info "$TMP/run/last.safetensors"
   [ "$status" -eq 0 ] && [[ "$output" == *"JEPA predictor"* ]]
+}
+
+@test "pre-training --val: fixed held-out crops and masks; the validation loss falls, best.safetensors follows it, the run is unchanged" {
+  a="$NET $PRED --steps 30 --batch 2 --save-every 30"
+  jepa-train $a --out "$TMP/plain" < "$BATS_FILE_TMPDIR/crops.cvol" 2>/dev/null
+  run jepa-train $a --val "$BATS_FILE_TMPDIR/pval.cvol" --val-every 10 --out "$TMP/val" < "$BATS_FILE_TMPDIR/crops.cvol"
+  [ "$status" -eq 0 ]
+  same_tensors "$TMP/plain/last.safetensors" "$TMP/val/last.safetensors"
+  awk -F'\t' '$6 != "-" && NR > 1 {n++; v[n] = $6; s[n] = $1; if ($10 != "-" || $11 != "-") bad = 1}
+              END {printf "val loss at steps %s %s %s %s: %s %s %s %s\n", s[1], s[2], s[3], s[4], v[1], v[2], v[3], v[4];
+                   exit !(n == 4 && s[1] == 0 && s[4] == 30 && v[4] < 0.6 * v[1] && !bad)}' "$TMP/val/log.tsv"
+  best=$(awk -F'\t' '$6 != "-" && NR > 2 && (b == "" || $6 < b) {b = $6} END {print b}' "$TMP/val/log.tsv")
+  [ "$(meta "$TMP/val/best.safetensors" jepa_train.best_val)" = "$best" ] || \
+    "$PY" -c "import sys; a, b = map(float, sys.argv[1:]); assert abs(a - b) <= 1e-8 * b, (a, b)" \
+      "$(meta "$TMP/val/best.safetensors" jepa_train.best_val)" "$best"
+  meta "$TMP/val/last.safetensors" provenance | "$PY" -c 'import json,sys; p=json.load(sys.stdin); assert "val_loss" in p and "val_fsc0143" not in p, p'
+  # the MAE objective validates its masked-voxel MSE the same way
+  run jepa-train $NET $PRED --objective mae --steps 2 --val "$BATS_FILE_TMPDIR/pval.cvol" --out "$TMP/mae" < "$BATS_FILE_TMPDIR/crops.cvol"
+  [ "$status" -eq 0 ] && [ "$(awk -F'\t' '$6 != "-" && NR > 1' "$TMP/mae/log.tsv" | wc -l)" -eq 2 ]
+  # held-out crops of the wrong kind are refused before anything is written
+  run jepa-train $a --val "$BATS_FILE_TMPDIR/val.cvol" --out "$TMP/bad" < "$BATS_FILE_TMPDIR/crops.cvol"
+  [ "$status" -eq 1 ] && assert_one_error_line && [[ "$output" == *"val.cvol"*"2 channels"* ]]
+  [ ! -e "$TMP/bad" ]
 }
 
 @test "MAE baseline objective learns too" {
