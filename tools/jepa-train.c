@@ -79,7 +79,8 @@ static const struct cryo_option options[] = {
     {"freeze-encoder", 0, CRYO_OPT_INT, "N", "0", "fine-tuning: keep the encoder fixed for the first N steps", NULL},
     {"alpha", 0, CRYO_OPT_DOUBLE, "X", "0.5", "fine-tuning loss alpha*MSE + (1-alpha)*HistKL (1 = MSE only)", NULL},
     {"bins", 0, CRYO_OPT_INT, "N", "100", "HistKL bins over [0,1] (kernel width one bin, as hist-compare)", NULL},
-    {"val", 0, CRYO_OPT_STRING, "FILE", NULL, "held-out crops (fine-tuning: 2-channel pairs), validated with fixed masks", NULL},
+    {"val", 0, CRYO_OPT_STRING, "FILE", NULL, "held-out crops (fine-tuning: 2-channel pairs), or a text list of held-out maps (pairs with --pairs)", NULL},
+    {"val-crops", 0, CRYO_OPT_INT, "N", "16", "--val LIST: fixed crops drawn from the held-out maps", NULL},
     {"val-every", 0, CRYO_OPT_INT, "N", "0", "validate every N steps (default: --save-every) and at the end", NULL},
     {"apix", 0, CRYO_OPT_DOUBLE, "A", "1.0", "voxel size the crops must have (Å); 0 = any", NULL},
     {"save-every", 0, CRYO_OPT_INT, "N", "100", "checkpoint every N steps", NULL},
@@ -626,6 +627,81 @@ static void corpus_read(struct corpus *c, const char *const *paths, int np, int 
         die("%s: empty corpus: no crops to train on", c->names[0] ? c->names : "stdin");
 }
 
+/* A text file (a list of paths), not a volume: no control bytes but tab, CR and LF in its
+ * first 4 KiB (MRC headers hold NULs, gzip and CVOL streams start with binary magic). */
+static int is_text_list(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return 0;
+    unsigned char b[4096];
+    size_t n = fread(b, 1, sizeof b, f);
+    fclose(f);
+    if (n == 0)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (b[i] < 0x20 && b[i] != '\t' && b[i] != '\n' && b[i] != '\r')
+            return 0;
+    return 1;
+}
+
+/* --val LIST: n fixed crops of size³ drawn once by the loader from held-out maps (or pairs,
+ * "input target" lines, with --pairs), with the training's preparation, cache and density
+ * rule, no rotation, from a seed of their own; held in memory as the stdin corpus. */
+static void corpus_val_maps(struct corpus *c, const char *list, int pairs, int channels, long size, long n,
+                            double apix)
+{
+    struct cryo_error err = {0};
+    struct cryo_loader_opts o;
+    memset(c, 0, sizeof *c);
+    cryo_loader_opts_default(&o);
+    o.size = (int)size;
+    o.channels = channels;
+    o.min_density = cryo_args_double(cli.args, "min-density");
+    o.rotate = 0;
+    o.apix = apix;
+    o.cache_dir = cryo_args_string(cli.args, "cache");
+    o.prefetch = 0;
+    o.seed = mix64((uint64_t)cryo_args_int(cli.args, "seed") ^ 0x76616C6964617465ULL);
+    char **paths = NULL;
+    size_t np = 0;
+    struct cryo_loader *l = NULL;
+    int rc;
+    if (pairs) {
+        read_pairs(list, &paths, &np);
+        rc = cryo_loader_open_pairs(&l, (const char *const *)paths, np / 2, &o, &err);
+    } else {
+        if (cryo_loader_read_list(list, &paths, &np, &err) < 0)
+            cli_die(&cli, &err);
+        rc = cryo_loader_open(&l, (const char *const *)paths, np, &o, &err);
+    }
+    cryo_loader_free_list(paths, np);
+    if (rc < 0)
+        cli_die(&cli, &err);
+    c->channels = channels;
+    c->d = c->h = c->w = (int)size;
+    c->vox = (size_t)size * (size_t)size * (size_t)size;
+    if (!(c->crop = calloc((size_t)n, sizeof *c->crop)))
+        die("out of memory");
+    float *buf = cryo_alloc_big(c->vox * (size_t)channels * sizeof(float), &err);
+    if (!buf)
+        cli_die(&cli, &err);
+    for (long k = 0; k < n; k++) {
+        if (cryo_loader_get(l, (uint64_t)k, buf, &err) < 0)
+            cli_die(&cli, &err);
+        if (!(c->crop[k] = malloc(c->vox * (size_t)channels * sizeof(float))))
+            die("out of memory (validation crops)");
+        for (size_t v = 0; v < c->vox; v++) /* NDHWC -> channel-major */
+            for (int ch = 0; ch < channels; ch++)
+                c->crop[k][(size_t)ch * c->vox + v] = buf[v * (size_t)channels + (size_t)ch];
+        c->n++;
+    }
+    snprintf(c->names, sizeof c->names, "%s (%zu map%s, %ld crops)", list, cryo_loader_maps(l),
+             cryo_loader_maps(l) == 1 ? "" : "s", n);
+    cryo_free_big(buf);
+    cryo_loader_free(l);
+}
+
 /* Corpus index of crop k: epoch k / n visits every crop once, in a permutation of (seed, epoch). */
 static size_t corpus_pick(const struct corpus *c, uint64_t seed, uint64_t k)
 {
@@ -745,7 +821,7 @@ struct val_result {
 };
 
 struct run_meta {
-    char cfg[4096], cmdline[2048], inputs[600];
+    char cfg[4096], cmdline[2048], inputs[600], val[600];
     double best_val;
     struct val_result last_val;
 };
@@ -753,13 +829,16 @@ struct run_meta {
 static void build_meta(struct cryo_meta *m, const struct run_cfg *c, const struct run_meta *rm, int64_t step)
 {
     struct cryo_error err = {0};
-    char prov[8192], cl[4200], in[1300];
+    char prov[8192], cl[4200], in[1300], vn[1300];
     json_str(cl, sizeof cl, rm->cmdline);
     json_str(in, sizeof in, rm->inputs);
+    json_str(vn, sizeof vn, rm->val);
     int k = snprintf(prov, sizeof prov,
                      "{\"tool\":\"jepa-train\",\"version\":\"%s\",\"command\":\"%s\",\"inputs\":\"%s\",\"steps\":%" PRId64
                      ",\"mode\":\"%s\",\"ranks\":%d",
                      CRYO_VERSION, cl, in, step, c->finetune ? c->task : c->objective, mpi_size);
+    if (rm->val[0] && k > 0 && (size_t)k < sizeof prov)
+        k += snprintf(prov + k, sizeof prov - (size_t)k, ",\"val\":\"%s\"", vn);
     if (rm->last_val.done && c->finetune && k > 0 && (size_t)k < sizeof prov)
         k += snprintf(prov + k, sizeof prov - (size_t)k, ",\"val_loss\":%.6g,\"val_fsc0143\":%.4g,\"val_cc_mask\":%.4f",
                       rm->last_val.loss, rm->last_val.fsc, rm->last_val.cc);
@@ -1272,7 +1351,15 @@ static int cmd_train(struct run_cfg *c)
         corpus_read(&data, cli.inputs, cli.n_inputs, c->finetune ? 2 : 1, c->apix, q);
     struct validator val = {0};
     const char *valpath = cryo_args_string(cli.args, "val");
-    if (valpath) {
+    if (valpath && is_text_list(valpath)) {
+        long vn = cryo_args_int(cli.args, "val-crops");
+        if (vn < 1 || vn > 100000)
+            cli_usage_error(&tool, "--val-crops must be 1..100000");
+        if (data.d != data.h || data.d != data.w)
+            die("--val %s: held-out maps give cubic crops; the training crops are %dx%dx%d", valpath, data.w, data.h,
+                data.d);
+        corpus_val_maps(&val.set, valpath, pairs != NULL, c->finetune ? 2 : 1, data.d, vn, c->apix);
+    } else if (valpath) {
         corpus_read(&val.set, &valpath, 1, c->finetune ? 2 : 1, c->apix, q);
     }
     char corpus_id[64];
@@ -1283,6 +1370,8 @@ static int cmd_train(struct run_cfg *c)
     rm.best_val = INFINITY;
     config_text(c, corpus_id, rm.cfg, sizeof rm.cfg);
     snprintf(rm.inputs, sizeof rm.inputs, "%s", data.names);
+    if (valpath)
+        snprintf(rm.val, sizeof rm.val, "%s", val.set.names);
     snprintf(rm.cmdline, sizeof rm.cmdline, "%s", cli.history);
 
     char last[4200], logp[4200], best[4200];

@@ -265,7 +265,7 @@ PY
   [ "$(head -c 4 "$TMP/mask.png" | tail -c 3)" = PNG ]
 }
 
-@test "map mode (the loader): random crops of maps, resume after SIGKILL bit-identical; --pairs LIST fine-tuning learns" {
+@test "map mode (the loader): random crops of maps, resume after SIGKILL bit-identical; --pairs LIST fine-tuning learns (--val: fixed crops of a pairs list)" {
   m="$BATS_FILE_TMPDIR/map.mrc"
   args="$NET $PRED --size 16 --steps 40 --batch 2 --save-every 5 --prefetch 4"
   mkdir -p "$TMP/a" "$TMP/b"
@@ -286,7 +286,7 @@ PY
   vol-degrade --lowpass 6 "$m" -o "$TMP/lp.mrc"
   printf '# input target\n%s %s\n' "$TMP/lp.mrc" "$m" > "$TMP/pairs.txt"
   run jepa-train $NET --task superres --from-scratch --alpha 1 --pairs "$TMP/pairs.txt" --size 16 --steps 60 --lr 3e-3 \
-    --val "$BATS_FILE_TMPDIR/val.cvol" --val-every 60 --out "$TMP/ft"
+    --val "$TMP/pairs.txt" --val-crops 4 --val-every 60 --out "$TMP/ft"
   [ "$status" -eq 0 ]
   awk -F'\t' '$6 != "-" && NR > 1 {if (!first) first = $6; last = $6} END {printf "val %.4g -> %.4g\n", first, last; exit !(first > 5 * last)}' "$TMP/ft/log.tsv"
   printf '%s\n' "$TMP/lp.mrc" > "$TMP/bad.txt"
@@ -305,6 +305,12 @@ PY
   [[ "$(meta "$TMP/list/last.safetensors" provenance)" == *"list $TMP/l/corpus.txt (1 map)"* ]]
   run jepa-train $a --out "$TMP/x" --list "$TMP/l/corpus.txt" "$m"
   [ "$status" -eq 2 ] && [[ "$output" == *"--list LIST takes the maps from the list"* ]]
+  # --val LIST: fixed crops of held-out maps (the 1.3 Å copy, resampled by the loader)
+  printf '%s\n' "$BATS_FILE_TMPDIR/map13.mrc" > "$TMP/held.txt"
+  run jepa-train $a --out "$TMP/vl" --list "$TMP/l/corpus.txt" --val "$TMP/held.txt" --val-crops 3
+  [ "$status" -eq 0 ]
+  [ "$(awk -F'\t' '$6 != "-" && NR > 1 {printf "%s ", $1}' "$TMP/vl/log.tsv")" = "0 3 " ]
+  meta "$TMP/vl/last.safetensors" provenance | "$PY" -c 'import json,sys; p=json.load(sys.stdin); assert p["val"].endswith("held.txt (1 map, 3 crops)") and "val_loss" in p, p'
   printf '# nothing\n' > "$TMP/empty.txt"
   run jepa-train $a --out "$TMP/x" --list "$TMP/empty.txt"
   [ "$status" -eq 1 ] && assert_one_error_line && [[ "$output" == *"empty.txt: the list names no path"* ]]
