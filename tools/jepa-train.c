@@ -513,6 +513,13 @@ static void corpus_open_maps(struct corpus *c, const char *const *paths, int np,
     o.cache_dir = cryo_args_string(cli.args, "cache");
     o.prefetch = (int)(prefetch > 0 && prefetch < batch ? batch : prefetch);
     o.seed = cryo_args_int(cli.args, "seed");
+    if (mpi_size > 1) { /* each rank's loader makes (and prefetches) its own crops only */
+        o.shard_ranks = mpi_size;
+        o.shard_rank = mpi_rank;
+        o.shard_block = (int)(batch / mpi_size);
+        if (o.prefetch > 0 && o.prefetch < o.shard_block)
+            o.prefetch = o.shard_block;
+    }
     int rc;
     char **list = NULL;
     size_t nl = 0;
@@ -1277,8 +1284,9 @@ static int trainer_step(struct trainer *t, const struct corpus *data, float *xin
     size_t nv = data->vox;
     long nb = c->batch / mpi_size; /* this rank's crops: k·B + rank·nb … */
     uint64_t k0 = (uint64_t)t->step * (uint64_t)c->batch + (uint64_t)mpi_rank * (uint64_t)nb;
-    if (data->loader) { /* channel fastest */
-        CRYO_TRY(cryo_loader_batch(data->loader, k0, (int)nb, data->lbuf, err));
+    if (data->loader) { /* channel fastest; a sharded loader (MPI) counts this rank's crops only */
+        CRYO_TRY(cryo_loader_batch(data->loader, mpi_size > 1 ? (uint64_t)t->step * (uint64_t)nb : k0, (int)nb,
+                                   data->lbuf, err));
         size_t C = (size_t)data->channels;
         for (size_t i = 0; i < (size_t)nb * nv; i++) {
             xin[i] = data->lbuf[i * C];

@@ -335,7 +335,7 @@ mpirun2() {
     timeout -k 5 120 mpirun "${root[@]}" --oversubscribe --bind-to none -np 2 "$@"
 }
 
-@test "MPI: 2 ranks with global batch B give the weights of 1 process with batch B (pre-training and MSE fine-tuning)" {
+@test "MPI: 2 ranks with global batch B give the weights of 1 process with batch B (pre-training, MSE fine-tuning, map mode)" {
   command -v jepa-train-mpi >/dev/null || skip "jepa-train-mpi not built (make MPI=1; make check builds it when mpicc works: libopenmpi-dev)"
   command -v mpirun >/dev/null || skip "mpirun not installed (Debian's openmpi-bin)"
   a="$NET $PRED --steps 8 --batch 4 --save-every 8"
@@ -347,6 +347,11 @@ mpirun2() {
   run mpirun2 jepa-train-mpi $f --out "$TMP/ftwo" "$BATS_FILE_TMPDIR/pairs.cvol"
   [ "$status" -eq 0 ] && [[ "$output" == *"over 2 MPI ranks"* ]]
   [ "$(meta "$TMP/ftwo/last.safetensors" provenance | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["ranks"])')" = 2 ]
+  # map mode: each rank's loader makes and prefetches its own share of the crops
+  mm="$NET $PRED --size 16 --steps 4 --batch 4 --save-every 4 --prefetch 2"
+  jepa-train $mm --out "$TMP/mone" "$BATS_FILE_TMPDIR/map.mrc" 2>/dev/null
+  run mpirun2 jepa-train-mpi $mm --out "$TMP/mtwo" "$BATS_FILE_TMPDIR/map.mrc"
+  [ "$status" -eq 0 ]
   # without a launcher the MPI build is one plain process (no MPI_Init): the same weights again
   jepa-train-mpi $a --out "$TMP/plain" "$BATS_FILE_TMPDIR/crops.cvol" 2>/dev/null
   same_tensors "$TMP/one/last.safetensors" "$TMP/plain/last.safetensors"
@@ -356,7 +361,7 @@ def load(p):
     b = open(p, 'rb').read(); n = struct.unpack('<Q', b[:8])[0]
     h = json.loads(b[8:8 + n]); h.pop('__metadata__', None); d = b[8 + n:]
     return {k: np.frombuffer(d[v['data_offsets'][0]:v['data_offsets'][1]], np.float32) for k, v in h.items()}
-for one, two in (("one", "two"), ("fone", "ftwo")):
+for one, two in (("one", "two"), ("fone", "ftwo"), ("mone", "mtwo")):
     a, b = load(f"{sys.argv[1]}/{one}/last.safetensors"), load(f"{sys.argv[1]}/{two}/last.safetensors")
     assert a.keys() == b.keys()
     w = [k for k in a if not k.startswith("optim.")]
