@@ -16,8 +16,8 @@ PY=/usr/bin/python3
 REP=${REP:-3}
 ROUNDS=${ROUNDS:-3}
 SIZE=${SIZE:-48}
-[ -x "$bin/jepa-train-mpi" ] || { echo "mpi.sh: $bin/jepa-train-mpi not built (make MPI=1)" >&2; exit 1; }
-command -v mpirun >/dev/null || { echo "mpi.sh: mpirun not installed (openmpi-bin)" >&2; exit 1; }
+[ -x "$bin/jepa-train-mpi" ] || { echo "mpi.sh: skipped: $bin/jepa-train-mpi not built (make MPI=1)"; exit 0; }
+command -v mpirun >/dev/null || { echo "mpi.sh: skipped: mpirun not installed (openmpi-bin)"; exit 0; }
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 export GLIBC_TUNABLES=glibc.malloc.hugetlb=1 OPENBLAS_CORETYPE=SkylakeX
