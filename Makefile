@@ -208,8 +208,7 @@ install: all
 	install -m 644 $(LIB_A) $(DESTDIR)$(PREFIX)/lib
 	install -m 755 $(LIB_SO) $(DESTDIR)$(PREFIX)/lib
 	$(if $(CUDA_SO),install -m 755 $(CUDA_SO) $(DESTDIR)$(PREFIX)/lib)
-	if [ -f $(BIN)/jepa-train-mpi ]; then install -m 755 $(BIN)/jepa-train-mpi $(DESTDIR)$(PREFIX)/bin && \
-	  ln -sf jepa-train.1 $(DESTDIR)$(PREFIX)/share/man/man1/jepa-train-mpi.1; fi
+	if [ -f $(BIN)/jepa-train-mpi ]; then install -m 755 $(BIN)/jepa-train-mpi $(DESTDIR)$(PREFIX)/bin; fi
 	install -m 644 libcore/include/cryolvm.h $(DESTDIR)$(PREFIX)/include
 	install -m 644 libcore/include/cryolvm/*.h $(DESTDIR)$(PREFIX)/include/cryolvm
 	for s in 1 3 5 7; do f=$$(ls man/man$$s/*.$$s 2>/dev/null); [ -z "$$f" ] || install -m 644 $$f $(DESTDIR)$(PREFIX)/share/man/man$$s; done

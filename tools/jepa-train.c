@@ -98,8 +98,14 @@ static const struct cryo_option options[] = {
     {"prefetch", 0, CRYO_OPT_INT, "N", "8", "loader: crops prepared ahead by a background thread", NULL},
     {NULL, 0, CRYO_OPT_END, NULL, NULL, NULL, NULL}};
 
+#ifdef CRYO_HAVE_MPI
+#define TOOL_NAME "jepa-train-mpi" /* the MPI build (make MPI=1) */
+#else
+#define TOOL_NAME "jepa-train"
+#endif
+
 static const struct cryo_tool tool = {
-    "jepa-train",
+    TOOL_NAME,
 #ifdef CRYO_HAVE_MPI
     "pre-train (JEPA, MAE) or fine-tune the CryoLVM SCUNet-3D on crops of density maps (MPI data-parallel build)",
 #else
@@ -1046,7 +1052,7 @@ static int cmd_export(void)
     if (cryo_safetensors_write(o, out, &err) < 0)
         cli_die(&cli, &err);
     if (!cli.quiet)
-        fprintf(stderr, "jepa-train: %s: %zu parameters, %s%s\n", out, np, f16 ? "float16" : "float32",
+        fprintf(stderr, TOOL_NAME ": %s: %zu parameters, %s%s\n", out, np, f16 ? "float16" : "float32",
                 pre ? (*prefix ? ", the EMA target encoder" : ", the context encoder") : "");
     free(h);
     cryo_safetensors_free(o);
@@ -1327,7 +1333,7 @@ static void progress(int64_t step, int64_t total, double elapsed, int64_t done_h
     for (int i = 0; i < width; i++)
         bar[i] = i < fill ? '#' : '.';
     bar[width] = 0;
-    fprintf(stderr, "\rjepa-train: [%s] %" PRId64 "/%" PRId64 " loss %.4g ETA %02d:%02d:%02d", bar, step, total,
+    fprintf(stderr, "\r" TOOL_NAME ": [%s] %" PRId64 "/%" PRId64 " loss %.4g ETA %02d:%02d:%02d", bar, step, total,
             loss, (int)(eta / 3600), (int)fmod(eta / 60, 60), (int)fmod(eta, 60));
     if (step >= total)
         fputc('\n', stderr);
@@ -1423,7 +1429,7 @@ static int cmd_train(struct run_cfg *c)
     struct trainer t;
     trainer_create(&t, c, &data);
     if (mpi_size > 1 && !cli.quiet)
-        fprintf(stderr, "jepa-train: %s: data-parallel over %d MPI ranks, %ld crops per rank and step\n", dir, mpi_size,
+        fprintf(stderr, TOOL_NAME ": %s: data-parallel over %d MPI ranks, %ld crops per rank and step\n", dir, mpi_size,
                 c->batch / mpi_size);
     if (ck) {
         int rc = t.jt ? cryo_jepa_trainer_load(t.jt, ck, &err) : cryo_trainer_load(t.st, ck, &err);
@@ -1483,7 +1489,7 @@ static int cmd_train(struct run_cfg *c)
         if (trainer_step(&t, &data, xin, tgt, &s, &err) < 0) {
             if (err.status != CRYO_E_NUMERIC)
                 cli_die(&cli, &err);
-            fprintf(stderr, "jepa-train: %s: stopped at step %" PRId64 " (%s); the last good checkpoint is kept%s%s\n",
+            fprintf(stderr, TOOL_NAME ": %s: stopped at step %" PRId64 " (%s); the last good checkpoint is kept%s%s\n",
                     dir, t.step + 1, err.msg, file_exists(last) ? ": " : " (none written yet)",
                     file_exists(last) ? last : "");
             failed = 1;
@@ -1561,14 +1567,14 @@ static int cmd_train(struct run_cfg *c)
     if (failed)
         return 1;
     if (stop && mpi_rank == 0) {
-        fprintf(stderr, "jepa-train: %s: stopped by signal %d after step %" PRId64 "; checkpoint %s (--resume continues)\n",
+        fprintf(stderr, TOOL_NAME ": %s: stopped by signal %d after step %" PRId64 "; checkpoint %s (--resume continues)\n",
                 dir, (int)(stop_signal ? stop_signal : SIGTERM), at, last);
         return 1;
     }
     if (stop)
         return 1;
     if (!cli.quiet)
-        fprintf(stderr, "jepa-train: %s: %" PRId64 " steps done\n", dir, at);
+        fprintf(stderr, TOOL_NAME ": %s: %" PRId64 " steps done\n", dir, at);
     return 0;
 }
 
