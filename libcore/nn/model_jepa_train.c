@@ -155,18 +155,17 @@ static void mae_mask(uint8_t *m, size_t per, double ratio, uint64_t seed, uint64
 
 /* Masks per tile (jepa_mask.h, or MAE's), then the masked input (patches of masked tokens
  * zeroed). Returns the number of masked tokens. */
-static int make_mask(struct cryo_jepa_trainer *t, const float *x, size_t *total, struct cryo_error *err)
+static int make_mask(struct cryo_jepa_trainer *t, const float *x, uint64_t seed, uint64_t step, uint64_t first,
+                     size_t *total, struct cryo_error *err)
 {
     const struct cryo_scunet_config *c = cryo_scunet_config(t->enc);
     int p = 1 << c->levels, gd = t->d / p, gh = t->h / p, gw = t->w / p, C = c->in_ch;
     size_t per = (size_t)gd * gh * gw;
     if (t->o.mode == CRYO_JEPA_MAE)
         for (int s = 0; s < t->n; s++)
-            mae_mask(t->mask + (size_t)s * per, per, t->o.mask_ratio, t->o.seed, (uint64_t)t->step,
-                     t->sample_offset + (uint64_t)s);
+            mae_mask(t->mask + (size_t)s * per, per, t->o.mask_ratio, seed, step, first + (uint64_t)s);
     else
-        CRYO_TRY(cryo_jepa_mask_draw(t->mask, NULL, t->n, gd, gh, gw, &t->o.mask, t->o.seed, (uint64_t)t->step,
-                                     t->sample_offset, err));
+        CRYO_TRY(cryo_jepa_mask_draw(t->mask, NULL, t->n, gd, gh, gw, &t->o.mask, seed, step, first, err));
     *total = 0;
     for (size_t k = 0; k < per * (size_t)t->n; k++)
         *total += t->mask[k];
@@ -237,13 +236,17 @@ static void adamw_table(float *param, const float *grad, float *m, float *v,
     }
 }
 
-int cryo_jepa_trainer_step(struct cryo_jepa_trainer *t, const float *input, struct cryo_error *err)
+/* Both branches and the loss on input with the masks of (seed, step, first): train = 1 for a
+ * step (drop-path, collapse statistics, the loss gradient in t->gg), 0 for an evaluation
+ * (deterministic, nothing but scratch touched). *count: the loss's terms. */
+static int forward_loss(struct cryo_jepa_trainer *t, const float *input, uint64_t seed, uint64_t step, uint64_t first,
+                        int train, double *loss_out, size_t *count, struct cryo_error *err)
 {
     struct cryo_nn_ctx *ctx = cryo_scunet_ctx(t->enc);
     size_t nin = cryo_scunet_input_count(t->enc), T = cryo_jepa_tokens(t->pred);
     size_t F = cryo_scunet_output_count(t->enc) / T;
     size_t nmask;
-    CRYO_TRY(make_mask(t, input, &nmask, err));
+    CRYO_TRY(make_mask(t, input, seed, step, first, &nmask, err));
     /* target branch: full input, EMA weights, no gradient */
     CRYO_TRY(cryo_nn_upload(ctx, cryo_scunet_input(t->tenc), input, nin, err));
     CRYO_TRY(cryo_scunet_forward(t->tenc, err));
@@ -257,7 +260,7 @@ int cryo_jepa_trainer_step(struct cryo_jepa_trainer *t, const float *input, stru
     CRYO_TRY(cryo_jepa_forward(t->tpred, err));
     /* collapse statistics on the target encoder's features (not the embeddings, which carry
      * the fixed positional code and so never look collapsed) */
-    {
+    if (train) {
         float *ln = cryo_alloc_big(T * F * sizeof(float), err);
         if (!ln)
             return CRYO_E_NOMEM;
@@ -267,7 +270,7 @@ int cryo_jepa_trainer_step(struct cryo_jepa_trainer *t, const float *input, stru
     }
     /* context branch */
     CRYO_TRY(cryo_nn_upload(ctx, cryo_scunet_input(t->enc), t->xmask, nin, err));
-    cryo_scunet_set_stochastic(t->enc, &t->rng);
+    cryo_scunet_set_stochastic(t->enc, train ? &t->rng : NULL);
     rc = cryo_scunet_forward(t->enc, err);
     cryo_scunet_set_stochastic(t->enc, NULL);
     CRYO_TRY(rc);
@@ -275,8 +278,7 @@ int cryo_jepa_trainer_step(struct cryo_jepa_trainer *t, const float *input, stru
     CRYO_TRY(cryo_jepa_set_mask(t->pred, t->mask, err));
     CRYO_TRY(cryo_jepa_forward(t->pred, err));
     /* loss on the masked tokens (host arithmetic: CPU arenas) */
-    size_t n_ep, n_pp;
-    const struct cryo_nn_param *etab = cryo_scunet_params(t->enc, &n_ep);
+    size_t n_pp;
     const struct cryo_nn_param *ptab = cryo_jepa_params(t->pred, &n_pp);
     int mae = t->o.mode == CRYO_JEPA_MAE;
     size_t E = ptab[1].count /* patch_embed.bias */, V = ptab[n_pp - 1].count /* mae.bias */;
@@ -310,15 +312,40 @@ int cryo_jepa_trainer_step(struct cryo_jepa_trainer *t, const float *input, stru
         r++;
     }
     double loss = 0;
+    float *grad = train ? t->gg : NULL;
     int lrc = mae || t->o.loss == CRYO_JEPA_SQUARED
-                  ? cryo_loss_mse(&loss, t->gg, t->gp, t->gt, nmask * W, err)
-                  : cryo_loss_smooth_l1(&loss, t->gg, t->gp, t->gt, nmask * W, t->o.beta, err);
+                  ? cryo_loss_mse(&loss, grad, t->gp, t->gt, nmask * W, err)
+                  : cryo_loss_smooth_l1(&loss, grad, t->gp, t->gt, nmask * W, t->o.beta, err);
     if (lrc < 0) {
-        if (lrc == CRYO_E_NUMERIC)
+        if (lrc == CRYO_E_NUMERIC && train)
             return cryo_fail(err, CRYO_E_NUMERIC, "jepa step %lld: loss is not finite", (long long)t->step + 1);
+        if (lrc == CRYO_E_NUMERIC)
+            return cryo_fail(err, CRYO_E_NUMERIC, "jepa evaluation: loss is not finite");
         return lrc;
     }
-    r = 0;
+    *loss_out = loss;
+    *count = nmask * W;
+    return CRYO_OK;
+}
+
+int cryo_jepa_trainer_eval(struct cryo_jepa_trainer *t, const float *input, uint64_t mask_seed, uint64_t first,
+                           double *loss, struct cryo_error *err)
+{
+    size_t count;
+    return forward_loss(t, input, mask_seed, 0, first, 0, loss, &count, err);
+}
+
+int cryo_jepa_trainer_step(struct cryo_jepa_trainer *t, const float *input, struct cryo_error *err)
+{
+    size_t count, T = cryo_jepa_tokens(t->pred);
+    double loss;
+    CRYO_TRY(forward_loss(t, input, t->o.seed, (uint64_t)t->step, t->sample_offset, 1, &loss, &count, err));
+    size_t n_ep, n_pp;
+    const struct cryo_nn_param *etab = cryo_scunet_params(t->enc, &n_ep);
+    const struct cryo_nn_param *ptab = cryo_jepa_params(t->pred, &n_pp);
+    int mae = t->o.mode == CRYO_JEPA_MAE;
+    size_t W = mae ? ptab[n_pp - 1].count : ptab[1].count;
+    size_t r = 0;
     for (size_t k = 0; k < T; k++) {
         float *dr = t->dout + k * W;
         if (t->mask[k])
@@ -338,7 +365,7 @@ int cryo_jepa_trainer_step(struct cryo_jepa_trainer *t, const float *input, stru
     if (t->reduce.fn) {
         float *const g2[2] = {ge, gp};
         const size_t n2[2] = {ne, np};
-        CRYO_TRY(t->reduce.fn(t->reduce.user, g2, n2, 2, &t->last_loss, (double)(nmask * W), err));
+        CRYO_TRY(t->reduce.fn(t->reduce.user, g2, n2, 2, &t->last_loss, (double)count, err));
     }
     double n1 = cryo_clip_grad_norm(ge, ne, 0), n2 = cryo_clip_grad_norm(gp, np, 0);
     double gn = sqrt(n1 * n1 + n2 * n2);
