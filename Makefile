@@ -4,6 +4,7 @@
 #   make install PREFIX=/usr/local DESTDIR=
 #   make SAN=address,undefined check     sanitizer build (separate build dir)
 #   make CUDA=1          also build the CUDA backend (needs nvcc, cuBLAS, cuDNN)
+#   make MPI=1           also build bin/jepa-train-mpi (data-parallel jepa-train; needs mpicc)
 #   make bench           benchmarks (bench/README.md); not part of check
 .DEFAULT_GOAL := all
 SHELL := /bin/bash
@@ -101,13 +102,23 @@ $(LIB_SO): $(LIB_OBJ)
 	$(CC) -shared -o $@ $^ $(LDFLAGS_ALL) $(LDLIBS_ALL)
 
 # ---- tools -------------------------------------------------------------------
-# MPI=1: jepa-train built with OpenMPI (data-parallel training under mpirun/srun); optional
-# like CUDA. Switching MPI needs `make clean` (or touch tools/jepa-train.c).
+# MPI=1: also bin/jepa-train-mpi, jepa-train compiled and linked through mpicc with
+# -DCRYO_HAVE_MPI (data-parallel training under mpirun/srun, man jepa-train), against the same
+# libcryolvm.a; bin/jepa-train stays free of MPI. Optional like CUDA: `make check` builds it
+# whenever mpicc can compile an MPI program (Debian: libopenmpi-dev, openmpi-bin), `make
+# install` installs it when it was built. MPICC: the wrapper (OpenMPI's or MPICH's mpicc); it
+# drives $(CC) (OMPI_CC/MPICH_CC).
 MPI ?= 0
-ifeq ($(MPI),1)
-$(BUILD)/tools/jepa-train.o: CPPFLAGS_ALL += -DCRYO_HAVE_MPI $(shell mpicc --showme:compile)
-$(BIN)/jepa-train: LDLIBS_ALL += $(shell mpicc --showme:link)
+MPICC ?= mpicc
+ifeq ($(MPI),auto)
+override MPI := $(shell printf '\043include <mpi.h>\nint main(int c, char **v) { MPI_Init(&c, &v); return MPI_Finalize(); }\n' \
+  | OMPI_CC=$(CC) MPICH_CC=$(CC) $(MPICC) -x c - -o /dev/null >/dev/null 2>&1 && echo 1 || echo 0)
 endif
+ifneq ($(filter-out 0 1,$(MPI)),)
+$(error MPI must be 0, 1 or auto, not '$(MPI)')
+endif
+MPI_CC := OMPI_CC=$(CC) MPICH_CC=$(CC) $(MPICC)
+MPI_BIN := $(if $(filter 1,$(MPI)),$(BIN)/jepa-train-mpi)
 
 TOOL_COMMON_SRC := $(wildcard tools/common/*.c)
 TOOL_COMMON_OBJ := $(TOOL_COMMON_SRC:%.c=$(BUILD)/%.o)
@@ -124,10 +135,17 @@ $(BIN)/vol-stage: $(BUILD)/tools/vol-stage.o $(TOOL_COMMON_OBJ) $(LIB_A)
 	$(CC) -o $@ $< $(TOOL_COMMON_OBJ) -Wl,--export-dynamic -Wl,--whole-archive $(LIB_A) \
 	  -Wl,--no-whole-archive $(LDFLAGS_ALL) $(LDLIBS_ALL)
 
+$(BUILD)/tools/jepa-train-mpi.o: tools/jepa-train.c
+	@mkdir -p $(@D)
+	$(MPI_CC) $(CPPFLAGS_ALL) -DCRYO_HAVE_MPI $(CFLAGS_ALL) -c $< -o $@
+$(BIN)/jepa-train-mpi: $(BUILD)/tools/jepa-train-mpi.o $(TOOL_COMMON_OBJ) $(LIB_A)
+	@mkdir -p $(@D)
+	$(MPI_CC) -o $@ $< $(TOOL_COMMON_OBJ) $(LIB_A) $(LDFLAGS_ALL) $(LDLIBS_ALL)
+
 # lvm-apply's last place to look for weights: PREFIX's share/cryolvm/models (make install).
 $(BUILD)/tools/lvm-apply.o: CPPFLAGS_ALL += -DCRYO_MODELS_DIR='"$(PREFIX)/share/cryolvm/models"'
 
-all: $(TOOL_BINS) $(LIB_A) $(LIB_SO) $(CUDA_SO)
+all: $(TOOL_BINS) $(MPI_BIN) $(LIB_A) $(LIB_SO) $(CUDA_SO)
 
 # ---- tests -------------------------------------------------------------------
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
@@ -158,11 +176,14 @@ NPROC := $(shell nproc 2>/dev/null || echo 2)
 CUDNN_FOUND := $(firstword $(wildcard $(CUDA_HOME)/include/cudnn.h /usr/include/cudnn.h \
   /usr/include/x86_64-linux-gnu/cudnn.h))
 CHECK_CUDA := $(if $(and $(NVCC_FOUND),$(CUDNN_FOUND)),$(if $(filter command line,$(origin CUDA)),$(CUDA),1),0)
+# MPI: auto (decided by the sub-make, after scripts/setup) unless given on the command line;
+# not under SAN (OpenMPI's own allocations would read as leaks).
+CHECK_MPI := $(if $(filter command line,$(origin MPI)),$(MPI),$(if $(SAN),0,auto))
 check:
 	@scripts/setup
 	@$(MAKE) --no-print-directory -j$(NPROC) all $(UNIT_BINS) $(if $(filter 1,$(CHECK_CUDA)),$(BUILD)/tests/gpu/test_gpu) \
-	  CUDA=$(CHECK_CUDA)
-	@$(MAKE) --no-print-directory check-run CUDA=$(CHECK_CUDA)
+	  CUDA=$(CHECK_CUDA) MPI=$(CHECK_MPI)
+	@$(MAKE) --no-print-directory check-run CUDA=$(CHECK_CUDA) MPI=$(CHECK_MPI)
 # With CUDA: the plugin and test_gpu are built and linked, and test_gpu checks its own
 # harness (and the trainers' device path) with a second CPU context in place of the GPU.
 check-run: all unit bats man-lint
@@ -174,6 +195,8 @@ check-run: all unit bats man-lint
 	      || { tail -n 20 $(BUILD)/test_gpu-self.log; echo "gpu: test_gpu harness FAILED"; exit 1; }; \
 	  fi; \
 	else echo "gpu: CUDA backend not built (needs nvcc and cuDNN, or CUDA=0 was given); GPU tests skipped"; fi
+	@if [ "$(MPI)" = 1 ]; then echo "mpi: $(BIN)/jepa-train-mpi built with $(MPICC) (the 2-rank Bats test runs it under mpirun)"; \
+	else echo "mpi: jepa-train-mpi not built (needs mpicc and mpi.h: libopenmpi-dev, or MPI=0 was given); 2-rank test skipped"; fi
 	@scripts/check-summary $(BUILD)
 
 # Every man page lints clean and every tool has one.
@@ -193,6 +216,7 @@ install: all
 	install -m 644 $(LIB_A) $(DESTDIR)$(PREFIX)/lib
 	install -m 755 $(LIB_SO) $(DESTDIR)$(PREFIX)/lib
 	$(if $(CUDA_SO),install -m 755 $(CUDA_SO) $(DESTDIR)$(PREFIX)/lib)
+	if [ -f $(BIN)/jepa-train-mpi ]; then install -m 755 $(BIN)/jepa-train-mpi $(DESTDIR)$(PREFIX)/bin; fi
 	install -m 644 libcore/include/cryolvm.h $(DESTDIR)$(PREFIX)/include
 	install -m 644 libcore/include/cryolvm/*.h $(DESTDIR)$(PREFIX)/include/cryolvm
 	for s in 1 3 5 7; do f=$$(ls man/man$$s/*.$$s 2>/dev/null); [ -z "$$f" ] || install -m 644 $$f $(DESTDIR)$(PREFIX)/share/man/man$$s; done

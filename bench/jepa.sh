@@ -6,8 +6,7 @@
 # input, predictor, Smooth-L1, backward, clipping, AdamW, EMA update. Ours: per-step wall
 # time from jepa-train's log.tsv (steps after the first); PyTorch: tests/ref/torch_scunet.py
 # jepa-bench (the same step, autograd). Best of the repeats, median in parentheses (shared
-# machine). With an MPI build (make MPI=1) and mpirun: also 1 rank x 2 threads against
-# 2 ranks x 1 thread at the same global batch. Prints a Markdown table.
+# machine). Prints a Markdown table. MPI ranks: bench/mpi.sh.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
@@ -44,13 +43,5 @@ echo "| job | cryolvm best (median) | PyTorch best (median) | ratio |"
 echo "|---|---|---|---|"
 printf '| JEPA step, 2 x 48^3, 2 threads | %.3f s (%.3f) | %.3f s (%.3f) | **%.2f** |\n' "$cb" "$cm" "$tb" "$tm" \
   "$(awk -v a="$cb" -v b="$tb" 'BEGIN{print a/b}')"
-if command -v mpirun >/dev/null && "$bin/jepa-train" --help | grep -q "MPI data-parallel"; then
-  mpi="mpirun --oversubscribe -np 2"; [ "$(id -u)" -eq 0 ] && mpi="mpirun --allow-run-as-root --oversubscribe -np 2"
-  $mpi "$bin/jepa-train" -q --steps $((REP + 1)) --batch 2 --threads 1 --save-every 100000 --keep 0 \
-    --out "$tmp/m" "$tmp/crops.cvol"
-  read -r mb mm < <(steps "$tmp/m")
-  printf '| same, 2 MPI ranks x 1 thread (global batch 2) | %.3f s (%.3f) | | %.2f of 1 rank |\n' "$mb" "$mm" \
-    "$(awk -v a="$mb" -v b="$cb" 'BEGIN{print a/b}')"
-fi
 echo
 echo "PyTorch $(sed -nE 's/.*torch=(.*)/\1/p' "$tmp/t.out")"

@@ -59,6 +59,9 @@ static int check_opts(const struct cryo_loader_opts *o, struct cryo_error *err)
         return cryo_fail(err, CRYO_E_INVALID, "voxel size must be 0 (keep) or in (0, 1e6] Å, not %g", o->apix);
     if (o->prefetch < 0 || o->prefetch > 4096)
         return cryo_fail(err, CRYO_E_INVALID, "prefetch must be in 0..4096 crops, not %d", o->prefetch);
+    if (o->shard_ranks > 1 && (o->shard_rank < 0 || o->shard_rank >= o->shard_ranks || o->shard_block < 1))
+        return cryo_fail(err, CRYO_E_INVALID, "shard: rank %d of %d ranks with blocks of %d crops is not valid",
+                         o->shard_rank, o->shard_ranks, o->shard_block);
     return CRYO_OK;
 }
 
@@ -319,6 +322,10 @@ static int64_t pick_map(const struct cryo_loader *l, double u)
 
 int loader_make_crop(struct cryo_loader *l, uint64_t k, float *out, struct cryo_error *err)
 {
+    if (l->o.shard_ranks > 1) { /* this rank's crop k: the global crop (loader.h) */
+        uint64_t b = (uint64_t)l->o.shard_block;
+        k = k / b * (uint64_t)l->o.shard_ranks * b + (uint64_t)l->o.shard_rank * b + k % b;
+    }
     const int s = l->o.size, C = l->o.channels;
     const size_t nvox = (size_t)s * s * s;
     /* Rows buffer: a slab of at most s rows of nx <= 4 s voxels (read_channel). */

@@ -82,6 +82,14 @@ int cryo_molmap_render(struct cryo_volume *v, const struct cryo_model *m,
     const double sigma0 = o->sigma_factor * o->resolution;
     const double norm = pow(2 * M_PI, -1.5);
     const int64_t nn[3] = {nx, ny, nz};
+    size_t known = 0;
+    for (size_t i = 0; i < m->n; i++)
+        known += m->atoms[i].z > 0;
+    if (m->n > 0 && known == 0) {
+        free(jobs);
+        return cryo_fail(err, CRYO_E_FORMAT, "none of the %zu atoms has a known element "
+                         "(element columns 77-78 or the atom name): the map would be empty", m->n);
+    }
     size_t njobs = 0;
     int maxw = 1;
     for (size_t i = 0; i < m->n; i++) {

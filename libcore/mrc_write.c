@@ -125,6 +125,18 @@ static int name_is_stack(const char *name)
     return 0;
 }
 
+/* MZ for a stack kept from its source. Many files say ISPG 0 (image stack) yet sample z like
+ * a volume (MZ = NZ): such a file is written back as it was read (ISPG 0, MZ = NZ, the same
+ * cell), so every reader sees the same grid in the copy as in the original. */
+static int32_t source_mz_of_stack(const struct cryo_meta *meta, int64_t nz)
+{
+    const char *sampling = cryo_meta_get(meta, "mrc.sampling");
+    int mx, my, mz;
+    if (sampling && sscanf(sampling, "%d,%d,%d", &mx, &my, &mz) == 3 && mz == nz)
+        return mz;
+    return 1;
+}
+
 static int host_big_endian(void)
 {
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
@@ -307,6 +319,7 @@ int cryo_mrc_write_u8(FILE *f, const struct cryo_volume *v, const char *name, en
     const char *ispg_meta = cryo_meta_get(&v->meta, "mrc.ispg");
     int stack = v->nz > 1 && ((ispg_meta && strcmp(ispg_meta, "0") == 0) || name_is_stack(name));
     int32_t ispg = (v->nz == 1 || stack) ? 0 : 1;
+    int32_t stack_mz = stack && !name_is_stack(name) ? source_mz_of_stack(&v->meta, v->nz) : 1;
 
     struct mrc_stats st;
     compute_stats(v, count, &st);
@@ -314,7 +327,7 @@ int cryo_mrc_write_u8(FILE *f, const struct cryo_volume *v, const char *name, en
     unsigned char h[MRC_HEADER_BYTES];
     memset(h, 0, sizeof h);
     for (int i = 0; i < 3; i++) {
-        int32_t m = (i == 2 && stack) ? 1 : (int32_t)dims[i];
+        int32_t m = (i == 2 && stack) ? stack_mz : (int32_t)dims[i];
         put_i32(h + 4 * i, (int32_t)dims[i]);
         put_i32(h + 28 + 4 * i, m);
         put_f32(h + 40 + 4 * i, (float)(v->apix[i] * m));

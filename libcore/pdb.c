@@ -191,7 +191,9 @@ int pdb_parse_lines(struct cryo_model *m, struct pdb_parse *ps, const char *text
         a.icode = n >= 27 ? line[26] : ' ';
         a.het = het;
         field(line, n, 77, 78, buf, sizeof buf);
-        if (buf[0]) {
+        /* Columns 77-78 hold other text in some files (EMBOSS's test entries put a line number
+         * there): only a known element symbol counts, else the name decides, as in gemmi. */
+        if (buf[0] && cryo_element_z(buf) > 0) {
             for (char *c = buf; *c; c++)
                 *c = (char)toupper((unsigned char)*c);
             memcpy(a.element, buf, 3); /* field() of 2 columns: at most 2 chars + NUL */

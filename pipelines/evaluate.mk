@@ -62,6 +62,11 @@ PLOTS := $(foreach n,$(NAMES),$(foreach m,$(METHODS),$(OUT)/$(n)/$(m)-fsc.png))
 all: $(OUT)/table.tsv $(OUT)/table.md $(PLOTS)
 	@echo "evaluate.mk: $(OUT)/table.md ($(words $(NAMES)) maps x $(words $(METHODS)) methods)"
 
+# relion_postprocess writes its map with origin 0 and NXSTART 0: copy those header words
+# (MRC2014 bytes 16-27, NXSTART..NZSTART, and 196-207, ORIGIN) from input.mrc, whose grid
+# it shares (both written with axis order 1,2,3), or the map leaves the model's frame
+keep_origin = dd if=$(1) of=$(2) bs=4 skip=4 seek=4 count=3 conv=notrunc status=none && \
+  dd if=$(1) of=$(2) bs=4 skip=49 seek=49 count=3 conv=notrunc status=none
 # $(1) the LIST line, $(2) the name
 define map_rules
 $(OUT)/$(2)/input.mrc: $(call path,$(call field,$(1),1))
@@ -74,6 +79,7 @@ $(OUT)/$(2)/bfac-%.mrc: $(OUT)/$(2)/input.mrc
 	cd $$@.d && { $(RELION) --i ../input.mrc --i2 ../input.mrc --adhoc_bfac -$$* --skip_fsc_weighting \
 	  --low_pass $(call field,$(1),3) --o pp > log.txt 2>&1 || true; }
 	test -s $$@.d/pp.mrc || { echo "evaluate.mk: $(RELION) made no map for $$@ (see $$@.d/log.txt)" >&2; false; }
+	$(call keep_origin,$$<,$$@.d/pp.mrc)
 	mv $$@.d/pp.mrc $$@ && rm -rf $$@.d
 $(OUT)/$(2)/lvm.mrc: $(OUT)/$(2)/input.mrc $(WEIGHTS)
 	$(BIN)/lvm-apply $(Q) --task $(TASK) $(if $(WEIGHTS),--model $(WEIGHTS)) --tile $(TILE) --threads $(THREADS) \

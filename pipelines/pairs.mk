@@ -14,9 +14,13 @@
 #   OUT/wedge/NAME.cvol         task 3, missing wedge: the clean map with a +-WEDGE degree
 #                               missing wedge (tilt axis y) and noise -> the full map;
 # each a stream of PATCHES random SIZE^3 crops (vol-patch --random), two channels per
-# frame (0 = input, 1 = target; vol-degrade --pair). With MAPS=DIR, every experimental map
-# there (*.mrc *.map *.ccp4, optionally .gz) also gives a wedge pair OUT/wedge/map-NAME.cvol
-# (resampled to 1 Å, normalised, wedge-degraded).
+# frame (0 = input, 1 = target; vol-degrade --pair). The whole degraded map is normalised
+# again (mrc-normalize on the pair, before cropping), so the input channel is exactly what
+# lvm-apply feeds the network for a user's map (its 0.01/0.99 quantiles clipped to [0,1]);
+# the target channel is already normalised and stays so (the second affine map is the
+# identity up to ~1e-5, from the interpolated quantiles of a clipped map).
+# With MAPS=DIR, every experimental map there (*.mrc *.map *.ccp4, optionally .gz) also gives a wedge pair OUT/wedge/map-NAME.cvol
+# (resampled to 1 Å, normalised, wedge-degraded, normalised again).
 # Crops are redrawn until at least MIN_FRACTION (0.05) of the target's voxels exceed
 # MIN_DENSITY (0.2 of the normalised range), so few are empty solvent (MIN_DENSITY= turns
 # this off). Maps of models are boxed with PAD Å (default 12) around the atoms; a box smaller than SIZE
@@ -78,6 +82,9 @@ seed = $(shell echo $$(( $(SEED) + $$(printf '%s' '$(1)' | cksum | cut -d' ' -f1
 LOCAL_HI ?= $(shell echo "2 * $(RES)" | bc -l | sed -e 's/\.0*$$//')
 patch = $(BIN)/vol-patch $(Q) --random $(PATCHES) --size $(SIZE) --seed $(call seed,$(1)) \
   $(if $(MIN_DENSITY),--min-density $(MIN_DENSITY) --min-fraction $(MIN_FRACTION))
+# the degraded whole map normalised as lvm-apply normalises its input (both channels: the
+# input's quantiles clipped to [0,1]; the already normalised target is unchanged up to ~1e-5)
+renorm = $(BIN)/mrc-normalize $(Q)
 # a recipe writes $@.tmp and renames it; a failed one removes it, so no partial pair is left
 define model_rules
 $(OUT)/clean/$(2).cvol: $(1)
@@ -91,15 +98,15 @@ $(OUT)/hires/$(2).cvol: $(1)
 $(OUT)/sharpen/$(2).cvol: $(OUT)/clean/$(2).cvol
 	@mkdir -p $$(@D)
 	$(BIN)/vol-degrade $(Q) --seed $(call seed,$(2)) --local-res $(RES),$(LOCAL_HI) \
-	  --bfactor $(BFACTOR) --snr $(SNR) --noise-shape shell --pair $$< | $(call patch,$(2)) > $$@.tmp || { rm -f $$@.tmp; false; }; mv $$@.tmp $$@
+	  --bfactor $(BFACTOR) --snr $(SNR) --noise-shape shell --pair $$< | $(renorm) | $(call patch,$(2)) > $$@.tmp || { rm -f $$@.tmp; false; }; mv $$@.tmp $$@
 $(OUT)/superres/$(2).cvol: $(OUT)/hires/$(2).cvol
 	@mkdir -p $$(@D)
 	$(BIN)/vol-degrade $(Q) --seed $(call seed,$(2)) --lowpass $(LORES) --bin $(BINF) --snr $(SNR) --pair $$< \
-	  | $(call patch,$(2)) > $$@.tmp || { rm -f $$@.tmp; false; }; mv $$@.tmp $$@
+	  | $(renorm) | $(call patch,$(2)) > $$@.tmp || { rm -f $$@.tmp; false; }; mv $$@.tmp $$@
 $(OUT)/wedge/$(2).cvol: $(OUT)/clean/$(2).cvol
 	@mkdir -p $$(@D)
 	$(BIN)/vol-degrade $(Q) --seed $(call seed,$(2)) --wedge $(WEDGE) --snr $(SNR) --pair $$< \
-	  | $(call patch,$(2)) > $$@.tmp || { rm -f $$@.tmp; false; }; mv $$@.tmp $$@
+	  | $(renorm) | $(call patch,$(2)) > $$@.tmp || { rm -f $$@.tmp; false; }; mv $$@.tmp $$@
 endef
 
 define map_rules
@@ -107,7 +114,7 @@ $(OUT)/wedge/map-$(2).cvol: $(1)
 	@mkdir -p $$(@D)
 	$(BIN)/mrc-resample $(Q) --apix 1.0 $$< | $(BIN)/mrc-normalize $(Q) \
 	  | $(BIN)/vol-degrade $(Q) --seed $(call seed,map-$(2)) --wedge $(WEDGE) --snr $(SNR) --pair \
-	  | $(call patch,map-$(2)) > $$@.tmp || { rm -f $$@.tmp; false; }; mv $$@.tmp $$@
+	  | $(renorm) | $(call patch,map-$(2)) > $$@.tmp || { rm -f $$@.tmp; false; }; mv $$@.tmp $$@
 endef
 
 $(foreach f,$(MODEL_FILES),$(eval $(call model_rules,$(f),$(call name,$(f)))))

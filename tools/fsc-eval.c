@@ -30,6 +30,8 @@ static const struct cryo_option options[] = {
     {"json", 'j', CRYO_OPT_FLAG, NULL, NULL, "Print one JSON object (resolutions and curves) instead of the summary", NULL},
     {"plot", 'p', CRYO_OPT_STRING, "FILE", NULL, "Draw the curve(s) with thresholds marked, to FILE.png or FILE.svg", NULL},
     {"title", 0, CRYO_OPT_STRING, "TEXT", NULL, "Title of the plot", NULL},
+    {"plot-with", 0, CRYO_OPT_STRING, "MAP3", NULL,
+     "With --plot: also draw the FSC of MAP3 against MAP2 (e.g. MAP1 before processing); each curve labelled with its map and its FSC = 0.143 resolution", NULL},
     {"model", 0, CRYO_OPT_STRING, "MODEL", NULL, "Map-versus-model metrics against this PDB/mmCIF model (one map input; needs --res)", NULL},
     {"res", 0, CRYO_OPT_DOUBLE, "Å", NULL, "With --model: resolution of the model map, Å", NULL},
     {"mask-radius", 0, CRYO_OPT_DOUBLE, "Å", NULL, "With --model: CC_mask radius around atoms (default: phenix's automatic radius from res and mean B)", NULL},
@@ -119,12 +121,38 @@ static void tsv_rows(FILE *f, const void *ctx)
     }
 }
 
+static const char *base_name(const char *path)
+{
+    const char *b = strrchr(path, '/');
+    return b ? b + 1 : path;
+}
+
+/* "NAME (0.143: 3.21 Å)" or "NAME (0.143 not reached)" for a compared curve's legend */
+static void curve_label(char *b, size_t n, const char *path, const struct cryo_fsc *c)
+{
+    struct cryo_fsc_res r;
+    cryo_fsc_resolution(c->s, c->fsc_true ? c->fsc_true : c->fsc, c->nshell, 0.143, &r);
+    if (r.reached)
+        snprintf(b, n, "%s (FSC = 0.143 at %.2f Å)", base_name(path), r.interp);
+    else
+        snprintf(b, n, "%s (FSC = 0.143 not reached)", base_name(path));
+}
+
+/* c2 (may be NULL): the FSC of --plot-with's map against MAP2; then each map is one curve
+ * (the corrected one with --mask) named after its file, and the reference lines mark MAP1's */
 static void do_plot(const char *path, const struct cryo_fsc *c, const double *thr, int nthr,
-                    const struct cryo_fsc_res *res, const char *title)
+                    const struct cryo_fsc_res *res, const char *title, const struct cryo_fsc *c2,
+                    const char *name1, const char *name2)
 {
     struct plot_series ser[4];
+    char lab1[256], lab2[256];
     size_t ns = 0;
-    if (c->fsc_true) {
+    if (c2) {
+        curve_label(lab1, sizeof lab1, name1, c);
+        curve_label(lab2, sizeof lab2, name2, c2);
+        ser[ns++] = (struct plot_series){lab1, c->s, c->fsc_true ? c->fsc_true : c->fsc, c->nshell, {0.12, 0.35, 0.85}, 2.2, 0};
+        ser[ns++] = (struct plot_series){lab2, c2->s, c2->fsc_true ? c2->fsc_true : c2->fsc, c2->nshell, {0.85, 0.35, 0.1}, 1.8, 1};
+    } else if (c->fsc_true) {
         ser[ns++] = (struct plot_series){"corrected (masked, phase-randomised)", c->s, c->fsc_true, c->nshell, {0, 0, 0}, 2.2, 0};
         ser[ns++] = (struct plot_series){"masked", c->s, c->fsc_masked, c->nshell, {0.12, 0.35, 0.85}, 1.4, 0};
         ser[ns++] = (struct plot_series){"unmasked", c->s, c->fsc, c->nshell, {0.1, 0.6, 0.2}, 1.4, 0};
@@ -214,6 +242,8 @@ int main(int argc, char **argv)
     if (cryo_args_has(cli.args, "model")) {
         if (cli.n_inputs != 1)
             cli_usage_error(&tool, "--model compares one map with a model: give exactly one map");
+        if (cryo_args_has(cli.args, "plot-with"))
+            cli_usage_error(&tool, "--plot-with applies to two maps with --plot, not to --model");
         struct cryo_volume map;
         cryo_volume_init(&map);
         read_map(&map, cli.inputs[0], &cli);
@@ -253,11 +283,15 @@ int main(int argc, char **argv)
         if (n < 4 || (strcasecmp(plot + n - 4, ".png") != 0 && strcasecmp(plot + n - 4, ".svg") != 0))
             cli_usage_error(&tool, "--plot: '%s' must end in .png or .svg", plot);
     }
+    const char *with_path = cryo_args_has(cli.args, "plot-with") ? cryo_args_string(cli.args, "plot-with") : NULL;
+    if (with_path && !plot)
+        cli_usage_error(&tool, "--plot-with needs --plot FILE");
 
-    struct cryo_volume a, b, m;
+    struct cryo_volume a, b, m, w;
     cryo_volume_init(&a);
     cryo_volume_init(&b);
     cryo_volume_init(&m);
+    cryo_volume_init(&w);
     read_map(&a, cli.inputs[0], &cli);
     read_map(&b, cli.inputs[1], &cli);
     if (a.nx != b.nx || a.ny != b.ny || a.nz != b.nz) {
@@ -272,6 +306,21 @@ int main(int argc, char **argv)
                     a.apix[d], cli.inputs[1], b.apix[d], "xyz"[d]);
             exit(1); /* exit, not return: what main holds stays reachable for leak checkers */
         }
+    if (with_path) {
+        read_map(&w, with_path, &cli);
+        if (w.nx != b.nx || w.ny != b.ny || w.nz != b.nz) {
+            fprintf(stderr, "%s: %s (--plot-with) is %lldx%lldx%lld but %s is %lldx%lldx%lld: resample it onto that grid first\n",
+                    tool.name, with_path, (long long)w.nx, (long long)w.ny, (long long)w.nz, cli.inputs[1],
+                    (long long)b.nx, (long long)b.ny, (long long)b.nz);
+            exit(1); /* exit, not return: what main holds stays reachable for leak checkers */
+        }
+        for (int d = 0; d < 3; d++)
+            if (fabs(w.apix[d] - b.apix[d]) > 1e-3 * b.apix[d]) {
+                fprintf(stderr, "%s: %s (--plot-with) has voxel size %g Å but %s has %g Å (axis %c)\n", tool.name,
+                        with_path, w.apix[d], cli.inputs[1], b.apix[d], "xyz"[d]);
+                exit(1); /* exit, not return: what main holds stays reachable for leak checkers */
+            }
+    }
     const char *mask_path = NULL;
     if (cryo_args_has(cli.args, "mask")) {
         mask_path = cryo_args_string(cli.args, "mask");
@@ -297,6 +346,12 @@ int main(int argc, char **argv)
     struct cryo_fsc c;
     if (cryo_fsc_compute(&c, &a, &b, &o, &err) < 0) {
         cryo_error_prefix(&err, mask_path ? mask_path : cli.inputs[0]);
+        cli_die(&cli, &err);
+    }
+    struct cryo_fsc c2;
+    memset(&c2, 0, sizeof c2);
+    if (with_path && cryo_fsc_compute(&c2, &w, &b, &o, &err) < 0) {
+        cryo_error_prefix(&err, with_path);
         cli_die(&cli, &err);
     }
     const double *head = c.fsc_true ? c.fsc_true : c.fsc;
@@ -325,7 +380,8 @@ int main(int argc, char **argv)
         }
     }
     if (plot)
-        do_plot(plot, &c, thr, nthr, res, cryo_args_has(cli.args, "title") ? cryo_args_string(cli.args, "title") : NULL);
+        do_plot(plot, &c, thr, nthr, res, cryo_args_has(cli.args, "title") ? cryo_args_string(cli.args, "title") : NULL,
+                with_path ? &c2 : NULL, cli.inputs[0], with_path);
 
     if (json) {
         json_t *o_ = json_object();
@@ -386,6 +442,9 @@ int main(int argc, char **argv)
         exit(1); /* exit, not return: what main holds stays reachable for leak checkers */
     }
     cryo_fsc_free(&c);
+    if (with_path)
+        cryo_fsc_free(&c2);
+    cryo_volume_free(&w);
     cryo_volume_free(&a);
     cryo_volume_free(&b);
     cryo_volume_free(&m);

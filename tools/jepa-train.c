@@ -79,7 +79,8 @@ static const struct cryo_option options[] = {
     {"freeze-encoder", 0, CRYO_OPT_INT, "N", "0", "fine-tuning: keep the encoder fixed for the first N steps", NULL},
     {"alpha", 0, CRYO_OPT_DOUBLE, "X", "0.5", "fine-tuning loss alpha*MSE + (1-alpha)*HistKL (1 = MSE only)", NULL},
     {"bins", 0, CRYO_OPT_INT, "N", "100", "HistKL bins over [0,1] (kernel width one bin, as hist-compare)", NULL},
-    {"val", 0, CRYO_OPT_STRING, "FILE", NULL, "fine-tuning: validation pairs (2-channel frames)", NULL},
+    {"val", 0, CRYO_OPT_STRING, "FILE", NULL, "held-out crops (fine-tuning: 2-channel pairs), or a text list of held-out maps (pairs with --pairs)", NULL},
+    {"val-crops", 0, CRYO_OPT_INT, "N", "16", "--val LIST: fixed crops drawn from the held-out maps", NULL},
     {"val-every", 0, CRYO_OPT_INT, "N", "0", "validate every N steps (default: --save-every) and at the end", NULL},
     {"apix", 0, CRYO_OPT_DOUBLE, "A", "1.0", "voxel size the crops must have (Å); 0 = any", NULL},
     {"save-every", 0, CRYO_OPT_INT, "N", "100", "checkpoint every N steps", NULL},
@@ -88,6 +89,7 @@ static const struct cryo_option options[] = {
     {"export-dtype", 0, CRYO_OPT_CHOICE, "T", "f32", "export: weight precision", "f32|f16"},
     {"show-mask", 0, CRYO_OPT_STRING, "FILE.png", NULL, "draw one mask of these options as slices and exit", NULL},
     {"size", 0, CRYO_OPT_INT, "N", NULL, "inputs are maps: random crops of N^3 voxels from them (the loader); --show-mask: crop edge (48)", NULL},
+    {"list", 0, CRYO_OPT_STRING, "LIST", NULL, "the maps: a file of map paths, one per line, '#' comments (the loader)", NULL},
     {"pairs", 0, CRYO_OPT_STRING, "LIST", NULL, "fine-tuning: file of \"input target\" map paths, one pair per line (the loader)", NULL},
     {"cache", 0, CRYO_OPT_STRING, "DIR", NULL, "loader: keep prepared maps here across runs (default: a private temporary folder)", NULL},
     {"min-density", 0, CRYO_OPT_DOUBLE, "X", "0", "loader: redraw crops whose mean density is below X", NULL},
@@ -96,8 +98,14 @@ static const struct cryo_option options[] = {
     {"prefetch", 0, CRYO_OPT_INT, "N", "8", "loader: crops prepared ahead by a background thread", NULL},
     {NULL, 0, CRYO_OPT_END, NULL, NULL, NULL, NULL}};
 
+#ifdef CRYO_HAVE_MPI
+#define TOOL_NAME "jepa-train-mpi" /* the MPI build (make MPI=1) */
+#else
+#define TOOL_NAME "jepa-train"
+#endif
+
 static const struct cryo_tool tool = {
-    "jepa-train",
+    TOOL_NAME,
 #ifdef CRYO_HAVE_MPI
     "pre-train (JEPA, MAE) or fine-tune the CryoLVM SCUNet-3D on crops of density maps (MPI data-parallel build)",
 #else
@@ -375,8 +383,8 @@ static void read_config(struct run_cfg *c)
         cli_usage_error(&tool, "fine-tuning (--task) needs --init PRETRAINED or --from-scratch");
     if (c->finetune && c->init && c->from_scratch)
         cli_usage_error(&tool, "--init and --from-scratch exclude each other");
-    if (!c->finetune && (c->init || c->from_scratch || cryo_args_string(a, "val")))
-        cli_usage_error(&tool, "--init, --from-scratch and --val are for fine-tuning (--task)");
+    if (!c->finetune && (c->init || c->from_scratch))
+        cli_usage_error(&tool, "--init and --from-scratch are for fine-tuning (--task)");
 }
 
 /* Everything that decides the numbers, as "key=value;..." (the resume check compares it). */
@@ -538,8 +546,8 @@ static void read_pairs(const char *list, char ***paths, size_t *n)
 }
 
 /* Map mode: the loader over map files (or --pairs LIST), crops of size³. */
-static void corpus_open_maps(struct corpus *c, const char *const *paths, int np, const char *pairs, int channels,
-                             long size, long batch, double apix, int q)
+static void corpus_open_maps(struct corpus *c, const char *const *paths, int np, const char *pairs,
+                             const char *maplist, int channels, long size, long batch, double apix, int q)
 {
     struct cryo_error err = {0};
     struct cryo_loader_opts o;
@@ -560,16 +568,29 @@ static void corpus_open_maps(struct corpus *c, const char *const *paths, int np,
     o.cache_dir = cryo_args_string(cli.args, "cache");
     o.prefetch = (int)(prefetch > 0 && prefetch < batch ? batch : prefetch);
     o.seed = cryo_args_int(cli.args, "seed");
+    if (mpi_size > 1) { /* each rank's loader makes (and prefetches) its own crops only */
+        o.shard_ranks = mpi_size;
+        o.shard_rank = mpi_rank;
+        o.shard_block = (int)(batch / mpi_size);
+        if (o.prefetch > 0 && o.prefetch < o.shard_block)
+            o.prefetch = o.shard_block;
+    }
     int rc;
     char **list = NULL;
     size_t nl = 0;
+    if ((pairs || maplist) && (np != 1 || strcmp(paths[0], "-") != 0))
+        cli_usage_error(&tool, "--%s LIST takes the maps from the list, not from arguments", pairs ? "pairs" : "list");
+    if (pairs && maplist)
+        cli_usage_error(&tool, "--pairs and --list exclude each other");
     if (pairs) {
         if (channels != 2)
             cli_usage_error(&tool, "--pairs is for fine-tuning (--task)");
-        if (np != 1 || strcmp(paths[0], "-") != 0)
-            cli_usage_error(&tool, "--pairs LIST takes the maps from the list, not from arguments");
         read_pairs(pairs, &list, &nl);
         rc = cryo_loader_open_pairs(&c->loader, (const char *const *)list, nl / 2, &o, &err);
+    } else if (maplist) {
+        if (cryo_loader_read_list(maplist, &list, &nl, &err) < 0)
+            cli_die(&cli, &err);
+        rc = cryo_loader_open(&c->loader, (const char *const *)list, nl, &o, &err);
     } else {
         for (int i = 0; i < np; i++)
             if (strcmp(paths[i], "-") == 0)
@@ -595,8 +616,8 @@ static void corpus_open_maps(struct corpus *c, const char *const *paths, int np,
     snprintf(opt, sizeof opt, "|%d|%.17g|%d|%d|%.17g|%d", o.size, o.min_density, o.rotate, o.flip, o.apix, o.normalize);
     for (const char *p = opt; *p; p++)
         c->hash = (c->hash ^ (unsigned char)*p) * 0x100000001b3ULL;
-    snprintf(c->names, sizeof c->names, "%s%s (%zu map%s)", pairs ? "pairs " : "", pairs ? pairs : paths[0], c->n,
-             c->n == 1 ? "" : "s");
+    snprintf(c->names, sizeof c->names, "%s%s (%zu map%s)", pairs ? "pairs " : maplist ? "list " : "",
+             pairs ? pairs : maplist ? maplist : paths[0], c->n, c->n == 1 ? "" : "s");
     for (size_t i = 0; i < nl; i++)
         free(list[i]);
     free(list);
@@ -666,6 +687,81 @@ static void corpus_read(struct corpus *c, const char *const *paths, int np, int 
     }
     if (c->n == 0)
         die("%s: empty corpus: no crops to train on", c->names[0] ? c->names : "stdin");
+}
+
+/* A text file (a list of paths), not a volume: no control bytes but tab, CR and LF in its
+ * first 4 KiB (MRC headers hold NULs, gzip and CVOL streams start with binary magic). */
+static int is_text_list(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return 0;
+    unsigned char b[4096];
+    size_t n = fread(b, 1, sizeof b, f);
+    fclose(f);
+    if (n == 0)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (b[i] < 0x20 && b[i] != '\t' && b[i] != '\n' && b[i] != '\r')
+            return 0;
+    return 1;
+}
+
+/* --val LIST: n fixed crops of size³ drawn once by the loader from held-out maps (or pairs,
+ * "input target" lines, with --pairs), with the training's preparation, cache and density
+ * rule, no rotation, from a seed of their own; held in memory as the stdin corpus. */
+static void corpus_val_maps(struct corpus *c, const char *list, int pairs, int channels, long size, long n,
+                            double apix)
+{
+    struct cryo_error err = {0};
+    struct cryo_loader_opts o;
+    memset(c, 0, sizeof *c);
+    cryo_loader_opts_default(&o);
+    o.size = (int)size;
+    o.channels = channels;
+    o.min_density = cryo_args_double(cli.args, "min-density");
+    o.rotate = 0;
+    o.apix = apix;
+    o.cache_dir = cryo_args_string(cli.args, "cache");
+    o.prefetch = 0;
+    o.seed = mix64((uint64_t)cryo_args_int(cli.args, "seed") ^ 0x76616C6964617465ULL);
+    char **paths = NULL;
+    size_t np = 0;
+    struct cryo_loader *l = NULL;
+    int rc;
+    if (pairs) {
+        read_pairs(list, &paths, &np);
+        rc = cryo_loader_open_pairs(&l, (const char *const *)paths, np / 2, &o, &err);
+    } else {
+        if (cryo_loader_read_list(list, &paths, &np, &err) < 0)
+            cli_die(&cli, &err);
+        rc = cryo_loader_open(&l, (const char *const *)paths, np, &o, &err);
+    }
+    cryo_loader_free_list(paths, np);
+    if (rc < 0)
+        cli_die(&cli, &err);
+    c->channels = channels;
+    c->d = c->h = c->w = (int)size;
+    c->vox = (size_t)size * (size_t)size * (size_t)size;
+    if (!(c->crop = calloc((size_t)n, sizeof *c->crop)))
+        die("out of memory");
+    float *buf = cryo_alloc_big(c->vox * (size_t)channels * sizeof(float), &err);
+    if (!buf)
+        cli_die(&cli, &err);
+    for (long k = 0; k < n; k++) {
+        if (cryo_loader_get(l, (uint64_t)k, buf, &err) < 0)
+            cli_die(&cli, &err);
+        if (!(c->crop[k] = malloc(c->vox * (size_t)channels * sizeof(float))))
+            die("out of memory (validation crops)");
+        for (size_t v = 0; v < c->vox; v++) /* NDHWC -> channel-major */
+            for (int ch = 0; ch < channels; ch++)
+                c->crop[k][(size_t)ch * c->vox + v] = buf[v * (size_t)channels + (size_t)ch];
+        c->n++;
+    }
+    snprintf(c->names, sizeof c->names, "%s (%zu map%s, %ld crops)", list, cryo_loader_maps(l),
+             cryo_loader_maps(l) == 1 ? "" : "s", n);
+    cryo_free_big(buf);
+    cryo_loader_free(l);
 }
 
 /* Corpus index of crop k: epoch k / n visits every crop once, in a permutation of (seed, epoch). */
@@ -787,7 +883,7 @@ struct val_result {
 };
 
 struct run_meta {
-    char cfg[4096], cmdline[2048], inputs[600];
+    char cfg[4096], cmdline[2048], inputs[600], val[600];
     double best_val;
     struct val_result last_val;
 };
@@ -797,16 +893,21 @@ static char device_name[160]; /* cryo_nn_ctx_name of the training context */
 static void build_meta(struct cryo_meta *m, const struct run_cfg *c, const struct run_meta *rm, int64_t step)
 {
     struct cryo_error err = {0};
-    char prov[8192], cl[4200], in[1300];
+    char prov[8192], cl[4200], in[1300], vn[1300];
     json_str(cl, sizeof cl, rm->cmdline);
     json_str(in, sizeof in, rm->inputs);
+    json_str(vn, sizeof vn, rm->val);
     int k = snprintf(prov, sizeof prov,
                      "{\"tool\":\"jepa-train\",\"version\":\"%s\",\"command\":\"%s\",\"inputs\":\"%s\",\"steps\":%" PRId64
-                     ",\"mode\":\"%s\"",
-                     CRYO_VERSION, cl, in, step, c->finetune ? c->task : c->objective);
-    if (rm->last_val.done && k > 0 && (size_t)k < sizeof prov)
+                     ",\"mode\":\"%s\",\"ranks\":%d",
+                     CRYO_VERSION, cl, in, step, c->finetune ? c->task : c->objective, mpi_size);
+    if (rm->val[0] && k > 0 && (size_t)k < sizeof prov)
+        k += snprintf(prov + k, sizeof prov - (size_t)k, ",\"val\":\"%s\"", vn);
+    if (rm->last_val.done && c->finetune && k > 0 && (size_t)k < sizeof prov)
         k += snprintf(prov + k, sizeof prov - (size_t)k, ",\"val_loss\":%.6g,\"val_fsc0143\":%.4g,\"val_cc_mask\":%.4f",
                       rm->last_val.loss, rm->last_val.fsc, rm->last_val.cc);
+    else if (rm->last_val.done && k > 0 && (size_t)k < sizeof prov)
+        k += snprintf(prov + k, sizeof prov - (size_t)k, ",\"val_loss\":%.6g", rm->last_val.loss);
     if (k > 0 && (size_t)k < sizeof prov)
         snprintf(prov + k, sizeof prov - (size_t)k, "}");
     int rc = cryo_meta_set(m, "provenance", prov, &err);
@@ -1004,7 +1105,7 @@ static int cmd_export(void)
     if (cryo_safetensors_write(o, out, &err) < 0)
         cli_die(&cli, &err);
     if (!cli.quiet)
-        fprintf(stderr, "jepa-train: %s: %zu parameters, %s%s\n", out, np, f16 ? "float16" : "float32",
+        fprintf(stderr, TOOL_NAME ": %s: %zu parameters, %s%s\n", out, np, f16 ? "float16" : "float32",
                 pre ? (*prefix ? ", the EMA target encoder" : ", the context encoder") : "");
     free(h);
     cryo_safetensors_free(o);
@@ -1018,8 +1119,34 @@ static int cmd_export(void)
 
 struct validator {
     struct corpus set;
-    struct cryo_scunet *model; /* inference, one crop */
+    struct cryo_scunet *model; /* fine-tuning: inference, one crop */
+    struct cryo_jepa_trainer *jt; /* pre-training: a trainer of one crop for the loss */
 };
+
+/* Pre-training: the JEPA (or MAE) loss of the current weights, both branches, on every
+ * held-out crop with its fixed mask (seed, crop index), averaged over the crops. */
+static void validate_pre(struct validator *v, const struct cryo_jepa_trainer *t, const struct run_cfg *c,
+                         struct val_result *r)
+{
+    struct cryo_error err = {0};
+    memcpy(cryo_scunet_param_data(v->jt->enc), cryo_scunet_param_data(t->enc),
+           cryo_scunet_num_params(t->enc) * sizeof(float));
+    memcpy(cryo_scunet_param_data(v->jt->tenc), cryo_scunet_param_data(t->tenc),
+           cryo_scunet_num_params(t->tenc) * sizeof(float));
+    memcpy(cryo_jepa_param_data(v->jt->pred), cryo_jepa_param_data(t->pred),
+           cryo_jepa_num_params(t->pred) * sizeof(float));
+    memcpy(cryo_jepa_param_data(v->jt->tpred), cryo_jepa_param_data(t->tpred),
+           cryo_jepa_num_params(t->tpred) * sizeof(float));
+    double L = 0;
+    for (size_t i = 0; i < v->set.n; i++) {
+        double l;
+        if (cryo_jepa_trainer_eval(v->jt, v->set.crop[i], c->seed ^ 0x76616C6964617465ULL /* "validate" */, i, &l,
+                                   &err) < 0)
+            l = NAN;
+        L += l;
+    }
+    *r = (struct val_result){L / (double)v->set.n, NAN, NAN, 1};
+}
 
 static void validate(struct validator *v, struct cryo_scunet *trained, const struct run_cfg *c,
                      struct val_result *r)
@@ -1224,8 +1351,9 @@ static int trainer_step(struct trainer *t, const struct corpus *data, float *xin
     size_t nv = data->vox;
     long nb = c->batch / mpi_size; /* this rank's crops: k·B + rank·nb … */
     uint64_t k0 = (uint64_t)t->step * (uint64_t)c->batch + (uint64_t)mpi_rank * (uint64_t)nb;
-    if (data->loader) { /* channel fastest */
-        CRYO_TRY(cryo_loader_batch(data->loader, k0, (int)nb, data->lbuf, err));
+    if (data->loader) { /* channel fastest; a sharded loader (MPI) counts this rank's crops only */
+        CRYO_TRY(cryo_loader_batch(data->loader, mpi_size > 1 ? (uint64_t)t->step * (uint64_t)nb : k0, (int)nb,
+                                   data->lbuf, err));
         size_t C = (size_t)data->channels;
         for (size_t i = 0; i < (size_t)nb * nv; i++) {
             xin[i] = data->lbuf[i * C];
@@ -1266,7 +1394,7 @@ static void progress(int64_t step, int64_t total, double elapsed, int64_t done_h
     for (int i = 0; i < width; i++)
         bar[i] = i < fill ? '#' : '.';
     bar[width] = 0;
-    fprintf(stderr, "\rjepa-train: [%s] %" PRId64 "/%" PRId64 " loss %.4g ETA %02d:%02d:%02d", bar, step, total,
+    fprintf(stderr, "\r" TOOL_NAME ": [%s] %" PRId64 "/%" PRId64 " loss %.4g ETA %02d:%02d:%02d", bar, step, total,
             loss, (int)(eta / 3600), (int)fmod(eta / 60, 60), (int)fmod(eta, 60));
     if (step >= total)
         fputc('\n', stderr);
@@ -1284,22 +1412,30 @@ static int cmd_train(struct run_cfg *c)
     int q = 1 << c->net.levels;
     if (c->batch % mpi_size)
         die("--batch %ld is the global batch: it must be a multiple of the %d ranks", c->batch, mpi_size);
-    if (mpi_size > 1)
+    const char *pairs = cryo_args_string(cli.args, "pairs"), *maplist = cryo_args_string(cli.args, "list");
+    if (mpi_size > 1 && !pairs && !maplist)
         for (int i = 0; i < cli.n_inputs; i++)
             if (strcmp(cli.inputs[i], "-") == 0)
                 die("standard input goes to rank 0 only: under mpirun give the crops or maps as files");
     /* data first: every refusal before the run directory is touched */
     struct corpus data;
-    const char *pairs = cryo_args_string(cli.args, "pairs");
-    if (cryo_args_has(cli.args, "size") || pairs)
-        corpus_open_maps(&data, cli.inputs, cli.n_inputs, pairs, c->finetune ? 2 : 1,
+    if (cryo_args_has(cli.args, "size") || pairs || maplist)
+        corpus_open_maps(&data, cli.inputs, cli.n_inputs, pairs, maplist, c->finetune ? 2 : 1,
                          cryo_args_has(cli.args, "size") ? cryo_args_int(cli.args, "size") : 48, c->batch, c->apix, q);
     else
         corpus_read(&data, cli.inputs, cli.n_inputs, c->finetune ? 2 : 1, c->apix, q);
     struct validator val = {0};
     const char *valpath = cryo_args_string(cli.args, "val");
-    if (valpath) {
-        corpus_read(&val.set, &valpath, 1, 2, c->apix, q);
+    if (valpath && is_text_list(valpath)) {
+        long vn = cryo_args_int(cli.args, "val-crops");
+        if (vn < 1 || vn > 100000)
+            cli_usage_error(&tool, "--val-crops must be 1..100000");
+        if (data.d != data.h || data.d != data.w)
+            die("--val %s: held-out maps give cubic crops; the training crops are %dx%dx%d", valpath, data.w, data.h,
+                data.d);
+        corpus_val_maps(&val.set, valpath, pairs != NULL, c->finetune ? 2 : 1, data.d, vn, c->apix);
+    } else if (valpath) {
+        corpus_read(&val.set, &valpath, 1, c->finetune ? 2 : 1, c->apix, q);
     }
     char corpus_id[64];
     snprintf(corpus_id, sizeof corpus_id, "%zux%dx%dx%dx%d:%016" PRIx64, data.n, data.channels, data.d, data.h, data.w,
@@ -1309,6 +1445,8 @@ static int cmd_train(struct run_cfg *c)
     rm.best_val = INFINITY;
     config_text(c, corpus_id, rm.cfg, sizeof rm.cfg);
     snprintf(rm.inputs, sizeof rm.inputs, "%s", data.names);
+    if (valpath)
+        snprintf(rm.val, sizeof rm.val, "%s", val.set.names);
     snprintf(rm.cmdline, sizeof rm.cmdline, "%s", cli.history);
 
     char last[4200], logp[4200], best[4200];
@@ -1350,6 +1488,9 @@ static int cmd_train(struct run_cfg *c)
     barrier(); /* every rank has checked DIR before rank 0 writes into it */
     if (mpi_rank == 0 && !have_dir && mkdir(dir, 0777) != 0)
         die("%s: cannot create: %s", dir, strerror(errno));
+    if (mpi_size > 1 && !cli.quiet)
+        fprintf(stderr, TOOL_NAME ": %s: data-parallel over %d MPI ranks, %ld crops per rank and step\n", dir, mpi_size,
+                c->batch / mpi_size);
     if (ck) {
         int rc = t.jt ? cryo_jepa_trainer_load(t.jt, ck, &err) : cryo_trainer_load(t.st, ck, &err);
         if (rc < 0)
@@ -1359,7 +1500,12 @@ static int cmd_train(struct run_cfg *c)
         if (mpi_rank == 0)
             truncate_log(logp, t.step);
     }
-    if (valpath && cryo_scunet_create(&val.model, &c->net, t.ctx, 1, val.set.d, val.set.h, val.set.w, 0, &err) < 0)
+    if (valpath && c->finetune &&
+        cryo_scunet_create(&val.model, &c->net, t.ctx, 1, val.set.d, val.set.h, val.set.w, 0, &err) < 0)
+        cli_die(&cli, &err);
+    if (valpath && !c->finetune && mpi_rank == 0 &&
+        cryo_jepa_trainer_create(&val.jt, &c->net, &c->pred, &c->jo, t.ctx, 1, val.set.d, val.set.h, val.set.w,
+                                 c->seed, &err) < 0)
         cli_die(&cli, &err);
     FILE *log = fopen(mpi_rank == 0 ? logp : "/dev/null", "a"); /* only rank 0 writes */
     if (!log)
@@ -1381,10 +1527,15 @@ static int cmd_train(struct run_cfg *c)
     float *tgt = c->finetune ? cryo_alloc_big(nb * nv * sizeof(float), &err) : NULL;
     if (!xin || (c->finetune && !tgt))
         cli_die(&cli, &err);
-    if (valpath && mpi_rank == 0 && t.step == 0) { /* the baseline the fine-tuning is measured against */
+    if (valpath && mpi_rank == 0 && t.step == 0) { /* the baseline the training is measured against */
         struct val_result v0;
-        validate(&val, t.model, c, &v0);
-        fprintf(log, "0\t-\t-\t-\t-\t%.9g\t-\t-\t-\t%.4g\t%.4f\t-\t-\n", v0.loss, v0.fsc, v0.cc);
+        if (c->finetune) {
+            validate(&val, t.model, c, &v0);
+            fprintf(log, "0\t-\t-\t-\t-\t%.9g\t-\t-\t-\t%.4g\t%.4f\t-\t-\n", v0.loss, v0.fsc, v0.cc);
+        } else {
+            validate_pre(&val, t.jt, c, &v0);
+            fprintf(log, "0\t-\t-\t-\t-\t%.9g\t-\t-\t-\t-\t-\t-\t-\n", v0.loss);
+        }
         fflush(log);
     }
     double t0 = now_s();
@@ -1398,7 +1549,7 @@ static int cmd_train(struct run_cfg *c)
         if (trainer_step(&t, &data, xin, tgt, &s, &err) < 0) {
             if (err.status != CRYO_E_NUMERIC)
                 cli_die(&cli, &err);
-            fprintf(stderr, "jepa-train: %s: stopped at step %" PRId64 " (%s); the last good checkpoint is kept%s%s\n",
+            fprintf(stderr, TOOL_NAME ": %s: stopped at step %" PRId64 " (%s); the last good checkpoint is kept%s%s\n",
                     dir, t.step + 1, err.msg, file_exists(last) ? ": " : " (none written yet)",
                     file_exists(last) ? last : "");
             failed = 1;
@@ -1421,7 +1572,10 @@ static int cmd_train(struct run_cfg *c)
         int do_val = valpath && mpi_rank == 0 && (t.step % c->val_every == 0 || t.step == c->steps);
         struct val_result vr = {0};
         if (do_val) {
-            validate(&val, t.model, c, &vr);
+            if (c->finetune)
+                validate(&val, t.model, c, &vr);
+            else
+                validate_pre(&val, t.jt, c, &vr);
             rm.last_val = vr;
         }
         fprintf(log, "%" PRId64 "\t%.6g\t%.6g\t%.6g\t%.9g\t", t.step, s.lr, s.wd, s.ema, s.loss);
@@ -1434,7 +1588,7 @@ static int cmd_train(struct run_cfg *c)
             fprintf(log, "%.6g\t%.6g\t", s.spread_t, s.spread_s);
         else
             fputs("-\t-\t", log);
-        if (do_val)
+        if (do_val && c->finetune)
             fprintf(log, "%.4g\t%.4f\t", vr.fsc, vr.cc);
         else
             fputs("-\t-\t", log);
@@ -1465,6 +1619,7 @@ static int cmd_train(struct run_cfg *c)
     cryo_free_big(xin);
     cryo_free_big(tgt);
     cryo_scunet_free(val.model);
+    cryo_jepa_trainer_free(val.jt);
     corpus_free(&val.set);
     int64_t at = t.step;
     trainer_free(&t);
@@ -1472,27 +1627,47 @@ static int cmd_train(struct run_cfg *c)
     if (failed)
         return 1;
     if (stop && mpi_rank == 0) {
-        fprintf(stderr, "jepa-train: %s: stopped by signal %d after step %" PRId64 "; checkpoint %s (--resume continues)\n",
+        fprintf(stderr, TOOL_NAME ": %s: stopped by signal %d after step %" PRId64 "; checkpoint %s (--resume continues)\n",
                 dir, (int)(stop_signal ? stop_signal : SIGTERM), at, last);
         return 1;
     }
     if (stop)
         return 1;
     if (!cli.quiet)
-        fprintf(stderr, "jepa-train: %s: %" PRId64 " steps done\n", dir, at);
+        fprintf(stderr, TOOL_NAME ": %s: %" PRId64 " steps done\n", dir, at);
     return 0;
 }
+
+#ifdef CRYO_HAVE_MPI
+/* Started by a launcher (mpirun, mpiexec, srun)? Otherwise the MPI build runs as one plain
+ * process without MPI_Init: an OpenMPI singleton would start a daemon, which fails where ssh
+ * is missing (containers). */
+static int mpi_launched(void)
+{
+    static const char *const vars[] = {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK", "PMI_SIZE",
+                                       "SLURM_STEP_NUM_TASKS", NULL};
+    for (int i = 0; vars[i]; i++)
+        if (getenv(vars[i]))
+            return 1;
+    return 0;
+}
+#endif
 
 int main(int argc, char **argv)
 {
     cli_parse(&tool, argc, argv, &cli);
 #ifdef CRYO_HAVE_MPI
     int have_mpi = 0;
-    if (!cryo_args_string(cli.args, "show-mask") && !(cli.n_inputs >= 1 && strcmp(cli.inputs[0], "export") == 0)) {
+    if (!cryo_args_string(cli.args, "show-mask") && !(cli.n_inputs >= 1 && strcmp(cli.inputs[0], "export") == 0) &&
+        mpi_launched()) {
         MPI_Init(&argc, &argv);
         MPI_Comm_rank(MPI_COMM_WORLD, &mpi_rank);
         MPI_Comm_size(MPI_COMM_WORLD, &mpi_size);
         have_mpi = 1;
+        const char *tasks = getenv("SLURM_STEP_NUM_TASKS");
+        if (mpi_size == 1 && tasks && atol(tasks) > 1)
+            die("srun started %s tasks but MPI sees one: each would train alone into --out "
+                "(srun --mpi=pmix or --mpi=pmi2, as the cluster's OpenMPI was built, or mpirun)", tasks);
         if (mpi_rank > 0)
             cli.quiet = 1; /* one voice: rank 0 warns and shows progress */
     }

@@ -1,7 +1,8 @@
 /* lvm-apply — apply fine-tuned CryoLVM weights (sharpen, superres, wedge) to maps.
  *
  *   lvm-apply --task sharpen|superres|wedge [--model W] [--half2 H2] [--mask M]
- *             [--tile N] [--stride N] [--batch B] [INPUT...] [-o OUT]
+ *             [--tile N] [--stride N] [--batch B] [--device cpu|cuda|auto] [--precision fp32|bf16]
+ *             [INPUT...] [-o OUT]
  *
  * Shape of main: find and check the weights (their task, config, voxel size and
  * normalisation) before reading any map; for every input frame: check it (finite, the half
@@ -57,6 +58,10 @@ static const struct cryo_option options[] = {
     {"no-skip", 0, CRYO_OPT_FLAG, NULL, NULL, "run every tile", NULL},
     {"blend", 0, CRYO_OPT_CHOICE, "B", "gaussian", "tile blending weight", "gaussian|cosine|mean"},
     {"device", 0, CRYO_OPT_CHOICE, "DEV", "cpu", "device to compute on (auto: cuda if usable, else cpu)", "cpu|cuda|auto"},
+    {"precision", 0, CRYO_OPT_CHOICE, "P", "fp32",
+     "reduced-precision arithmetic: bf16 rounds operands to bfloat16 with float32 accumulation "
+     "(CPU with AVX-512 BF16 or AMX: the convolutions; CUDA: the linear layers, convolutions TF32)",
+     "fp32|bf16"},
     {NULL, 0, CRYO_OPT_END, NULL, NULL, NULL, NULL}};
 
 static const struct cryo_tool tool = {
@@ -406,6 +411,11 @@ int main(int argc, char **argv)
     struct cryo_nn_ctx *ctx = NULL;
     if (cryo_nn_ctx_create_named(&ctx, dev, cli.threads, &err) < 0) {
         cryo_error_prefix(&err, dev);
+        cli_die(&cli, &err);
+    }
+    if (strcmp(cryo_args_string(cli.args, "precision"), "bf16") == 0 &&
+        cryo_nn_set_precision(ctx, CRYO_NN_PRECISION_BF16, &err) < 0) {
+        cryo_error_prefix(&err, "--precision");
         cli_die(&cli, &err);
     }
     check_weights(&cli, ctx, &w);

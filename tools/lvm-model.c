@@ -2,10 +2,10 @@
  *
  *   lvm-model init [--config KEY=VAL,...] [--seed S] -o W.safetensors
  *   lvm-model info W.safetensors
- *   lvm-model run W.safetensors IN -o OUT [--device cpu]
+ *   lvm-model run W.safetensors IN -o OUT [--device cpu] [--precision fp32|bf16]
  *   lvm-model grad W.safetensors BATCH.safetensors -o OUT.safetensors
  *   lvm-model tensors FILE.safetensors [-o COPY.safetensors]
- *   lvm-model bench W.safetensors [--box N] [--batch B] [--train] [--repeat R]
+ *   lvm-model bench W.safetensors [--box N] [--batch B] [--train] [--repeat R] [--precision P]
  *
  * Shape of main: parse, pick the command, validate every input before computing, write
  * the output atomically (safetensors writer, volume sink) so that a failure leaves nothing
@@ -38,6 +38,9 @@ static const struct cryo_option options[] = {
      "normalize quantile:0.01:0.99, provenance); for tests", "sharpen|superres|wedge"},
     {"meta", 0, CRYO_OPT_STRING, "KEY=VAL;...", NULL, "init: set these metadata keys (after --task's)", NULL},
     {"device", 0, CRYO_OPT_CHOICE, "DEV", "cpu", "run, grad, bench: device to compute on", "cpu|cuda"},
+    {"precision", 0, CRYO_OPT_CHOICE, "P", "fp32",
+     "run, bench: arithmetic of the forward's convolutions; bf16 needs a CPU with AVX-512 BF16 or AMX "
+     "(grad and bench --train stay fp32)", "fp32|bf16"},
     {"box", 0, CRYO_OPT_INT, "N", "64", "bench: edge of the cubic tile", NULL},
     {"batch", 0, CRYO_OPT_INT, "B", "1", "bench: tiles per batch", NULL},
     {"train", 0, CRYO_OPT_FLAG, NULL, NULL, "bench: time training steps (forward, MSE, backward, AdamW) instead of forward passes", NULL},
@@ -70,6 +73,21 @@ static struct cryo_nn_ctx *open_ctx(const struct cryo_cli *cli)
         cli_die(cli, &err);
     }
     return ctx;
+}
+
+/* --precision for the forward-only commands (run, bench without --train). */
+static void set_precision(const struct cryo_cli *cli, struct cryo_nn_ctx *ctx, int forward_only)
+{
+    struct cryo_error err = {0};
+    if (strcmp(cryo_args_string(cli->args, "precision"), "bf16") != 0)
+        return;
+    if (!forward_only)
+        cli_usage_error(&tool, "%s: --precision bf16 is for forward passes (run, bench without --train)", cmd_name);
+    if (cryo_nn_set_precision(ctx, CRYO_NN_PRECISION_BF16, &err) < 0) {
+        cryo_error_prefix(&err, "--precision");
+        cryo_nn_ctx_free(ctx);
+        cli_die(cli, &err);
+    }
 }
 
 /* Read weights: the file, its config, a model for the box, the parameters loaded.
@@ -255,6 +273,7 @@ static int cmd_run(const struct cryo_cli *cli)
         cli_die(cli, &err);
     }
     struct cryo_nn_ctx *ctx = open_ctx(cli);
+    set_precision(cli, ctx, 1);
     struct cryo_scunet *m = load_model(cli, ctx, cli->inputs[1], 1, (int)v.nz, (int)v.ny, (int)v.nx, 0, in);
     /* The arenas are reserved, not yet touched: refuse a box whose activations would not fit
      * in memory rather than be killed half-way. */
@@ -335,6 +354,7 @@ static int cmd_grad(const struct cryo_cli *cli)
             cli_die(cli, &err);
         }
     struct cryo_nn_ctx *ctx = open_ctx(cli);
+    set_precision(cli, ctx, 0);
     struct cryo_scunet *m = load_model(cli, ctx, cli->inputs[1], (int)ti->shape[0], (int)ti->shape[1],
                                        (int)ti->shape[2], (int)ti->shape[3], 1, bp);
     const struct cryo_scunet_config *c = cryo_scunet_config(m);
@@ -429,6 +449,13 @@ static double now_s(void)
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
+static double cpu_s(void) /* CPU time of the whole process, all threads */
+{
+    struct timespec t;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
 static int cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -446,6 +473,7 @@ static int cmd_bench(const struct cryo_cli *cli)
         cli_usage_error(&tool, "bench: --box 1..1024, --batch 1..256, --repeat 1..1000");
     struct cryo_error err = {0};
     struct cryo_nn_ctx *ctx = open_ctx(cli);
+    set_precision(cli, ctx, !train);
     struct cryo_scunet *m = load_model(cli, ctx, cli->inputs[1], (int)batch, (int)box, (int)box, (int)box, train, NULL);
     const struct cryo_scunet_config *c = cryo_scunet_config(m);
     double flops;
@@ -469,18 +497,22 @@ static int cmd_bench(const struct cryo_cli *cli)
         cli_die(cli, &err);
     if (cryo_nn_upload(ctx, cryo_scunet_input(m), x, nin, &err) < 0)
         cli_die(cli, &err);
-    double *t = calloc((size_t)rep, sizeof *t);
+    double *t = calloc((size_t)rep, sizeof *t), cpu_best = 0;
     if (!t)
         cli_die(cli, &err);
     for (long r = -1; r < rep; r++) {
-        double t0 = now_s();
+        double t0 = now_s(), c0 = cpu_s();
         int rc = train ? cryo_trainer_step(tr, x, y, &err) : cryo_scunet_forward(m, &err);
         if (rc == 0)
             rc = cryo_nn_sync(ctx, &err);
         if (rc < 0)
             cli_die(cli, &err);
-        if (r >= 0)
+        if (r >= 0) {
             t[r] = now_s() - t0;
+            double dc = cpu_s() - c0;
+            if (r == 0 || dc < cpu_best)
+                cpu_best = dc;
+        }
     }
     if (cryo_args_flag(cli->args, "profile")) {
         char rep_text[2048];
@@ -494,9 +526,11 @@ static int cmd_bench(const struct cryo_cli *cli)
     }
     qsort(t, (size_t)rep, sizeof *t, cmp_double);
     double med = t[rep / 2], work = train ? 3 * flops : flops;
-    printf("what=%s box=%ld batch=%ld seconds=%.4f best=%.4f gflop=%.2f gflops=%.1f activation_mib=%.0f threads=%d device=\"%s\"\n",
-           train ? "train_step" : "forward", box, batch, med, t[0], work / 1e9, work / med / 1e9,
-           (double)cryo_scunet_activation_bytes(m) / 1048576.0, cli->threads, cryo_nn_ctx_name(ctx));
+    printf("what=%s box=%ld batch=%ld seconds=%.4f best=%.4f cpu=%.4f gflop=%.2f gflops=%.1f activation_mib=%.0f "
+           "threads=%d precision=%s device=\"%s\"\n",
+           train ? "train_step" : "forward", box, batch, med, t[0], cpu_best, work / 1e9, work / med / 1e9,
+           (double)cryo_scunet_activation_bytes(m) / 1048576.0, cli->threads,
+           cryo_nn_get_precision(ctx) == CRYO_NN_PRECISION_BF16 ? "bf16" : "fp32", cryo_nn_ctx_name(ctx));
     free(t);
     cryo_free_big(x);
     cryo_free_big(y);

@@ -89,8 +89,10 @@ int main(int argc, char **argv)
             cli_die(&cli, &err);
         }
     }
-    if (cryo_molmap_render(&v, &m, &mo, &err) < 0)
+    if (cryo_molmap_render(&v, &m, &mo, &err) < 0) {
+        cryo_error_prefix(&err, cli.inputs[0]);
         cli_die(&cli, &err);
+    }
     if (cryo_meta_set(&v.meta, "source", cli.inputs[0], &err) < 0 ||
         cryo_meta_setf(&v.meta, &err, "molmap.resolution", "%g", res) < 0 ||
         cryo_meta_add_history(&v.meta, cli.history, &err) < 0)

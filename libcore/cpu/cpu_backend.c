@@ -82,6 +82,37 @@ static int cpu_init(struct cryo_nn_ctx *ctx, struct cryo_error *err)
     return CRYO_OK;
 }
 
+static const char *isa_name(dnnl_cpu_isa_t isa)
+{
+    switch (isa) {
+    case dnnl_cpu_isa_sse41: return "SSE4.1";
+    case dnnl_cpu_isa_avx: return "AVX";
+    case dnnl_cpu_isa_avx2: return "AVX2";
+    case dnnl_cpu_isa_avx2_vnni: return "AVX2-VNNI";
+    case dnnl_cpu_isa_avx512_mic: case dnnl_cpu_isa_avx512_mic_4ops: return "AVX-512 (Xeon Phi)";
+    case dnnl_cpu_isa_avx512_core: return "AVX-512";
+    case dnnl_cpu_isa_avx512_core_vnni: return "AVX-512 VNNI";
+    case dnnl_cpu_isa_avx512_core_bf16: return "AVX-512 BF16";
+    case dnnl_cpu_isa_avx512_core_amx: return "AMX";
+    default: return "no vector ISA oneDNN knows";
+    }
+}
+
+int cryo_nn_cpu_has_bf16(char *why, size_t len)
+{
+    /* oneDNN's own detection (cpuid, the kernel's AMX permission, $ONEDNN_MAX_CPU_ISA): the
+     * ISA bits of avx512_core_bf16 are a subset of avx512_core_amx's. On plain AVX-512
+     * oneDNN would emulate bf16 (slower than fp32), and below that it has no bf16 kernels. */
+    dnnl_cpu_isa_t isa = dnnl_get_effective_cpu_isa();
+    unsigned need = (unsigned)dnnl_cpu_isa_avx512_core_bf16;
+    if (((unsigned)isa & need) == need)
+        return 1;
+    if (why && len)
+        snprintf(why, len, "this CPU lacks AVX-512 BF16 and AMX (oneDNN finds %s)",
+                 isa_name(isa));
+    return 0;
+}
+
 static void cpu_fini(struct cryo_nn_ctx *ctx)
 {
     struct cpu_state *st = cpu_state(ctx);

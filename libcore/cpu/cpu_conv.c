@@ -9,6 +9,13 @@
  * Weight gradients are produced in the primitive's layout, reordered back to PyTorch's,
  * and added (parameter gradients accumulate, nn_layers.h).
  *
+ * Precision BF16 (forward only, inference): a separate cache entry whose primitive takes
+ * bfloat16 source and weights and writes float32 (oneDNN accumulates in float32 on its
+ * AVX-512 BF16 / AMX kernels; the bias is added in float32). The float32 input is rounded
+ * to bfloat16 by a oneDNN reorder into the workspace, behind the scratchpad; the weights
+ * are rounded once by their (cached) reorder into the blocked layout. Backward passes
+ * always use the float32 entry.
+ *
  * Creating a oneDNN primitive takes milliseconds, so primitives, their memory objects and
  * their small weight buffers are cached per geometry in the context; per call we only set
  * data handles and execute. Scratchpads are in "user" mode and come from the context's
@@ -45,7 +52,11 @@ struct cpu_conv_entry {
     struct cpu_conv_entry *next;
     struct cryo_nn_conv3d g;
     int transposed;
+    int bf16;               /* forward only: bfloat16 source and weights, float32 output */
     dnnl_memory_desc_t src_md, dst_md, wei_user_md, bias_md;
+    dnnl_primitive_t src_cvt; /* bf16: float32 input -> bfloat16 copy (workspace) */
+    dnnl_memory_t src_user;   /* bf16: the float32 input, handle set per call */
+    size_t src_bf16_bytes;
     size_t scratch;         /* largest scratchpad of the primitives created so far */
     /* forward */
     dnnl_primitive_desc_t fwd_pd;
@@ -97,7 +108,10 @@ static void entry_free(struct cpu_conv_entry *e)
     dnnl_primitive_desc_t pds[] = {e->fwd_pd, e->bwdd_pd, e->bwdw_pd};
     dnnl_primitive_t prims[] = {e->fwd, e->bwdd, e->bwdw};
     dnnl_memory_t mems[] = {e->src, e->dst, e->bias, e->fwd_scr, e->diff_src, e->diff_dst,
-                            e->bwdd_scr, e->bw_src, e->bw_diff_dst, e->diff_bias, e->bwdw_scr};
+                            e->bwdd_scr, e->bw_src, e->bw_diff_dst, e->diff_bias, e->bwdw_scr,
+                            e->src_user};
+    if (e->src_cvt)
+        dnnl_primitive_destroy(e->src_cvt);
     for (size_t i = 0; i < sizeof pds / sizeof pds[0]; i++)
         if (pds[i])
             dnnl_primitive_desc_destroy(pds[i]);
@@ -261,21 +275,23 @@ static int entry_init_fwd(struct cpu_conv_entry *e, struct cpu_state *st, struct
     dnnl_dims_t strides = {e->g.stride, e->g.stride, e->g.stride},
                 pad = {e->g.pad, e->g.pad, e->g.pad};
     dnnl_memory_desc_t wany;
-    DNNL_TRY("memory_desc_init", dnnl_memory_desc_init_by_tag(&e->src_md, 5, sd, dnnl_f32, dnnl_ndhwc));
+    dnnl_data_type_t lo = e->bf16 ? dnnl_bf16 : dnnl_f32; /* src and weights as computed */
+    DNNL_TRY("memory_desc_init", dnnl_memory_desc_init_by_tag(&e->src_md, 5, sd, lo, dnnl_ndhwc));
     DNNL_TRY("memory_desc_init", dnnl_memory_desc_init_by_tag(&e->dst_md, 5, dd, dnnl_f32, dnnl_ndhwc));
     DNNL_TRY("memory_desc_init", dnnl_memory_desc_init_by_tag(&e->wei_user_md, 5, wd, dnnl_f32,
                                                               e->transposed ? dnnl_iodhw : dnnl_oidhw));
-    DNNL_TRY("memory_desc_init", dnnl_memory_desc_init_by_tag(&wany, 5, wd, dnnl_f32, dnnl_format_tag_any));
+    DNNL_TRY("memory_desc_init", dnnl_memory_desc_init_by_tag(&wany, 5, wd, lo, dnnl_format_tag_any));
     DNNL_TRY("memory_desc_init", dnnl_memory_desc_init_by_tag(&e->bias_md, 1, bd, dnnl_f32, dnnl_a));
     dnnl_convolution_desc_t cd;
     const dnnl_memory_desc_t *bmd = e->g.bias ? &e->bias_md : NULL;
+    dnnl_prop_kind_t prop = e->bf16 ? dnnl_forward_inference : dnnl_forward_training;
     if (e->transposed)
         DNNL_TRY("deconvolution_forward_desc_init",
-                 dnnl_deconvolution_forward_desc_init(&cd, dnnl_forward_training, dnnl_deconvolution_direct,
+                 dnnl_deconvolution_forward_desc_init(&cd, prop, dnnl_deconvolution_direct,
                                                       &e->src_md, &wany, bmd, &e->dst_md, strides, pad, pad));
     else
         DNNL_TRY("convolution_forward_desc_init",
-                 dnnl_convolution_forward_desc_init(&cd, dnnl_forward_training, dnnl_convolution_direct,
+                 dnnl_convolution_forward_desc_init(&cd, prop, dnnl_convolution_direct,
                                                     &e->src_md, &wany, bmd, &e->dst_md, strides, pad, pad));
     dnnl_primitive_attr_t attr;
     CRYO_TRY(attr_user_scratch(&attr, e, err));
@@ -288,6 +304,18 @@ static int entry_init_fwd(struct cpu_conv_entry *e, struct cpu_state *st, struct
     if (e->g.bias)
         DNNL_TRY("memory_create", mem_empty(&e->bias, &e->bias_md, st->engine));
     CRYO_TRY(make_scratch(e, st, e->fwd_pd, &e->fwd_scr, err));
+    if (e->bf16) { /* the float32 input's reorder to bfloat16 */
+        dnnl_memory_desc_t f32_md;
+        DNNL_TRY("memory_desc_init", dnnl_memory_desc_init_by_tag(&f32_md, 5, sd, dnnl_f32, dnnl_ndhwc));
+        DNNL_TRY("memory_create", mem_empty(&e->src_user, &f32_md, st->engine));
+        dnnl_primitive_desc_t rpd;
+        DNNL_TRY("reorder", dnnl_reorder_primitive_desc_create(&rpd, &f32_md, st->engine, &e->src_md,
+                                                               st->engine, NULL));
+        s = dnnl_primitive_create(&e->src_cvt, rpd);
+        dnnl_primitive_desc_destroy(rpd);
+        DNNL_TRY("primitive_create(reorder)", s);
+        e->src_bf16_bytes = dnnl_memory_desc_get_size(&e->src_md);
+    }
     return wei_init(e, &e->fwd_w, st, dnnl_primitive_desc_query_md(e->fwd_pd, dnnl_query_weights_md, 0),
                     1, err);
 }
@@ -368,11 +396,11 @@ static int entry_init_bwd_weights(struct cpu_conv_entry *e, struct cpu_state *st
 }
 
 static int entry_get(struct cryo_nn_ctx *ctx, const struct cryo_nn_conv3d *g, int transposed,
-                     struct cpu_conv_entry **out, struct cryo_error *err)
+                     int bf16, struct cpu_conv_entry **out, struct cryo_error *err)
 {
     struct cpu_state *st = cpu_state(ctx);
     for (struct cpu_conv_entry *e = st->convs; e; e = e->next)
-        if (e->transposed == transposed && memcmp(&e->g, g, sizeof *g) == 0) {
+        if (e->transposed == transposed && e->bf16 == bf16 && memcmp(&e->g, g, sizeof *g) == 0) {
             *out = e;
             return CRYO_OK;
         }
@@ -381,6 +409,7 @@ static int entry_get(struct cryo_nn_ctx *ctx, const struct cryo_nn_conv3d *g, in
         return CRYO_E_NOMEM;
     e->g = *g;
     e->transposed = transposed;
+    e->bf16 = bf16;
     int s = entry_init_fwd(e, st, err);
     if (s < 0) {
         entry_free(e);
@@ -405,13 +434,20 @@ static int conv_forward(struct cryo_nn_ctx *ctx, float *out, const float *inp, c
 {
     struct cpu_state *st = cpu_state(ctx);
     struct cpu_conv_entry *e;
-    CRYO_TRY(entry_get(ctx, g, transposed, &e, err));
-    void *ws = cryo_nn_workspace(ctx, e->scratch ? e->scratch : 64, err);
+    CRYO_TRY(entry_get(ctx, g, transposed, ctx->precision == CRYO_NN_PRECISION_BF16, &e, err));
+    size_t scr = (e->scratch + 63) / 64 * 64;
+    char *ws = cryo_nn_workspace(ctx, scr + e->src_bf16_bytes + 64, err);
     if (!ws)
         return CRYO_E_NOMEM;
     dnnl_memory_t wm;
     CRYO_TRY(wei_in(e, st, &e->fwd_w, weight, &wm, err));
-    DNNL_TRY("set_data_handle", dnnl_memory_set_data_handle(e->src, (void *)inp));
+    if (e->bf16) { /* input rounded to bfloat16 behind the scratchpad */
+        DNNL_TRY("set_data_handle", dnnl_memory_set_data_handle(e->src_user, (void *)inp));
+        DNNL_TRY("set_data_handle", dnnl_memory_set_data_handle(e->src, ws + scr));
+        dnnl_exec_arg_t c[2] = {{DNNL_ARG_FROM, e->src_user}, {DNNL_ARG_TO, e->src}};
+        CRYO_TRY(run(e, st, e->src_cvt, 2, c, err));
+    } else
+        DNNL_TRY("set_data_handle", dnnl_memory_set_data_handle(e->src, (void *)inp));
     DNNL_TRY("set_data_handle", dnnl_memory_set_data_handle(e->dst, out));
     CRYO_TRY(set_scratch(e, e->fwd_scr, ws, err));
     dnnl_exec_arg_t a[5] = {{DNNL_ARG_SRC, e->src}, {DNNL_ARG_WEIGHTS, wm}, {DNNL_ARG_DST, e->dst}};
@@ -431,7 +467,7 @@ static int conv_backward(struct cryo_nn_ctx *ctx, float *dinp, float *dweight, f
 {
     struct cpu_state *st = cpu_state(ctx);
     struct cpu_conv_entry *e;
-    CRYO_TRY(entry_get(ctx, g, transposed, &e, err));
+    CRYO_TRY(entry_get(ctx, g, transposed, 0, &e, err)); /* backward: always float32 */
     if (dinp && !e->bwdd)
         CRYO_TRY(entry_init_bwd_data(e, st, err));
     if ((dweight || dbias) && !e->bwdw)

@@ -53,10 +53,16 @@ int cryo_nn_ctx_create(struct cryo_nn_ctx **out, enum cryo_nn_device device, int
     ctx->ops = ops;
     ctx->device = device;
     ctx->nthreads = nthreads;
-    ctx->precision = prec;
+    ctx->precision = CRYO_NN_PRECISION_FP32;
     int s = ops->init(ctx, err);
     if (s < 0) {
         free(ctx);
+        return s;
+    }
+    s = cryo_nn_set_precision(ctx, prec, err);
+    if (s < 0) {
+        cryo_error_prefix(err, "nn context: CRYO_NN_PRECISION");
+        cryo_nn_ctx_free(ctx);
         return s;
     }
     *out = ctx;
@@ -110,6 +116,15 @@ int cryo_nn_set_precision(struct cryo_nn_ctx *ctx, enum cryo_nn_precision p, str
         return cryo_fail(err, CRYO_E_INVALID, "nn precision: NULL context");
     if (p != CRYO_NN_PRECISION_FP32 && p != CRYO_NN_PRECISION_TF32 && p != CRYO_NN_PRECISION_BF16)
         return cryo_fail(err, CRYO_E_INVALID, "nn precision: unknown precision %d", (int)p);
+    /* BF16 (nn_backend.h): the CUDA backend runs it on cuBLAS (linear layers); the CPU
+     * backend only where oneDNN has native bf16 kernels, never emulated. */
+    if (p == CRYO_NN_PRECISION_BF16 && ctx->device == CRYO_NN_DEVICE_CPU) {
+        char why[200];
+        if (!cryo_nn_cpu_has_bf16(why, sizeof why))
+            return cryo_fail(err, CRYO_E_UNSUPPORTED, "bf16: %s", why);
+    } else if (p == CRYO_NN_PRECISION_BF16 && ctx->device != CRYO_NN_DEVICE_CUDA) {
+        return cryo_fail(err, CRYO_E_UNSUPPORTED, "bf16: not implemented for this backend");
+    }
     ctx->precision = p;
     return CRYO_OK;
 }

@@ -154,6 +154,11 @@ void *cryo_nn_workspace(struct cryo_nn_ctx *ctx, size_t bytes, struct cryo_error
 /* The backends that are built. */
 extern const struct cryo_nn_ops cryo_nn_cpu_ops;
 
+/* 1 if this CPU runs oneDNN's bfloat16 kernels natively (AVX-512 BF16 or AMX, as oneDNN's
+ * ISA detection sees it, so $ONEDNN_MAX_CPU_ISA caps it), else 0 with the reason written
+ * into why[0..len) (libcore/cpu/cpu_backend.c). */
+int cryo_nn_cpu_has_bf16(char *why, size_t len);
+
 /* The CUDA backend is a separate shared object, libcryolvm-cuda.so (make CUDA=1), that
  * libcore dlopen()s the first time a CUDA context is asked for (backend_cuda.c). So a
  * binary never links libcudart/cuBLAS/cuDNN itself and runs where they are absent; only

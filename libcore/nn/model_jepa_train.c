@@ -173,18 +173,17 @@ static void mae_mask(uint8_t *m, size_t per, double ratio, uint64_t seed, uint64
 
 /* Masks per tile (jepa_mask.h, or MAE's), then the masked input (patches of masked tokens
  * zeroed). Returns the number of masked tokens. */
-static int make_mask(struct cryo_jepa_trainer *t, const float *x, size_t *total, struct cryo_error *err)
+static int make_mask(struct cryo_jepa_trainer *t, const float *x, uint64_t seed, uint64_t step, uint64_t first,
+                     size_t *total, struct cryo_error *err)
 {
     const struct cryo_scunet_config *c = cryo_scunet_config(t->enc);
     int p = 1 << c->levels, gd = t->d / p, gh = t->h / p, gw = t->w / p, C = c->in_ch;
     size_t per = (size_t)gd * gh * gw;
     if (t->o.mode == CRYO_JEPA_MAE)
         for (int s = 0; s < t->n; s++)
-            mae_mask(t->mask + (size_t)s * per, per, t->o.mask_ratio, t->o.seed, (uint64_t)t->step,
-                     t->sample_offset + (uint64_t)s);
+            mae_mask(t->mask + (size_t)s * per, per, t->o.mask_ratio, seed, step, first + (uint64_t)s);
     else
-        CRYO_TRY(cryo_jepa_mask_draw(t->mask, NULL, t->n, gd, gh, gw, &t->o.mask, t->o.seed, (uint64_t)t->step,
-                                     t->sample_offset, err));
+        CRYO_TRY(cryo_jepa_mask_draw(t->mask, NULL, t->n, gd, gh, gw, &t->o.mask, seed, step, first, err));
     *total = 0;
     for (size_t k = 0; k < per * (size_t)t->n; k++)
         *total += t->mask[k];
@@ -257,13 +256,19 @@ static int adamw_table(struct cryo_nn_ctx *ctx, float *param, const float *grad,
     return CRYO_OK;
 }
 
-int cryo_jepa_trainer_step(struct cryo_jepa_trainer *t, const float *input, struct cryo_error *err)
+/* Both branches and the loss on input with the masks of (seed, step, first), through the
+ * context: train = 1 for a step (drop-path, collapse statistics, d(loss)/d(output) in
+ * t->dout), 0 for an evaluation (deterministic; no gradient, no RNG, no statistics: only
+ * scratch — the masks, t->rowmask, t->gt, the activations — is written). *count: the
+ * loss's terms (masked tokens × row width). */
+static int forward_loss(struct cryo_jepa_trainer *t, const float *input, uint64_t seed, uint64_t step, uint64_t first,
+                        int train, double *loss_out, size_t *count, struct cryo_error *err)
 {
     struct cryo_nn_ctx *ctx = t->ctx;
     size_t nin = cryo_scunet_input_count(t->enc), T = cryo_jepa_tokens(t->pred);
     size_t F = cryo_scunet_output_count(t->enc) / T;
     size_t nmask;
-    CRYO_TRY(make_mask(t, input, &nmask, err));
+    CRYO_TRY(make_mask(t, input, seed, step, first, &nmask, err));
     for (size_t k = 0; k < T; k++) /* the mask as one float per row, for the loss on the device */
         t->gg[k] = t->mask[k] ? 1.0f : 0.0f;
     CRYO_TRY(cryo_nn_upload(ctx, t->rowmask, t->gg, T, err));
@@ -279,8 +284,9 @@ int cryo_jepa_trainer_step(struct cryo_jepa_trainer *t, const float *input, stru
     CRYO_TRY(rc);
     CRYO_TRY(cryo_jepa_forward(t->tpred, err));
     /* collapse statistics on the target encoder's features (not the embeddings, which carry
-     * the fixed positional code and so never look collapsed): a diagnostic, on the host */
-    {
+     * the fixed positional code and so never look collapsed): a diagnostic of a step, on
+     * the host */
+    if (train) {
         float *raw = t->gp, *ln = t->gp + T * F;
         CRYO_TRY(cryo_nn_download(ctx, raw, cryo_scunet_output(t->tenc), T * F, err));
         ln_rows(raw, T, F, ln);
@@ -288,7 +294,7 @@ int cryo_jepa_trainer_step(struct cryo_jepa_trainer *t, const float *input, stru
     }
     /* context branch */
     CRYO_TRY(cryo_nn_upload(ctx, cryo_scunet_input(t->enc), t->xmask, nin, err));
-    cryo_scunet_set_stochastic(t->enc, &t->rng);
+    cryo_scunet_set_stochastic(t->enc, train ? &t->rng : NULL);
     rc = cryo_scunet_forward(t->enc, err);
     cryo_scunet_set_stochastic(t->enc, NULL);
     CRYO_TRY(rc);
@@ -296,8 +302,7 @@ int cryo_jepa_trainer_step(struct cryo_jepa_trainer *t, const float *input, stru
     CRYO_TRY(cryo_jepa_set_mask(t->pred, t->mask, err));
     CRYO_TRY(cryo_jepa_forward(t->pred, err));
     /* loss on the masked tokens, through the context */
-    size_t n_ep, n_pp;
-    const struct cryo_nn_param *etab = cryo_scunet_params(t->enc, &n_ep);
+    size_t n_pp;
     const struct cryo_nn_param *ptab = cryo_jepa_params(t->pred, &n_pp);
     int mae = t->o.mode == CRYO_JEPA_MAE;
     size_t E = ptab[1].count /* patch_embed.bias */, V = ptab[n_pp - 1].count /* mae.bias */;
@@ -326,16 +331,42 @@ int cryo_jepa_trainer_step(struct cryo_jepa_trainer *t, const float *input, stru
                                            (int64_t)T, (int)E, 1e-5f, err));
     }
     double loss = 0;
+    /* an evaluation writes no gradient (t->dout is the step's d(loss)/d(output)) */
     int lrc = nmask == 0 ? cryo_fail(err, CRYO_E_INVALID, "loss: empty or missing input")
-                         : cryo_nn_loss_rows(ctx, &loss, t->dout, pred, t->gt, t->rowmask, (int64_t)T, (int)W,
+                         : cryo_nn_loss_rows(ctx, &loss, train ? t->dout : NULL, pred, t->gt, t->rowmask, (int64_t)T,
+                                             (int)W,
                                              mae || t->o.loss == CRYO_JEPA_SQUARED ? CRYO_NN_LOSS_MSE
                                                                                     : CRYO_NN_LOSS_SMOOTH_L1,
                                              t->o.beta, (double)(nmask * W), err);
     if (lrc < 0) {
-        if (lrc == CRYO_E_NUMERIC)
+        if (lrc == CRYO_E_NUMERIC && train)
             return cryo_fail(err, CRYO_E_NUMERIC, "jepa step %lld: loss is not finite", (long long)t->step + 1);
+        if (lrc == CRYO_E_NUMERIC)
+            return cryo_fail(err, CRYO_E_NUMERIC, "jepa evaluation: loss is not finite");
         return lrc;
     }
+    *loss_out = loss;
+    *count = nmask * W;
+    return CRYO_OK;
+}
+
+int cryo_jepa_trainer_eval(struct cryo_jepa_trainer *t, const float *input, uint64_t mask_seed, uint64_t first,
+                           double *loss, struct cryo_error *err)
+{
+    size_t count;
+    return forward_loss(t, input, mask_seed, 0, first, 0, loss, &count, err);
+}
+
+int cryo_jepa_trainer_step(struct cryo_jepa_trainer *t, const float *input, struct cryo_error *err)
+{
+    struct cryo_nn_ctx *ctx = t->ctx;
+    size_t count;
+    double loss;
+    CRYO_TRY(forward_loss(t, input, t->o.seed, (uint64_t)t->step, t->sample_offset, 1, &loss, &count, err));
+    size_t n_ep, n_pp;
+    const struct cryo_nn_param *etab = cryo_scunet_params(t->enc, &n_ep);
+    const struct cryo_nn_param *ptab = cryo_jepa_params(t->pred, &n_pp);
+    int mae = t->o.mode == CRYO_JEPA_MAE;
     t->last_loss = loss;
     /* backward: predictor, then the context encoder from d(features) */
     CRYO_TRY(cryo_jepa_zero_grad(t->pred, err));
@@ -347,7 +378,7 @@ int cryo_jepa_trainer_step(struct cryo_jepa_trainer *t, const float *input, stru
     float *ge = cryo_scunet_grad_data(t->enc), *gp = cryo_jepa_grad_data(t->pred);
     float *const g2[2] = {ge, gp};
     const size_t n2[2] = {ne, np};
-    CRYO_TRY(cryo_nn_reduce_grads(ctx, &t->reduce, g2, n2, 2, &t->last_loss, (double)(nmask * W), err));
+    CRYO_TRY(cryo_nn_reduce_grads(ctx, &t->reduce, g2, n2, 2, &t->last_loss, (double)count, err));
     double gn = 0;
     CRYO_TRY(cryo_nn_clip_grad_norm(ctx, g2, n2, 2, t->o.clip, &gn, err));
     if (!isfinite(gn))

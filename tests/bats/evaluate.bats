@@ -58,8 +58,11 @@ g = np.meshgrid(*[np.fft.fftfreq(n, ap) for n in a.shape[:2]], np.fft.rfftfreq(a
 s2 = sum(x * x for x in g)
 Fa = np.fft.rfftn(a)
 for B in (50, 100):
-    b = mrcfile.open(f"{d}/bfac-{B}.mrc").data.astype(float)
+    mb = mrcfile.open(f"{d}/bfac-{B}.mrc"); b = mb.data.astype(float)
     assert b.shape == a.shape
+    # relion writes origin 0; evaluate.mk puts the input's origin and start back
+    for k in ("origin", "nxstart", "nystart", "nzstart"):
+        assert np.all(np.asarray(mb.header[k]) == np.asarray(m0.header[k])), (k, mb.header[k], m0.header[k])
     Fb = np.fft.rfftn(b)
     m = (s2 > 0.03 ** 2) & (s2 < 0.2 ** 2) & (np.abs(Fa) > 1e-6 * np.abs(Fa).max())
     fit = 4 * np.polyfit(s2[m], np.log(np.abs(Fb[m]) / np.abs(Fa[m])), 1)[0]

@@ -157,6 +157,36 @@ PY
   assert_no_file "$TMP/f.pdf"
 }
 
+@test "fsc-eval --plot-with draws a second map's FSC against MAP2 in the same plot; bad uses fail cleanly" {
+  require_py_module mrcfile
+  make_synthetic
+  run fsc-eval "$TMP/s1.mrc" "$TMP/s2.mrc" --plot "$TMP/one.png" -q
+  [ "$status" -eq 0 ]
+  run fsc-eval "$TMP/s1.mrc" "$TMP/s2.mrc" --plot "$TMP/two.png" --plot-with "$TMP/nan.mrc" -q
+  [ "$status" -eq 1 ]   # the second map is read and checked like the others
+  assert_one_error_line
+  [[ "$output" == *nan.mrc* ]]
+  assert_no_file "$TMP/two.png"
+  for ext in png svg; do
+    run fsc-eval "$TMP/s1.mrc" "$TMP/s2.mrc" --plot "$TMP/two.$ext" --plot-with "$TMP/s2.mrc" -q
+    [ "$status" -eq 0 ]
+  done
+  head -c 8 "$TMP/two.png" | od -An -tx1 | grep -q "89 50 4e 47 0d 0a 1a 0a"
+  grep -q "<svg" "$TMP/two.svg"
+  ! cmp -s "$TMP/one.png" "$TMP/two.png"   # the second curve and the legend are drawn
+  # the reported figures are MAP1's alone, with or without the second curve
+  [ "$(fsc-eval -q --json "$TMP/s1.mrc" "$TMP/s2.mrc" | grep fsc_0143)" = \
+    "$(fsc-eval -q --json "$TMP/s1.mrc" "$TMP/s2.mrc" --plot "$TMP/three.png" --plot-with "$TMP/s2.mrc" | grep fsc_0143)" ]
+  run fsc-eval "$TMP/s1.mrc" "$TMP/s2.mrc" --plot-with "$TMP/s2.mrc"
+  [ "$status" -eq 2 ]
+  [[ "$output" == *"--plot-with needs --plot"* ]]
+  run fsc-eval "$TMP/s1.mrc" "$TMP/s2.mrc" --plot "$TMP/bad.png" --plot-with "$TMP/other.mrc"
+  [ "$status" -eq 1 ]
+  assert_one_error_line
+  [[ "$output" == *other.mrc* ]]
+  assert_no_file "$TMP/bad.png"
+}
+
 @test "fsc-eval: bad input gives one line and the right status" {
   require_py_module mrcfile
   make_synthetic

@@ -28,9 +28,36 @@ for path, apix in ((sys.argv[1], 1.0), (sys.argv[2], 1.3)):
 PY
   vol-patch --random 32 --size 16 --seed 3 "$D/map.mrc" > "$D/crops.cvol"
   vol-patch --random 4 --size 16 --seed 3 "$D/map13.mrc" > "$D/crops13.cvol"
+  vol-patch --random 4 --size 16 --seed 77 "$D/map.mrc" > "$D/pval.cvol"
   vol-degrade --pair --lowpass 6 "$D/map.mrc" > "$D/pair.cvol"
   vol-patch --random 24 --size 16 --seed 4 "$D/pair.cvol" > "$D/pairs.cvol"
   vol-patch --random 4 --size 16 --seed 99 "$D/pair.cvol" > "$D/val.cvol"
+  vol-degrade --pair --wedge 45 "$D/map.mrc" > "$D/wpair.cvol"
+  vol-patch --random 24 --size 16 --seed 4 "$D/wpair.cvol" > "$D/wpairs.cvol"
+  vol-patch --random 4 --size 16 --seed 99 "$D/wpair.cvol" > "$D/wval.cvol"
+  vol-degrade --pair --bin 2 --snr 5 "$D/map.mrc" > "$D/spair.cvol"
+  vol-patch --random 24 --size 16 --seed 4 "$D/spair.cvol" > "$D/spairs.cvol"
+  vol-patch --random 4 --size 16 --seed 99 "$D/spair.cvol" > "$D/sval.cvol"
+}
+
+# The input baseline of validation pairs $1 (numpy, tests/ref/hist_ref.py): the mean over the
+# crops of alpha*MSE(input, target) + (1-alpha)*JS(soft histograms, 100 bins on [0,1], sigma
+# one bin), the loss a network that returns its input would have.
+input_baseline() {
+  "$PY" - "$1" "$2" <<'PY'
+import sys, numpy as np, cvol, hist_ref
+alpha = float(sys.argv[2]); losses = []
+for f in cvol.read_stream(sys.argv[1]):
+    x, t = (c.astype(np.float64).ravel() for c in f["data"])
+    js = hist_ref.js(hist_ref.soft_hist(x, 100, 0, 1, 0.01), hist_ref.soft_hist(t, 100, 0, 1, 0.01))
+    losses.append(alpha * np.mean((x - t) ** 2) + (1 - alpha) * js)
+print(np.mean(losses))
+PY
+}
+
+# Validation losses of log $1: "first last" (step 0, the untrained network, and the end).
+val_first_last() {
+  awk -F'\t' '$6 != "-" && NR > 1 {if (first == "") first = $6; last = $6} END {print first, last}' "$1"
 }
 
 # Tensor bytes of two safetensors files equal (metadata may differ: it names the run dir).
@@ -69,6 +96,29 @@ PY
   # the checkpoint loads as backbone weights
   run lvm-model info "$TMP/run/last.safetensors"
   [ "$status" -eq 0 ] && [[ "$output" == *"JEPA predictor"* ]]
+}
+
+@test "pre-training --val: fixed held-out crops and masks; the validation loss falls, best.safetensors follows it, the run is unchanged" {
+  a="$NET $PRED --steps 30 --batch 2 --save-every 30"
+  jepa-train $a --out "$TMP/plain" < "$BATS_FILE_TMPDIR/crops.cvol" 2>/dev/null
+  run jepa-train $a --val "$BATS_FILE_TMPDIR/pval.cvol" --val-every 10 --out "$TMP/val" < "$BATS_FILE_TMPDIR/crops.cvol"
+  [ "$status" -eq 0 ]
+  same_tensors "$TMP/plain/last.safetensors" "$TMP/val/last.safetensors"
+  awk -F'\t' '$6 != "-" && NR > 1 {n++; v[n] = $6; s[n] = $1; if ($10 != "-" || $11 != "-") bad = 1}
+              END {printf "val loss at steps %s %s %s %s: %s %s %s %s\n", s[1], s[2], s[3], s[4], v[1], v[2], v[3], v[4];
+                   exit !(n == 4 && s[1] == 0 && s[4] == 30 && v[4] < 0.6 * v[1] && !bad)}' "$TMP/val/log.tsv"
+  best=$(awk -F'\t' '$6 != "-" && NR > 2 && (b == "" || $6 < b) {b = $6} END {print b}' "$TMP/val/log.tsv")
+  [ "$(meta "$TMP/val/best.safetensors" jepa_train.best_val)" = "$best" ] || \
+    "$PY" -c "import sys; a, b = map(float, sys.argv[1:]); assert abs(a - b) <= 1e-8 * b, (a, b)" \
+      "$(meta "$TMP/val/best.safetensors" jepa_train.best_val)" "$best"
+  meta "$TMP/val/last.safetensors" provenance | "$PY" -c 'import json,sys; p=json.load(sys.stdin); assert "val_loss" in p and "val_fsc0143" not in p, p'
+  # the MAE objective validates its masked-voxel MSE the same way
+  run jepa-train $NET $PRED --objective mae --steps 2 --val "$BATS_FILE_TMPDIR/pval.cvol" --out "$TMP/mae" < "$BATS_FILE_TMPDIR/crops.cvol"
+  [ "$status" -eq 0 ] && [ "$(awk -F'\t' '$6 != "-" && NR > 1' "$TMP/mae/log.tsv" | wc -l)" -eq 2 ]
+  # held-out crops of the wrong kind are refused before anything is written
+  run jepa-train $a --val "$BATS_FILE_TMPDIR/val.cvol" --out "$TMP/bad" < "$BATS_FILE_TMPDIR/crops.cvol"
+  [ "$status" -eq 1 ] && assert_one_error_line && [[ "$output" == *"val.cvol"*"2 channels"* ]]
+  [ ! -e "$TMP/bad" ]
 }
 
 @test "MAE baseline objective learns too" {
@@ -161,6 +211,31 @@ PY
   [ "$status" -eq 0 ] && [[ "$output" != *optimiser* ]]
 }
 
+@test "--task wedge fine-tuning learns: validation MSE falls 5x and ends below the missing-wedge input's own" {
+  run jepa-train $NET --task wedge --from-scratch --alpha 1 --steps 200 --batch 2 --lr 3e-3 --save-every 100 \
+    --val "$BATS_FILE_TMPDIR/wval.cvol" --out "$TMP/w" < "$BATS_FILE_TMPDIR/wpairs.cvol"
+  [ "$status" -eq 0 ]
+  base=$(input_baseline "$BATS_FILE_TMPDIR/wval.cvol" 1)
+  read -r first last < <(val_first_last "$TMP/w/log.tsv")
+  echo "wedge val MSE $first -> $last; the input itself: $base"
+  awk -v f="$first" -v l="$last" -v b="$base" 'BEGIN {exit !(f > 5 * l && l < 0.75 * b)}'
+  [ "$(meta "$TMP/w/last.safetensors" task)" = wedge ]
+}
+
+@test "--alpha 0.5 (MSE + HistKL) superres fine-tuning learns: the combined validation loss falls 5x and ends below the input's (numpy)" {
+  run jepa-train $NET --task superres --from-scratch --alpha 0.5 --steps 200 --batch 2 --lr 3e-3 --save-every 100 \
+    --val "$BATS_FILE_TMPDIR/sval.cvol" --out "$TMP/s" < "$BATS_FILE_TMPDIR/spairs.cvol"
+  [ "$status" -eq 0 ]
+  base=$(input_baseline "$BATS_FILE_TMPDIR/sval.cvol" 0.5)
+  read -r first last < <(val_first_last "$TMP/s/log.tsv")
+  echo "superres val 0.5 MSE + 0.5 HistKL $first -> $last; the input itself: $base"
+  awk -v f="$first" -v l="$last" -v b="$base" 'BEGIN {exit !(f > 5 * l && l < 0.5 * b)}'
+  # the config records alpha: resuming with MSE only is another run
+  run jepa-train $NET --task superres --from-scratch --alpha 1 --steps 200 --batch 2 --lr 3e-3 --save-every 100 \
+    --val "$BATS_FILE_TMPDIR/sval.cvol" --out "$TMP/s" --resume < "$BATS_FILE_TMPDIR/spairs.cvol"
+  [ "$status" -eq 1 ] && [[ "$output" == *"alpha=0.5"*"alpha=1"* ]]
+}
+
 @test "fine-tuning from a JEPA checkpoint: the EMA encoder is loaded and stays frozen for --freeze-encoder steps" {
   jepa-train $NET $PRED --steps 4 --out "$TMP/pre" < "$BATS_FILE_TMPDIR/crops.cvol" 2>/dev/null
   run jepa-train $NET --task sharpen --init "$TMP/pre/last.safetensors" --freeze-encoder 3 --steps 3 --save-every 3 \
@@ -190,7 +265,7 @@ PY
   [ "$(head -c 4 "$TMP/mask.png" | tail -c 3)" = PNG ]
 }
 
-@test "map mode (the loader): random crops of maps, resume after SIGKILL bit-identical; --pairs LIST fine-tuning learns" {
+@test "map mode (the loader): random crops of maps, resume after SIGKILL bit-identical; --pairs LIST fine-tuning learns (--val: fixed crops of a pairs list)" {
   m="$BATS_FILE_TMPDIR/map.mrc"
   args="$NET $PRED --size 16 --steps 40 --batch 2 --save-every 5 --prefetch 4"
   mkdir -p "$TMP/a" "$TMP/b"
@@ -211,12 +286,38 @@ PY
   vol-degrade --lowpass 6 "$m" -o "$TMP/lp.mrc"
   printf '# input target\n%s %s\n' "$TMP/lp.mrc" "$m" > "$TMP/pairs.txt"
   run jepa-train $NET --task superres --from-scratch --alpha 1 --pairs "$TMP/pairs.txt" --size 16 --steps 60 --lr 3e-3 \
-    --val "$BATS_FILE_TMPDIR/val.cvol" --val-every 60 --out "$TMP/ft"
+    --val "$TMP/pairs.txt" --val-crops 4 --val-every 60 --out "$TMP/ft"
   [ "$status" -eq 0 ]
   awk -F'\t' '$6 != "-" && NR > 1 {if (!first) first = $6; last = $6} END {printf "val %.4g -> %.4g\n", first, last; exit !(first > 5 * last)}' "$TMP/ft/log.tsv"
   printf '%s\n' "$TMP/lp.mrc" > "$TMP/bad.txt"
   run jepa-train $NET --task superres --from-scratch --pairs "$TMP/bad.txt" --size 16 --steps 1 --out "$TMP/ft2"
   [ "$status" -eq 1 ] && assert_one_error_line && [[ "$output" == *"line 1: needs two paths"* ]]
+}
+
+@test "--list LIST names the maps: the same run as the maps given as arguments; refusals name the list" {
+  m="$BATS_FILE_TMPDIR/map.mrc"
+  a="$NET $PRED --size 16 --steps 3 --batch 2 --save-every 3"
+  mkdir "$TMP/l" && cp "$m" "$TMP/l/map.mrc"
+  printf '# corpus\n\n  map.mrc   # relative to the list\n' > "$TMP/l/corpus.txt"
+  jepa-train $a --out "$TMP/list" --list "$TMP/l/corpus.txt" 2>/dev/null
+  jepa-train $a --out "$TMP/args2" "$TMP/l/map.mrc" 2>/dev/null
+  same_tensors "$TMP/args2/last.safetensors" "$TMP/list/last.safetensors"
+  [[ "$(meta "$TMP/list/last.safetensors" provenance)" == *"list $TMP/l/corpus.txt (1 map)"* ]]
+  run jepa-train $a --out "$TMP/x" --list "$TMP/l/corpus.txt" "$m"
+  [ "$status" -eq 2 ] && [[ "$output" == *"--list LIST takes the maps from the list"* ]]
+  # --val LIST: fixed crops of held-out maps (the 1.3 Å copy, resampled by the loader)
+  printf '%s\n' "$BATS_FILE_TMPDIR/map13.mrc" > "$TMP/held.txt"
+  run jepa-train $a --out "$TMP/vl" --list "$TMP/l/corpus.txt" --val "$TMP/held.txt" --val-crops 3
+  [ "$status" -eq 0 ]
+  [ "$(awk -F'\t' '$6 != "-" && NR > 1 {printf "%s ", $1}' "$TMP/vl/log.tsv")" = "0 3 " ]
+  meta "$TMP/vl/last.safetensors" provenance | "$PY" -c 'import json,sys; p=json.load(sys.stdin); assert p["val"].endswith("held.txt (1 map, 3 crops)") and "val_loss" in p, p'
+  printf '# nothing\n' > "$TMP/empty.txt"
+  run jepa-train $a --out "$TMP/x" --list "$TMP/empty.txt"
+  [ "$status" -eq 1 ] && assert_one_error_line && [[ "$output" == *"empty.txt: the list names no path"* ]]
+  printf 'missing.mrc\n' > "$TMP/missing.txt"
+  run jepa-train $a --out "$TMP/x" --list "$TMP/missing.txt"
+  [ "$status" -eq 1 ] && assert_one_error_line && [[ "$output" == *"missing.mrc"* ]]
+  [ ! -e "$TMP/x" ]
 }
 
 @test "the man page's mask picture is the tool's own --show-mask output" {
@@ -225,24 +326,42 @@ PY
        <(sed -n '/^\.EX$/,/^\.EE$/p' "$page" | sed -n '2,/^\.EE$/p' | sed '$d' | sed 's/^\\&//; s/ *$//' | grep .)
 }
 
-@test "MPI: 2 ranks with global batch B give the weights of 1 process with batch B (pre-training and MSE fine-tuning)" {
+# mpirun on one machine, robust in containers and as root: no ssh needed to start local ranks
+# (plm_rsh_agent empty), shared memory without the CMA single copy that containers often forbid,
+# no core binding (cpusets), oversubscribed cores; a hang fails after 120 s instead of blocking.
+mpirun2() {
+  local root=(); [ "$(id -u)" -eq 0 ] && root=(--allow-run-as-root)
+  OMPI_MCA_plm_rsh_agent= OMPI_MCA_btl=self,vader OMPI_MCA_btl_vader_single_copy_mechanism=none \
+    timeout -k 5 120 mpirun "${root[@]}" --oversubscribe --bind-to none -np 2 "$@"
+}
+
+@test "MPI: 2 ranks with global batch B give the weights of 1 process with batch B (pre-training, MSE fine-tuning, map mode)" {
+  command -v jepa-train-mpi >/dev/null || skip "jepa-train-mpi not built (make MPI=1; make check builds it when mpicc works: libopenmpi-dev)"
   command -v mpirun >/dev/null || skip "mpirun not installed (Debian's openmpi-bin)"
-  jepa-train --help | grep -q "MPI data-parallel" || skip "jepa-train built without MPI (make MPI=1)"
-  mpi="mpirun --oversubscribe -np 2"
-  [ "$(id -u)" -eq 0 ] && mpi="mpirun --allow-run-as-root --oversubscribe -np 2"
   a="$NET $PRED --steps 8 --batch 4 --save-every 8"
   jepa-train $a --out "$TMP/one" "$BATS_FILE_TMPDIR/crops.cvol" 2>/dev/null
-  $mpi jepa-train $a --out "$TMP/two" "$BATS_FILE_TMPDIR/crops.cvol"
+  run mpirun2 jepa-train-mpi $a --out "$TMP/two" "$BATS_FILE_TMPDIR/crops.cvol"
+  [ "$status" -eq 0 ] && [[ "$output" == *"data-parallel over 2 MPI ranks, 2 crops per rank"* ]]
   f="$NET --task wedge --from-scratch --alpha 1 --steps 8 --batch 4 --save-every 8"
   jepa-train $f --out "$TMP/fone" "$BATS_FILE_TMPDIR/pairs.cvol" 2>/dev/null
-  $mpi jepa-train $f --out "$TMP/ftwo" "$BATS_FILE_TMPDIR/pairs.cvol"
+  run mpirun2 jepa-train-mpi $f --out "$TMP/ftwo" "$BATS_FILE_TMPDIR/pairs.cvol"
+  [ "$status" -eq 0 ] && [[ "$output" == *"over 2 MPI ranks"* ]]
+  [ "$(meta "$TMP/ftwo/last.safetensors" provenance | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["ranks"])')" = 2 ]
+  # map mode: each rank's loader makes and prefetches its own share of the crops
+  mm="$NET $PRED --size 16 --steps 4 --batch 4 --save-every 4 --prefetch 2"
+  jepa-train $mm --out "$TMP/mone" "$BATS_FILE_TMPDIR/map.mrc" 2>/dev/null
+  run mpirun2 jepa-train-mpi $mm --out "$TMP/mtwo" "$BATS_FILE_TMPDIR/map.mrc"
+  [ "$status" -eq 0 ]
+  # without a launcher the MPI build is one plain process (no MPI_Init): the same weights again
+  jepa-train-mpi $a --out "$TMP/plain" "$BATS_FILE_TMPDIR/crops.cvol" 2>/dev/null
+  same_tensors "$TMP/one/last.safetensors" "$TMP/plain/last.safetensors"
   "$PY" - "$TMP" <<'PY'
 import sys, json, struct, numpy as np
 def load(p):
     b = open(p, 'rb').read(); n = struct.unpack('<Q', b[:8])[0]
     h = json.loads(b[8:8 + n]); h.pop('__metadata__', None); d = b[8 + n:]
     return {k: np.frombuffer(d[v['data_offsets'][0]:v['data_offsets'][1]], np.float32) for k, v in h.items()}
-for one, two in (("one", "two"), ("fone", "ftwo")):
+for one, two in (("one", "two"), ("fone", "ftwo"), ("mone", "mtwo")):
     a, b = load(f"{sys.argv[1]}/{one}/last.safetensors"), load(f"{sys.argv[1]}/{two}/last.safetensors")
     assert a.keys() == b.keys()
     w = [k for k in a if not k.startswith("optim.")]
@@ -251,7 +370,13 @@ for one, two in (("one", "two"), ("fone", "ftwo")):
     print(f"{one} vs {two}: {len(w)} weight tensors, relative difference {err:.2g}")
     assert err < 1e-4, err
 PY
+  # the loss of every step agrees too (rank 0 logs the count-weighted global loss)
+  paste <(cut -f5 "$TMP/one/log.tsv") <(cut -f5 "$TMP/two/log.tsv") | awk 'NR > 1 {d = $1 - $2; if (d < 0) d = -d; if (d > 1e-5 * $1) bad = 1} END {exit bad}'
   # the global batch must split over the ranks; stdin is refused (it reaches rank 0 only)
-  run $mpi jepa-train $a --batch 3 --out "$TMP/bad" "$BATS_FILE_TMPDIR/crops.cvol"
+  run mpirun2 jepa-train-mpi $a --batch 3 --out "$TMP/bad" "$BATS_FILE_TMPDIR/crops.cvol"
   [ "$status" -ne 0 ] && [[ "$output" == *"multiple of the 2 ranks"* ]]
+  [ ! -e "$TMP/bad" ]
+  run mpirun2 jepa-train-mpi $a --out "$TMP/bad" < "$BATS_FILE_TMPDIR/crops.cvol"
+  [ "$status" -ne 0 ] && [[ "$output" == *"standard input goes to rank 0 only"* ]]
+  [ ! -e "$TMP/bad" ]
 }

@@ -159,3 +159,25 @@ PY
   [ "$status" -eq 2 ]
   assert_no_file "$TMP/o.mrc"
 }
+
+@test "element columns holding other text (EMBOSS test entries): elements come from the atom names; no known element at all is refused" {
+  write_pdb "$TMP/m.pdb"
+  # columns 77-78 replaced by a line-number-like field, as EMBOSS's 2hhb.ent has
+  awk '/^(ATOM|HETATM)/ { $0 = sprintf("%-72s%-4s%4d", substr($0, 1, 72), "2HHB", NR + 200) } { print }' "$TMP/m.pdb" > "$TMP/j.pdb"
+  grep -q '^ATOM.* 2HHB 201$' "$TMP/j.pdb"
+  model-map --res 3 "$TMP/m.pdb" -o "$TMP/m.mrc"
+  model-map --res 3 "$TMP/j.pdb" -o "$TMP/j.mrc"
+  run "$PY" - "$TMP/m.mrc" "$TMP/j.mrc" <<'PY'
+import sys, numpy as np, mrcfile
+a, b = (mrcfile.open(f).data for f in sys.argv[1:3])
+assert a.shape == b.shape and a.max() > 0, (a.shape, b.shape, a.max())
+assert np.allclose(a, b, rtol=0, atol=1e-6 * a.max()), np.abs(a - b).max()
+print('ok')
+PY
+  [ "$status" -eq 0 ] || { echo "$output"; false; }
+  printf 'ATOM      1  QQ  VAL A   1       6.130  16.559   4.905  1.00 41.29          ZZ\n' > "$TMP/u.pdb"
+  run model-map --res 3 "$TMP/u.pdb" -o "$TMP/u.mrc"
+  [ "$status" -eq 1 ]
+  [[ "$output" == *"u.pdb"*"none of the 1 atoms has a known element"* ]] || { echo "$output"; false; }
+  [ ! -e "$TMP/u.mrc" ]
+}

@@ -292,3 +292,32 @@ PY
   CRYO_FSYNC=1 vol-convert "$TMP/t.map" -o "$TMP/t.mrc"
   MK check "$TMP/t.mrc" "$TMP/t.npz"
 }
+
+@test "ISPG 0 with MZ = NZ (a volume labelled as a stack, common in deposited files) is written back as read; .mrcs output is a stack with MZ = 1" {
+  need_tools; require_py_module mrcfile
+  "$PY" - "$TMP/v.map" <<'PY'
+import sys, numpy as np, mrcfile
+a = np.arange(5 * 6 * 7, dtype=np.float32).reshape(7, 6, 5)
+with mrcfile.new(sys.argv[1], overwrite=True) as m:
+    m.set_data(a)
+    m.voxel_size = 0.65
+    m.header.ispg = 0                      # what the apoferritin zone file of EMD-20026 says
+    m.header.mz = 7                        # ... while sampling z like a volume
+    m.header.cella.z = 7 * 0.65
+PY
+  vol-convert "$TMP/v.map" -o "$TMP/v.out.mrc"
+  vol-convert "$TMP/v.map" -o "$TMP/v.out.mrcs"
+  run "$PY" - "$TMP/v.map" "$TMP/v.out.mrc" "$TMP/v.out.mrcs" <<'PY'
+import sys, numpy as np, mrcfile
+src, vol, stk = (mrcfile.open(f, permissive=True) for f in sys.argv[1:4])
+for m in (vol, stk):
+    assert np.array_equal(m.data, src.data)
+    assert abs(m.voxel_size.z - 0.65) < 1e-5, m.voxel_size
+h, s = vol.header, src.header
+assert (int(h.ispg), int(h.mx), int(h.my), int(h.mz)) == (0, 5, 6, 7), (h.ispg, h.mx, h.my, h.mz)
+assert np.allclose([h.cella.x, h.cella.y, h.cella.z], [s.cella.x, s.cella.y, s.cella.z]), h.cella
+assert (int(stk.header.ispg), int(stk.header.mz)) == (0, 1), (stk.header.ispg, stk.header.mz)
+print('ok')
+PY
+  [ "$status" -eq 0 ] || { echo "$output"; false; }
+}

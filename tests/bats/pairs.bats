@@ -53,6 +53,58 @@ PY
   cmp "$TMP/keep.cvol" "$TMP/out/wedge/4ZHL.cvol"
 }
 
+@test "pairs.mk: the input channel is the degraded whole map normalised exactly as lvm-apply normalises it" {
+  # The crops' input channel must be what lvm-apply feeds the network for the same degraded
+  # map: its 0.01/0.99 quantiles (numpy) clipped to [0,1]; the target stays the normalised
+  # clean map. lvm-apply's own normalisation is checked through its output (tiny random
+  # weights, one whole-map pass) against numpy + the PyTorch network (tests/ref/apply_ref.py).
+  need_tools
+  require_py_module torch
+  [ -x "$CRYO_BIN/lvm-apply" ] && [ -x "$CRYO_BIN/lvm-model" ] || skip "lvm-apply is not built"
+  mkdir -p "$TMP/models"
+  ln -s "$PDBDIR/1A8O.pdb.gz" "$TMP/models/"
+  run make -f "$BATS_TEST_DIRNAME/../../pipelines/pairs.mk" BIN="$CRYO_BIN" MODELS="$TMP/models" \
+    OUT="$TMP/out" PATCHES=3 SIZE=24 SEED=5 "$TMP/out/sharpen/1A8O.cvol" "$TMP/out/wedge/1A8O.cvol"
+  echo "$output"
+  [ "$status" -eq 0 ]
+  # the degraded whole maps a user would hand to lvm-apply: same recipe and seed, no --pair
+  seed=$(( 5 + $(printf '%s' 1A8O | cksum | cut -d' ' -f1) % 1000000 ))
+  vol-degrade -q --seed $seed --local-res 3,6 --bfactor 80 --snr 0.5 --noise-shape shell \
+    "$TMP/out/clean/1A8O.cvol" -o "$TMP/sharpen-in.mrc"
+  vol-degrade -q --seed $seed --wedge 60 --snr 0.5 "$TMP/out/clean/1A8O.cvol" -o "$TMP/wedge-in.mrc"
+  vol-convert -q "$TMP/out/clean/1A8O.cvol" -o "$TMP/clean.mrc"
+  lvm-model init -q --config width=8,levels=2,depth=1,head_dim=4 --task sharpen -o "$TMP/w.safetensors"
+  lvm-apply -q --task sharpen --model "$TMP/w.safetensors" --tile 0 "$TMP/sharpen-in.mrc" -o "$TMP/lvm.mrc"
+  run "$PY" "$REF/apply_ref.py" check "$TMP/w.safetensors" "$TMP/sharpen-in.mrc" "$TMP/lvm.mrc" 0 0 1e-4
+  echo "$output"
+  [ "$status" -eq 0 ]
+  "$PY" - "$TMP" <<'PY'
+import sys, os, numpy as np, mrcfile, cvol
+d = sys.argv[1]
+clean = np.array(mrcfile.open(os.path.join(d, "clean.mrc")).data, np.float64)
+for task in ("sharpen", "wedge"):
+    x = np.array(mrcfile.open(os.path.join(d, task + "-in.mrc")).data, np.float64)
+    qlo, qhi = np.quantile(x, [0.01, 0.99])
+    xn = np.clip((x - qlo) / (qhi - qlo), 0, 1)            # lvm-apply's input (apply_ref.py)
+    qn = np.quantile(xn, [0.01, 0.99])  # ~0, ~1 (interpolated quantiles of a clipped map)
+    assert np.allclose(qn, [0, 1], atol=1e-4), qn
+    # the raw degraded map is NOT in [0,1]: the old pairs (no renormalisation) differed
+    assert qlo < -0.01 or qhi > 1.01 or task == "wedge", (task, qlo, qhi)
+    fr = cvol.read_stream(os.path.join(d, "out", task, "1A8O.cvol"))
+    assert len(fr) == 3
+    for f in fr:
+        x0, y0, z0 = map(int, f["meta"]["patch.origin"].split(","))
+        inp, tgt = f["data"][0], f["data"][1]
+        sl = np.s_[z0:z0 + 24, y0:y0 + 24, x0:x0 + 24]
+        e_in = np.abs(inp - xn[sl]).max()
+        e_tg = np.abs(tgt - clean[sl]).max()
+        print(task, (x0, y0, z0), "input vs lvm-apply normalisation", e_in, "target vs clean", e_tg)
+        assert e_in < 2e-6, e_in
+        assert e_tg < 1e-4, e_tg  # renormalising the clipped target: identity up to ~1e-5
+        assert 0 <= inp.min() and inp.max() <= 1
+PY
+}
+
 @test "pairs.mk MAPS: an experimental map becomes a wedge pair at 1 Å" {
   need_tools
   require_py_module mrcfile

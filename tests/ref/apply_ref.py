@@ -11,14 +11,15 @@ padded by reflection at the high end to a multiple of 2^levels; then x = q_lo + 
 Commands:
   apply_ref.py check W IN.mrc OUT.mrc TILE STRIDE [TOL]   OUT against the reference
                                                           (TILE 0: whole map); rel. L2 error
-  apply_ref.py bench W BOX TILE STRIDE THREADS            seconds for a random BOX^3 map
+  apply_ref.py bench W BOX TILE STRIDE THREADS [fp32|bf16]  seconds for a random BOX^3 map
+                                                          (bf16: torch.autocast CPU bfloat16)
 """
 import sys
 import time
 
 import numpy as np
 
-from torch_scunet import load_model, rel, st_read
+from torch_scunet import autocast_ready, load_model, rel, st_read
 
 
 def reflect(i, n):
@@ -35,11 +36,15 @@ def gauss(s):
     return np.exp(-((i - c) ** 2) / (2 * sig * sig))
 
 
+AUTOCAST_BF16 = False
+
+
 def run_net(model, box):
     import torch
-    with torch.no_grad():
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=AUTOCAST_BF16):
         dt = next(model.parameters()).dtype
-        return model(torch.from_numpy(np.ascontiguousarray(box)).to(dt)[None, None])[0, 0].numpy()
+        y = model(torch.from_numpy(np.ascontiguousarray(box)).to(dt)[None, None])[0, 0]
+        return y.float().numpy()
 
 
 def infer(model, levels, x, tile, stride, skip=0.0):
@@ -95,12 +100,17 @@ def main(argv):
         print(f"lvm-apply vs numpy/PyTorch (tile {tile}, stride {stride}): rel err {e:.3g} (tol {tol})")
         return 0 if e <= tol else 1
     if argv[1] == "bench":
+        global AUTOCAST_BF16
+        AUTOCAST_BF16 = len(argv) > 7 and argv[7] == "bf16"
+        if AUTOCAST_BF16:
+            autocast_ready(model)
         box, tile, stride = int(argv[3]), int(argv[4]), int(argv[5])
         x = np.random.default_rng(1).random((box, box, box)).astype(np.float32)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         infer(model, cfg["levels"], x, tile, stride, skip=-1.0)
         print(f"torch tiled box={box} tile={tile} stride={stride} seconds={time.perf_counter() - t0:.2f} "
-              f"threads={torch.get_num_threads()}")
+              f"cpu={time.process_time() - c0:.2f} "
+              f"threads={torch.get_num_threads()} precision={'bf16' if AUTOCAST_BF16 else 'fp32'}")
         return 0
     print(__doc__, file=sys.stderr)
     return 2

@@ -24,7 +24,8 @@ Commands:
   torch_scunet.py optim DIR/optim.safetensors        compare test_optim --dump with PyTorch
   torch_scunet.py set-tau W OUT VALUE                copy of W with every FRN threshold = VALUE
   torch_scunet.py check-run W IN.mrc OUT.mrc [TOL]   lvm-model run output against PyTorch
-  torch_scunet.py bench W BOX BATCH train|forward REPEAT [THREADS]   PyTorch timing
+  torch_scunet.py bench W BOX BATCH train|forward|forward-bf16 REPEAT [THREADS]   PyTorch timing
+                                                     (forward-bf16: torch.autocast CPU bfloat16)
   torch_scunet.py jepa DIR/jepa.safetensors [TOL]    compare test_model --dump-jepa with PyTorch
   torch_scunet.py jepa-bench W BOX BATCH REPEAT [THREADS]   PyTorch timing of one JEPA step
   torch_scunet.py flops CONFIG BOX                   GFLOP of one forward, counted by hooks
@@ -392,6 +393,17 @@ def load_model(wpath):
     return model, cfg
 
 
+def autocast_ready(model):
+    """PyTorch 1.13's CPU autocast runs convolutions and matmuls in bfloat16 but leaves
+    LayerNorm alone, which then refuses a bfloat16 input with float32 weights: feed every
+    LayerNorm float32 (what autocast does on CUDA). Returns the model."""
+    import torch
+    for mod in model.modules():
+        if isinstance(mod, torch.nn.LayerNorm):
+            mod.register_forward_pre_hook(lambda m, a: tuple(t.float() for t in a))
+    return model
+
+
 def rel(a, b):
     a = np.asarray(a, np.float64)
     b = np.asarray(b, np.float64)
@@ -611,26 +623,32 @@ def main(argv):
         torch.set_num_threads(int(argv[7]) if len(argv) > 7 else 2)
         model, cfg = load_model(argv[2])
         box, batch, what, rep = int(argv[3]), int(argv[4]), argv[5], int(argv[6])
+        if what == "forward-bf16":
+            autocast_ready(model)
         x = torch.rand(batch, cfg["in_ch"], box, box, box) - 0.5
         y = x.clone()
         opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
-        times = []
+        times, cpu = [], []
         for r in range(rep + 1):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             if what == "train":
                 opt.zero_grad(set_to_none=True)
                 loss = torch.nn.functional.mse_loss(model(x), y)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
                 opt.step()
+            elif what == "forward-bf16":
+                with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+                    model(x)
             else:
                 with torch.no_grad():
                     model(x)
             if r:
                 times.append(time.perf_counter() - t0)
+                cpu.append(time.process_time() - c0)
         times.sort()
         print(f"what={what} box={box} batch={batch} seconds={times[len(times) // 2]:.4f} "
-              f"best={times[0]:.4f} torch={torch.__version__}")
+              f"best={times[0]:.4f} cpu={min(cpu):.4f} torch={torch.__version__}")
         return 0
     if cmd == "jepa-bench":
         return jepa_bench(argv[2], int(argv[3]), int(argv[4]), int(argv[5]),

@@ -2,7 +2,7 @@
  * coverage, disjointness, min_keep, per-sample independence), the Smooth-L1 JEPA loss and
  * its gradient (recomputed here from the trainer's predictions and target embeddings, and
  * central differences of that loss), the EMA / weight-decay schedules inside the step, and
- * the collapse statistics. The predictor itself is checked against PyTorch in test_model.
+ * the collapse statistics, the validation loss. The predictor itself is checked against PyTorch in test_model.
  */
 #include "testutil.h"
 #include "cryolvm/jepa_mask.h"
@@ -338,6 +338,55 @@ out:
     free(x);
 }
 
+/* Validation: the loss of the current weights with the masks of (mask_seed, step 0, first),
+ * the reference loss of the trainer's own predictions and targets, repeatable, and without
+ * side effects: a trainer that evaluated steps bit for bit like one that did not. */
+TEST(evaluation_is_the_loss_without_side_effects)
+{
+    struct cryo_scunet_config c;
+    struct cryo_jepa_config jc;
+    small(&c, &jc);
+    struct cryo_jepa_train_opts o;
+    cryo_jepa_train_opts_default(&o);
+    o.beta = 0.3;
+    o.sched.total = 6;
+    struct cryo_error e = {0};
+    struct cryo_jepa_trainer *a = NULL, *b = NULL;
+    const int D = 16, N = 2;
+    CHECK(cryo_jepa_trainer_create(&a, &c, &jc, &o, ctx, N, D, D, D, 5, &e) == 0);
+    CHECK(cryo_jepa_trainer_create(&b, &c, &jc, &o, ctx, N, D, D, D, 5, &e) == 0);
+    if (!a || !b)
+        goto out;
+    size_t n = (size_t)N * D * D * D, T = cryo_jepa_tokens(a->pred), E = (size_t)jc.embed;
+    size_t ne = cryo_scunet_num_params(a->enc), np = cryo_jepa_num_params(a->pred);
+    float *x = malloc(n * sizeof *x);
+    uint8_t *m = malloc(T);
+    uint64_t r = 11;
+    for (size_t i = 0; i < n; i++)
+        x[i] = (float)(0.5 + 0.5 * tu_rand(&r));
+    CHECK(cryo_jepa_trainer_step(a, x, &e) == 0 && cryo_jepa_trainer_step(b, x, &e) == 0);
+    double l1 = 0, l2 = 0;
+    uint64_t rng = a->rng;
+    CHECK(cryo_jepa_trainer_eval(a, x, 99, 7, &l1, &e) == 0);
+    int g = D / 4;
+    CHECK(cryo_jepa_mask_draw(m, NULL, N, g, g, g, &o.mask, 99, 0, 7, &e) == 0);
+    CHECK(memcmp(m, a->mask, T) == 0);
+    double ref = ref_loss(cryo_jepa_pred(a->pred), cryo_jepa_embeddings(a->tpred), a->mask, T, E, o.beta);
+    printf("evaluation loss %.6f, reference %.6f, last step's loss %.6f\n", l1, ref, a->last_loss);
+    CHECK_CLOSE(l1, ref, 1e-6);
+    CHECK(cryo_jepa_trainer_eval(a, x, 99, 7, &l2, &e) == 0);
+    CHECK(l1 == l2 && a->step == 1 && a->rng == rng);
+    CHECK(cryo_jepa_trainer_step(a, x, &e) == 0 && cryo_jepa_trainer_step(b, x, &e) == 0);
+    CHECK(a->last_loss == b->last_loss);
+    CHECK(memcmp(cryo_scunet_param_data(a->enc), cryo_scunet_param_data(b->enc), ne * sizeof(float)) == 0);
+    CHECK(memcmp(cryo_jepa_param_data(a->tpred), cryo_jepa_param_data(b->tpred), np * sizeof(float)) == 0);
+    free(x);
+    free(m);
+out:
+    cryo_jepa_trainer_free(a);
+    cryo_jepa_trainer_free(b);
+}
+
 int main(void)
 {
     struct cryo_error e = {0};
@@ -346,7 +395,7 @@ int main(void)
         return 1;
     }
     int rc = RUN_TESTS(mask_statistics, schedules, smooth_l1_jepa_loss_gradient_and_schedules_in_the_step,
-                       two_ranks_equal_one_process);
+                       two_ranks_equal_one_process, evaluation_is_the_loss_without_side_effects);
     cryo_nn_ctx_free(ctx);
     return rc;
 }

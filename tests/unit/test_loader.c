@@ -389,6 +389,44 @@ TEST(same_crops_whatever_prefetch_threads_and_cache)
     free(ref), free(got);
 }
 
+/* Data-parallel shards: rank r of 3 with blocks of 2 serves, as its crops j = 0, 1, 2, ...,
+ * the global crops 2r, 2r+1, 6+2r, 6+2r+1, ... (batches through its prefetch queue). */
+TEST(shards_are_the_ranks_share_of_each_global_batch)
+{
+    make_corpus();
+    struct cryo_loader_opts o;
+    corpus_opts(&o, tmp_path("cache_det"));
+    struct cryo_error err = {0};
+    struct cryo_loader *g = NULL, *r[3] = {NULL, NULL, NULL};
+    o.prefetch = 0;
+    CHECK(cryo_loader_open(&g, corpus, 3, &o, &err) == 0);
+    o.prefetch = 2;
+    o.shard_ranks = 3;
+    o.shard_block = 2;
+    for (int k = 0; k < 3; k++) {
+        o.shard_rank = k;
+        CHECK(cryo_loader_open(&r[k], corpus, 3, &o, &err) == 0);
+    }
+    o.shard_rank = 3;
+    struct cryo_loader *bad = NULL;
+    CHECK_EQ_INT(cryo_loader_open(&bad, corpus, 3, &o, &err), CRYO_E_INVALID);
+    if (!g || !r[0] || !r[1] || !r[2])
+        goto out;
+    const size_t per = crop_floats(&o);
+    enum { STEPS = 4, K = 3 * 2 * STEPS };
+    float *ref = malloc(K * per * 4), *got = malloc(K * per * 4);
+    CHECK(cryo_loader_batch(g, 0, K, ref, &err) == 0);
+    for (int s = 0; s < STEPS; s++)
+        for (int k = 0; k < 3; k++)
+            CHECK(cryo_loader_batch(r[k], (uint64_t)s * 2, 2, got + ((size_t)s * 6 + (size_t)k * 2) * per, &err) == 0);
+    CHECK(memcmp(ref, got, K * per * 4) == 0);
+    free(ref), free(got);
+out:
+    cryo_loader_free(g);
+    for (int k = 0; k < 3; k++)
+        cryo_loader_free(r[k]);
+}
+
 static ino_t inode_of(const char *dir, const char *name)
 {
     char p[4096];
@@ -897,6 +935,7 @@ int main(void)
 {
     return RUN_TESTS(options_defaults_and_refusals, crops_follow_the_documented_draws,
                      short_axes_are_zero_padded_about_the_centre, same_crops_whatever_prefetch_threads_and_cache,
+                     shards_are_the_ranks_share_of_each_global_batch,
                      cache_entries_reused_rebuilt_and_private_cache_removed,
                      preparation_resamples_and_normalises_like_the_stages, min_density_redraws_until_dense_enough,
                      pairs_from_two_files_and_from_two_channel_frames, gzip_tiff_and_multi_frame_streams,

@@ -87,9 +87,14 @@ struct cryo_loader_opts {
                           * removed by cryo_loader_free */
     int prefetch;        /* crops the background thread keeps ready (0 = synchronous) */
     uint64_t seed;
+    /* Data-parallel ranks (jepa-train under MPI): with shard_ranks K > 1, this loader's crop
+     * j is crop (j / b)·K·b + shard_rank·b + j mod b of the unsharded loader, b = shard_block
+     * (the rank's share of a global batch of K·b). Rank r then asks for j = step·b, ... and
+     * its prefetch runs ahead on its own crops. 0 or 1 = off. */
+    int shard_ranks, shard_rank, shard_block;
 };
 /* size 48, channels 1, min_density 0, max_redraw 20, rotate 1, flip 0, apix 1.0,
- * normalize 1, cache_dir NULL, prefetch 8, seed 0. */
+ * normalize 1, cache_dir NULL, prefetch 8, seed 0, no sharding. */
 void cryo_loader_opts_default(struct cryo_loader_opts *o);
 
 struct cryo_loader;

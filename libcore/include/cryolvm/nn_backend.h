@@ -55,11 +55,19 @@ enum cryo_nn_device {
  *   TF32  the CUDA backend may run them on TF32 tensor cores (inputs rounded to a 10-bit
  *         mantissa, float32 accumulation: ~1e-3 relative); attention scores, softmax and
  *         normalisations stay float32. The CPU backend computes float32 regardless.
- *   BF16  the CUDA backend runs the linear layers (cuBLAS) on bf16 tensor cores (operands
- *         rounded to bfloat16 inside the product, float32 accumulation: ~1e-2 relative)
- *         and the convolutions as TF32; every tensor (activations, weights, gradients,
- *         optimiser state) stays float32, so these are float32 master weights throughout.
- *         Not done: bf16 storage of activations, bf16 convolutions, bf16 attention.
+ *   BF16  bfloat16 operands (8-bit mantissa) with float32 accumulation, on each backend
+ *         where it has native kernels; tensors stay float32 in memory on both:
+ *         - CPU backend, forward passes only (inference): the (transposed) convolutions
+ *           read their input and weights rounded to bfloat16 on oneDNN's AVX-512 BF16 /
+ *           AMX kernels; their output, every other layer (linear, attention, FRN,
+ *           LayerNorm, softmax, residual sums) and every backward stay float32. Needs a
+ *           CPU with AVX-512 BF16 or AMX: elsewhere cryo_nn_set_precision refuses it
+ *           (CRYO_E_UNSUPPORTED) rather than emulate it.
+ *         - CUDA backend, forward and backward (training too): the linear layers (cuBLAS)
+ *           run on bf16 tensor cores (~1e-2 relative) and the convolutions as TF32;
+ *           activations, weights, gradients and optimiser state stay float32 (float32
+ *           master weights). Not done there: bf16 storage, bf16 convolutions, bf16
+ *           attention.
  * A new context takes $CRYO_NN_PRECISION ("fp32", "tf32" or "bf16") when set, else FP32. */
 enum cryo_nn_precision {
     CRYO_NN_PRECISION_FP32 = 0,
@@ -107,7 +115,8 @@ void cryo_nn_ctx_free(struct cryo_nn_ctx *ctx);
 enum cryo_nn_device cryo_nn_ctx_device(const struct cryo_nn_ctx *ctx);
 /* A human-readable description, e.g. "cpu: 2 threads, oneDNN 2.6.3, OpenBLAS SkylakeX". */
 const char *cryo_nn_ctx_name(const struct cryo_nn_ctx *ctx);
-/* Errors: CRYO_E_INVALID for an unknown precision. */
+/* Errors: CRYO_E_INVALID for an unknown precision; CRYO_E_UNSUPPORTED for BF16 on a
+ * device or CPU that cannot run it (the message says why). */
 int cryo_nn_set_precision(struct cryo_nn_ctx *ctx, enum cryo_nn_precision p, struct cryo_error *err);
 enum cryo_nn_precision cryo_nn_get_precision(const struct cryo_nn_ctx *ctx);
 

@@ -172,6 +172,13 @@ int cryo_jepa_trainer_create(struct cryo_jepa_trainer **t, const struct cryo_scu
 void cryo_jepa_trainer_free(struct cryo_jepa_trainer *t);
 /* One step on a batch (host, n × d × h × w × in_ch). */
 int cryo_jepa_trainer_step(struct cryo_jepa_trainer *t, const float *input, struct cryo_error *err);
+/* Validation: the loss of the current weights on a batch (host, n × d × h × w × in_ch) with
+ * the masks of (mask_seed, step 0, samples first, first+1, ...), without drop-path (the
+ * context encoder as at inference), nothing updated: the step, RNG, weights, moments and
+ * last_* / spread statistics stay as they were. Fixed inputs and a fixed mask_seed give a
+ * loss comparable across steps (jepa-train --val). */
+int cryo_jepa_trainer_eval(struct cryo_jepa_trainer *t, const float *input, uint64_t mask_seed, uint64_t first,
+                           double *loss, struct cryo_error *err);
 /* Pre-training checkpoint: the context encoder under the backbone's own names (so the file
  * loads with cryo_scunet_load for fine-tuning), the predictor as "jepa.<name>", the target
  * branch as "ema.<name>" / "ema.jepa.<name>", AdamW moments as "optim.m.…"/"optim.v.…", and
