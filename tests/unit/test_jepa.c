@@ -298,7 +298,7 @@ TEST(two_ranks_equal_one_process)
         if (!rk[k])
             goto out;
         rk[k]->sample_offset = (uint64_t)k;
-        rk[k]->reduce = (struct cryo_grad_reducer){fake_allreduce, &fr[k]};
+        rk[k]->reduce = (struct cryo_grad_reducer){fake_allreduce, &fr[k], 0}; /* host memory */
         size_t ne = cryo_scunet_num_params(rk[k]->enc), np = cryo_jepa_num_params(rk[k]->pred);
         w.slot[k][0] = malloc(ne * sizeof(float));
         w.slot[k][1] = malloc(np * sizeof(float));
