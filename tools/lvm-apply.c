@@ -57,7 +57,7 @@ static const struct cryo_option options[] = {
      "skip tiles whose normalised input is <= T everywhere (empty solvent; output 0 there)", NULL},
     {"no-skip", 0, CRYO_OPT_FLAG, NULL, NULL, "run every tile", NULL},
     {"blend", 0, CRYO_OPT_CHOICE, "B", "gaussian", "tile blending weight", "gaussian|cosine|mean"},
-    {"device", 0, CRYO_OPT_CHOICE, "DEV", "cpu", "device to compute on (auto: cuda if usable, else cpu)", "cpu|cuda|auto"},
+    {"device", 0, CRYO_OPT_CHOICE, "DEV", "auto", "device to compute on (auto: cuda if usable, else cpu)", "cpu|cuda|auto"},
     {"precision", 0, CRYO_OPT_CHOICE, "P", "fp32",
      "reduced-precision arithmetic: bf16 rounds operands to bfloat16 with float32 accumulation "
      "(CPU with AVX-512 BF16 or AMX: the convolutions; CUDA: the linear layers, convolutions TF32)",
