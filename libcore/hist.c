@@ -18,7 +18,7 @@
 
 #define CUTOFF 8.0
 
-static int check_spec(const struct cryo_hist_spec *s, struct cryo_error *err)
+int cryo_hist_spec_check(const struct cryo_hist_spec *s, struct cryo_error *err)
 {
     if (s->bins < 1 || s->bins > 1 << 20)
         return cryo_fail(err, CRYO_E_INVALID, "histogram needs 1 to 1048576 bins, not %d", s->bins);
@@ -92,7 +92,7 @@ static int soft_hist_raw(double *h, const float *x, size_t n, const float *mask,
 int cryo_soft_hist(double *p, const float *x, size_t n, const float *mask,
                    const struct cryo_hist_spec *spec, struct cryo_error *err)
 {
-    CRYO_TRY(check_spec(spec, err));
+    CRYO_TRY(cryo_hist_spec_check(spec, err));
     double count;
     CRYO_TRY(soft_hist_raw(p, x, n, mask, spec, &count, err));
     double total = 0;
@@ -136,7 +136,7 @@ double cryo_js_divergence(const double *p, const double *q, int bins)
 int cryo_histkl_loss(double *loss, float *grad, const float *pred, const float *target, size_t n,
                      const struct cryo_hist_spec *spec, struct cryo_error *err)
 {
-    CRYO_TRY(check_spec(spec, err));
+    CRYO_TRY(cryo_hist_spec_check(spec, err));
     int bins = spec->bins;
     double *buf = cryo_alloc_array(3 * (size_t)bins, sizeof *buf, err);
     if (!buf)

@@ -279,4 +279,5 @@ const struct cryo_nn_ops cryo_nn_cpu_ops = {
     .ema = cpu_ema,
     .sumsq = cpu_sumsq,
     .loss = cpu_loss,
+    .histkl = cpu_histkl,
 };

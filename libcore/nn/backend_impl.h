@@ -14,6 +14,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include "cryolvm/hist.h"
 #include "cryolvm/nn_layers.h"
 
 /* The scalars of one AdamW update (cryo_adamw_step_scalars in optim.c folds them as
@@ -114,6 +115,14 @@ struct cryo_nn_ops {
     int (*loss)(struct cryo_nn_ctx *, double *sum, float *grad, const float *pred,
                 const float *target, const float *rowmask, int64_t rows, int cols, int kind,
                 double beta, double count, struct cryo_error *);
+    /* HistKL (hist.h's cryo_histkl_loss, the spec already checked) of pred against target,
+     * n >= 1 values each: *loss (host) = D_JS(hist(pred) ‖ hist(target)); grad (may be NULL)
+     * += gscale·∂D/∂pred as grad[i] += (float)(gscale·(double)g[i]), g[i] the float gradient
+     * cryo_histkl_loss writes. CRYO_E_NUMERIC, as that function, for NaN/Inf input or a
+     * histogram with no kernel mass in range. */
+    int (*histkl)(struct cryo_nn_ctx *, double *loss, float *grad, const float *pred,
+                  const float *target, size_t n, const struct cryo_hist_spec *spec, double gscale,
+                  struct cryo_error *);
 
     /* data parallelism between processes, one device each (NULL: not offered) */
     int (*comm_id)(struct cryo_nn_ctx *, void *id, size_t len, struct cryo_error *);
@@ -165,7 +174,7 @@ int cryo_nn_cpu_has_bf16(char *why, size_t len);
  * `--device cuda` then fails. The plugin is C++/CUDA and does not see libcore's symbols
  * (tools link libcore statically), so libcore hands it the few services it needs. */
 struct cryo_nn_wmsa_plan;
-#define CRYO_NN_PLUGIN_ABI 3
+#define CRYO_NN_PLUGIN_ABI 4
 struct cryo_nn_plugin_host {
     int abi;          /* CRYO_NN_PLUGIN_ABI */
     size_t ops_size;  /* sizeof(struct cryo_nn_ops) */

@@ -228,9 +228,8 @@ void cryo_trainer_free(struct cryo_trainer *t)
 }
 
 /* The loss of the model's output against t->target (context memory), its gradient into
- * t->dout. HistKL's soft histograms run on the host: the prediction comes down, its
- * gradient goes up and is blended on the device. */
-static int trainer_loss(struct cryo_trainer *t, double *loss, const float *target_host, struct cryo_error *err)
+ * t->dout, all on the context's device (HistKL included): only the loss comes back. */
+static int trainer_loss(struct cryo_trainer *t, double *loss, struct cryo_error *err)
 {
     struct cryo_scunet *m = t->model;
     struct cryo_nn_ctx *ctx = cryo_scunet_ctx(m);
@@ -247,26 +246,9 @@ static int trainer_loss(struct cryo_trainer *t, double *loss, const float *targe
         return cryo_fail(err, CRYO_E_INVALID, "combined loss: alpha must be in [0, 1]");
     CRYO_TRY(cryo_nn_loss_rows(ctx, &lm, t->dout, pred, t->target, NULL, (int64_t)n, 1, CRYO_NN_LOSS_MSE, 0,
                                (double)n, err));
-    if (alpha < 1) {
-        float *hp = cryo_alloc_big(n * sizeof(float), err), *hg = hp ? cryo_alloc_big(n * sizeof(float), err) : NULL;
-        float *dg = hg ? cryo_nn_alloc(ctx, n, err) : NULL;
-        int rc = dg ? CRYO_OK : CRYO_E_NOMEM;
-        if (rc == 0)
-            rc = cryo_nn_download(ctx, hp, pred, n, err);
-        if (rc == 0)
-            rc = cryo_histkl_loss(&lh, hg, hp, target_host, n, &t->o.hist, err);
-        for (size_t i = 0; rc == 0 && i < n; i++)
-            hg[i] = (float)((1 - alpha) * hg[i]);
-        if (rc == 0)
-            rc = cryo_nn_upload(ctx, dg, hg, n, err);
-        if (rc == 0)
-            rc = cryo_nn_scale(ctx, t->dout, n, (float)alpha, err);
-        if (rc == 0)
-            rc = cryo_nn_accumulate(ctx, t->dout, dg, n, err);
-        cryo_nn_free(ctx, dg);
-        cryo_free_big(hg);
-        cryo_free_big(hp);
-        CRYO_TRY(rc);
+    if (alpha < 1) { /* dout ← α·dout, then += (1 − α)·∂HistKL/∂pred */
+        CRYO_TRY(cryo_nn_scale(ctx, t->dout, n, (float)alpha, err));
+        CRYO_TRY(cryo_nn_histkl_loss(ctx, &lh, t->dout, pred, t->target, n, &t->o.hist, 1 - alpha, err));
     }
     *loss = alpha * lm + (1 - alpha) * lh;
     return CRYO_OK;
@@ -285,7 +267,7 @@ int cryo_trainer_step(struct cryo_trainer *t, const float *input, const float *t
     cryo_scunet_set_stochastic(m, NULL);
     CRYO_TRY(frc);
     double loss = 0;
-    CRYO_TRY(trainer_loss(t, &loss, target, err));
+    CRYO_TRY(trainer_loss(t, &loss, err));
     CRYO_TRY(cryo_scunet_zero_grad(m, err));
     CRYO_TRY(cryo_scunet_backward(m, t->dout, err));
     size_t np = cryo_scunet_num_params(m), n;

@@ -1,4 +1,4 @@
-/* train_ops.c — the optimiser, EMA, norm and loss calls on a context's memory (nn_train.h):
+/* train_ops.c — the optimiser, EMA, norm and loss (row losses, HistKL) calls on a context's memory (nn_train.h):
  * argument checks, then the backend's op. The definitions are the host functions' in
  * optim.c and loss.c, which the CPU backend's ops call (cpu_train.c). */
 #include <math.h>
@@ -95,6 +95,22 @@ int cryo_nn_loss_rows(struct cryo_nn_ctx *ctx, double *loss, float *grad, const 
     if (!isfinite(s))
         return cryo_fail(err, CRYO_E_NUMERIC, "loss: prediction or target is not finite");
     *loss = s / count;
+    return CRYO_OK;
+}
+
+int cryo_nn_histkl_loss(struct cryo_nn_ctx *ctx, double *loss, float *grad, const float *pred,
+                        const float *target, size_t n, const struct cryo_hist_spec *spec, double gscale,
+                        struct cryo_error *err)
+{
+    CRYO_TRY(need(ctx, ctx ? (const void *)ctx->ops->histkl : NULL, "nn HistKL loss", err));
+    if (!loss || !pred || !target || !spec || n == 0)
+        return cryo_fail(err, CRYO_E_INVALID, "HistKL loss: empty or missing input");
+    if (!isfinite(gscale))
+        return cryo_fail(err, CRYO_E_INVALID, "HistKL loss: gradient scale %g is not finite", gscale);
+    CRYO_TRY(cryo_hist_spec_check(spec, err));
+    double d = 0;
+    CRYO_TRY(ctx->ops->histkl(ctx, &d, grad, pred, target, n, spec, gscale, err));
+    *loss = d;
     return CRYO_OK;
 }
 

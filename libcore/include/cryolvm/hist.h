@@ -27,6 +27,9 @@ struct cryo_hist_spec {
     double sigma;  /* kernel width, > 0 */
 };
 
+/* CRYO_E_INVALID naming the problem unless 1 <= bins <= 2^20, lo < hi (finite) and sigma > 0. */
+int cryo_hist_spec_check(const struct cryo_hist_spec *spec, struct cryo_error *err);
+
 /* p[bins] = normalised soft histogram of x[0..n) (mask: NULL, or weights/0-1 per value;
  * values with mask 0 are left out). CRYO_E_INVALID on bad spec or no (unmasked) values,
  * CRYO_E_NUMERIC on NaN/Inf input or all-zero kernel mass (values far outside the range). */

@@ -15,10 +15,10 @@
  *   clipping   norm = ‖g‖₂ over all parameters; if norm > max: g ← g·max/(norm + 1e-6)
  *              (torch.nn.utils.clip_grad_norm_)
  *   EMA        e ← d·e + (1 − d)·θ
- * The trainers run the losses, clipping, AdamW and EMA through the context (cryo_nn_*
- * below), so on a GPU the parameters, gradients, moments and EMA copy stay on the device;
- * only the batch goes up and the loss and norm come back (HistKL excepted: its soft
- * histograms are computed on the host from a downloaded prediction).
+ * The trainers run the losses (HistKL included: soft histograms, divergence and gradient
+ * on the device), clipping, AdamW and EMA through the context (cryo_nn_* below), so on a
+ * GPU the parameters, gradients, moments and EMA copy stay on the device; only the batch
+ * goes up and the loss and norm come back.
  *
  * Checkpoints are safetensors files (safetensors.h) with the PyTorch names of the
  * parameter table; __metadata__ holds "format" = "cryolvm-scunet3d", "config" (as
@@ -104,6 +104,17 @@ int cryo_nn_clip_grad_norm(struct cryo_nn_ctx *ctx, float *const *g, const size_
 int cryo_nn_loss_rows(struct cryo_nn_ctx *ctx, double *loss, float *grad, const float *pred,
                       const float *target, const float *rowmask, int64_t rows, int cols,
                       enum cryo_nn_loss_kind kind, double beta, double count, struct cryo_error *err);
+/* HistKL (cryo_histkl_loss, hist.h) of n >= 1 values of pred against target, both on the
+ * device: the soft histograms, the Jensen–Shannon divergence and its gradient are computed
+ * there and only *loss (host) and the histograms' bins cross the bus. grad (may be NULL)
+ * gets gscale·∂loss/∂pred added: grad[i] += (float)(gscale·g[i]) with g[i] the float
+ * gradient cryo_histkl_loss writes, so a zeroed grad and gscale = 1 give that gradient.
+ * The target histogram is recomputed at every call (treated as constant). CRYO_E_INVALID
+ * for a bad spec or missing input, CRYO_E_NUMERIC as cryo_histkl_loss (NaN/Inf values, no
+ * kernel mass in range), CRYO_E_UNSUPPORTED where the backend lacks the op. */
+int cryo_nn_histkl_loss(struct cryo_nn_ctx *ctx, double *loss, float *grad, const float *pred,
+                        const float *target, size_t n, const struct cryo_hist_spec *spec, double gscale,
+                        struct cryo_error *err);
 
 /* ---- weights -------------------------------------------------------------------------- */
 /* Config of a weights file (its "config" metadata). CRYO_E_FORMAT naming the file if absent
