@@ -238,6 +238,7 @@ static void fill_ops(struct cryo_nn_ops *o)
     o->ema = cu_ema;
     o->sumsq = cu_sumsq;
     o->loss = cu_loss;
+    o->histkl = cu_histkl;
     o->comm_id = cu_comm_id;
     o->comm_init = cu_comm_init;
     o->allreduce = cu_allreduce;

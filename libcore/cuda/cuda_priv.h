@@ -123,6 +123,8 @@ int cu_ema(struct cryo_nn_ctx *, float *, const float *, size_t, float, float, s
 int cu_sumsq(struct cryo_nn_ctx *, double *, const float *, size_t, struct cryo_error *);
 int cu_loss(struct cryo_nn_ctx *, double *, float *, const float *, const float *, const float *, int64_t,
             int, int, double, double, struct cryo_error *);
+int cu_histkl(struct cryo_nn_ctx *, double *, float *, const float *, const float *, size_t,
+              const struct cryo_hist_spec *, double, struct cryo_error *);
 int cu_comm_id(struct cryo_nn_ctx *, void *, size_t, struct cryo_error *);
 int cu_comm_init(struct cryo_nn_ctx *, const void *, size_t, int, int, struct cryo_error *);
 int cu_allreduce(struct cryo_nn_ctx *, float *, size_t, struct cryo_error *);
