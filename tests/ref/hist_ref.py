@@ -4,6 +4,10 @@ libcore/include/cryolvm/hist.h (every kernel term, no cutoff), for hist-compare.
 
   hist_ref.py check MAP1 MAP2 TOOL.json [--mask M]   the tool's JSON equals numpy's
       (histograms to 1e-9 absolute, JS and KL to 1e-7 relative)
+  hist_ref.py histkl PRED TARGET GRAD BINS LO HI SIGMA LOSS   the HistKL training loss
+      (cryo_histkl_loss / cryo_nn_histkl_loss) of raw float32 files PRED against TARGET is
+      LOSS to 1e-9 relative and its gradient is GRAD (raw float32) to 1e-5 of its largest
+      magnitude, both from PyTorch autograd in float64 (test_histkl_op.c)
 """
 import json
 import sys
@@ -37,7 +41,34 @@ def js(p, q):
     return 0.5 * kl(p, m) + 0.5 * kl(q, m)
 
 
+def histkl(argv):
+    import torch
+
+    pred = np.fromfile(argv[0], dtype=np.float32).astype(np.float64)
+    target = np.fromfile(argv[1], dtype=np.float32).astype(np.float64)
+    grad = np.fromfile(argv[2], dtype=np.float32).astype(np.float64)
+    bins, lo, hi, sigma, loss = int(argv[3]), float(argv[4]), float(argv[5]), float(argv[6]), float(argv[7])
+    c = torch.tensor(lo + (np.arange(bins) + 0.5) * (hi - lo) / bins)
+
+    def hist(v):
+        h = torch.exp(-0.5 * ((v[:, None] - c[None, :]) / sigma) ** 2).sum(dim=0)
+        return h / h.sum()
+
+    x = torch.tensor(pred, requires_grad=True)
+    p, q = hist(x), hist(torch.tensor(target))
+    m = 0.5 * (p + q)
+    d = 0.5 * torch.sum(p * torch.log(p / m)) + 0.5 * torch.sum(q * torch.log(q / m))
+    d.backward()
+    ref = x.grad.numpy()
+    el = abs(loss - d.item()) / abs(d.item())
+    eg = np.max(np.abs(grad - ref)) / np.max(np.abs(ref))
+    print(f"HistKL n={pred.size}: loss C {loss:.15g} torch {d.item():.15g} (rel {el:.2e}); gradient rel {eg:.2e}")
+    return 0 if el <= 1e-9 and eg <= 1e-5 else 1
+
+
 def main(argv):
+    if argv[1] == "histkl":
+        return histkl(argv[2:])
     args = argv[2:]
     mask = None
     if "--mask" in args:
