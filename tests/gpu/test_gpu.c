@@ -7,7 +7,8 @@
  * training run's loss curves 1e-3, since rounding differences grow over steps). Then a
  * pass with the GPU context at CRYO_NN_PRECISION_TF32: convolutions, linear, attention and
  * the network within 1e-3 (loss curves 1e-2), and one at CRYO_NN_PRECISION_BF16 within 1e-2.
- * The training ops (AdamW, EMA, sum of squares, masked row losses), the supervised trainer
+ * The training ops (AdamW, EMA, sum of squares, masked row losses, HistKL: loss within 1e-5
+ * relative, gradient 1e-4, a NaN refused on both), the supervised trainer
  * (MSE, MSE+HistKL) and the JEPA and MAE trainers run whole steps on the device and are
  * compared with the same trainers on the CPU; NCCL is checked as a one-rank communicator.
  *
@@ -416,6 +417,38 @@ static void test_train_ops(size_t n)
     }
     gr.n = n;
     free(hm);
+    /* HistKL (soft histograms, JS divergence, gradient on the device): a per-block shared
+     * histogram (64 bins) and the global one (5000 bins), the gradient added with a scale */
+    const struct cryo_hist_spec hs[2] = {{64, -1.0, 1.0, 2.0 / 64}, {5000, -1.2, 1.2, 1.5 * 2.4 / 5000}};
+    const double gscale[2] = {1.0, 0.5};
+    for (int k = 0; k < 2; k++) {
+        double lc = 0, lg = 0;
+        DIE_IF(cryo_nn_fill(cpu, gr.c, 0.0f, n, &err));
+        DIE_IF(cryo_nn_fill(gpu, gr.g, 0.0f, n, &err));
+        const struct pair *y = k ? &t : &g; /* targets: uniform on [-0.5, 0.5], then on [-1, 1] */
+        DIE_IF(cryo_nn_histkl_loss(cpu, &lc, gr.c, p.c, y->c, n, &hs[k], gscale[k], &err));
+        DIE_IF(cryo_nn_histkl_loss(gpu, &lg, gr.g, p.g, y->g, n, &hs[k], gscale[k], &err));
+        checks++;
+        ok = fabs(lc - lg) <= 1e-5 * fabs(lc) && lc > 0;
+        failures += !ok;
+        printf("%-4s HistKL loss, %d bins: cpu %.17g gpu %.17g\n", ok ? "ok" : "FAIL", hs[k].bins, lc, lg);
+        compare_n(k ? "HistKL gradient ×0.5, 5000 bins (global)" : "HistKL gradient, 64 bins (shared)", gr.c, gr.g, n,
+                  1e-4);
+    }
+    /* a NaN in the prediction: CRYO_E_NUMERIC on both, as cryo_histkl_loss */
+    float nan = NAN, keep;
+    DIE_IF(cryo_nn_download(cpu, &keep, p.c + n / 2, 1, &err));
+    DIE_IF(cryo_nn_upload(cpu, p.c + n / 2, &nan, 1, &err));
+    DIE_IF(cryo_nn_upload(gpu, p.g + n / 2, &nan, 1, &err));
+    double l = 0;
+    int rc = cryo_nn_histkl_loss(cpu, &l, gr.c, p.c, t.c, n, &hs[0], 1.0, &err),
+        rg = cryo_nn_histkl_loss(gpu, &l, gr.g, p.g, t.g, n, &hs[0], 1.0, &err);
+    checks++;
+    ok = rc == CRYO_E_NUMERIC && rg == CRYO_E_NUMERIC;
+    failures += !ok;
+    printf("%-4s HistKL of a prediction with a NaN: status cpu %d gpu %d (%s)\n", ok ? "ok" : "FAIL", rc, rg, err.msg);
+    DIE_IF(cryo_nn_upload(cpu, p.c + n / 2, &keep, 1, &err));
+    DIE_IF(cryo_nn_upload(gpu, p.g + n / 2, &keep, 1, &err));
     drop(&p), drop(&g), drop(&m), drop(&v), drop(&e), drop(&t), drop(&gr), drop(&mk);
 }
 
