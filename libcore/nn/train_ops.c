@@ -1,6 +1,7 @@
-/* train_ops.c — the optimiser, EMA, norm and loss (row losses, HistKL) calls on a context's memory (nn_train.h):
- * argument checks, then the backend's op. The definitions are the host functions' in
- * optim.c and loss.c, which the CPU backend's ops call (cpu_train.c). */
+/* train_ops.c — the optimiser, EMA, norm and loss (row losses, HistKL) calls on a
+ * context's memory (nn_train.h): argument checks, then the backend's op. The definitions
+ * are the host functions' in optim.c, loss.c and hist.c, which the CPU backend's ops call
+ * (cpu_train.c, cpu_hist.c). */
 #include <math.h>
 #include <stdlib.h>
 
