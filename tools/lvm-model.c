@@ -449,7 +449,7 @@ static int cmp_double(const void *a, const void *b)
 /* Time forward passes or training steps on random tiles; one line of key=value results. */
 static int cmd_bench(const struct cryo_cli *cli)
 {
-    need_inputs(cli->n_inputs, 2, "bench W.safetensors [--box N] [--batch B] [--train] [--repeat R]");
+    need_inputs(cli->n_inputs, 2, "bench W.safetensors [--box N] [--batch B] [--train] [--repeat R] [--device D] [--precision P]");
     long box = cryo_args_int(cli->args, "box"), batch = cryo_args_int(cli->args, "batch");
     long rep = cryo_args_int(cli->args, "repeat");
     int train = cryo_args_flag(cli->args, "train");
