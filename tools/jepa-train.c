@@ -1073,7 +1073,7 @@ static int cmd_export(void)
     struct cryo_nn_ctx *ctx = NULL;
     struct cryo_scunet *m = NULL;
     int q = 1 << c.levels;
-    ctx = cli_nn_open(&cli, "cpu", "fp32", 0); /* copies only: no arithmetic, whatever $CRYO_NN_PRECISION says */
+    ctx = cli_nn_open(&cli, "cpu", 0, 0); /* copies only: no arithmetic, whatever $CRYO_NN_PRECISION says */
     if (cryo_scunet_create(&m, &c, ctx, 1, q, q, q, 0, &err) < 0)
         cli_die(&cli, &err);
     size_t n;
@@ -1298,7 +1298,7 @@ static void trainer_create(struct trainer *t, struct run_cfg *c, const struct co
     struct cryo_error err = {0};
     memset(t, 0, sizeof *t);
     t->c = c;
-    t->ctx = cli_nn_open(&cli, cryo_args_string(cli.args, "device"), cryo_args_string(cli.args, "precision"), 1);
+    t->ctx = cli_nn_open(&cli, cryo_args_string(cli.args, "device"), 1, 1);
     precision_name = cli_nn_precision_name(cryo_nn_get_precision(t->ctx));
     snprintf(device_name, sizeof device_name, "%s", cryo_nn_ctx_name(t->ctx));
     device_reduce_setup(t->ctx);
@@ -1666,6 +1666,7 @@ static int mpi_launched(void)
 int main(int argc, char **argv)
 {
     cli_parse(&tool, argc, argv, &cli);
+    cli_nn_precision_init(cryo_args_string(cli.args, "precision")); /* one thread yet: it edits the environment */
 #ifdef CRYO_HAVE_MPI
     int have_mpi = 0;
     if (!cryo_args_string(cli.args, "show-mask") && !(cli.n_inputs >= 1 && strcmp(cli.inputs[0], "export") == 0) &&

@@ -72,8 +72,7 @@ static struct cryo_nn_ctx *open_ctx(const struct cryo_cli *cli, int computes, in
 {
     if (!computes && cryo_args_has(cli->args, "precision"))
         cli_usage_error(&tool, "%s: --precision is for run, grad and bench", cmd_name);
-    return cli_nn_open(cli, cryo_args_string(cli->args, "device"),
-                       computes ? cryo_args_string(cli->args, "precision") : "fp32", training);
+    return cli_nn_open(cli, cryo_args_string(cli->args, "device"), computes, training);
 }
 
 /* Read weights: the file, its config, a model for the box, the parameters loaded.
@@ -527,6 +526,7 @@ int main(int argc, char **argv)
 {
     struct cryo_cli cli;
     cli_parse(&tool, argc, argv, &cli);
+    cli_nn_precision_init(cryo_args_string(cli.args, "precision"));
     cmd_name = cli.inputs[0];
     int rc;
     if (strcmp(cmd_name, "init") == 0)

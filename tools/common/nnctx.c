@@ -5,6 +5,9 @@
 
 #include "nnctx.h"
 
+static int taken;             /* cli_nn_precision_init has run */
+static char word[32], src[24]; /* the precision asked for ("" = fp32) and who asked */
+
 const char *cli_nn_precision_name(enum cryo_nn_precision p)
 {
     switch (p) {
@@ -16,7 +19,7 @@ const char *cli_nn_precision_name(enum cryo_nn_precision p)
 
 static int parse_precision(const char *w, enum cryo_nn_precision *p)
 {
-    if (strcmp(w, "fp32") == 0)
+    if (!*w || strcmp(w, "fp32") == 0)
         *p = CRYO_NN_PRECISION_FP32;
     else if (strcmp(w, "tf32") == 0)
         *p = CRYO_NN_PRECISION_TF32;
@@ -27,6 +30,16 @@ static int parse_precision(const char *w, enum cryo_nn_precision *p)
     return 0;
 }
 
+void cli_nn_precision_init(const char *flag)
+{
+    const char *env = getenv("CRYO_NN_PRECISION");
+    snprintf(src, sizeof src, "%s", flag || !env || !*env ? "--precision" : "CRYO_NN_PRECISION");
+    snprintf(word, sizeof word, "%s", flag ? flag : env ? env : "");
+    if (env) /* the contexts start in fp32; cli_nn_open sets the word above */
+        unsetenv("CRYO_NN_PRECISION");
+    taken = 1;
+}
+
 _Noreturn static void fail(const struct cryo_cli *cli, struct cryo_nn_ctx *ctx, struct cryo_error *err,
                            const char *what)
 {
@@ -35,23 +48,16 @@ _Noreturn static void fail(const struct cryo_cli *cli, struct cryo_nn_ctx *ctx, 
     cli_die(cli, err);
 }
 
-struct cryo_nn_ctx *cli_nn_open(const struct cryo_cli *cli, const char *device, const char *precision,
-                                int training)
+struct cryo_nn_ctx *cli_nn_open(const struct cryo_cli *cli, const char *device, int computes, int training)
 {
     struct cryo_error err = {0};
+    if (!taken)
+        cli_nn_precision_init(NULL);
     enum cryo_nn_precision p = CRYO_NN_PRECISION_FP32;
-    const char *env = getenv("CRYO_NN_PRECISION"), *src = "--precision", *word = precision;
-    if (!precision && env && *env) {
-        src = "CRYO_NN_PRECISION";
-        word = env;
-    }
-    if (word && parse_precision(word, &p) < 0) {
+    if (computes && parse_precision(word, &p) < 0) {
         cryo_fail(&err, CRYO_E_INVALID, "'%s' is not fp32, tf32 or bf16", word);
         fail(cli, NULL, &err, src);
     }
-    /* The context starts in fp32 whatever the environment says; the precision chosen above
-     * is set next, so that its refusal names the flag or the variable. */
-    unsetenv("CRYO_NN_PRECISION");
     struct cryo_nn_ctx *ctx = NULL;
     if (cryo_nn_ctx_create_named(&ctx, device, cli->threads, &err) < 0) {
         char dev[48];
@@ -68,7 +74,7 @@ struct cryo_nn_ctx *cli_nn_open(const struct cryo_cli *cli, const char *device, 
     if (cryo_nn_set_precision(ctx, p, &err) < 0)
         fail(cli, ctx, &err, src);
     if (p == CRYO_NN_PRECISION_TF32 && cpu && !cli->quiet)
-        fprintf(stderr, "%s: note: %stf32 on the cpu computes float32 (TF32 is a GPU tensor-core mode)\n",
-                cli->tool->name, precision ? "--precision " : "CRYO_NN_PRECISION=");
+        fprintf(stderr, "%s: note: %s%stf32 on the cpu computes float32 (TF32 is a GPU tensor-core mode)\n",
+                cli->tool->name, src, strcmp(src, "--precision") == 0 ? " " : "=");
     return ctx;
 }
