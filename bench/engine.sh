@@ -31,7 +31,7 @@ rss() { sed -nE 's/.*maxrss=([0-9]+)kB.*/\1/p' "$1"; }
 
 run_c() { # name args...
   local n=$1; shift
-  /usr/bin/time -f "maxrss=%MkB" -o "$tmp/$n.time" "$bin/lvm-model" bench "$tmp/w.safetensors" --threads 2 "$@" > "$tmp/$n.out"
+  /usr/bin/time -f "maxrss=%MkB" -o "$tmp/$n.time" "$bin/lvm-model" bench "$tmp/w.safetensors" --device cpu --threads 2 "$@" > "$tmp/$n.out"
 }
 run_py() { # name box batch what repeat
   local n=$1; shift

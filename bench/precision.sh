@@ -88,7 +88,7 @@ if [[ " $SECTIONS " == *" forward "* ]]; then
   for w in "$models/sharpen.safetensors" "$tmp/default.safetensors"; do
     for round in 1 2; do
       for p in fp32 bf16; do
-        OMP_NUM_THREADS=$T "$bin/lvm-model" bench "$w" --box 64 --repeat 3 --threads "$T" --precision "$p" > "$tmp/c_${p}_$round"
+        OMP_NUM_THREADS=$T "$bin/lvm-model" bench "$w" --device cpu --box 64 --repeat 3 --threads "$T" --precision "$p" > "$tmp/c_${p}_$round"
       done
     done
     OMP_NUM_THREADS=$T "$PY" "$root/tests/ref/torch_scunet.py" bench "$w" 64 1 forward 2 "$T" > "$tmp/t_fp32"

@@ -35,6 +35,7 @@
 #include <cairo.h>
 
 #include "common/cli.h"
+#include "common/nnctx.h"
 #include "cryolvm/fsc.h"
 #include "cryolvm/hist.h"
 #include "cryolvm/jepa_mask.h"
@@ -86,6 +87,10 @@ static const struct cryo_option options[] = {
     {"save-every", 0, CRYO_OPT_INT, "N", "100", "checkpoint every N steps", NULL},
     {"keep", 0, CRYO_OPT_INT, "K", "3", "periodic step-N checkpoints kept", NULL},
     {"device", 0, CRYO_OPT_CHOICE, "DEV", "auto", "device to train on", "cpu|cuda|auto"},
+    {"precision", 0, CRYO_OPT_CHOICE, "P", NULL,
+     "arithmetic of convolutions and matrix products (default $CRYO_NN_PRECISION, else fp32; float32 master "
+     "weights always): tf32 = TF32 tensor cores on a GPU, float32 on the cpu; bf16 = bfloat16 linear layers on "
+     "a GPU, refused on the cpu (its bf16 kernels are forward-only); may change on --resume", "fp32|tf32|bf16"},
     {"export-dtype", 0, CRYO_OPT_CHOICE, "T", "f32", "export: weight precision", "f32|f16"},
     {"show-mask", 0, CRYO_OPT_STRING, "FILE.png", NULL, "draw one mask of these options as slices and exit", NULL},
     {"size", 0, CRYO_OPT_INT, "N", NULL, "inputs are maps: random crops of N^3 voxels from them (the loader); --show-mask: crop edge (48)", NULL},
@@ -889,6 +894,7 @@ struct run_meta {
 };
 
 static char device_name[160]; /* cryo_nn_ctx_name of the training context */
+static const char *precision_name; /* its precision (--precision, $CRYO_NN_PRECISION or fp32) */
 
 static void build_meta(struct cryo_meta *m, const struct run_cfg *c, const struct run_meta *rm, int64_t step)
 {
@@ -899,8 +905,9 @@ static void build_meta(struct cryo_meta *m, const struct run_cfg *c, const struc
     json_str(vn, sizeof vn, rm->val);
     int k = snprintf(prov, sizeof prov,
                      "{\"tool\":\"jepa-train\",\"version\":\"%s\",\"command\":\"%s\",\"inputs\":\"%s\",\"steps\":%" PRId64
-                     ",\"mode\":\"%s\",\"ranks\":%d",
-                     CRYO_VERSION, cl, in, step, c->finetune ? c->task : c->objective, mpi_size);
+                     ",\"mode\":\"%s\",\"ranks\":%d,\"precision\":\"%s\"",
+                     CRYO_VERSION, cl, in, step, c->finetune ? c->task : c->objective, mpi_size,
+                     precision_name ? precision_name : "fp32");
     if (rm->val[0] && k > 0 && (size_t)k < sizeof prov)
         k += snprintf(prov + k, sizeof prov - (size_t)k, ",\"val\":\"%s\"", vn);
     if (rm->last_val.done && c->finetune && k > 0 && (size_t)k < sizeof prov)
@@ -919,6 +926,8 @@ static void build_meta(struct cryo_meta *m, const struct run_cfg *c, const struc
         rc = cryo_meta_setf(m, &err, "jepa_train.best_val", "%.17g", rm->best_val);
     if (rc == 0 && device_name[0]) /* the compute context of the run (--device); not compared on resume */
         rc = cryo_meta_set(m, "jepa_train.device", device_name, &err);
+    if (rc == 0 && precision_name) /* --precision, likewise free to change between runs */
+        rc = cryo_meta_set(m, "jepa_train.precision", precision_name, &err);
     if (rc == 0)
         rc = cryo_meta_setf(m, &err, "apix", "%g", c->apix > 0 ? c->apix : 1.0);
     if (rc == 0)
@@ -1064,8 +1073,8 @@ static int cmd_export(void)
     struct cryo_nn_ctx *ctx = NULL;
     struct cryo_scunet *m = NULL;
     int q = 1 << c.levels;
-    if (cryo_nn_ctx_create(&ctx, CRYO_NN_DEVICE_CPU, cli.threads, &err) < 0 ||
-        cryo_scunet_create(&m, &c, ctx, 1, q, q, q, 0, &err) < 0)
+    ctx = cli_nn_open(&cli, "cpu", 0, 0); /* copies only: no arithmetic, whatever $CRYO_NN_PRECISION says */
+    if (cryo_scunet_create(&m, &c, ctx, 1, q, q, q, 0, &err) < 0)
         cli_die(&cli, &err);
     size_t n;
     const struct cryo_nn_param *tab = cryo_scunet_params(m, &n);
@@ -1289,13 +1298,8 @@ static void trainer_create(struct trainer *t, struct run_cfg *c, const struct co
     struct cryo_error err = {0};
     memset(t, 0, sizeof *t);
     t->c = c;
-    const char *dev = cryo_args_string(cli.args, "device");
-    if (cryo_nn_ctx_create_named(&t->ctx, dev, cli.threads, &err) < 0) {
-        char what[32];
-        snprintf(what, sizeof what, "--device %s", dev);
-        cryo_error_prefix(&err, what);
-        cli_die(&cli, &err);
-    }
+    t->ctx = cli_nn_open(&cli, cryo_args_string(cli.args, "device"), 1, 1);
+    precision_name = cli_nn_precision_name(cryo_nn_get_precision(t->ctx));
     snprintf(device_name, sizeof device_name, "%s", cryo_nn_ctx_name(t->ctx));
     device_reduce_setup(t->ctx);
     int B = (int)(c->batch / mpi_size); /* this rank's share of the global batch */
@@ -1463,6 +1467,7 @@ static int cmd_train(struct run_cfg *c)
     if (resume && !file_exists(last))
         die("%s: nothing to resume (no last.safetensors yet): remove the folder to start again", dir);
     struct cryo_safetensors *ck = NULL;
+    char old_precision[16] = ""; /* the checkpoint's jepa_train.precision: --resume may change it */
     if (resume) {
         if (cryo_safetensors_read(&ck, last, &err) < 0)
             cli_die(&cli, &err);
@@ -1482,9 +1487,14 @@ static int cmd_train(struct run_cfg *c)
         const char *bv = cryo_meta_get(&ck->meta, "jepa_train.best_val");
         if (bv)
             rm.best_val = strtod(bv, NULL);
+        const char *pr = cryo_meta_get(&ck->meta, "jepa_train.precision");
+        snprintf(old_precision, sizeof old_precision, "%s", pr ? pr : "");
     }
-    struct trainer t; /* before DIR is made: a refused --device leaves nothing behind */
+    struct trainer t; /* before DIR is made: a refused --device or --precision leaves nothing behind */
     trainer_create(&t, c, &data);
+    if (old_precision[0] && strcmp(old_precision, precision_name) != 0 && !cli.quiet)
+        fprintf(stderr, TOOL_NAME ": %s: note: the run so far trained in %s; it continues in %s\n", dir, old_precision,
+                precision_name);
     barrier(); /* every rank has checked DIR before rank 0 writes into it */
     if (mpi_rank == 0 && !have_dir && mkdir(dir, 0777) != 0)
         die("%s: cannot create: %s", dir, strerror(errno));
@@ -1656,6 +1666,7 @@ static int mpi_launched(void)
 int main(int argc, char **argv)
 {
     cli_parse(&tool, argc, argv, &cli);
+    cli_nn_precision_init(cryo_args_string(cli.args, "precision")); /* one thread yet: it edits the environment */
 #ifdef CRYO_HAVE_MPI
     int have_mpi = 0;
     if (!cryo_args_string(cli.args, "show-mask") && !(cli.n_inputs >= 1 && strcmp(cli.inputs[0], "export") == 0) &&

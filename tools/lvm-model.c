@@ -2,10 +2,10 @@
  *
  *   lvm-model init [--config KEY=VAL,...] [--seed S] -o W.safetensors
  *   lvm-model info W.safetensors
- *   lvm-model run W.safetensors IN -o OUT [--device cpu] [--precision fp32|bf16]
- *   lvm-model grad W.safetensors BATCH.safetensors -o OUT.safetensors
+ *   lvm-model run W.safetensors IN -o OUT [--device cpu|cuda|auto] [--precision fp32|tf32|bf16]
+ *   lvm-model grad W.safetensors BATCH.safetensors -o OUT.safetensors [--device D] [--precision P]
  *   lvm-model tensors FILE.safetensors [-o COPY.safetensors]
- *   lvm-model bench W.safetensors [--box N] [--batch B] [--train] [--repeat R] [--precision P]
+ *   lvm-model bench W.safetensors [--box N] [--batch B] [--train] [--repeat R] [--device D] [--precision P]
  *
  * Shape of main: parse, pick the command, validate every input before computing, write
  * the output atomically (safetensors writer, volume sink) so that a failure leaves nothing
@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "common/cli.h"
+#include "common/nnctx.h"
 #include "cryolvm/mem.h"
 #include "cryolvm/nn_backend.h"
 #include "cryolvm/nn_model.h"
@@ -37,10 +38,12 @@ static const struct cryo_option options[] = {
      "init: mark the (random) weights as fine-tuned for TASK, with the metadata lvm-apply reads (apix 1, "
      "normalize quantile:0.01:0.99, provenance); for tests", "sharpen|superres|wedge"},
     {"meta", 0, CRYO_OPT_STRING, "KEY=VAL;...", NULL, "init: set these metadata keys (after --task's)", NULL},
-    {"device", 0, CRYO_OPT_CHOICE, "DEV", "cpu", "run, grad, bench: device to compute on", "cpu|cuda"},
-    {"precision", 0, CRYO_OPT_CHOICE, "P", "fp32",
-     "run, bench: arithmetic of the forward's convolutions; bf16 needs a CPU with AVX-512 BF16 or AMX "
-     "(grad and bench --train stay fp32)", "fp32|bf16"},
+    {"device", 0, CRYO_OPT_CHOICE, "DEV", "auto",
+     "device to compute on (auto: cuda if usable, else cpu); init and info only check weights there", "cpu|cuda|auto"},
+    {"precision", 0, CRYO_OPT_CHOICE, "P", NULL,
+     "run, grad, bench: arithmetic of convolutions and matrix products (default $CRYO_NN_PRECISION, else fp32); "
+     "tf32: TF32 tensor cores on a GPU, float32 on the cpu; bf16: bfloat16 operands, float32 accumulation "
+     "(cpu: forward passes only, needs AVX-512 BF16 or AMX; GPU: training too)", "fp32|tf32|bf16"},
     {"box", 0, CRYO_OPT_INT, "N", "64", "bench: edge of the cubic tile", NULL},
     {"batch", 0, CRYO_OPT_INT, "B", "1", "bench: tiles per batch", NULL},
     {"train", 0, CRYO_OPT_FLAG, NULL, NULL, "bench: time training steps (forward, MSE, backward, AdamW) instead of forward passes", NULL},
@@ -62,32 +65,14 @@ static void need_inputs(int have, int want, const char *usage)
         cli_usage_error(&tool, "%s: usage: lvm-model %s", cmd_name, usage);
 }
 
-static struct cryo_nn_ctx *open_ctx(const struct cryo_cli *cli)
+/* The context of a command: --device, and --precision for the commands that compute (run,
+ * grad, bench); init and info only build the network to check weights, in fp32. `training`:
+ * the command runs backward passes (grad, bench --train). */
+static struct cryo_nn_ctx *open_ctx(const struct cryo_cli *cli, int computes, int training)
 {
-    struct cryo_error err = {0};
-    const char *dev = cryo_args_string(cli->args, "device");
-    enum cryo_nn_device d = strcmp(dev, "cpu") == 0 ? CRYO_NN_DEVICE_CPU : CRYO_NN_DEVICE_CUDA;
-    struct cryo_nn_ctx *ctx = NULL;
-    if (cryo_nn_ctx_create(&ctx, d, cli->threads, &err) < 0) {
-        cryo_error_prefix(&err, dev);
-        cli_die(cli, &err);
-    }
-    return ctx;
-}
-
-/* --precision for the forward-only commands (run, bench without --train). */
-static void set_precision(const struct cryo_cli *cli, struct cryo_nn_ctx *ctx, int forward_only)
-{
-    struct cryo_error err = {0};
-    if (strcmp(cryo_args_string(cli->args, "precision"), "bf16") != 0)
-        return;
-    if (!forward_only)
-        cli_usage_error(&tool, "%s: --precision bf16 is for forward passes (run, bench without --train)", cmd_name);
-    if (cryo_nn_set_precision(ctx, CRYO_NN_PRECISION_BF16, &err) < 0) {
-        cryo_error_prefix(&err, "--precision");
-        cryo_nn_ctx_free(ctx);
-        cli_die(cli, &err);
-    }
+    if (!computes && cryo_args_has(cli->args, "precision"))
+        cli_usage_error(&tool, "%s: --precision is for run, grad and bench", cmd_name);
+    return cli_nn_open(cli, cryo_args_string(cli->args, "device"), computes, training);
 }
 
 /* Read weights: the file, its config, a model for the box, the parameters loaded.
@@ -174,7 +159,7 @@ static int cmd_init(const struct cryo_cli *cli)
     long seed = cryo_args_int(cli->args, "seed");
     if (seed < 0)
         cli_usage_error(&tool, "--seed must be >= 0");
-    struct cryo_nn_ctx *ctx = open_ctx(cli);
+    struct cryo_nn_ctx *ctx = open_ctx(cli, 0, 0);
     int q = 1 << c.levels;
     struct cryo_scunet *m = NULL;
     /* The smallest box: parameters do not depend on it. */
@@ -205,7 +190,7 @@ static int cmd_info(const struct cryo_cli *cli)
         cryo_scunet_flops(&c, 1, 64, 64, 64, &f64, &err) < 0)
         cli_die(cli, &err);
     /* Validate the weights against the config: load them into the smallest model. */
-    struct cryo_nn_ctx *ctx = open_ctx(cli);
+    struct cryo_nn_ctx *ctx = open_ctx(cli, 0, 0);
     struct cryo_scunet *m = NULL;
     int q = 1 << c.levels;
     if (cryo_scunet_create(&m, &c, ctx, 1, q, q, q, 0, &err) < 0 || cryo_scunet_load(m, st, &err) < 0)
@@ -272,8 +257,7 @@ static int cmd_run(const struct cryo_cli *cli)
                   in, (long long)v.nx, (long long)v.ny, (long long)v.nz, q);
         cli_die(cli, &err);
     }
-    struct cryo_nn_ctx *ctx = open_ctx(cli);
-    set_precision(cli, ctx, 1);
+    struct cryo_nn_ctx *ctx = open_ctx(cli, 1, 0);
     struct cryo_scunet *m = load_model(cli, ctx, cli->inputs[1], 1, (int)v.nz, (int)v.ny, (int)v.nx, 0, in);
     /* The arenas are reserved, not yet touched: refuse a box whose activations would not fit
      * in memory rather than be killed half-way. */
@@ -353,8 +337,7 @@ static int cmd_grad(const struct cryo_cli *cli)
             cryo_fail(&err, CRYO_E_FORMAT, "%s: 'input' dimension %d is %lld", bp, i, (long long)ti->shape[i]);
             cli_die(cli, &err);
         }
-    struct cryo_nn_ctx *ctx = open_ctx(cli);
-    set_precision(cli, ctx, 0);
+    struct cryo_nn_ctx *ctx = open_ctx(cli, 1, 1);
     struct cryo_scunet *m = load_model(cli, ctx, cli->inputs[1], (int)ti->shape[0], (int)ti->shape[1],
                                        (int)ti->shape[2], (int)ti->shape[3], 1, bp);
     const struct cryo_scunet_config *c = cryo_scunet_config(m);
@@ -465,15 +448,14 @@ static int cmp_double(const void *a, const void *b)
 /* Time forward passes or training steps on random tiles; one line of key=value results. */
 static int cmd_bench(const struct cryo_cli *cli)
 {
-    need_inputs(cli->n_inputs, 2, "bench W.safetensors [--box N] [--batch B] [--train] [--repeat R]");
+    need_inputs(cli->n_inputs, 2, "bench W.safetensors [--box N] [--batch B] [--train] [--repeat R] [--device D] [--precision P]");
     long box = cryo_args_int(cli->args, "box"), batch = cryo_args_int(cli->args, "batch");
     long rep = cryo_args_int(cli->args, "repeat");
     int train = cryo_args_flag(cli->args, "train");
     if (box < 1 || box > 1024 || batch < 1 || batch > 256 || rep < 1 || rep > 1000)
         cli_usage_error(&tool, "bench: --box 1..1024, --batch 1..256, --repeat 1..1000");
     struct cryo_error err = {0};
-    struct cryo_nn_ctx *ctx = open_ctx(cli);
-    set_precision(cli, ctx, !train);
+    struct cryo_nn_ctx *ctx = open_ctx(cli, 1, train);
     struct cryo_scunet *m = load_model(cli, ctx, cli->inputs[1], (int)batch, (int)box, (int)box, (int)box, train, NULL);
     const struct cryo_scunet_config *c = cryo_scunet_config(m);
     double flops;
@@ -530,7 +512,7 @@ static int cmd_bench(const struct cryo_cli *cli)
            "threads=%d precision=%s device=\"%s\"\n",
            train ? "train_step" : "forward", box, batch, med, t[0], cpu_best, work / 1e9, work / med / 1e9,
            (double)cryo_scunet_activation_bytes(m) / 1048576.0, cli->threads,
-           cryo_nn_get_precision(ctx) == CRYO_NN_PRECISION_BF16 ? "bf16" : "fp32", cryo_nn_ctx_name(ctx));
+           cli_nn_precision_name(cryo_nn_get_precision(ctx)), cryo_nn_ctx_name(ctx));
     free(t);
     cryo_free_big(x);
     cryo_free_big(y);
@@ -544,6 +526,7 @@ int main(int argc, char **argv)
 {
     struct cryo_cli cli;
     cli_parse(&tool, argc, argv, &cli);
+    cli_nn_precision_init(cryo_args_string(cli.args, "precision"));
     cmd_name = cli.inputs[0];
     int rc;
     if (strcmp(cmd_name, "init") == 0)

@@ -128,12 +128,13 @@ PYEOF
   [[ "$output" == *"CRYO_NN_PRECISION"*"lacks AVX-512 BF16 and AMX"* ]]
 }
 
-@test "--precision: bad value and training commands are usage errors (exit 2)" {
+@test "--precision: a bad value is a usage error (exit 2); bf16 training on the CPU is refused (exit 1)" {
   lvm-model init -q --seed 2 --config width=8,levels=2,depth=1,head_dim=4 -o "$TMP/w.safetensors"
   run lvm-apply --task sharpen --precision fp16 /dev/null -o "$TMP/out.mrc"
   [ "$status" -eq 2 ]
   assert_no_file "$TMP/out.mrc"
-  run lvm-model bench "$TMP/w.safetensors" --box 8 --train --precision bf16
-  [ "$status" -eq 2 ]
-  [[ "$output" == *"forward passes"* ]]
+  run lvm-model bench "$TMP/w.safetensors" --device cpu --box 8 --train --precision bf16
+  [ "$status" -eq 1 ]
+  assert_one_error_line
+  [[ "$output" == *"forward-only"* ]]
 }
