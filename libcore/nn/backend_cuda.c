@@ -9,8 +9,8 @@
  * plugin's CRYO_E_DEVICE at context creation.
  *
  * Where: $CRYO_NN_CUDA_PLUGIN if set (only there), else next to the object that holds
- * libcore (libcryolvm.so in build/, or a tool in bin/: ../build/ and ../lib/ are tried),
- * else the dynamic loader's search path.
+ * libcore (libcryolvm.so in build/, or a tool in bin/: ../build/, ../lib/, .. and ../..
+ * are tried), else the dynamic loader's search path.
  */
 #include <dlfcn.h>
 #include <limits.h>
@@ -84,7 +84,8 @@ static const struct cryo_nn_ops *find_plugin(void)
         }
     }
     if (dir[0]) {
-        static const char *const rel[] = {"", "/../build", "/../lib", "/.."};
+        /* "/../..": build/tests/gpu/test_gpu finds build/libcryolvm-cuda.so */
+        static const char *const rel[] = {"", "/../build", "/../lib", "/..", "/../.."};
         for (size_t i = 0; i < sizeof rel / sizeof rel[0]; i++) {
             char path[PATH_MAX + 64];
             snprintf(path, sizeof path, "%s%s/" PLUGIN_NAME, dir, rel[i]);
