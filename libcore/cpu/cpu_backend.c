@@ -279,4 +279,7 @@ const struct cryo_nn_ops cryo_nn_cpu_ops = {
     .ema = cpu_ema,
     .sumsq = cpu_sumsq,
     .loss = cpu_loss,
+    .mask_patches = cpu_mask_patches,
+    .patchify = cpu_patchify,
+    .collapse_stats = cpu_collapse_stats,
 };
