@@ -123,6 +123,11 @@ int cu_ema(struct cryo_nn_ctx *, float *, const float *, size_t, float, float, s
 int cu_sumsq(struct cryo_nn_ctx *, double *, const float *, size_t, struct cryo_error *);
 int cu_loss(struct cryo_nn_ctx *, double *, float *, const float *, const float *, const float *, int64_t,
             int, int, double, double, struct cryo_error *);
+int cu_mask_patches(struct cryo_nn_ctx *, float *, const float *, const float *, int, int, int, int, int, int,
+                    struct cryo_error *);
+int cu_patchify(struct cryo_nn_ctx *, float *, const float *, int, int, int, int, int, int, struct cryo_error *);
+int cu_collapse_stats(struct cryo_nn_ctx *, double *, double *, const float *, int, size_t, int,
+                      struct cryo_error *);
 int cu_comm_id(struct cryo_nn_ctx *, void *, size_t, struct cryo_error *);
 int cu_comm_init(struct cryo_nn_ctx *, const void *, size_t, int, int, struct cryo_error *);
 int cu_allreduce(struct cryo_nn_ctx *, float *, size_t, struct cryo_error *);
