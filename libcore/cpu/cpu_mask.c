@@ -50,8 +50,9 @@ int cpu_patchify(struct cryo_nn_ctx *ctx, float *out, const float *in, int n, in
 
 /* Per row: mean and 1/sqrt(var + 1e-5) in double, two passes in column order (F.layer_norm's
  * definition); then per (sample, channel) the sums of the rounded normalised values and of
- * their squares, rows in order; then the standard deviations, channel-major. Scratch: 2 doubles
- * per row and per (sample, channel). */
+ * their squares, rows in order, and from them that column's mean and standard deviation; then
+ * the sums over channels and samples, channel-major. Scratch: 2 doubles per row and per
+ * (sample, channel). */
 int cpu_collapse_stats(struct cryo_nn_ctx *ctx, double *tokens, double *samples, const float *x, int n, size_t per,
                        int F, struct cryo_error *err)
 {
@@ -59,7 +60,7 @@ int cpu_collapse_stats(struct cryo_nn_ctx *ctx, double *tokens, double *samples,
     double *mu = (double *)cpu_red_scratch(ctx, (2 * T + 2 * nE) * sizeof(double), err);
     if (!mu)
         return CRYO_E_NOMEM;
-    double *rs = mu + T, *sa = rs + T, *sq = sa + nE;
+    double *rs = mu + T, *mean = rs + T, *sd = mean + nE;
 #pragma omp parallel for schedule(static)
     for (size_t k = 0; k < T; k++) {
         const float *r = x + k * E;
@@ -74,7 +75,7 @@ int cpu_collapse_stats(struct cryo_nn_ctx *ctx, double *tokens, double *samples,
     }
 #pragma omp parallel for schedule(static)
     for (int s = 0; s < n; s++) {
-        double *a = sa + (size_t)s * E, *q = sq + (size_t)s * E;
+        double *a = mean + (size_t)s * E, *q = sd + (size_t)s * E; /* the sums first */
         for (size_t i = 0; i < E; i++)
             a[i] = q[i] = 0;
         for (size_t k = (size_t)s * per; k < (size_t)(s + 1) * per; k++)
@@ -83,15 +84,20 @@ int cpu_collapse_stats(struct cryo_nn_ctx *ctx, double *tokens, double *samples,
                 a[i] += v;
                 q[i] += v * v;
             }
+        for (size_t i = 0; i < E; i++) {
+            double m = a[i] / (double)per, var = q[i] / (double)per - m * m;
+            a[i] = m;
+            q[i] = sqrt(var > 0 ? var : 0);
+        }
     }
     double tok = 0, smp = 0;
     for (size_t i = 0; i < E; i++) {
         double gsum = 0, gsq = 0;
         for (int s = 0; s < n; s++) {
-            double mean = sa[(size_t)s * E + i] / (double)per, var = sq[(size_t)s * E + i] / (double)per - mean * mean;
-            tok += sqrt(var > 0 ? var : 0);
-            gsum += mean;
-            gsq += mean * mean;
+            double m = mean[(size_t)s * E + i];
+            tok += sd[(size_t)s * E + i];
+            gsum += m;
+            gsq += m * m;
         }
         double gm = gsum / n, gv = gsq / n - gm * gm;
         smp += n > 1 ? sqrt(gv > 0 ? gv : 0) : 0;

@@ -4,7 +4,8 @@
  *
  * The statistics repeat the CPU's arithmetic operation for operation and in the same order —
  * one thread per row for the layer-norm moments, one per (sample, channel) for the sums over
- * rows, one for the final loop over channels — with every double product and sum written as
+ * rows and that column's mean and standard deviation, one for the final sums over channels
+ * and samples — with every double product and sum written as
  * an _rn intrinsic, which nvcc never contracts into an FMA (the CPU build is ISO C, where GCC
  * contracts nothing), so they equal the CPU's bit for bit. The work is tiny next to a step
  * (T·F reads); only the two doubles come back. */
@@ -69,10 +70,11 @@ __global__ void k_rowstats(const float *x, size_t T, size_t E, double *mu, doubl
     }
 }
 
-/* per (sample s, channel i), u = s·E + i: sa[u] = Σ_k v, sq[u] = Σ_k v², v = the normalised
- * value rounded to float, rows k of sample s in order */
+/* per (sample s, channel i), u = s·E + i: over the rows k of sample s in order, the sums of v
+ * and v², v = the normalised value rounded to float; then mean[u] = Σv/per and sd[u] =
+ * sqrt(max(Σv²/per − mean², 0)) */
 __global__ void k_colsums(const float *x, int n, size_t per, size_t E, const double *mu, const double *rs,
-                          double *sa, double *sq)
+                          double *mean, double *sd)
 {
     GRID_LOOP(u, (size_t)n * E)
     {
@@ -83,13 +85,15 @@ __global__ void k_colsums(const float *x, int n, size_t per, size_t E, const dou
             a = __dadd_rn(a, v);
             q = __dadd_rn(q, __dmul_rn(v, v));
         }
-        sa[u] = a;
-        sq[u] = q;
+        double m = __ddiv_rn(a, (double)per), var = __dsub_rn(__ddiv_rn(q, (double)per), __dmul_rn(m, m));
+        mean[u] = m;
+        sd[u] = __dsqrt_rn(var > 0 ? var : 0.0);
     }
 }
 
-/* one thread: the standard deviations, channel-major as the CPU; out[0] tokens, out[1] samples */
-__global__ void k_spread(const double *sa, const double *sq, int n, size_t per, size_t E, double *out)
+/* one thread: the sums over channels and samples, channel-major as the CPU; out[0] tokens,
+ * out[1] samples */
+__global__ void k_spread(const double *mean, const double *sd, int n, size_t E, double *out)
 {
     if (blockIdx.x != 0 || threadIdx.x != 0)
         return;
@@ -97,11 +101,10 @@ __global__ void k_spread(const double *sa, const double *sq, int n, size_t per, 
     for (size_t i = 0; i < E; i++) {
         double gsum = 0.0, gsq = 0.0;
         for (int s = 0; s < n; s++) {
-            double mean = __ddiv_rn(sa[(size_t)s * E + i], (double)per);
-            double var = __dsub_rn(__ddiv_rn(sq[(size_t)s * E + i], (double)per), __dmul_rn(mean, mean));
-            tok = __dadd_rn(tok, __dsqrt_rn(var > 0 ? var : 0.0));
-            gsum = __dadd_rn(gsum, mean);
-            gsq = __dadd_rn(gsq, __dmul_rn(mean, mean));
+            double m = mean[(size_t)s * E + i];
+            tok = __dadd_rn(tok, sd[(size_t)s * E + i]);
+            gsum = __dadd_rn(gsum, m);
+            gsq = __dadd_rn(gsq, __dmul_rn(m, m));
         }
         double gm = __ddiv_rn(gsum, (double)n), gv = __dsub_rn(__ddiv_rn(gsq, (double)n), __dmul_rn(gm, gm));
         smp = __dadd_rn(smp, n > 1 ? __dsqrt_rn(gv > 0 ? gv : 0.0) : 0.0);
@@ -130,16 +133,16 @@ int cu_collapse_stats(struct cryo_nn_ctx *ctx, double *tokens, double *samples, 
                       int F, struct cryo_error *err)
 {
     size_t T = (size_t)n * per, E = (size_t)F, nE = (size_t)n * E;
-    /* scratch (doubles): the result, then mu, rs (T each), sa, sq (n·E each) */
+    /* scratch (doubles): the result, then mu, rs (T each), mean, sd (n·E each) */
     double *res = (double *)cu_red_scratch(ctx, (2 + 2 * T + 2 * nE) * sizeof(double), err);
     if (!res)
         return CRYO_E_NOMEM; /* recorded by cu_red_scratch */
-    double *mu = res + 2, *rs = mu + T, *sa = rs + T, *sq = sa + nE;
+    double *mu = res + 2, *rs = mu + T, *mean = rs + T, *sd = mean + nE;
     k_rowstats<<<cu_blocks(T, PER), PER>>>(x, T, E, mu, rs);
     CRYO_TRY(cu_launched("collapse statistics: row moments", err));
-    k_colsums<<<cu_blocks(nE, PER), PER>>>(x, n, per, E, mu, rs, sa, sq);
+    k_colsums<<<cu_blocks(nE, PER), PER>>>(x, n, per, E, mu, rs, mean, sd);
     CRYO_TRY(cu_launched("collapse statistics: sums", err));
-    k_spread<<<1, 1>>>(sa, sq, n, per, E, res);
+    k_spread<<<1, 1>>>(mean, sd, n, E, res);
     CRYO_TRY(cu_launched("collapse statistics", err));
     double h[2];
     CRYO_TRY(cu_check(cudaMemcpy(h, res, sizeof h, cudaMemcpyDeviceToHost), "collapse statistics", err));
