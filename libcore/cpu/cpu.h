@@ -107,6 +107,12 @@ int cpu_loss(struct cryo_nn_ctx *, double *, float *, const float *, const float
              int64_t, int, int, double, double, struct cryo_error *);
 int cpu_histkl(struct cryo_nn_ctx *, double *, float *, const float *, const float *, size_t,
                const struct cryo_hist_spec *, double, struct cryo_error *);
+int cpu_mask_patches(struct cryo_nn_ctx *, float *, const float *, const float *, int, int, int, int, int,
+                     int, struct cryo_error *);
+int cpu_patchify(struct cryo_nn_ctx *, float *, const float *, int, int, int, int, int, int,
+                 struct cryo_error *);
+int cpu_collapse_stats(struct cryo_nn_ctx *, double *, double *, const float *, int, size_t, int,
+                       struct cryo_error *);
 int cpu_copy(struct cryo_nn_ctx *, float *, const float *, size_t, struct cryo_error *);
 int cpu_fill(struct cryo_nn_ctx *, float *, float, size_t, struct cryo_error *);
 int cpu_accumulate(struct cryo_nn_ctx *, float *, const float *, size_t, struct cryo_error *);

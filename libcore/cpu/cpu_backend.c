@@ -280,4 +280,7 @@ const struct cryo_nn_ops cryo_nn_cpu_ops = {
     .sumsq = cpu_sumsq,
     .loss = cpu_loss,
     .histkl = cpu_histkl,
+    .mask_patches = cpu_mask_patches,
+    .patchify = cpu_patchify,
+    .collapse_stats = cpu_collapse_stats,
 };

@@ -239,6 +239,9 @@ static void fill_ops(struct cryo_nn_ops *o)
     o->sumsq = cu_sumsq;
     o->loss = cu_loss;
     o->histkl = cu_histkl;
+    o->mask_patches = cu_mask_patches;
+    o->patchify = cu_patchify;
+    o->collapse_stats = cu_collapse_stats;
     o->comm_id = cu_comm_id;
     o->comm_init = cu_comm_init;
     o->allreduce = cu_allreduce;

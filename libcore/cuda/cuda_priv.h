@@ -125,6 +125,11 @@ int cu_loss(struct cryo_nn_ctx *, double *, float *, const float *, const float 
             int, int, double, double, struct cryo_error *);
 int cu_histkl(struct cryo_nn_ctx *, double *, float *, const float *, const float *, size_t,
               const struct cryo_hist_spec *, double, struct cryo_error *);
+int cu_mask_patches(struct cryo_nn_ctx *, float *, const float *, const float *, int, int, int, int, int, int,
+                    struct cryo_error *);
+int cu_patchify(struct cryo_nn_ctx *, float *, const float *, int, int, int, int, int, int, struct cryo_error *);
+int cu_collapse_stats(struct cryo_nn_ctx *, double *, double *, const float *, int, size_t, int,
+                      struct cryo_error *);
 int cu_comm_id(struct cryo_nn_ctx *, void *, size_t, struct cryo_error *);
 int cu_comm_init(struct cryo_nn_ctx *, const void *, size_t, int, int, struct cryo_error *);
 int cu_allreduce(struct cryo_nn_ctx *, float *, size_t, struct cryo_error *);

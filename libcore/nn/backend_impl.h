@@ -124,6 +124,22 @@ struct cryo_nn_ops {
                   const float *target, size_t n, const struct cryo_hist_spec *spec, double gscale,
                   struct cryo_error *);
 
+    /* token masks of the JEPA/MAE trainers (nn_train.h's cryo_nn_mask_patches, _patchify,
+     * _collapse_stats; cpu_mask.c is the reference). The input is n tiles d × h × w × C
+     * (channel fastest), cut into patches of p³ voxels: token k = (s·gd + z/p)·gh·gw +
+     * (y/p)·gw + x/p of gd·gh·gw = (d/p)(h/p)(w/p) per tile, already checked to divide.
+     * mask_patches: out = in with the voxels of tokens whose rowmask[k] != 0 set to 0
+     * (out == in allowed). patchify: out row k, column ((a·p + b)·p + c)·C + ch = voxel
+     * (a, b, c) of token k's patch, channel ch (rows of p³·C). */
+    int (*mask_patches)(struct cryo_nn_ctx *, float *out, const float *in, const float *rowmask,
+                        int n, int d, int h, int w, int C, int p, struct cryo_error *);
+    int (*patchify)(struct cryo_nn_ctx *, float *out, const float *in, int n, int d, int h, int w,
+                    int C, int p, struct cryo_error *);
+    /* collapse statistics (nn_jepa.h) of x (n samples × per rows × F): each row layer-normed
+     * (no affine, eps 1e-5, in double, rounded to float), then *tokens, *samples (host) */
+    int (*collapse_stats)(struct cryo_nn_ctx *, double *tokens, double *samples, const float *x,
+                          int n, size_t per, int F, struct cryo_error *);
+
     /* data parallelism between processes, one device each (NULL: not offered) */
     int (*comm_id)(struct cryo_nn_ctx *, void *id, size_t len, struct cryo_error *);
     int (*comm_init)(struct cryo_nn_ctx *, const void *id, size_t len, int nranks, int rank,

@@ -1,11 +1,11 @@
 /* model_jepa_train.c — one JEPA (or MAE-baseline) pre-training step (see nn_jepa.h).
  *
  * Four objects: context encoder + predictor (trained), target encoder + target embedding
- * (EMA copies, inference only). The masks are drawn on the host (a byte per token) and the
- * masked input is built there (it is the input); the target layer norm, the loss on the
- * masked tokens, clipping, AdamW and EMA run through the context (nn_train.h's cryo_nn_*),
- * so on a GPU a step copies only the batch, the mask, the scalars and, for the collapse
- * statistics, the target features.
+ * (EMA copies, inference only). The masks are drawn on the host (a byte per token) and go up
+ * as one float per token; the batch goes up once, to the target encoder's input, and the
+ * masked context input, the MAE target rows, the collapse statistics, the target layer norm,
+ * the loss on the masked tokens, clipping, AdamW and EMA run through the context
+ * (nn_train.h's cryo_nn_*), so on a GPU a step copies only the batch, the mask and scalars.
  */
 #include "model_impl.h"
 #include "cryolvm/nn_layers.h"
@@ -64,9 +64,6 @@ void cryo_jepa_trainer_free(struct cryo_jepa_trainer *t)
     cryo_scunet_free(t->tenc);
     cryo_jepa_free(t->pred);
     cryo_jepa_free(t->tpred);
-    cryo_free_big(t->xin);
-    cryo_free_big(t->xmask);
-    cryo_free_big(t->gp);
     cryo_free_big(t->gg);
     free(t->mask);
     free(t);
@@ -109,22 +106,18 @@ int cryo_jepa_trainer_create(struct cryo_jepa_trainer **out, const struct cryo_s
         rc = cryo_scunet_init(t->enc, seed, err);
     if (rc == 0)
         rc = cryo_jepa_init(t->pred, seed ^ 0xA5A5A5A5A5A5A5A5ULL, err);
-    size_t ne = 0, np = 0, nin = 0, T = 0;
+    size_t ne = 0, np = 0, T = 0;
     if (rc == 0) {
         ne = cryo_scunet_num_params(t->enc);
         np = cryo_jepa_num_params(t->pred);
-        nin = cryo_scunet_input_count(t->enc);
         T = cryo_jepa_tokens(t->pred);
         size_t V = (size_t)jc->patch * jc->patch * jc->patch * jc->out_ch, E = (size_t)jc->embed;
-        size_t F = (size_t)jc->features, wide = V > E ? V : E;
-        size_t dn = T * wide, hn = 2 * T * (wide > F ? wide : F);
+        size_t wide = V > E ? V : E, dn = T * wide;
         if (!(t->m = cryo_nn_alloc(ctx, ne + np, err)) || !(t->v = cryo_nn_alloc(ctx, ne + np, err)) ||
             !(t->dout = cryo_nn_alloc(ctx, dn, err)) || !(t->gt = cryo_nn_alloc(ctx, dn, err)) ||
             !(t->rowmask = cryo_nn_alloc(ctx, T, err)) || !(t->lnstat = cryo_nn_alloc(ctx, 2 * T, err)) ||
             !(t->ones = cryo_nn_alloc(ctx, 2 * E, err)) ||
-            !(t->xin = cryo_alloc_big(nin * sizeof(float), err)) ||
-            !(t->xmask = cryo_alloc_big(nin * sizeof(float), err)) ||
-            !(t->gp = cryo_alloc_big(hn * sizeof(float), err)) || !(t->gg = cryo_alloc_big(T * sizeof(float), err)) ||
+            !(t->gg = cryo_alloc_big(T * sizeof(float), err)) ||
             !(t->mask = cryo_alloc_array(T, 1, err)))
             rc = CRYO_E_NOMEM;
         if (rc == 0)
@@ -171,76 +164,25 @@ static void mae_mask(uint8_t *m, size_t per, double ratio, uint64_t seed, uint64
     free(perm);
 }
 
-/* Masks per tile (jepa_mask.h, or MAE's), then the masked input (patches of masked tokens
- * zeroed). Returns the number of masked tokens. */
-static int make_mask(struct cryo_jepa_trainer *t, const float *x, uint64_t seed, uint64_t step, uint64_t first,
-                     size_t *total, struct cryo_error *err)
+/* Masks per tile (jepa_mask.h, or MAE's) into t->mask, and as one float per token (1 =
+ * masked) into t->rowmask. *total: the number of masked tokens. */
+static int make_mask(struct cryo_jepa_trainer *t, uint64_t seed, uint64_t step, uint64_t first, size_t *total,
+                     struct cryo_error *err)
 {
     const struct cryo_scunet_config *c = cryo_scunet_config(t->enc);
-    int p = 1 << c->levels, gd = t->d / p, gh = t->h / p, gw = t->w / p, C = c->in_ch;
-    size_t per = (size_t)gd * gh * gw;
+    int p = 1 << c->levels, gd = t->d / p, gh = t->h / p, gw = t->w / p;
+    size_t per = (size_t)gd * gh * gw, T = per * (size_t)t->n;
     if (t->o.mode == CRYO_JEPA_MAE)
         for (int s = 0; s < t->n; s++)
             mae_mask(t->mask + (size_t)s * per, per, t->o.mask_ratio, seed, step, first + (uint64_t)s);
     else
         CRYO_TRY(cryo_jepa_mask_draw(t->mask, NULL, t->n, gd, gh, gw, &t->o.mask, seed, step, first, err));
     *total = 0;
-    for (size_t k = 0; k < per * (size_t)t->n; k++)
-        *total += t->mask[k];
-    size_t nin = cryo_scunet_input_count(t->enc);
-    memcpy(t->xmask, x, nin * sizeof(float));
-    for (int s = 0; s < t->n; s++)
-        for (int z = 0; z < t->d; z++)
-            for (int y = 0; y < t->h; y++)
-                for (int xx = 0; xx < t->w; xx++) {
-                    size_t tok = (size_t)s * per + ((size_t)(z / p) * gh + (size_t)(y / p)) * gw + (size_t)(xx / p);
-                    if (t->mask[tok]) {
-                        size_t v = ((((size_t)s * t->d + z) * t->h + y) * t->w + xx) * (size_t)C;
-                        memset(t->xmask + v, 0, (size_t)C * sizeof(float));
-                    }
-                }
-    return CRYO_OK;
-}
-
-/* Layer-normed rows (no affine, eps 1e-5: PyTorch's F.layer_norm) of src (T × E) into out. */
-static void ln_rows(const float *src, size_t T, size_t E, float *out)
-{
     for (size_t k = 0; k < T; k++) {
-        double mu = 0, var = 0;
-        for (size_t i = 0; i < E; i++)
-            mu += src[k * E + i];
-        mu /= (double)E;
-        for (size_t i = 0; i < E; i++)
-            var += (src[k * E + i] - mu) * (src[k * E + i] - mu);
-        double rs = 1.0 / sqrt(var / (double)E + 1e-5);
-        for (size_t i = 0; i < E; i++)
-            out[k * E + i] = (float)((src[k * E + i] - mu) * rs);
+        *total += t->mask[k];
+        t->gg[k] = t->mask[k] ? 1.0f : 0.0f;
     }
-}
-
-/* Collapse statistics (nn_jepa.h) of rows x (n samples × per tokens × E, layer-normed). */
-static void spread(const float *x, int n, size_t per, size_t E, double *tokens, double *samples)
-{
-    double tok = 0, smp = 0;
-    for (size_t i = 0; i < E; i++) {
-        double gsum = 0, gsq = 0;
-        for (int s = 0; s < n; s++) {
-            double a = 0, q = 0;
-            for (size_t k = 0; k < per; k++) {
-                double v = x[((size_t)s * per + k) * E + i];
-                a += v;
-                q += v * v;
-            }
-            double mean = a / (double)per, var = q / (double)per - mean * mean;
-            tok += sqrt(var > 0 ? var : 0);
-            gsum += mean;
-            gsq += mean * mean;
-        }
-        double gm = gsum / n, gv = gsq / n - gm * gm;
-        smp += n > 1 ? sqrt(gv > 0 ? gv : 0) : 0;
-    }
-    *tokens = tok / ((double)E * n);
-    *samples = smp / (double)E;
+    return cryo_nn_upload(t->ctx, t->rowmask, t->gg, T, err);
 }
 
 /* AdamW over a parameter table, moments at m/v + base. */
@@ -267,13 +209,20 @@ static int forward_loss(struct cryo_jepa_trainer *t, const float *input, uint64_
     struct cryo_nn_ctx *ctx = t->ctx;
     size_t nin = cryo_scunet_input_count(t->enc), T = cryo_jepa_tokens(t->pred);
     size_t F = cryo_scunet_output_count(t->enc) / T;
+    const struct cryo_scunet_config *ec = cryo_scunet_config(t->enc);
+    int p = 1 << ec->levels, C = ec->in_ch, mae = t->o.mode == CRYO_JEPA_MAE;
     size_t nmask;
-    CRYO_TRY(make_mask(t, input, seed, step, first, &nmask, err));
-    for (size_t k = 0; k < T; k++) /* the mask as one float per row, for the loss on the device */
-        t->gg[k] = t->mask[k] ? 1.0f : 0.0f;
-    CRYO_TRY(cryo_nn_upload(ctx, t->rowmask, t->gg, T, err));
+    CRYO_TRY(make_mask(t, seed, step, first, &nmask, err));
+    /* the batch goes up once, to the target encoder's input; from it, on the device, the
+     * context input (patches of masked tokens zeroed) and MAE's target rows: token k's
+     * voxel (a,b,c), channel ch at column ((a·p+b)·p+c)·C+ch */
+    float *full = cryo_scunet_input(t->tenc);
+    CRYO_TRY(cryo_nn_upload(ctx, full, input, nin, err));
+    CRYO_TRY(cryo_nn_mask_patches(ctx, cryo_scunet_input(t->enc), full, t->rowmask, t->n, t->d, t->h, t->w, C, p,
+                                  err));
+    if (mae)
+        CRYO_TRY(cryo_nn_patchify(ctx, t->gt, full, t->n, t->d, t->h, t->w, C, p, err));
     /* target branch: full input, EMA weights, no gradient */
-    CRYO_TRY(cryo_nn_upload(ctx, cryo_scunet_input(t->tenc), input, nin, err));
     CRYO_TRY(cryo_scunet_forward(t->tenc, err));
     CRYO_TRY(cryo_nn_copy(ctx, cryo_jepa_features(t->tpred), cryo_scunet_output(t->tenc), T * F, err));
     uint8_t *none = calloc(T, 1);
@@ -284,16 +233,12 @@ static int forward_loss(struct cryo_jepa_trainer *t, const float *input, uint64_
     CRYO_TRY(rc);
     CRYO_TRY(cryo_jepa_forward(t->tpred, err));
     /* collapse statistics on the target encoder's features (not the embeddings, which carry
-     * the fixed positional code and so never look collapsed): a diagnostic of a step, on
-     * the host */
-    if (train) {
-        float *raw = t->gp, *ln = t->gp + T * F;
-        CRYO_TRY(cryo_nn_download(ctx, raw, cryo_scunet_output(t->tenc), T * F, err));
-        ln_rows(raw, T, F, ln);
-        spread(ln, t->n, T / (size_t)t->n, F, &t->spread_tokens, &t->spread_samples);
-    }
+     * the fixed positional code and so never look collapsed): a diagnostic of a step, two
+     * doubles back from the device */
+    if (train)
+        CRYO_TRY(cryo_nn_collapse_stats(ctx, &t->spread_tokens, &t->spread_samples, cryo_scunet_output(t->tenc), t->n,
+                                        T / (size_t)t->n, (int)F, err));
     /* context branch */
-    CRYO_TRY(cryo_nn_upload(ctx, cryo_scunet_input(t->enc), t->xmask, nin, err));
     cryo_scunet_set_stochastic(t->enc, train ? &t->rng : NULL);
     rc = cryo_scunet_forward(t->enc, err);
     cryo_scunet_set_stochastic(t->enc, NULL);
@@ -304,29 +249,13 @@ static int forward_loss(struct cryo_jepa_trainer *t, const float *input, uint64_
     /* loss on the masked tokens, through the context */
     size_t n_pp;
     const struct cryo_nn_param *ptab = cryo_jepa_params(t->pred, &n_pp);
-    int mae = t->o.mode == CRYO_JEPA_MAE;
     size_t E = ptab[1].count /* patch_embed.bias */, V = ptab[n_pp - 1].count /* mae.bias */;
     size_t W = mae ? V : E;
     const float *pred = mae ? cryo_jepa_vox(t->pred) : cryo_jepa_pred(t->pred);
     const float *tgt = cryo_jepa_embeddings(t->tpred);
-    const struct cryo_scunet_config *ec = cryo_scunet_config(t->enc);
-    int p = 1 << ec->levels, gd = t->d / p, gh = t->h / p, gw = t->w / p, C = ec->in_ch;
-    if (mae) { /* target row of token k: voxel (a,b,c) of its patch, channel ch at column
-                * ((a·p+b)·p+c)·C+ch; built from the host input and uploaded */
-        float *h = t->gp;
-        for (size_t k = 0; k < T; k++) {
-            size_t s = k / ((size_t)gd * gh * gw), rr = k % ((size_t)gd * gh * gw);
-            size_t tz = rr / ((size_t)gh * gw), ty = (rr / (size_t)gw) % (size_t)gh, tx = rr % (size_t)gw;
-            for (size_t i = 0; i < W; i++) {
-                size_t ch = i % (size_t)C, vox = i / (size_t)C;
-                size_t a = vox / ((size_t)p * p), b = (vox / (size_t)p) % (size_t)p, c = vox % (size_t)p;
-                size_t z = tz * p + a, y = ty * p + b, x = tx * p + c;
-                h[k * W + i] = input[((((size_t)s * t->d + z) * t->h + y) * t->w + x) * (size_t)C + ch];
-            }
-        }
-        CRYO_TRY(cryo_nn_upload(ctx, t->gt, h, T * W, err));
-    } else { /* JEPA targets are layer-normalised per token (no affine, eps 1e-5), as I-JEPA
-              * does: the target scale is then fixed and the branches cannot inflate it */
+    if (!mae) { /* JEPA targets are layer-normalised per token (no affine, eps 1e-5), as I-JEPA
+                 * does: the target scale is then fixed and the branches cannot inflate it
+                 * (MAE's target rows were cut from the input above) */
         CRYO_TRY(cryo_nn_layernorm_forward(ctx, t->gt, t->lnstat, t->lnstat + T, tgt, t->ones, t->ones + E,
                                            (int64_t)T, (int)E, 1e-5f, err));
     }

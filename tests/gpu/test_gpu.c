@@ -8,9 +8,11 @@
  * pass with the GPU context at CRYO_NN_PRECISION_TF32: convolutions, linear, attention and
  * the network within 1e-3 (loss curves 1e-2), and one at CRYO_NN_PRECISION_BF16 within 1e-2.
  * The training ops (AdamW, EMA, sum of squares, masked row losses, HistKL: loss within 1e-5
- * relative, gradient 1e-4, a NaN refused on both), the supervised trainer
- * (MSE, MSE+HistKL) and the JEPA and MAE trainers run whole steps on the device and are
- * compared with the same trainers on the CPU; NCCL is checked as a one-rank communicator.
+ * relative, gradient 1e-4, a NaN refused on both), the token-mask ops of the JEPA/MAE
+ * trainers (masked input and MAE target rows: exact copies; collapse statistics: within
+ * 1e-12), the supervised trainer (MSE, MSE+HistKL) and the JEPA and MAE trainers run whole
+ * steps on the device and are compared with the same trainers on the CPU; NCCL is checked
+ * as a one-rank communicator.
  *
  * Usage: test_gpu [--quick] [--cpu-vs-cpu]
  *   --quick       the op tests only, small (for compute-sanitizer)
@@ -452,6 +454,53 @@ static void test_train_ops(size_t n)
     drop(&p), drop(&g), drop(&m), drop(&v), drop(&e), drop(&t), drop(&gr), drop(&mk);
 }
 
+/* The JEPA/MAE trainers' token-mask ops (nn_train.h) on n tiles d × h × w × C in patches of
+ * p: the masked copy (out of place and in place) and the patch rows must equal the CPU's
+ * exactly (they are copies); the collapse statistics of T = n·(d/p)(h/p)(w/p) rows of F
+ * features within 1e-12 (the GPU repeats the CPU's operations in its order: equal in practice). */
+static void test_mask_ops(int n, int d, int h, int w, int C, int p, int F)
+{
+    size_t nv = (size_t)n * d * h * w * C, per = (size_t)(d / p) * (h / p) * (w / p), T = (size_t)n * per;
+    size_t W = (size_t)p * p * p * C;
+    struct pair x = make(nv, -1, 2), out = make(nv, 0, 0), rows = make(T * W, 0, 0), mk = make(T, 0, 0);
+    float *hm = malloc(sizeof(float) * T);
+    for (size_t k = 0; k < T; k++)
+        hm[k] = urand() < 0.6 ? 1.0f : 0.0f;
+    DIE_IF(cryo_nn_upload(cpu, mk.c, hm, T, &err));
+    DIE_IF(cryo_nn_upload(gpu, mk.g, hm, T, &err));
+    char what[96];
+    DIE_IF(cryo_nn_mask_patches(cpu, out.c, x.c, mk.c, n, d, h, w, C, p, &err));
+    DIE_IF(cryo_nn_mask_patches(gpu, out.g, x.g, mk.g, n, d, h, w, C, p, &err));
+    snprintf(what, sizeof what, "mask patches %dx%dx%dx%dx%d p=%d (exact)", n, d, h, w, C, p);
+    compare_n(what, out.c, out.g, nv, 0.0);
+    DIE_IF(cryo_nn_mask_patches(cpu, x.c, x.c, mk.c, n, d, h, w, C, p, &err));
+    DIE_IF(cryo_nn_mask_patches(gpu, x.g, x.g, mk.g, n, d, h, w, C, p, &err));
+    compare_n("mask patches in place (exact)", out.c, x.g, nv, 0.0);
+    DIE_IF(cryo_nn_patchify(cpu, rows.c, out.c, n, d, h, w, C, p, &err));
+    DIE_IF(cryo_nn_patchify(gpu, rows.g, out.g, n, d, h, w, C, p, &err));
+    snprintf(what, sizeof what, "patchify to %zu rows of %zu (exact)", T, W);
+    compare_n(what, rows.c, rows.g, T * W, 0.0);
+    /* features: a per-sample offset and per-channel scales, so both statistics are well
+     * away from 0 */
+    float *hf = malloc(sizeof(float) * T * (size_t)F);
+    for (size_t k = 0; k < T; k++)
+        for (int i = 0; i < F; i++)
+            hf[k * (size_t)F + (size_t)i] = (float)(0.2 * (double)(k / per) * (i % 5) + (1 + i % 3) * (urand() - 0.5));
+    struct pair f = make(T * (size_t)F, 0, 0);
+    DIE_IF(cryo_nn_upload(cpu, f.c, hf, f.n, &err));
+    DIE_IF(cryo_nn_upload(gpu, f.g, hf, f.n, &err));
+    double tc = 0, sc = 0, tg = 0, sg = 0;
+    DIE_IF(cryo_nn_collapse_stats(cpu, &tc, &sc, f.c, n, per, F, &err));
+    DIE_IF(cryo_nn_collapse_stats(gpu, &tg, &sg, f.g, n, per, F, &err));
+    checks++;
+    int ok = fabs(tc - tg) <= 1e-12 * fabs(tc) && fabs(sc - sg) <= 1e-12 * fabs(sc) && tc > 0;
+    failures += !ok;
+    printf("%-4s collapse statistics %zu rows x %d%s: tokens cpu %.17g gpu %.17g, samples cpu %.17g gpu %.17g\n",
+           ok ? "ok" : "FAIL", T, F, tc == tg && sc == sg ? " (bit for bit)" : "", tc, tg, sc, sg);
+    free(hm), free(hf);
+    drop(&x), drop(&out), drop(&rows), drop(&mk), drop(&f);
+}
+
 /* One process as a communicator of one rank: the all-reduce is the identity (NCCL loads,
  * the calls line up). Skipped when NCCL is not found. */
 static void test_allreduce(void)
@@ -558,20 +607,24 @@ static void test_jepa_trainer(int mae, int steps)
     float *x = malloc(sizeof(float) * nin);
     for (size_t i = 0; i < nin; i++)
         x[i] = (float)urand();
-    double worst = 0;
+    double worst = 0, ws = 0;
     for (int s = 1; s <= steps; s++) {
         DIE_IF(cryo_jepa_trainer_step(tc, x, &err));
         DIE_IF(cryo_jepa_trainer_step(tg, x, &err));
         double rl = fabs(tg->last_loss - tc->last_loss) / fabs(tc->last_loss);
         worst = fmax(worst, rl);
-        printf("     %s step %d: loss cpu %.9g gpu %.9g, norm cpu %.6g gpu %.6g\n", mae ? "MAE" : "JEPA", s,
-               tc->last_loss, tg->last_loss, tc->last_norm, tg->last_norm);
+        ws = fmax(ws, fmax(fabs(tg->spread_tokens - tc->spread_tokens) / fabs(tc->spread_tokens),
+                           fabs(tg->spread_samples - tc->spread_samples) / fabs(tc->spread_samples)));
+        printf("     %s step %d: loss cpu %.9g gpu %.9g, norm cpu %.6g gpu %.6g, spread cpu %.6g %.6g gpu %.6g %.6g\n",
+               mae ? "MAE" : "JEPA", s, tc->last_loss, tg->last_loss, tc->last_norm, tg->last_norm, tc->spread_tokens,
+               tc->spread_samples, tg->spread_tokens, tg->spread_samples);
     }
     checks++;
-    int ok = worst <= 10 * TOL;
+    int ok = worst <= 10 * TOL && ws <= 10 * TOL;
     failures += !ok;
-    printf("%-4s %s trainer, %d steps on the device: loss curves within %.1e (tol %.0e)\n", ok ? "ok" : "FAIL",
-           mae ? "MAE" : "JEPA", steps, worst, 10 * TOL);
+    printf("%-4s %s trainer, %d steps on the device: loss curves within %.1e, collapse statistics within %.1e "
+           "(tol %.0e)\n",
+           ok ? "ok" : "FAIL", mae ? "MAE" : "JEPA", steps, worst, ws, 10 * TOL);
     report_n("jepa context encoder after the steps", cryo_scunet_param_data(tc->enc),
              cryo_scunet_param_data(tg->enc), cryo_scunet_num_params(tc->enc), o.sched.lr * steps);
     cryo_jepa_trainer_free(tc);
@@ -749,7 +802,10 @@ int main(int argc, char **argv)
         test_wmsa(&wm[i]);
     test_glue();
     test_train_ops(quick ? 7001 : 700001);
+    test_mask_ops(2, 8, 12, 4, 2, 4, 24);
     if (!quick) {
+        test_mask_ops(4, 64, 64, 64, 1, 8, 256);
+        test_mask_ops(3, 32, 16, 48, 3, 4, 64);
         test_allreduce();
         test_network("width=16,head_dim=8,levels=2,depth=2", 2, 16, 5);
         test_network("width=32,levels=3,depth=2", 1, 32, 3);

@@ -114,10 +114,11 @@ const float *cryo_jepa_dfeatures(const struct cryo_jepa *j);
  *   wd       cryo_cosine_ramp(adamw.weight_decay, wd_end, t, total)   (I-JEPA: 0.04 → 0.4)
  *   momentum cryo_linear_ramp(ema_decay, ema_end, t − 1, total)        (I-JEPA: 0.996 → 1)
  * AdamW (decay on conv/linear weights only), clipping on the joint gradient norm of encoder
- * and predictor. Any device: the masking, losses, AdamW and EMA run through the context.
- * Collapse statistics of every step, on the target encoder's features of all tokens, each
- * token's feature vector layer-normed (the embeddings add a fixed positional code and so
- * would never look collapsed):
+ * and predictor. Any device: the masked input, losses, AdamW and EMA run through the context
+ * (the masks themselves are drawn on the host and go up as a float per token).
+ * Collapse statistics of every step (on the device: nn_train.h's cryo_nn_collapse_stats), on
+ * the target encoder's features of all tokens, each token's feature vector layer-normed (the
+ * embeddings add a fixed positional code and so would never look collapsed):
  *   spread_tokens  mean over samples and channels of the standard deviation across a
  *                  sample's tokens (0 when every token embeds alike: collapse)
  *   spread_samples mean over channels of the standard deviation across samples of the
@@ -151,9 +152,8 @@ struct cryo_jepa_trainer {
     struct cryo_grad_reducer reduce;/* data parallelism (nn_train.h); zero = off */
     float *m, *v;                   /* AdamW moments: encoder params, then predictor params
                                      * (context memory: on the GPU for a CUDA context) */
-    float *xin, *xmask;             /* host scratch: masked input */
     float *dout, *gt;               /* context memory: d(loss)/d(prediction), targets (T rows) */
-    float *gp, *gg;                 /* host scratch: 2 × T × max(V, E, F) floats */
+    float *gg;                      /* host scratch: the mask as T floats */
     uint8_t *mask;                  /* T, the last step's mask (1 = target) */
     float *rowmask, *lnstat, *ones; /* context memory: mask as floats (T), target layer-norm
                                      * statistics (2T), ones then zeros (2E) */

@@ -116,6 +116,29 @@ int cryo_nn_histkl_loss(struct cryo_nn_ctx *ctx, double *loss, float *grad, cons
                         const float *target, size_t n, const struct cryo_hist_spec *spec, double gscale,
                         struct cryo_error *err);
 
+/* Token masks of the JEPA/MAE trainers on a context's memory (nn_jepa.h), so the batch goes up
+ * once and the masked input, the MAE targets and the collapse statistics are made on the
+ * device. `in` is n tiles d × h × w × C (channel fastest) cut into patches of p³ voxels
+ * (d, h, w multiples of p): token k = (s·gd + z/p)·gh·gw + (y/p)·gw + x/p, gd·gh·gw =
+ * (d/p)(h/p)(w/p) tokens per tile, T = n·gd·gh·gw in all.
+ * mask_patches: out = in with every voxel (all C channels) of the tokens whose rowmask entry
+ *   (T floats, context memory) is nonzero set to 0; out may be in.
+ * patchify: out (T rows of p³·C) row k, column ((a·p + b)·p + c)·C + ch = voxel (a, b, c) of
+ *   token k's patch, channel ch (MAE's target rows).
+ * Both are copies: exact on every device. */
+int cryo_nn_mask_patches(struct cryo_nn_ctx *ctx, float *out, const float *in, const float *rowmask, int n, int d,
+                         int h, int w, int C, int p, struct cryo_error *err);
+int cryo_nn_patchify(struct cryo_nn_ctx *ctx, float *out, const float *in, int n, int d, int h, int w, int C, int p,
+                     struct cryo_error *err);
+/* nn_jepa.h's collapse statistics of x (n samples × per rows × F, context memory): every row
+ * layer-normed (no affine, eps 1e-5; mean and variance in double, the result rounded to
+ * float), then *tokens = mean over samples and channels of the standard deviation over a
+ * sample's rows, *samples = mean over channels of the standard deviation over samples of the
+ * per-sample means (0 for n = 1); sums in double in row order. Only the two doubles come
+ * back to the host. */
+int cryo_nn_collapse_stats(struct cryo_nn_ctx *ctx, double *tokens, double *samples, const float *x, int n,
+                           size_t per, int F, struct cryo_error *err);
+
 /* ---- weights -------------------------------------------------------------------------- */
 /* Config of a weights file (its "config" metadata). CRYO_E_FORMAT naming the file if absent
  * or invalid. */
