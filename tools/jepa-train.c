@@ -85,7 +85,7 @@ static const struct cryo_option options[] = {
     {"apix", 0, CRYO_OPT_DOUBLE, "A", "1.0", "voxel size the crops must have (Å); 0 = any", NULL},
     {"save-every", 0, CRYO_OPT_INT, "N", "100", "checkpoint every N steps", NULL},
     {"keep", 0, CRYO_OPT_INT, "K", "3", "periodic step-N checkpoints kept", NULL},
-    {"device", 0, CRYO_OPT_CHOICE, "DEV", "auto", "device to train on", "cpu|cuda|auto"},
+    {"device", 0, CRYO_OPT_STRING, "DEV", "auto", "device to train on: cpu, cuda, cuda:N (GPU N) or auto", NULL},
     {"export-dtype", 0, CRYO_OPT_CHOICE, "T", "f32", "export: weight precision", "f32|f16"},
     {"show-mask", 0, CRYO_OPT_STRING, "FILE.png", NULL, "draw one mask of these options as slices and exit", NULL},
     {"size", 0, CRYO_OPT_INT, "N", NULL, "inputs are maps: random crops of N^3 voxels from them (the loader); --show-mask: crop edge (48)", NULL},
