@@ -415,8 +415,8 @@ static void apply_one(const struct cryo_cli *cli, struct cryo_nn_ctx *const *ctx
         fprintf(stderr, "lvm-apply: %s: %s, %lld tiles of %lldx%lldx%lld (%lld skipped), %.1f GFLOP, %.0f MiB of "
                 "activations%s, %d device%s, %.1f s\n", name, rep.whole ? "whole map" : "tiled", (long long)rep.tiles,
                 (long long)rep.box[0], (long long)rep.box[1], (long long)rep.box[2], (long long)rep.skipped,
-                rep.flops / 1e9, rep.activation_bytes / 1048576.0, nctx > 1 ? " each" : "", rep.whole ? 1 : nctx,
-                nctx > 1 && !rep.whole ? "s" : "", now_s() - pr.t0);
+                rep.flops / 1e9, rep.activation_bytes / 1048576.0, rep.contexts > 1 ? " each" : "", rep.contexts,
+                rep.contexts > 1 ? "s" : "", now_s() - pr.t0);
     cryo_volume_free(&out);
     cryo_volume_free(&pmask);
 }

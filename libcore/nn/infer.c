@@ -137,6 +137,7 @@ static int run_whole(float *dst, const float *src, const int64_t n[3], struct cr
                 memcpy(dst + ((size_t)k * (size_t)n[1] + (size_t)j) * (size_t)n[0],
                        stage + ((size_t)k * (size_t)b[1] + (size_t)j) * (size_t)b[0], (size_t)n[0] * sizeof(float));
         rep->whole = 1;
+        rep->contexts = 1;
         rep->tiles = 1;
         rep->passes = 1;
         memcpy(rep->box, b, sizeof rep->box);

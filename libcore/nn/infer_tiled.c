@@ -219,10 +219,12 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-/* Start the workers (the calling thread is the only one when there is one) and wait. */
+/* Start the workers and wait. With one context the calling thread is the worker; with
+ * several every worker is a new thread, so the caller's own settings (its OpenMP thread
+ * count) stay as they were. */
 static void run_workers(struct plan *p)
 {
-    if (p->nworkers == 1) {
+    if (!p->bind) {
         worker_main(&p->wk[0]);
         return;
     }
@@ -353,6 +355,7 @@ int cryo_infer_tiled(float *dst, const float *src, const int64_t n[3], struct cr
                     dst[i] /= wzy * wsum[0][x];
             }
         rep->whole = 0;
+        rep->contexts = p.nworkers;
         rep->tiles = p.total;
         memcpy(rep->box, b, sizeof rep->box);
         for (int k = 0; k < p.nworkers; k++)

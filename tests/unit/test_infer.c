@@ -274,6 +274,8 @@ TEST(several_contexts_equal_one_bit_for_bit)
             CHECK_EQ_INT(r.tiles, r1.tiles);
             CHECK_EQ_INT(r.skipped, r1.skipped);
             CHECK_EQ_INT(r.passes, r1.passes);
+            CHECK_EQ_INT(r.contexts, nctx);
+            CHECK_EQ_INT(r1.contexts, 1);
             CHECK(r.flops == r1.flops && r.activation_bytes == r1.activation_bytes);
             /* the progress calls are the same, in the same order */
             CHECK_EQ_INT(c.n, c1.n);

@@ -84,6 +84,7 @@ struct cryo_infer_report {
     int64_t box[3];            /* x, y, z box of one pass (tile or padded map) */
     double activation_bytes;   /* of the model built */
     double flops;              /* network FLOPs spent (cryo_scunet_flops per pass) */
+    int contexts;              /* contexts that took part (1 for the whole map) */
 };
 
 /* out = the network `c` with weights `w` applied to `in`, as described above. out must not
