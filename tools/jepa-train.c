@@ -86,7 +86,7 @@ static const struct cryo_option options[] = {
     {"apix", 0, CRYO_OPT_DOUBLE, "A", "1.0", "voxel size the crops must have (Å); 0 = any", NULL},
     {"save-every", 0, CRYO_OPT_INT, "N", "100", "checkpoint every N steps", NULL},
     {"keep", 0, CRYO_OPT_INT, "K", "3", "periodic step-N checkpoints kept", NULL},
-    {"device", 0, CRYO_OPT_CHOICE, "DEV", "auto", "device to train on", "cpu|cuda|auto"},
+    {"device", 0, CRYO_OPT_STRING, "DEV", "auto", "device to train on: cpu, cuda, cuda:N (GPU N) or auto", NULL},
     {"precision", 0, CRYO_OPT_CHOICE, "P", NULL,
      "arithmetic of convolutions and matrix products (default $CRYO_NN_PRECISION, else fp32; float32 master "
      "weights always): tf32 = TF32 tensor cores on a GPU, float32 on the cpu; bf16 = bfloat16 linear layers on "

@@ -1,7 +1,7 @@
 /* lvm-apply — apply fine-tuned CryoLVM weights (sharpen, superres, wedge) to maps.
  *
  *   lvm-apply --task sharpen|superres|wedge [--model W] [--half2 H2] [--mask M]
- *             [--tile N] [--stride N] [--batch B] [--device cpu|cuda|auto] [--precision fp32|bf16]
+ *             [--tile N] [--stride N] [--batch B] [--device DEV[,DEV...]] [--precision fp32|tf32|bf16]
  *             [INPUT...] [-o OUT]
  *
  * Shape of main: find and check the weights (their task, config, voxel size and
@@ -11,6 +11,10 @@
  * network (nn_infer.h: tiles, blending, empty tiles skipped), undo the normalisation and the
  * resampling (superres: stay on the model's finer grid when the input is coarser), apply
  * the mask, write. The output goes through the sink, so a failure leaves no file.
+ *
+ * Devices: --device is one device (cpu, cuda, cuda:N, auto) or a list of them (cuda:0,cuda:1,
+ * cuda:all, cpu,cpu): one compute context each, the tiles spread over them
+ * (cryo_infer_run_multi), the output the same as on one of them.
  *
  * Weights lookup (first that exists): --model FILE; $CRYOLVM_MODELS/TASK.safetensors;
  * <bin>/../share/models/TASK.safetensors (the source tree); <bin>/../share/cryolvm/models/
@@ -57,11 +61,15 @@ static const struct cryo_option options[] = {
      "skip tiles whose normalised input is <= T everywhere (empty solvent; output 0 there)", NULL},
     {"no-skip", 0, CRYO_OPT_FLAG, NULL, NULL, "run every tile", NULL},
     {"blend", 0, CRYO_OPT_CHOICE, "B", "gaussian", "tile blending weight", "gaussian|cosine|mean"},
-    {"device", 0, CRYO_OPT_CHOICE, "DEV", "auto", "device to compute on (auto: cuda if usable, else cpu)", "cpu|cuda|auto"},
+    {"device", 0, CRYO_OPT_STRING, "DEV[,DEV...]", "auto",
+     "device(s) to compute on: cpu, cuda (the default GPU), cuda:N (GPU N), cuda:all (every GPU), or a "
+     "comma-separated list of them, tiles spread over the list (cpu entries share --threads: for tests or "
+     "NUMA nodes); auto: cuda if usable, else cpu", NULL},
     {"precision", 0, CRYO_OPT_CHOICE, "P", "fp32",
-     "reduced-precision arithmetic: bf16 rounds operands to bfloat16 with float32 accumulation "
+     "reduced-precision arithmetic: tf32 lets CUDA run convolutions and matrix products on TF32 tensor "
+     "cores (the CPU computes float32); bf16 rounds operands to bfloat16 with float32 accumulation "
      "(CPU with AVX-512 BF16 or AMX: the convolutions; CUDA: the linear layers, convolutions TF32)",
-     "fp32|bf16"},
+     "fp32|tf32|bf16"},
     {NULL, 0, CRYO_OPT_END, NULL, NULL, NULL, NULL}};
 
 static const struct cryo_tool tool = {
@@ -159,6 +167,27 @@ static void load_weights(const struct cryo_cli *cli, const char *task, struct we
     if (w->c.in_ch != 1 || w->c.out_ch != 1)
         die_msg(cli, CRYO_E_FORMAT, "%s: network has %d input and %d output channels; maps need 1 and 1", p,
                 w->c.in_ch, w->c.out_ch);
+}
+
+/* The compute contexts of --device (one or a list) at --precision. */
+static int make_contexts(const struct cryo_cli *cli, struct cryo_nn_ctx **ctxs)
+{
+    struct cryo_error err = {0};
+    const char *dev = cryo_args_string(cli->args, "device"), *prec = cryo_args_string(cli->args, "precision");
+    int n = 0;
+    if (cryo_infer_contexts_create(ctxs, CRYO_INFER_MAX_CONTEXTS, &n, dev, cli->threads, &err) < 0) {
+        cryo_error_prefix(&err, "--device");
+        cli_die(cli, &err);
+    }
+    enum cryo_nn_precision p = strcmp(prec, "bf16") == 0   ? CRYO_NN_PRECISION_BF16
+                               : strcmp(prec, "tf32") == 0 ? CRYO_NN_PRECISION_TF32
+                                                           : CRYO_NN_PRECISION_FP32;
+    for (int i = 0; i < n && p != CRYO_NN_PRECISION_FP32; i++)
+        if (cryo_nn_set_precision(ctxs[i], p, &err) < 0) {
+            cryo_error_prefix(&err, "--precision");
+            cli_die(cli, &err);
+        }
+    return n;
 }
 
 /* Every tensor of the config present with its shape: load into the smallest model. */
@@ -299,7 +328,7 @@ static void history_line(const struct cryo_cli *cli, const struct weights *w, ch
 }
 
 /* One map through the model: see the comment at the top. */
-static void apply_one(const struct cryo_cli *cli, struct cryo_nn_ctx *ctx, const struct weights *w,
+static void apply_one(const struct cryo_cli *cli, struct cryo_nn_ctx *const *ctxs, int nctx, const struct weights *w,
                       const char *task, struct cryo_volume *v, const char *name, const struct cryo_volume *mask,
                       struct cryo_sink *sink, struct cryo_resampler *rs)
 {
@@ -341,7 +370,7 @@ static void apply_one(const struct cryo_cli *cli, struct cryo_nn_ctx *ctx, const
     struct progress pr = {cli, name, now_s()};
     io.progress = on_progress;
     io.user = &pr;
-    if (cryo_infer_run(&out, &prep, ctx, &w->c, w->st, &io, &rep, &err) < 0) {
+    if (cryo_infer_run_multi(&out, &prep, ctxs, nctx, &w->c, w->st, &io, &rep, &err) < 0) {
         cryo_error_prefix(&err, name);
         cli_die(cli, &err);
     }
@@ -384,9 +413,10 @@ static void apply_one(const struct cryo_cli *cli, struct cryo_nn_ctx *ctx, const
         cli_die(cli, &err);
     if (cli->progress && !cli->quiet)
         fprintf(stderr, "lvm-apply: %s: %s, %lld tiles of %lldx%lldx%lld (%lld skipped), %.1f GFLOP, %.0f MiB of "
-                "activations, %.1f s\n", name, rep.whole ? "whole map" : "tiled", (long long)rep.tiles,
+                "activations%s, %d device%s, %.1f s\n", name, rep.whole ? "whole map" : "tiled", (long long)rep.tiles,
                 (long long)rep.box[0], (long long)rep.box[1], (long long)rep.box[2], (long long)rep.skipped,
-                rep.flops / 1e9, rep.activation_bytes / 1048576.0, now_s() - pr.t0);
+                rep.flops / 1e9, rep.activation_bytes / 1048576.0, rep.contexts > 1 ? " each" : "", rep.contexts,
+                rep.contexts > 1 ? "s" : "", now_s() - pr.t0);
     cryo_volume_free(&out);
     cryo_volume_free(&pmask);
 }
@@ -407,18 +437,9 @@ int main(int argc, char **argv)
     struct weights w;
     memset(&w, 0, sizeof w);
     load_weights(&cli, task, &w);
-    const char *dev = cryo_args_string(cli.args, "device");
-    struct cryo_nn_ctx *ctx = NULL;
-    if (cryo_nn_ctx_create_named(&ctx, dev, cli.threads, &err) < 0) {
-        cryo_error_prefix(&err, dev);
-        cli_die(&cli, &err);
-    }
-    if (strcmp(cryo_args_string(cli.args, "precision"), "bf16") == 0 &&
-        cryo_nn_set_precision(ctx, CRYO_NN_PRECISION_BF16, &err) < 0) {
-        cryo_error_prefix(&err, "--precision");
-        cli_die(&cli, &err);
-    }
-    check_weights(&cli, ctx, &w);
+    struct cryo_nn_ctx *ctxs[CRYO_INFER_MAX_CONTEXTS];
+    int nctx = make_contexts(&cli, ctxs);
+    check_weights(&cli, ctxs[0], &w);
     for (int d = 0; d < 3; d++)
         if (check.tile[d] % (1 << w.c.levels))
             cli_usage_error(&tool, "--tile %lld: not a multiple of %d (the network halves the box %d times)",
@@ -461,7 +482,7 @@ int main(int argc, char **argv)
                 for (size_t k = 0, n = cryo_volume_count(&v); k < n; k++)
                     a[k] = 0.5f * (a[k] + b[k]);
             }
-            apply_one(&cli, ctx, &w, task, &v, name, mname ? &mask : NULL, sink, rs);
+            apply_one(&cli, ctxs, nctx, &w, task, &v, name, mname ? &mask : NULL, sink, rs);
             frames++;
         }
         if (r < 0)
@@ -478,7 +499,7 @@ int main(int argc, char **argv)
     cryo_volume_free(&mask);
     cryo_volume_free(&half2);
     cryo_safetensors_free(w.st);
-    cryo_nn_ctx_free(ctx);
+    cryo_infer_contexts_free(ctxs, nctx);
     cli_free(&cli);
     return 0;
 }

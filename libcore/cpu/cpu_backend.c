@@ -82,6 +82,12 @@ static int cpu_init(struct cryo_nn_ctx *ctx, struct cryo_error *err)
     return CRYO_OK;
 }
 
+void cryo_nn_cpu_bind(const struct cryo_nn_ctx *ctx)
+{
+    if (ctx->nthreads > 0)
+        omp_set_num_threads(ctx->nthreads);
+}
+
 static const char *isa_name(dnnl_cpu_isa_t isa)
 {
     switch (isa) {

@@ -47,10 +47,18 @@ int cu_launched(const char *what, struct cryo_error *err)
     return cu_check(cudaGetLastError(), what, err);
 }
 
-/* Which GPU this process takes (nn_backend.h): $CRYO_NN_CUDA_DEVICE, else the launcher's
- * local rank modulo `count`, else none named (-1: the runtime's current device). */
-static int pick_device(int count, int *want, struct cryo_error *err)
+/* Which GPU this context takes (nn_backend.h): `asked` (cuda:N) when >= 0, else
+ * $CRYO_NN_CUDA_DEVICE, else the launcher's local rank modulo `count`, else none named (-1:
+ * the runtime's current device). */
+static int pick_device(int asked, int count, int *want, struct cryo_error *err)
 {
+    if (asked >= 0) {
+        if (asked >= count)
+            return cu_fail(err, CRYO_E_INVALID, "nn cuda: cuda:%d: no such GPU (%d visible, cuda:0 to cuda:%d)",
+                           asked, count, count - 1);
+        *want = asked;
+        return CRYO_OK;
+    }
     const char *e = getenv("CRYO_NN_CUDA_DEVICE");
     if (e && *e) {
         char *end;
@@ -88,7 +96,7 @@ static int cu_init(struct cryo_nn_ctx *ctx, struct cryo_error *err)
         return cu_fail(err, CRYO_E_NOMEM, "nn cuda: out of host memory");
     cudaDeviceProp prop;
     int want = -1, s = CRYO_OK;
-    if (pick_device(count, &want, err) < 0) {
+    if (pick_device(ctx->device_index, count, &want, err) < 0) {
         free(st);
         return CRYO_E_INVALID;
     }
@@ -109,14 +117,16 @@ static int cu_init(struct cryo_nn_ctx *ctx, struct cryo_error *err)
         return s;
     }
     ctx->state = st;
+    ctx->device_index = st->device;
+    ctx->device_count = count;
     int rt = 0;
     cudaRuntimeGetVersion(&rt);
     int bl = 0;
     cublasGetVersion(st->blas, &bl);
     char gpu[64]; /* device names are short; cut rather than overflow the context name */
     snprintf(gpu, sizeof gpu, "%.63s", prop.name);
-    snprintf(ctx->name, sizeof ctx->name, "cuda: %s (sm_%d%d, %.0f GiB), CUDA runtime %d.%d, cuBLAS %d, cuDNN %zu",
-             gpu, prop.major, prop.minor, (double)prop.totalGlobalMem / (1 << 30), rt / 1000,
+    snprintf(ctx->name, sizeof ctx->name, "cuda:%d: %s (sm_%d%d, %.0f GiB), CUDA runtime %d.%d, cuBLAS %d, cuDNN %zu",
+             st->device, gpu, prop.major, prop.minor, (double)prop.totalGlobalMem / (1 << 30), rt / 1000,
              rt % 1000 / 10, bl, (size_t)cudnnGetVersion());
     return CRYO_OK;
 }
@@ -198,54 +208,79 @@ void *cu_red_scratch(struct cryo_nn_ctx *ctx, size_t bytes, struct cryo_error *e
 
 static struct cryo_nn_ops cu_ops;
 
+/* Every call on the context's own GPU, from whatever thread makes it: the CUDA runtime's
+ * current device is per host thread, and cuBLAS/cuDNN handles, cudaMalloc and kernel
+ * launches all act on it. So a thread may use contexts on several GPUs in turn (lvm-apply
+ * creates them all on its main thread), and an inference worker thread needs no setup.
+ * cudaGetDevice and cudaSetDevice of an initialised device only read and write the thread's
+ * current context. */
+static void on_own_device(struct cryo_nn_ctx *ctx)
+{
+    struct cu_state *st = cu_state(ctx);
+    int cur = -1;
+    if (st && (cudaGetDevice(&cur) != cudaSuccess || cur != st->device))
+        cudaSetDevice(st->device); /* a failure here shows in the call that follows */
+}
+
+template <typename F, F f> struct guarded;
+template <typename R, typename... A, R (*f)(struct cryo_nn_ctx *, A...)>
+struct guarded<R (*)(struct cryo_nn_ctx *, A...), f> {
+    static R call(struct cryo_nn_ctx *ctx, A... a)
+    {
+        on_own_device(ctx);
+        return f(ctx, a...);
+    }
+};
+#define ON_DEVICE(fn) (guarded<decltype(&fn), &fn>::call)
+
 static void fill_ops(struct cryo_nn_ops *o)
 {
     o->name = "cuda";
     o->init = cu_init;
-    o->fini = cu_fini;
-    o->alloc = cu_alloc;
-    o->free = cu_free;
-    o->upload = cu_upload;
-    o->download = cu_download;
-    o->copy = cu_copy;
-    o->fill = cu_fill;
-    o->accumulate = cu_accumulate;
-    o->sync = cu_sync;
-    o->conv3d_forward = cu_conv3d_forward;
-    o->conv3d_backward = cu_conv3d_backward;
-    o->convt3d_forward = cu_convt3d_forward;
-    o->convt3d_backward = cu_convt3d_backward;
-    o->linear_forward = cu_linear_forward;
-    o->linear_backward = cu_linear_backward;
-    o->layernorm_forward = cu_layernorm_forward;
-    o->layernorm_backward = cu_layernorm_backward;
-    o->frn_forward = cu_frn_forward;
-    o->frn_backward = cu_frn_backward;
-    o->gelu_forward = cu_gelu_forward;
-    o->gelu_backward = cu_gelu_backward;
-    o->relu_forward = cu_relu_forward;
-    o->relu_backward = cu_relu_backward;
-    o->softmax_forward = cu_softmax_forward;
-    o->softmax_backward = cu_softmax_backward;
-    o->wmsa_forward = cu_wmsa_forward;
-    o->wmsa_backward = cu_wmsa_backward;
-    o->concat_forward = cu_concat_forward;
-    o->split_forward = cu_split_forward;
-    o->add_forward = cu_add_forward;
-    o->roll_forward = cu_roll_forward;
-    o->scale_samples = cu_scale_samples;
-    o->adamw = cu_adamw;
-    o->ema = cu_ema;
-    o->sumsq = cu_sumsq;
-    o->loss = cu_loss;
-    o->histkl = cu_histkl;
-    o->mask_patches = cu_mask_patches;
-    o->patchify = cu_patchify;
-    o->collapse_stats = cu_collapse_stats;
-    o->comm_id = cu_comm_id;
-    o->comm_init = cu_comm_init;
-    o->allreduce = cu_allreduce;
-    o->allreduce_host = cu_allreduce_host;
+    o->fini = ON_DEVICE(cu_fini);
+    o->alloc = ON_DEVICE(cu_alloc);
+    o->free = ON_DEVICE(cu_free);
+    o->upload = ON_DEVICE(cu_upload);
+    o->download = ON_DEVICE(cu_download);
+    o->copy = ON_DEVICE(cu_copy);
+    o->fill = ON_DEVICE(cu_fill);
+    o->accumulate = ON_DEVICE(cu_accumulate);
+    o->sync = ON_DEVICE(cu_sync);
+    o->conv3d_forward = ON_DEVICE(cu_conv3d_forward);
+    o->conv3d_backward = ON_DEVICE(cu_conv3d_backward);
+    o->convt3d_forward = ON_DEVICE(cu_convt3d_forward);
+    o->convt3d_backward = ON_DEVICE(cu_convt3d_backward);
+    o->linear_forward = ON_DEVICE(cu_linear_forward);
+    o->linear_backward = ON_DEVICE(cu_linear_backward);
+    o->layernorm_forward = ON_DEVICE(cu_layernorm_forward);
+    o->layernorm_backward = ON_DEVICE(cu_layernorm_backward);
+    o->frn_forward = ON_DEVICE(cu_frn_forward);
+    o->frn_backward = ON_DEVICE(cu_frn_backward);
+    o->gelu_forward = ON_DEVICE(cu_gelu_forward);
+    o->gelu_backward = ON_DEVICE(cu_gelu_backward);
+    o->relu_forward = ON_DEVICE(cu_relu_forward);
+    o->relu_backward = ON_DEVICE(cu_relu_backward);
+    o->softmax_forward = ON_DEVICE(cu_softmax_forward);
+    o->softmax_backward = ON_DEVICE(cu_softmax_backward);
+    o->wmsa_forward = ON_DEVICE(cu_wmsa_forward);
+    o->wmsa_backward = ON_DEVICE(cu_wmsa_backward);
+    o->concat_forward = ON_DEVICE(cu_concat_forward);
+    o->split_forward = ON_DEVICE(cu_split_forward);
+    o->add_forward = ON_DEVICE(cu_add_forward);
+    o->roll_forward = ON_DEVICE(cu_roll_forward);
+    o->scale_samples = ON_DEVICE(cu_scale_samples);
+    o->adamw = ON_DEVICE(cu_adamw);
+    o->ema = ON_DEVICE(cu_ema);
+    o->sumsq = ON_DEVICE(cu_sumsq);
+    o->loss = ON_DEVICE(cu_loss);
+    o->histkl = ON_DEVICE(cu_histkl);
+    o->mask_patches = ON_DEVICE(cu_mask_patches);
+    o->patchify = ON_DEVICE(cu_patchify);
+    o->collapse_stats = ON_DEVICE(cu_collapse_stats);
+    o->comm_id = ON_DEVICE(cu_comm_id);
+    o->comm_init = ON_DEVICE(cu_comm_init);
+    o->allreduce = ON_DEVICE(cu_allreduce);
+    o->allreduce_host = ON_DEVICE(cu_allreduce_host);
 }
 
 extern "C" __attribute__((visibility("default"))) const struct cryo_nn_ops *

@@ -23,14 +23,16 @@ static const struct cryo_nn_ops *backend_ops(enum cryo_nn_device device)
     }
 }
 
-int cryo_nn_ctx_create(struct cryo_nn_ctx **out, enum cryo_nn_device device, int nthreads,
-                       struct cryo_error *err)
+int cryo_nn_ctx_create_at(struct cryo_nn_ctx **out, enum cryo_nn_device device, int index, int nthreads,
+                          struct cryo_error *err)
 {
     if (!out)
         return cryo_fail(err, CRYO_E_INVALID, "nn context: NULL output pointer");
     *out = NULL;
     if (nthreads < 0)
         return cryo_fail(err, CRYO_E_INVALID, "nn context: thread count %d is negative", nthreads);
+    if (index < -1 || (index >= 0 && device != CRYO_NN_DEVICE_CUDA))
+        return cryo_fail(err, CRYO_E_INVALID, "nn context: device index %d for a device without indices", index);
     enum cryo_nn_precision prec = CRYO_NN_PRECISION_FP32;
     const char *pe = getenv("CRYO_NN_PRECISION");
     if (pe && *pe) {
@@ -54,6 +56,8 @@ int cryo_nn_ctx_create(struct cryo_nn_ctx **out, enum cryo_nn_device device, int
     ctx->device = device;
     ctx->nthreads = nthreads;
     ctx->precision = CRYO_NN_PRECISION_FP32;
+    ctx->device_index = index;
+    ctx->device_count = 0;
     int s = ops->init(ctx, err);
     if (s < 0) {
         free(ctx);
@@ -69,13 +73,43 @@ int cryo_nn_ctx_create(struct cryo_nn_ctx **out, enum cryo_nn_device device, int
     return CRYO_OK;
 }
 
+int cryo_nn_ctx_create(struct cryo_nn_ctx **out, enum cryo_nn_device device, int nthreads,
+                       struct cryo_error *err)
+{
+    return cryo_nn_ctx_create_at(out, device, -1, nthreads, err);
+}
+
+/* "cuda:N": N, decimal digits only, below 1024 (more GPUs than any node has); -1 else. */
+static int cuda_index(const char *device)
+{
+    if (strncmp(device, "cuda:", 5) != 0)
+        return -1;
+    const char *d = device + 5;
+    int v = 0;
+    if (!*d)
+        return -1;
+    for (; *d; d++) {
+        if (*d < '0' || *d > '9' || v >= 1024)
+            return -1;
+        v = 10 * v + (*d - '0');
+    }
+    return v < 1024 ? v : -1;
+}
+
 int cryo_nn_ctx_create_named(struct cryo_nn_ctx **out, const char *device, int nthreads,
                              struct cryo_error *err)
 {
     if (out)
         *out = NULL;
+    if (device && strncmp(device, "cuda:", 5) == 0) {
+        int index = cuda_index(device);
+        if (index < 0)
+            return cryo_fail(err, CRYO_E_INVALID, "nn context: device '%s': '%s' is not a GPU index (0, 1, ...)",
+                             device, device + 5);
+        return cryo_nn_ctx_create_at(out, CRYO_NN_DEVICE_CUDA, index, nthreads, err);
+    }
     if (!device || (strcmp(device, "cpu") && strcmp(device, "cuda") && strcmp(device, "auto")))
-        return cryo_fail(err, CRYO_E_INVALID, "nn context: device '%s' is not cpu, cuda or auto",
+        return cryo_fail(err, CRYO_E_INVALID, "nn context: device '%s' is not cpu, cuda, cuda:N or auto",
                          device ? device : "(null)");
     if (strcmp(device, "cpu") == 0)
         return cryo_nn_ctx_create(out, CRYO_NN_DEVICE_CPU, nthreads, err);
@@ -101,6 +135,12 @@ void cryo_nn_ctx_free(struct cryo_nn_ctx *ctx)
         ctx->ops->free(ctx, ctx->ws);
     ctx->ops->fini(ctx);
     free(ctx);
+}
+
+void cryo_nn_ctx_bind(struct cryo_nn_ctx *ctx)
+{
+    if (ctx && ctx->device == CRYO_NN_DEVICE_CPU)
+        cryo_nn_cpu_bind(ctx);
 }
 
 enum cryo_nn_device cryo_nn_ctx_device(const struct cryo_nn_ctx *ctx)

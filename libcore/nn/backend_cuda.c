@@ -75,7 +75,9 @@ static const struct cryo_nn_ops *find_plugin(void)
     char dir[PATH_MAX] = "";
     if (dladdr((void *)&cryo_nn_cuda_ops, &info) && info.dli_fname) {
         char real[PATH_MAX];
-        if (realpath(info.dli_fname, real)) {
+        /* a tool (libcore linked in) started through $PATH: glibc names it by argv[0] */
+        const char *self = strchr(info.dli_fname, '/') ? info.dli_fname : "/proc/self/exe";
+        if (realpath(self, real)) {
             char *slash = strrchr(real, '/');
             if (slash) {
                 *slash = '\0';

@@ -170,11 +170,27 @@ struct cryo_nn_ctx {
     void *state;     /* backend-private */
     void *ws;        /* grow-once scratch workspace (backend memory) */
     size_t ws_bytes;
+    /* CUDA: the GPU asked for before ops->init (-1: the default rule of nn_backend.h,
+     * $CRYO_NN_CUDA_DEVICE or the launcher's local rank); init replaces it with the GPU
+     * taken and sets device_count to the GPUs visible. CPU: -1 and 0. */
+    int device_index;
+    int device_count;
 };
 
 /* The scratch workspace, at least `bytes` long (64-byte aligned). Grows (never shrinks)
  * when a call needs more; pointers from an earlier call are invalid after a later one. */
 void *cryo_nn_workspace(struct cryo_nn_ctx *ctx, size_t bytes, struct cryo_error *err);
+
+/* A context on GPU `index` of the visible ones (device CUDA; -1: the default rule), else
+ * as cryo_nn_ctx_create (index must be -1). */
+int cryo_nn_ctx_create_at(struct cryo_nn_ctx **out, enum cryo_nn_device device, int index, int nthreads,
+                          struct cryo_error *err);
+/* Make ctx ready for the calling thread, before a thread other than its creator uses it:
+ * the CPU backend sets that thread's OpenMP thread count (a per-thread setting) to the
+ * context's. CUDA contexts need nothing: the plugin makes every call on its context's GPU
+ * itself, from whatever thread. */
+void cryo_nn_ctx_bind(struct cryo_nn_ctx *ctx);
+void cryo_nn_cpu_bind(const struct cryo_nn_ctx *ctx);
 
 /* The backends that are built. */
 extern const struct cryo_nn_ops cryo_nn_cpu_ops;
@@ -190,6 +206,8 @@ int cryo_nn_cpu_has_bf16(char *why, size_t len);
  * `--device cuda` then fails. The plugin is C++/CUDA and does not see libcore's symbols
  * (tools link libcore statically), so libcore hands it the few services it needs. */
 struct cryo_nn_wmsa_plan;
+/* ABI 4: struct cryo_nn_ctx gained device_index / device_count (cuda:N); the ops table gained
+ * histkl, mask_patches, patchify and collapse_stats. */
 #define CRYO_NN_PLUGIN_ABI 4
 struct cryo_nn_plugin_host {
     int abi;          /* CRYO_NN_PLUGIN_ABI */

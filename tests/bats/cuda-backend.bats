@@ -19,7 +19,7 @@ PYEOF
   vol-patch --random 4 --size 16 --seed 3 "$BATS_FILE_TMPDIR/map.mrc" > "$BATS_FILE_TMPDIR/crops.cvol"
 }
 
-# jepa-train and lvm-apply take --device cpu|cuda|auto; here (no GPU) cuda is refused with
+# jepa-train and lvm-apply take --device cpu|cuda|cuda:N|auto; here (no GPU) cuda is refused with
 # one line and auto runs on the CPU.
 JT="--config width=8,head_dim=4,levels=2,depth=1,mlp_ratio=2 --threads 1 --predictor embed=24,depth=1,head_dim=8 --steps 2 --batch 2"
 no_gpu() {
@@ -98,6 +98,21 @@ print(json.loads(b[8:8 + n])['__metadata__']['jepa_train.device'])
 PYEOF
   [ "$status" -eq 0 ]
   [[ "$output" == cpu:* ]]
+}
+
+@test "jepa-train --device cuda:N: an index that is not a number, or no such GPU, refused in one line, no run folder" {
+  c="$BATS_FILE_TMPDIR/crops.cvol"
+  run jepa-train $JT --out "$TMP/r1" --device cuda:x < "$c"
+  [ "$status" -eq 1 ]
+  assert_one_error_line
+  [[ "$output" == *"--device cuda:x"*"'x' is not a GPU index"* ]]
+  [ ! -e "$TMP/r1" ]
+  no_gpu || skip "a GPU is present: tests/gpu/run covers it"
+  run jepa-train $JT --out "$TMP/r2" --device cuda:1 < "$c"
+  [ "$status" -eq 1 ]
+  assert_one_error_line
+  [[ "$output" == *"--device cuda:1"* ]]
+  [ ! -e "$TMP/r2" ]
 }
 
 @test "lvm-apply --device: cuda refused in one line without a GPU, auto equals cpu bit for bit" {

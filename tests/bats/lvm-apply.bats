@@ -143,6 +143,35 @@ PYEOF
   assert_close_files "$TMP/b4.mrc" "$TMP/b1.mrc" 1e-5
 }
 
+@test "--device lists: cpu,cpu equals cpu byte for byte (tf32 computes float32 there); bad lists refused in one line, no output" {
+  require_py_module mrcfile
+  weights "$TMP/w.safetensors" sharpen
+  make_map "$TMP/in.mrc" 30 26 22 1.0 0 0 0
+  a=(-q --task sharpen --model "$TMP/w.safetensors" --tile 16 --stride 12 --batch 2 "$TMP/in.mrc")
+  # one thread per context everywhere: the CPU contexts share --threads
+  lvm-apply "${a[@]}" --threads 1 --device cpu -o "$TMP/one.mrc"
+  lvm-apply "${a[@]}" --threads 2 --device cpu,cpu -o "$TMP/two.mrc"
+  lvm-apply "${a[@]}" --threads 1 --device cpu,cpu,cpu --precision tf32 -o "$TMP/three.mrc"
+  cmp <(tail -c +1025 "$TMP/one.mrc") <(tail -c +1025 "$TMP/two.mrc")
+  cmp <(tail -c +1025 "$TMP/one.mrc") <(tail -c +1025 "$TMP/three.mrc")
+  for d in cuda:x cuda:-1 cuda: cpu,,cpu ,cpu cpu, "" cuda:0,cuda:0 cpu,cuda:1,cuda:1 cuda:all,cuda:0 auto,cpu gpu; do
+    run lvm-apply "${a[@]}" --device "$d" -o "$TMP/bad.mrc"
+    [ "$status" -eq 1 ] || { echo "--device '$d': status $status"; false; }
+    assert_one_error_line
+    [[ "$output" == *"--device"* ]]
+    assert_no_file "$TMP/bad.mrc"
+  done
+  # no GPU 7 here (no plugin, no GPU, or fewer GPUs): refused naming it
+  if ! { command -v nvidia-smi >/dev/null && [ "$(nvidia-smi -L 2>/dev/null | grep -c '^GPU')" -ge 8 ]; }; then
+    run lvm-apply "${a[@]}" --device cpu,cuda:7 -o "$TMP/bad.mrc"
+    [ "$status" -eq 1 ] && assert_one_error_line && [[ "$output" == *"cuda:7"* ]]
+    assert_no_file "$TMP/bad.mrc"
+  fi
+  run lvm-apply "${a[@]}" --precision fp16 -o "$TMP/bad.mrc"
+  [ "$status" -eq 2 ]
+  assert_no_file "$TMP/bad.mrc"
+}
+
 @test "tiled against whole map: stated tolerance for tiles of 32 (CC >= 0.5 with random weights)" {
   # The network is not exactly translation-equivariant: FRN normalises by each box's own
   # mean square and attention windows are anchored at the box corner, so a tile sees other

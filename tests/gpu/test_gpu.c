@@ -13,6 +13,9 @@
  * 1e-12), the supervised trainer (MSE, MSE+HistKL) and the JEPA and MAE trainers run whole
  * steps on the device and are compared with the same trainers on the CPU; NCCL is checked
  * as a one-rank communicator.
+ * Tiled inference over several contexts (nn_infer.h) against one GPU: every visible GPU
+ * when there are two or more, and always GPU 0 with a CPU context (a CUDA context made on
+ * this thread and used from a worker thread); one GPU named twice must be refused.
  *
  * Usage: test_gpu [--quick] [--cpu-vs-cpu]
  *   --quick       the op tests only, small (for compute-sanitizer)
@@ -26,7 +29,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
+#include "cryolvm/nn_infer.h"
 #include "cryolvm/nn_jepa.h"
 #include "cryolvm/nn_layers.h"
 #include "cryolvm/nn_model.h"
@@ -646,6 +651,107 @@ static double now(void)
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
+/* Host arrays: max|b − a| / max|a| <= tol. */
+static void compare_host(const char *what, const float *a, const float *b, size_t n, double tol)
+{
+    double ref = 0, diff = 0;
+    size_t same = 0;
+    for (size_t i = 0; i < n; i++) {
+        ref = fmax(ref, fabs(a[i]));
+        diff = fmax(diff, isfinite(b[i]) ? fabs((double)a[i] - b[i]) : INFINITY);
+        same += a[i] == b[i];
+    }
+    double rel = ref > 0 ? diff / ref : diff;
+    int ok = rel <= tol;
+    checks++;
+    failures += !ok;
+    printf("%-4s %-44s n=%-9zu rel=%.2e (%zu of the voxels bit-identical)\n", ok ? "ok" : "FAIL", what, n, rel, same);
+}
+
+/* Tiled inference (48 tiles of 16³, 12 of them empty, batches of 2) over several contexts
+ * against one: within 1e-4 (bit-identical between GPUs of one model, up to cuDNN's choice
+ * of algorithms per device). With --cpu-vs-cpu, CPU contexts stand in for the GPUs. */
+static void test_multi_infer(int self)
+{
+    struct cryo_scunet_config c;
+    cryo_scunet_config_default(&c);
+    DIE_IF(cryo_scunet_config_parse(&c, "width=16,head_dim=8,levels=2,depth=1", &err));
+    struct cryo_scunet *m = NULL;
+    DIE_IF(cryo_scunet_create(&m, &c, cpu, 1, 4, 4, 4, 0, &err));
+    DIE_IF(cryo_scunet_init(m, 5, &err));
+    const char *tmp = getenv("TMPDIR");
+    char dir[512], path[600];
+    snprintf(dir, sizeof dir, "%s/test_gpu.XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    if (!mkdtemp(dir)) {
+        perror("test_gpu: mkdtemp");
+        exit(1);
+    }
+    snprintf(path, sizeof path, "%s/w.safetensors", dir);
+    struct cryo_safetensors *w = NULL;
+    DIE_IF(cryo_scunet_save(m, path, &err));
+    DIE_IF(cryo_safetensors_read(&w, path, &err));
+    unlink(path);
+    rmdir(dir);
+    cryo_scunet_free(m);
+    struct cryo_volume v, ref, out;
+    cryo_volume_init(&v);
+    cryo_volume_init(&ref);
+    cryo_volume_init(&out);
+    DIE_IF(cryo_volume_alloc(&v, CRYO_DTYPE_F32, 1, 44, 36, 40, &err));
+    float *x = v.data;
+    size_t nv = cryo_volume_count(&v);
+    for (size_t i = 0; i < nv; i++)
+        x[i] = i < (size_t)40 * 36 * 14 ? 0.0f : (float)urand(); /* z < 14: 12 empty tiles */
+    struct cryo_infer_opts o;
+    cryo_infer_opts_default(&o);
+    o.tile[0] = o.tile[1] = o.tile[2] = 16;
+    o.stride[0] = o.stride[1] = o.stride[2] = 12;
+    o.batch = 2;
+    struct cryo_nn_ctx *one = NULL, *all[16];
+    int n = 0;
+    DIE_IF(cryo_nn_ctx_create_named(&one, self ? "cpu" : "cuda:0", 0, &err));
+    DIE_IF(cryo_infer_contexts_create(all, 16, &n, self ? "cpu,cpu" : "cuda:all", 0, &err));
+    struct cryo_infer_report rep;
+    DIE_IF(cryo_infer_run(&ref, &v, one, &c, w, &o, &rep, &err));
+    printf("     (inference: %lld tiles, %lld skipped, %lld passes; %d device%s visible)\n", (long long)rep.tiles,
+           (long long)rep.skipped, (long long)rep.passes, n, n > 1 ? "s" : "");
+    char what[80];
+    if (n >= 2) {
+        double t0 = now();
+        DIE_IF(cryo_infer_run_multi(&out, &v, all, n, &c, w, &o, NULL, &err));
+        snprintf(what, sizeof what, "tiled inference on %d %s vs one", n, self ? "cpu contexts" : "GPUs");
+        compare_host(what, ref.data, out.data, nv, 1e-4);
+        printf("     (%.3f s)\n", now() - t0);
+        cryo_volume_free(&out);
+    } else {
+        printf("skip tiled inference over several GPUs: one GPU visible\n");
+    }
+    /* the same GPU twice, by one name or two */
+    static const char *const twice[] = {"cuda:0,cuda:0", "cuda,cuda:0"};
+    for (int i = 0; i < 2; i++) {
+        struct cryo_nn_ctx *t[2];
+        int k = -1;
+        int rc = cryo_infer_contexts_create(t, 2, &k, twice[i], 0, &err);
+        int ok = (self && i == 1) || (rc == CRYO_E_INVALID && k == 0); /* no GPU to tell apart on the CPU */
+        checks++;
+        failures += !ok;
+        printf("%-4s device list %s refused: %s\n", ok ? "ok" : "FAIL", twice[i], rc < 0 ? err.msg : "accepted");
+        if (rc == 0)
+            cryo_infer_contexts_free(t, k);
+    }
+    /* GPU 0 made on this thread, used from a worker thread, beside a CPU context */
+    struct cryo_nn_ctx *mix[2] = {all[0], cpu};
+    DIE_IF(cryo_infer_run_multi(&out, &v, mix, 2, &c, w, &o, NULL, &err));
+    compare_host(self ? "tiled inference on cpu + cpu vs cpu" : "tiled inference on GPU 0 + cpu vs GPU 0", ref.data,
+                 out.data, nv, 1e-4);
+    cryo_volume_free(&out);
+    cryo_volume_free(&ref);
+    cryo_volume_free(&v);
+    cryo_infer_contexts_free(all, n);
+    cryo_nn_ctx_free(one);
+    cryo_safetensors_free(w);
+}
+
 static void test_network(const char *cfg, int n, int box, int steps)
 {
     struct cryo_scunet_config c;
@@ -816,6 +922,7 @@ int main(int argc, char **argv)
     } else {
         test_trainer("width=8,head_dim=4,levels=2,depth=1,mlp_ratio=2", 1, 8, 2, CRYO_LOSS_SMOOTH_L1);
     }
+    test_multi_infer(self);
     /* TF32 tensor cores for convolutions and matrix products: 1e-3 */
     printf("--- precision tf32 (tolerance 1e-3)\n");
     DIE_IF(cryo_nn_set_precision(gpu, CRYO_NN_PRECISION_TF32, &err));

@@ -102,10 +102,15 @@ struct cryo_nn_ctx; /* opaque */
 int cryo_nn_ctx_create(struct cryo_nn_ctx **out, enum cryo_nn_device device, int nthreads,
                        struct cryo_error *err);
 /* The same from a tool's --device word: "cpu", "cuda" (the plugin and a GPU, or the error
- * saying which is missing: CRYO_E_UNSUPPORTED or CRYO_E_DEVICE), or "auto" (cuda when the
+ * saying which is missing: CRYO_E_UNSUPPORTED or CRYO_E_DEVICE; which GPU: the rule of
+ * the data-parallel section below), "cuda:N" (GPU N of the visible ones, counted as the
+ * CUDA runtime does, so after $CUDA_VISIBLE_DEVICES; $CRYO_NN_CUDA_DEVICE and the local
+ * rank do not apply; CRYO_E_INVALID when there is no GPU N), or "auto" (cuda when the
  * plugin loads and a GPU answers, else cpu, silently; without an NVIDIA driver node,
  * /dev/nvidiactl or /proc/driver/nvidia, the plugin is not even loaded). CRYO_E_INVALID
- * for another word. */
+ * for another word, or an N that is not decimal digits below 1024. A CUDA context may be
+ * used from any thread (one at a time): each of its calls runs on its own GPU, so one
+ * thread may hold contexts on several GPUs. Device lists for inference: nn_infer.h. */
 int cryo_nn_ctx_create_named(struct cryo_nn_ctx **out, const char *device, int nthreads,
                              struct cryo_error *err);
 /* Releases the workspace, the primitive cache and the backend state. NULL is a no-op.
