@@ -10,6 +10,7 @@
 #define CRYOLVM_CUDA_PRIV_H
 
 #include <cublas_v2.h>
+#include <cuda_bf16.h>
 #include <cuda_runtime.h>
 #include <cudnn.h>
 #include <stdarg.h>
@@ -65,6 +66,12 @@ int cu_colsum_acc(struct cryo_nn_ctx *ctx, float *dst, const float *src, int64_t
                   struct cryo_error *err);
 /* out[t·C + c] += bias[c] */
 int cu_add_bias(float *out, const float *bias, int64_t T, int C, struct cryo_error *err);
+
+/* bf16 casts (cuda_bf16.cu): dst = bf16(src), round to nearest even; dst = float(src)
+ * (+ bias[i % C] when bias is not NULL: channels-last rows of C). */
+int cu_to_bf16(__nv_bfloat16 *dst, const float *src, size_t n, struct cryo_error *err);
+int cu_from_bf16(float *dst, const __nv_bfloat16 *src, size_t n, const float *bias, int C,
+                 struct cryo_error *err);
 
 /* ops */
 int cu_conv3d_forward(struct cryo_nn_ctx *, float *, const float *, const float *, const float *,
