@@ -7,8 +7,9 @@
 #               device (lvm-model bench --train: the library's trainer)
 #   lvm-apply   sharpen a 300^3 map (random weights of the default network, default tiles)
 #   batch       the largest forward batch of 64^3 tiles that fits (doubling)
-# Precision: both sides fp32, tf32 and bf16 (ours: CRYO_NN_PRECISION; bf16 = linear layers on
-# bf16 tensor cores, convolutions TF32, float32 tensors; PyTorch: autocast to bfloat16).
+# Precision: both sides fp32, tf32 and bf16 (ours: CRYO_NN_PRECISION; bf16 = convolutions,
+# linear layers and attention products on bf16 tensor cores, float32 tensors in memory;
+# PyTorch: autocast to bfloat16).
 # TFLOP/s from the analytic FLOP count (lvm-model info; train = 3 x forward) against the
 # GPU's dense peak (H100/H200 SXM: fp32 67, TF32 495, bf16 989 TFLOP/s).
 # Environment: B_FWD (8), B_TRAIN (8), REPEAT (5), CRYO_BIN, GPU_SH_BUDGET (seconds, 240:

@@ -89,8 +89,8 @@ static const struct cryo_option options[] = {
     {"device", 0, CRYO_OPT_STRING, "DEV", "auto", "device to train on: cpu, cuda, cuda:N (GPU N) or auto", NULL},
     {"precision", 0, CRYO_OPT_CHOICE, "P", NULL,
      "arithmetic of convolutions and matrix products (default $CRYO_NN_PRECISION, else fp32; float32 master "
-     "weights always): tf32 = TF32 tensor cores on a GPU, float32 on the cpu; bf16 = bfloat16 linear layers on "
-     "a GPU, refused on the cpu (its bf16 kernels are forward-only); may change on --resume", "fp32|tf32|bf16"},
+     "weights always): tf32 = TF32 tensor cores on a GPU, float32 on the cpu; bf16 = bfloat16 convolutions, linear "
+     "layers and attention products on a GPU, refused on the cpu (its bf16 kernels are forward-only); may change on --resume", "fp32|tf32|bf16"},
     {"export-dtype", 0, CRYO_OPT_CHOICE, "T", "f32", "export: weight precision", "f32|f16"},
     {"show-mask", 0, CRYO_OPT_STRING, "FILE.png", NULL, "draw one mask of these options as slices and exit", NULL},
     {"size", 0, CRYO_OPT_INT, "N", NULL, "inputs are maps: random crops of N^3 voxels from them (the loader); --show-mask: crop edge (48)", NULL},

@@ -68,7 +68,7 @@ static const struct cryo_option options[] = {
     {"precision", 0, CRYO_OPT_CHOICE, "P", "fp32",
      "reduced-precision arithmetic: tf32 lets CUDA run convolutions and matrix products on TF32 tensor "
      "cores (the CPU computes float32); bf16 rounds operands to bfloat16 with float32 accumulation "
-     "(CPU with AVX-512 BF16 or AMX: the convolutions; CUDA: the linear layers, convolutions TF32)",
+     "(CPU with AVX-512 BF16 or AMX: the convolutions; CUDA: convolutions, linear layers, attention products)",
      "fp32|tf32|bf16"},
     {NULL, 0, CRYO_OPT_END, NULL, NULL, NULL, NULL}};
 

@@ -10,6 +10,7 @@
 #define CRYOLVM_CUDA_PRIV_H
 
 #include <cublas_v2.h>
+#include <cuda_bf16.h>
 #include <cuda_runtime.h>
 #include <cudnn.h>
 #include <stdarg.h>
@@ -65,6 +66,23 @@ int cu_colsum_acc(struct cryo_nn_ctx *ctx, float *dst, const float *src, int64_t
                   struct cryo_error *err);
 /* out[t·C + c] += bias[c] */
 int cu_add_bias(float *out, const float *bias, int64_t T, int C, struct cryo_error *err);
+
+/* bf16 casts (cuda_bf16.cu): dst = bf16(src), round to nearest even; dst = float(src)
+ * (+ bias[i % C] when bias is not NULL: channels-last rows of C). */
+int cu_to_bf16(__nv_bfloat16 *dst, const float *src, size_t n, struct cryo_error *err);
+int cu_from_bf16(float *dst, const __nv_bfloat16 *src, size_t n, const float *bias, int C,
+                 struct cryo_error *err);
+
+/* The attention core as bf16 GEMMs (cuda_wmsa_bf16.cu): scratch bytes for a forward or a
+ * backward, then the two passes (tensors as in cuda_wmsa.cu: qkv [tokens][3c], y and dy
+ * [tokens][c], att and dS [windows·heads][ntmax][ntmax]; att may be NULL forward). */
+size_t cu_wmsa_bf16_scratch(const struct cryo_nn_wmsa_plan *p, int c, int backward);
+int cu_wmsa_bf16_forward(struct cryo_nn_ctx *ctx, float *y, float *att, const float *qkv, const float *rel_bias,
+                         const struct cryo_nn_wmsa_plan *p, int c, int hd, int window, float scale, void *scratch,
+                         struct cryo_error *err);
+int cu_wmsa_bf16_backward(struct cryo_nn_ctx *ctx, float *dqkv, float *dS, const float *qkv, const float *dy,
+                          const float *att, const struct cryo_nn_wmsa_plan *p, int c, int hd, float scale,
+                          void *scratch, struct cryo_error *err);
 
 /* ops */
 int cu_conv3d_forward(struct cryo_nn_ctx *, float *, const float *, const float *, const float *,

@@ -16,6 +16,9 @@
  * over a range of windows in double and adds it once; partial windows add entry by entry
  * (double atomics).
  *
+ * At CRYO_NN_PRECISION_BF16 the attention core (between the projections) is instead bf16
+ * GEMMs with a float32 softmax (cuda_wmsa_bf16.cu); the cache and dS keep the same layout.
+ *
  * Limits: up to 1024 tokens per window (window ≤ 10), head_dim ≤ 64, and the block's tiles
  * must fit the device's shared memory; beyond, CRYO_E_UNSUPPORTED. head_dim 16 (CryoLVM)
  * has a compile-time path.
@@ -23,55 +26,11 @@
 #include <math.h>
 
 #include "cuda/cuda_priv.h"
+#include "cuda/cuda_wmsa_geo.cuh"
 
 #define HD_MAX 64
 
-struct win_geo {
-    int s, nt, w0[3], ext[3];
-};
-
-__device__ static void window_geo(struct win_geo *g, const struct cryo_nn_wmsa_plan &p, int64_t wg)
-{
-    g->s = (int)(wg / p.nwin_all);
-    int wi = (int)(wg % p.nwin_all);
-    int wc[3] = {wi / (p.nwin[1] * p.nwin[2]), wi / p.nwin[2] % p.nwin[1], wi % p.nwin[2]};
-    g->nt = 1;
-    for (int a = 0; a < 3; a++) {
-        g->w0[a] = wc[a] * p.win[a];
-        int rest = p.len[a] - g->w0[a];
-        g->ext[a] = rest < p.win[a] ? rest : p.win[a];
-        g->nt *= g->ext[a];
-    }
-}
-
-/* Local index -> (z, y, x) in the window, packed 10 bits each. */
-__device__ static int local_of(int i, const int ext[3])
-{
-    int z = i / (ext[1] * ext[2]), y = i / ext[2] % ext[1], x = i % ext[2];
-    return (z << 20) | (y << 10) | x;
-}
-
-__device__ static int rel_index(int li, int lj, int table, int off)
-{
-    int dz = (li >> 20) - (lj >> 20), dy = ((li >> 10) & 1023) - ((lj >> 10) & 1023), dx = (li & 1023) - (lj & 1023);
-    return ((dz + off) * table + (dy + off)) * table + (dx + off);
-}
-
-/* Token row, mask label and local coordinate of local token i of window g. */
-__device__ static void token_of(const struct cryo_nn_wmsa_plan &p, const struct win_geo &g, int i, int *tok,
-                                int *lab, int *loc)
-{
-    int l = local_of(i, g.ext);
-    int r[3] = {g.w0[0] + (l >> 20), g.w0[1] + ((l >> 10) & 1023), g.w0[2] + (l & 1023)}, o[3], b = 0;
-    for (int a = 0; a < 3; a++) {
-        o[a] = (r[a] + p.shift[a]) % p.len[a];
-        if (p.shift[a] && r[a] >= p.len[a] - p.shift[a])
-            b |= 1 << a;
-    }
-    *tok = (int)((((size_t)g.s * p.len[0] + o[0]) * p.len[1] + o[1]) * p.len[2] + o[2]);
-    *lab = b;
-    *loc = l;
-}
+static size_t round256(size_t b) { return (b + 255) & ~(size_t)255; }
 
 template <int HDC>
 __global__ void k_wmsa_fwd(float *y, float *P, const float *qkv, const float *rel_bias,
@@ -305,20 +264,30 @@ int cu_wmsa_forward(struct cryo_nn_ctx *ctx, float *out, float *cache, const flo
     if (nblocks > (int64_t)INT32_MAX)
         return cu_fail(err, CRYO_E_UNSUPPORTED, "nn cuda: window attention over %lld window-heads",
                        (long long)nblocks);
+    /* bf16: the attention core as bf16 GEMMs (cuda_wmsa_bf16.cu), its scratch after ours */
+    const int bf16 = ctx->precision == CRYO_NN_PRECISION_BF16;
+    const size_t own = cache ? 0 : round256(sizeof(float) * p.tokens * (size_t)4 * c);
+    const size_t extra = bf16 ? cu_wmsa_bf16_scratch(&p, c, 0) : 0;
+    char *ws = NULL;
+    if (own + extra) {
+        ws = (char *)cu_host->workspace(ctx, own + extra, err);
+        if (!ws)
+            return CRYO_E_NOMEM;
+    }
     float *qkv, *y, *att = NULL;
     if (cache) {
         qkv = cache;
         y = cache + p.tokens * (size_t)3 * c;
         att = y + p.tokens * (size_t)c;
     } else {
-        qkv = (float *)cu_host->workspace(ctx, sizeof(float) * p.tokens * (size_t)4 * c, err);
-        if (!qkv)
-            return CRYO_E_NOMEM;
+        qkv = (float *)ws;
         y = qkv + p.tokens * (size_t)3 * c;
     }
     const float scale = 1.0f / sqrtf((float)hd);
     CRYO_TRY(cu_linear_forward(ctx, qkv, inp, qkv_weight, qkv_bias, (int64_t)p.tokens, c, 3 * c, err));
-    if (hd == 16) {
+    if (bf16) {
+        CRYO_TRY(cu_wmsa_bf16_forward(ctx, y, att, qkv, rel_bias, &p, c, hd, a->window, scale, ws + own, err));
+    } else if (hd == 16) {
         CRYO_TRY(allow_smem(k_wmsa_fwd<16>, smem, err));
         k_wmsa_fwd<16><<<(unsigned)nblocks, threads, smem>>>(y, att, qkv, rel_bias, p, c, hd, a->window, scale);
     } else {
@@ -344,17 +313,21 @@ int cu_wmsa_backward(struct cryo_nn_ctx *ctx, float *dinp, float *dqkv_weight, f
     if (nblocks > (int64_t)INT32_MAX)
         return cu_fail(err, CRYO_E_UNSUPPORTED, "nn cuda: window attention over %lld window-heads",
                        (long long)nblocks);
-    size_t need = sizeof(float) * (p.tokens * (size_t)4 * c + p.att);
-    float *dy = (float *)cu_host->workspace(ctx, need, err);
-    if (!dy)
+    const int bf16 = ctx->precision == CRYO_NN_PRECISION_BF16;
+    const size_t need = round256(sizeof(float) * (p.tokens * (size_t)4 * c + p.att));
+    char *ws = (char *)cu_host->workspace(ctx, need + (bf16 ? cu_wmsa_bf16_scratch(&p, c, 1) : 0), err);
+    if (!ws)
         return CRYO_E_NOMEM;
+    float *dy = (float *)ws;
     float *dqkv = dy + p.tokens * (size_t)c, *dS = dqkv + p.tokens * (size_t)3 * c;
     const float *qkv = cache, *y = cache + p.tokens * (size_t)3 * c, *att = y + p.tokens * (size_t)c;
     const float scale = 1.0f / sqrtf((float)hd);
 
     CRYO_TRY(cu_linear_backward(ctx, dy, dproj_weight, dproj_bias, dout, y, proj_weight, (int64_t)p.tokens, c, c,
                                 err));
-    if (hd == 16) {
+    if (bf16) {
+        CRYO_TRY(cu_wmsa_bf16_backward(ctx, dqkv, dS, qkv, dy, att, &p, c, hd, scale, ws + need, err));
+    } else if (hd == 16) {
         CRYO_TRY(allow_smem(k_wmsa_bwd<16>, smem, err));
         k_wmsa_bwd<16><<<(unsigned)nblocks, threads, smem>>>(dqkv, dS, qkv, dy, att, p, c, hd, scale);
     } else {

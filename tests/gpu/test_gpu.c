@@ -6,7 +6,9 @@
  * reference's largest magnitude: max|gpu − cpu| / max|cpu| <= tol (1e-4 for fp32; the
  * training run's loss curves 1e-3, since rounding differences grow over steps). Then a
  * pass with the GPU context at CRYO_NN_PRECISION_TF32: convolutions, linear, attention and
- * the network within 1e-3 (loss curves 1e-2), and one at CRYO_NN_PRECISION_BF16 within 1e-2.
+ * the network within 1e-3 (loss curves 1e-2), and one at CRYO_NN_PRECISION_BF16: every
+ * conv/convT shape (bf16 cuDNN), linear and attention (bf16 GEMMs) within 1e-2, the whole network forward
+ * within 5e-2 and its parameter gradients within 0.25 as one vector (rel L2; see main).
  * The training ops (AdamW, EMA, sum of squares, masked row losses, HistKL: loss within 1e-5
  * relative, gradient 1e-4, a NaN refused on both), the token-mask ops of the JEPA/MAE
  * trainers (masked input and MAE target rows: exact copies; collapse statistics: within
@@ -41,6 +43,10 @@ static struct cryo_nn_ctx *cpu, *gpu;
 static struct cryo_error err;
 static int failures, checks;
 static double TOL = 1e-4; /* 1e-3 in the TF32 pass */
+/* The whole network in the bf16 pass (0: judged as the ops, at TOL): forward within
+ * NET_FWD_TOL, and the parameter gradients as one vector, ‖gpu − cpu‖₂/‖cpu‖₂ within
+ * NET_GRAD_TOL (the worst tensor reported, not judged; see the bf16 pass in main). */
+static double NET_FWD_TOL, NET_GRAD_TOL;
 
 #define DIE_IF(expr)                                                                          \
     do {                                                                                      \
@@ -784,7 +790,7 @@ static void test_network(const char *cfg, int n, int box, int steps)
     DIE_IF(cryo_nn_sync(gpu, &err));
     double t2 = now();
     snprintf(what, sizeof what, "scunet %s %d×%d³ forward", cfg, n, box);
-    compare_n(what, cryo_scunet_output(nc.m), cryo_scunet_output(ng.m), nout, TOL);
+    compare_n(what, cryo_scunet_output(nc.m), cryo_scunet_output(ng.m), nout, NET_FWD_TOL > 0 ? NET_FWD_TOL : TOL);
     printf("     (forward: cpu %.3f s, gpu %.3f s incl. first-call planning)\n", t1 - t0, t2 - t1);
     size_t nt = 0;
     const struct cryo_nn_param *tab = cryo_scunet_params(nc.m, &nt);
@@ -812,7 +818,7 @@ static void test_network(const char *cfg, int n, int box, int steps)
         printf("     step %d: loss cpu %.9g gpu %.9g (rel %.1e)\n", step, loss_c, loss_g, rl);
         if (step == 1) { /* gradients of the first step, per parameter tensor */
             const float *gcd = cryo_scunet_grad_data(nc.m);
-            double worst = 0;
+            double worst = 0, d2 = 0, r2 = 0;
             const char *wn = "";
             DIE_IF(cryo_nn_download(gpu, gg, cryo_scunet_grad_data(ng.m), np, &err));
             for (size_t k = 0; k < nt; k++) {
@@ -820,6 +826,8 @@ static void test_network(const char *cfg, int n, int box, int steps)
                 for (size_t i = tab[k].offset; i < tab[k].offset + tab[k].count; i++) {
                     ref = fmax(ref, fabs(gcd[i]));
                     diff = fmax(diff, fabs((double)gcd[i] - gg[i]));
+                    d2 += ((double)gcd[i] - gg[i]) * ((double)gcd[i] - gg[i]);
+                    r2 += (double)gcd[i] * gcd[i];
                 }
                 double rel = ref > 0 ? diff / ref : diff;
                 if (rel > worst || !isfinite(rel)) {
@@ -828,10 +836,19 @@ static void test_network(const char *cfg, int n, int box, int steps)
                 }
             }
             checks++;
-            int ok = worst <= TOL;
-            failures += !ok;
-            printf("%-4s scunet %s backward: %zu parameter gradients, worst rel %.2e (%s)\n", ok ? "ok" : "FAIL",
-                   cfg, nt, worst, wn);
+            if (NET_GRAD_TOL > 0) {
+                double l2 = r2 > 0 ? sqrt(d2 / r2) : sqrt(d2);
+                int ok = isfinite(l2) && l2 <= NET_GRAD_TOL;
+                failures += !ok;
+                printf("%-4s scunet %s backward: %zu parameter gradients as one vector, rel L2 %.2e (tol %.2g); "
+                       "worst tensor max rel %.2e (%s), not judged\n",
+                       ok ? "ok" : "FAIL", cfg, nt, l2, NET_GRAD_TOL, worst, wn);
+            } else {
+                int ok = worst <= TOL;
+                failures += !ok;
+                printf("%-4s scunet %s backward: %zu parameter gradients, worst rel %.2e (%s)\n", ok ? "ok" : "FAIL",
+                       cfg, nt, worst, wn);
+            }
         }
         /* AdamW on the host, identically for both */
         DIE_IF(cryo_nn_download(cpu, gc, cryo_scunet_grad_data(nc.m), np, &err));
@@ -936,21 +953,42 @@ int main(int argc, char **argv)
         test_network("width=32,levels=3,depth=2", 1, 32, 3);
         test_trainer("width=16,head_dim=8,levels=2,depth=1", 2, 16, 4, CRYO_LOSS_MSE);
     }
-    /* bf16 tensor cores for the linear layers (convolutions TF32): 1e-2. With --cpu-vs-cpu
-     * the second context is a CPU one, which has bf16 only on AVX-512 BF16 / AMX CPUs. */
+    /* bf16 (nn_backend.h): convolutions and transposed convolutions on bf16 tensors
+     * (cuDNN, every direction), linear layers and the attention's products (bf16 GEMMs)
+     * on bf16 tensor cores, softmax float32: every op within 1e-2 (an emulation in
+     * PyTorch of the same roundings, on these shapes and value ranges, gives 2e-3 to 5e-3
+     * for the convolutions, up to 7e-3 for wmsa dinp and 9e-3 for its relative-position
+     * bias gradient, 8e-3 of which already with float32 attention; tests/gpu/bf16_emulate.py).
+     * The whole network is judged looser: the same emulation of SCUNet-3D (the engine's
+     * initial weights, float64 reference) gives its output within 0.9e-2 to 2e-2, the loss
+     * within 4e-4 and the
+     * parameter gradients within 3e-2 to 7e-2 as one vector (rel L2), while single tensors
+     * (norm gains, FRN thresholds: sums that cancel) reach 0.4-0.7; the CPU's bf16 (forward
+     * convolutions only) gives 7e-3 and 8e-2 on the quick network. So forward 5e-2 and
+     * gradients 0.25 (rel L2: a wrong layout or a missing term gives ~1), loss curves 1e-1
+     * as before. With --cpu-vs-cpu the second context is a CPU one, which has bf16 only on
+     * AVX-512 BF16 / AMX CPUs. */
     int bf16 = cryo_nn_set_precision(gpu, CRYO_NN_PRECISION_BF16, &err);
     if (bf16 == CRYO_E_UNSUPPORTED && cryo_nn_ctx_device(gpu) == CRYO_NN_DEVICE_CPU) {
         printf("--- precision bf16: skipped on this CPU (%s)\n", err.msg);
     } else {
         DIE_IF(bf16);
-        printf("--- precision bf16 (tolerance 1e-2)\n");
+        printf("--- precision bf16 (tolerance 1e-2; the whole network 5e-2 forward, 0.25 gradients)\n");
         TOL = 1e-2;
-        test_conv(&convs[3], 0);
+        NET_FWD_TOL = 5e-2;
+        NET_GRAD_TOL = 0.25;
+        for (size_t i = 0; i < sizeof convs / sizeof convs[0]; i++)
+            test_conv(&convs[i], 0);
+        for (size_t i = 0; i < sizeof convts / sizeof convts[0]; i++)
+            test_conv(&convts[i], 1);
         test_linear(quick ? 300 : 20000, 24, 40);
-        test_wmsa(&wm[quick ? 1 : 4]);
+        for (size_t i = 0; i < nwm; i++)
+            test_wmsa(&wm[i]);
         if (!quick) {
             test_network("width=32,levels=3,depth=2", 1, 32, 3);
             test_trainer("width=16,head_dim=8,levels=2,depth=1", 2, 16, 4, CRYO_LOSS_MSE);
+        } else {
+            test_network("width=8,head_dim=4,levels=2,depth=1,mlp_ratio=2", 1, 8, 2);
         }
     }
     printf("test_gpu: %d checks, %d failed\n", checks, failures);

@@ -63,11 +63,23 @@ enum cryo_nn_device {
  *           LayerNorm, softmax, residual sums) and every backward stay float32. Needs a
  *           CPU with AVX-512 BF16 or AMX: elsewhere cryo_nn_set_precision refuses it
  *           (CRYO_E_UNSUPPORTED) rather than emulate it.
- *         - CUDA backend, forward and backward (training too): the linear layers (cuBLAS)
- *           run on bf16 tensor cores (~1e-2 relative) and the convolutions as TF32;
- *           activations, weights, gradients and optimiser state stay float32 (float32
- *           master weights). Not done there: bf16 storage, bf16 convolutions, bf16
- *           attention.
+ *         - CUDA backend, forward and backward (training too): the (transposed)
+ *           convolutions run on bf16 tensors in cuDNN, every direction (operands cast to
+ *           bfloat16 in the workspace, round to nearest even; float32 accumulation; the
+ *           result comes back in bfloat16, cuDNN having no bf16-in/float-out mode, and is
+ *           cast to float32; bias in float32; the weight gradient added to the float32
+ *           gradient), where cuDNN has a bf16 algorithm for the shape, else TF32; the
+ *           linear layers (cuBLAS) run on bf16 tensor cores; the window attention's
+ *           Q·Kᵀ, P·V and their backward products are strided-batched bf16 GEMMs (float32
+ *           results) around a float32 softmax, bias and mask. Each op within 1e-2 of
+ *           float32 (max error over max magnitude; typically 3e-3 to 7e-3, up to ~9e-3
+ *           for the attention's relative-position-bias gradient), the whole SCUNet-3D
+ *           forward ~2e-2 (tests/gpu/bf16_emulate.py).
+ *           Normalisations stay float32; activations, weights, gradients and optimiser
+ *           state stay float32 in memory (float32 master weights). The workspace grows by
+ *           the bf16 copies of the operands (convolutions: half the bytes of a layer's
+ *           float32 input plus output; attention: about twice its float32 scores). Not done
+ *           there: bf16 storage.
  * A new context takes $CRYO_NN_PRECISION ("fp32", "tf32" or "bf16") when set, else FP32. */
 enum cryo_nn_precision {
     CRYO_NN_PRECISION_FP32 = 0,
