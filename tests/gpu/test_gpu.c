@@ -918,8 +918,12 @@ static const struct cryo_nn_wmsa wm[] = {
  * accumulation; the review of issue #10) on width 32, levels 3, depth 2, 1×32³
  * gives the forward within 2.1e-3, the parameter gradients within 1.7e-2 as one vector
  * (rel L2) and single tensors (sums that cancel) up to 0.33, which a correct backend may
- * reach. So forward 5e-3, gradients 5e-2 as one vector, the worst tensor printed only;
- * loss curves 1e-2. */
+ * reach; tests/gpu/bf16_emulate.py --tf32 (round to nearest) gives 1.5e-3, 5.2e-3 and
+ * 0.39 with the engine's initial weights. So forward 5e-3, gradients 5e-2 as one vector,
+ * the worst tensor printed only; loss curves 1e-2. The same emulation puts the single ops
+ * at 2e-4 to 4e-4 (conv, convT) and up to 8.4e-4 (wmsa, through its TF32 projections),
+ * within 1e-3; were the tensor cores to truncate the operands instead of rounding them,
+ * wmsa would reach 1.3e-3 to 4.9e-3 (and fail here: tell it by the sign of the bias). */
 static void pass_tf32(int quick)
 {
     printf("--- precision tf32 (tolerance 1e-3; the whole network 5e-3 forward, 5e-2 gradients)\n");
