@@ -923,7 +923,7 @@ static const struct cryo_nn_wmsa wm[] = {
  * the worst tensor printed only; loss curves 1e-2. The same emulation puts the single ops
  * at 2e-4 to 4e-4 (conv, convT) and up to 8.4e-4 (wmsa, through its TF32 projections),
  * within 1e-3; were the tensor cores to truncate the operands instead of rounding them,
- * wmsa would reach 1.3e-3 to 4.9e-3 (and fail here: tell it by the sign of the bias). */
+ * wmsa would reach 1.3e-3 to 4.9e-3 and fail here. */
 static void pass_tf32(int quick)
 {
     printf("--- precision tf32 (tolerance 1e-3; the whole network 5e-3 forward, 5e-2 gradients)\n");
