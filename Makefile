@@ -52,11 +52,12 @@ LDFLAGS_ALL := -fopenmp $(if $(SAN),-fsanitize=$(SAN)) $(LDFLAGS)
 # The CUDA backend is a plugin, $(BUILD)/libcryolvm-cuda.so, that libcore dlopen()s for
 # `--device cuda` (libcore/nn/backend_cuda.c): nothing else links CUDA, so every binary runs
 # without it. `make check` builds it whenever nvcc and cuDNN are found. CUDA_ARCH: SASS for
-# that compute capability plus its PTX (JIT-compiled on newer GPUs).
+# that compute capability plus its PTX (JIT-compiled on newer GPUs); -lineinfo lets
+# compute-sanitizer name the file and line of a bad access (the code is unchanged).
 CUDA_HOME ?= /usr/local/cuda
 CUDA_ARCH ?= 90
 NVCC_FOUND := $(shell command -v $(NVCC) 2>/dev/null || ls $(CUDA_HOME)/bin/nvcc 2>/dev/null)
-NVCCFLAGS ?= -O2 -std=c++17 -gencode arch=compute_$(CUDA_ARCH),code=[sm_$(CUDA_ARCH),compute_$(CUDA_ARCH)] \
+NVCCFLAGS ?= -O2 -lineinfo -std=c++17 -gencode arch=compute_$(CUDA_ARCH),code=[sm_$(CUDA_ARCH),compute_$(CUDA_ARCH)] \
   -Xcompiler -fPIC,-fvisibility=hidden,-Wall,-Wextra,-Wno-unused-parameter -Werror all-warnings
 CUDA_SO := $(if $(filter 1,$(CUDA)),$(BUILD)/libcryolvm-cuda.so)
 

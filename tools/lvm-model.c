@@ -2,7 +2,7 @@
  *
  *   lvm-model init [--config KEY=VAL,...] [--seed S] -o W.safetensors
  *   lvm-model info W.safetensors
- *   lvm-model run W.safetensors IN -o OUT [--device cpu|cuda|auto] [--precision fp32|tf32|bf16]
+ *   lvm-model run W.safetensors IN -o OUT [--device cpu|cuda|cuda:N|auto] [--precision fp32|tf32|bf16]
  *   lvm-model grad W.safetensors BATCH.safetensors -o OUT.safetensors [--device D] [--precision P]
  *   lvm-model tensors FILE.safetensors [-o COPY.safetensors]
  *   lvm-model bench W.safetensors [--box N] [--batch B] [--train] [--repeat R] [--device D] [--precision P]
@@ -38,8 +38,9 @@ static const struct cryo_option options[] = {
      "init: mark the (random) weights as fine-tuned for TASK, with the metadata lvm-apply reads (apix 1, "
      "normalize quantile:0.01:0.99, provenance); for tests", "sharpen|superres|wedge"},
     {"meta", 0, CRYO_OPT_STRING, "KEY=VAL;...", NULL, "init: set these metadata keys (after --task's)", NULL},
-    {"device", 0, CRYO_OPT_CHOICE, "DEV", "auto",
-     "device to compute on (auto: cuda if usable, else cpu); init and info only check weights there", "cpu|cuda|auto"},
+    {"device", 0, CRYO_OPT_STRING, "DEV", "auto",
+     "device to compute on: cpu, cuda, cuda:N (GPU N) or auto (cuda if usable, else cpu); init and info only "
+     "check weights there", NULL},
     {"precision", 0, CRYO_OPT_CHOICE, "P", NULL,
      "run, grad, bench: arithmetic of convolutions and matrix products (default $CRYO_NN_PRECISION, else fp32); "
      "tf32: TF32 tensor cores on a GPU, float32 on the cpu; bf16: bfloat16 operands, float32 accumulation "
@@ -72,7 +73,13 @@ static struct cryo_nn_ctx *open_ctx(const struct cryo_cli *cli, int computes, in
 {
     if (!computes && cryo_args_has(cli->args, "precision"))
         cli_usage_error(&tool, "%s: --precision is for run, grad and bench", cmd_name);
-    return cli_nn_open(cli, cryo_args_string(cli->args, "device"), computes, training);
+    /* a word other than these is a usage error, as before; cuda:N's index is checked when
+     * the context is made (one line, exit 1, as jepa-train and lvm-apply) */
+    const char *dev = cryo_args_string(cli->args, "device");
+    if (strcmp(dev, "cpu") != 0 && strcmp(dev, "cuda") != 0 && strcmp(dev, "auto") != 0 &&
+        strncmp(dev, "cuda:", 5) != 0)
+        cli_usage_error(&tool, "--device: '%s' is not cpu, cuda, cuda:N or auto", dev);
+    return cli_nn_open(cli, dev, computes, training);
 }
 
 /* Read weights: the file, its config, a model for the box, the parameters loaded.

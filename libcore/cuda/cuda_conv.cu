@@ -20,7 +20,8 @@
  * that runs, passing over the FFT and Winograd ones, whose rounding differs most from a
  * direct sum, unless nothing else runs) and cached in the context, per geometry and
  * precision: FP32 plans use CUDNN_FMA_MATH (no TF32 tensor cores), TF32 plans
- * CUDNN_DEFAULT_MATH.
+ * CUDNN_DEFAULT_MATH. Each direction has its own convolution descriptor, which takes the
+ * math type cuDNN returned with its algorithm (take_math).
  *
  * BF16 plans run all three directions on bf16 tensors with float compute (cuDNN's
  * PSEUDO_BFLOAT16_CONFIG: x, w and y bfloat16, the convolution descriptor FLOAT,
@@ -51,13 +52,17 @@ struct cu_conv_entry {
     size_t nx, ny, nw; /* elements of X, Y and the filter */
     cudnnTensorDescriptor_t x, y;
     cudnnFilterDescriptor_t w;
-    cudnnConvolutionDescriptor_t conv;
+    /* one per direction (CV_FWD, CV_DATA, CV_FILTER), alike but for the math type: each
+     * carries the one cuDNN returned with that direction's algorithm */
+    cudnnConvolutionDescriptor_t conv[3];
     cudnnConvolutionFwdAlgo_t fwd;
     cudnnConvolutionBwdDataAlgo_t bwd_data;
     cudnnConvolutionBwdFilterAlgo_t bwd_filter;
     size_t ws_fwd, ws_data, ws_filter;
     struct cu_conv_entry *next;
 };
+
+enum { CV_FWD, CV_DATA, CV_FILTER };
 
 static void entry_free(struct cu_conv_entry *e)
 {
@@ -67,8 +72,9 @@ static void entry_free(struct cu_conv_entry *e)
         cudnnDestroyTensorDescriptor(e->y);
     if (e->w)
         cudnnDestroyFilterDescriptor(e->w);
-    if (e->conv)
-        cudnnDestroyConvolutionDescriptor(e->conv);
+    for (int k = 0; k < 3; k++)
+        if (e->conv[k])
+            cudnnDestroyConvolutionDescriptor(e->conv[k]);
     free(e);
 }
 
@@ -81,12 +87,27 @@ void cu_conv_cache_free(struct cu_state *st)
     }
 }
 
-/* Pick the first heuristic result that cuDNN says runs. 0 when there is none. */
+/* Whether a heuristic result's math type suits the plan, and if so, set on the direction's
+ * descriptor (as PyTorch does: the algorithm was rated with that math type). No plan takes
+ * CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION (inputs down-converted to fp16), and FP32 plans no
+ * tensor-op math at all (TF32): a plan keeps the precision it was made for. */
+static int take_math(struct cu_conv_entry *e, int dir, cudnnMathType_t m)
+{
+    if (m == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION)
+        return 0;
+    if (!e->bf16 && e->prec == CRYO_NN_PRECISION_FP32 && m == CUDNN_TENSOR_OP_MATH)
+        return 0;
+    return cudnnSetConvolutionMathType(e->conv[dir], m) == CUDNN_STATUS_SUCCESS;
+}
+
+/* Pick the first heuristic result that cuDNN says runs, with a math type that suits the
+ * plan, set on that direction's descriptor before its workspace size is asked. 0 when
+ * there is none. */
 static int pick_fwd(cudnnHandle_t h, struct cu_conv_entry *e)
 {
     cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
     int n = 0;
-    if (cudnnGetConvolutionForwardAlgorithm_v7(h, e->x, e->w, e->conv, e->y, CUDNN_CONVOLUTION_FWD_ALGO_COUNT,
+    if (cudnnGetConvolutionForwardAlgorithm_v7(h, e->x, e->w, e->conv[CV_FWD], e->y, CUDNN_CONVOLUTION_FWD_ALGO_COUNT,
                                                &n, perf) != CUDNN_STATUS_SUCCESS)
         return 0;
     for (int exact = 1; exact >= 0; exact--)
@@ -96,8 +117,9 @@ static int pick_fwd(cudnnHandle_t h, struct cu_conv_entry *e)
                             perf[i].algo != CUDNN_CONVOLUTION_FWD_ALGO_FFT_TILING &&
                             perf[i].algo != CUDNN_CONVOLUTION_FWD_ALGO_WINOGRAD &&
                             perf[i].algo != CUDNN_CONVOLUTION_FWD_ALGO_WINOGRAD_NONFUSED)) &&
-                cudnnGetConvolutionForwardWorkspaceSize(h, e->x, e->w, e->conv, e->y, perf[i].algo, &e->ws_fwd) ==
-                    CUDNN_STATUS_SUCCESS) {
+                take_math(e, CV_FWD, perf[i].mathType) &&
+                cudnnGetConvolutionForwardWorkspaceSize(h, e->x, e->w, e->conv[CV_FWD], e->y, perf[i].algo,
+                                                        &e->ws_fwd) == CUDNN_STATUS_SUCCESS) {
                 e->fwd = perf[i].algo;
                 return 1;
             }
@@ -108,7 +130,7 @@ static int pick_bwd_data(cudnnHandle_t h, struct cu_conv_entry *e)
 {
     cudnnConvolutionBwdDataAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
     int n = 0;
-    if (cudnnGetConvolutionBackwardDataAlgorithm_v7(h, e->w, e->y, e->conv, e->x,
+    if (cudnnGetConvolutionBackwardDataAlgorithm_v7(h, e->w, e->y, e->conv[CV_DATA], e->x,
                                                     CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &n,
                                                     perf) != CUDNN_STATUS_SUCCESS)
         return 0;
@@ -119,7 +141,8 @@ static int pick_bwd_data(cudnnHandle_t h, struct cu_conv_entry *e)
                             perf[i].algo != CUDNN_CONVOLUTION_BWD_DATA_ALGO_FFT_TILING &&
                             perf[i].algo != CUDNN_CONVOLUTION_BWD_DATA_ALGO_WINOGRAD &&
                             perf[i].algo != CUDNN_CONVOLUTION_BWD_DATA_ALGO_WINOGRAD_NONFUSED)) &&
-                cudnnGetConvolutionBackwardDataWorkspaceSize(h, e->w, e->y, e->conv, e->x, perf[i].algo,
+                take_math(e, CV_DATA, perf[i].mathType) &&
+                cudnnGetConvolutionBackwardDataWorkspaceSize(h, e->w, e->y, e->conv[CV_DATA], e->x, perf[i].algo,
                                                              &e->ws_data) == CUDNN_STATUS_SUCCESS) {
                 e->bwd_data = perf[i].algo;
                 return 1;
@@ -131,7 +154,7 @@ static int pick_bwd_filter(cudnnHandle_t h, struct cu_conv_entry *e)
 {
     cudnnConvolutionBwdFilterAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
     int n = 0;
-    if (cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, e->x, e->y, e->conv, e->w,
+    if (cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, e->x, e->y, e->conv[CV_FILTER], e->w,
                                                       CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &n,
                                                       perf) != CUDNN_STATUS_SUCCESS)
         return 0;
@@ -141,7 +164,8 @@ static int pick_bwd_filter(cudnnHandle_t h, struct cu_conv_entry *e)
                 (!exact || (perf[i].algo != CUDNN_CONVOLUTION_BWD_FILTER_ALGO_FFT &&
                             perf[i].algo != CUDNN_CONVOLUTION_BWD_FILTER_ALGO_FFT_TILING &&
                             perf[i].algo != CUDNN_CONVOLUTION_BWD_FILTER_ALGO_WINOGRAD_NONFUSED)) &&
-                cudnnGetConvolutionBackwardFilterWorkspaceSize(h, e->x, e->y, e->conv, e->w, perf[i].algo,
+                take_math(e, CV_FILTER, perf[i].mathType) &&
+                cudnnGetConvolutionBackwardFilterWorkspaceSize(h, e->x, e->y, e->conv[CV_FILTER], e->w, perf[i].algo,
                                                                &e->ws_filter) == CUDNN_STATUS_SUCCESS) {
                 e->bwd_filter = perf[i].algo;
                 return 1;
@@ -189,19 +213,22 @@ static int make_plan(cudnnHandle_t h, struct cu_conv_entry *e, int krsc, int bf1
                           "conv output descriptor", err));
     CRYO_TRY(cu_check_dnn(cudnnSetFilterNdDescriptor(e->w, dt, krsc ? CUDNN_TENSOR_NHWC : CUDNN_TENSOR_NCHW, 5, fd),
                           "conv filter descriptor", err));
-    /* compute type float in every case (bf16: PSEUDO_BFLOAT16_CONFIG) */
-    CRYO_TRY(cu_check_dnn(cudnnSetConvolutionNdDescriptor(e->conv, 3, pad, str, dil, CUDNN_CROSS_CORRELATION,
-                                                          CUDNN_DATA_FLOAT),
-                          "conv descriptor", err));
     /* as PyTorch: FMA math forbids TF32, default math allows it on Ampere and later; bf16
-     * tensors want tensor-op math */
+     * tensors want tensor-op math. The heuristics are asked with this math type; each
+     * direction's descriptor then takes the one returned with its algorithm (pick_*). */
     const cudnnMathType_t math = bf16                                  ? CUDNN_TENSOR_OP_MATH
                                  : e->prec == CRYO_NN_PRECISION_FP32 ? CUDNN_FMA_MATH
                                                                      : CUDNN_DEFAULT_MATH;
-    CRYO_TRY(cu_check_dnn(cudnnSetConvolutionMathType(e->conv, math), "conv math type", err));
+    for (int k = 0; k < 3; k++) {
+        /* compute type float in every case (bf16: PSEUDO_BFLOAT16_CONFIG) */
+        CRYO_TRY(cu_check_dnn(cudnnSetConvolutionNdDescriptor(e->conv[k], 3, pad, str, dil, CUDNN_CROSS_CORRELATION,
+                                                              CUDNN_DATA_FLOAT),
+                              "conv descriptor", err));
+        CRYO_TRY(cu_check_dnn(cudnnSetConvolutionMathType(e->conv[k], math), "conv math type", err));
+    }
     int chk[5];
-    CRYO_TRY(cu_check_dnn(cudnnGetConvolutionNdForwardOutputDim(e->conv, e->x, e->w, 5, chk), "conv output dims",
-                          err));
+    CRYO_TRY(cu_check_dnn(cudnnGetConvolutionNdForwardOutputDim(e->conv[CV_FWD], e->x, e->w, 5, chk),
+                          "conv output dims", err));
     if (chk[0] != yd[0] || chk[1] != yd[1] || chk[2] != yd[2] || chk[3] != yd[3] || chk[4] != yd[4])
         return cu_fail(err, CRYO_E_UNSUPPORTED, "nn cuda: conv geometry k=%d s=%d p=%d on %dx%dx%d does not invert",
                        g->k, g->stride, g->pad, g->d, g->h, g->w);
@@ -234,8 +261,8 @@ static int plan_for(struct cryo_nn_ctx *ctx, const struct cryo_nn_conv3d *g, int
         s = cu_check_dnn(cudnnCreateTensorDescriptor(&e->y), "cudnnCreateTensorDescriptor", err);
     if (s == CRYO_OK)
         s = cu_check_dnn(cudnnCreateFilterDescriptor(&e->w), "cudnnCreateFilterDescriptor", err);
-    if (s == CRYO_OK)
-        s = cu_check_dnn(cudnnCreateConvolutionDescriptor(&e->conv), "cudnnCreateConvolutionDescriptor", err);
+    for (int k = 0; k < 3 && s == CRYO_OK; k++)
+        s = cu_check_dnn(cudnnCreateConvolutionDescriptor(&e->conv[k]), "cudnnCreateConvolutionDescriptor", err);
     if (s == CRYO_OK && prec == CRYO_NN_PRECISION_BF16) {
         /* bf16 tensors, either filter layout; failing that (no bf16 algorithm, or a GPU
          * without bf16), the float32 TF32 plan below. Failures here are not reported. */
@@ -252,8 +279,13 @@ static int plan_for(struct cryo_nn_ctx *ctx, const struct cryo_nn_conv3d *g, int
     }
     if (s == CRYO_OK) {
         s = make_plan(st->dnn, e, 1, 0, err);
-        if (s == CRYO_E_UNSUPPORTED) /* try the PyTorch filter layout */
+        if (s == CRYO_E_UNSUPPORTED) { /* try the PyTorch filter layout */
             s = make_plan(st->dnn, e, 0, 0, err);
+            if (s == CRYO_OK && err) { /* the first attempt's text is no error of this call */
+                err->status = CRYO_OK;
+                err->msg[0] = '\0';
+            }
+        }
     }
     if (s < 0) {
         entry_free(e);
@@ -344,8 +376,8 @@ static int run_fwd(struct cryo_nn_ctx *ctx, struct cu_conv_entry *e, float *y, c
                    struct conv_ws *ws, struct cryo_error *err)
 {
     const float one = 1.0f, zero = 0.0f;
-    return cu_check_dnn(cudnnConvolutionForward(cu_state(ctx)->dnn, &one, e->x, x, e->w, ws->w, e->conv, e->fwd,
-                                                ws->alg, ws->alg_bytes, &zero, e->y, y),
+    return cu_check_dnn(cudnnConvolutionForward(cu_state(ctx)->dnn, &one, e->x, x, e->w, ws->w, e->conv[CV_FWD],
+                                                e->fwd, ws->alg, ws->alg_bytes, &zero, e->y, y),
                         "cudnnConvolutionForward", err);
 }
 
@@ -354,7 +386,7 @@ static int run_bwd_data(struct cryo_nn_ctx *ctx, struct cu_conv_entry *e, float 
                         struct conv_ws *ws, struct cryo_error *err)
 {
     const float one = 1.0f, zero = 0.0f;
-    return cu_check_dnn(cudnnConvolutionBackwardData(cu_state(ctx)->dnn, &one, e->w, ws->w, e->y, dy, e->conv,
+    return cu_check_dnn(cudnnConvolutionBackwardData(cu_state(ctx)->dnn, &one, e->w, ws->w, e->y, dy, e->conv[CV_DATA],
                                                      e->bwd_data, ws->alg, ws->alg_bytes, &zero, e->x, dx),
                         "cudnnConvolutionBackwardData", err);
 }
@@ -366,8 +398,8 @@ static int run_bwd_filter(struct cryo_nn_ctx *ctx, struct cu_conv_entry *e, floa
     const float one = 1.0f, zero = 0.0f;
     const struct cryo_nn_conv3d *g = &e->g;
     float *dst = e->krsc ? ws->dw : dweight;
-    CRYO_TRY(cu_check_dnn(cudnnConvolutionBackwardFilter(cu_state(ctx)->dnn, &one, e->x, x, e->y, dy, e->conv,
-                                                         e->bwd_filter, ws->alg, ws->alg_bytes,
+    CRYO_TRY(cu_check_dnn(cudnnConvolutionBackwardFilter(cu_state(ctx)->dnn, &one, e->x, x, e->y, dy,
+                                                         e->conv[CV_FILTER], e->bwd_filter, ws->alg, ws->alg_bytes,
                                                          e->krsc ? &zero : &one, e->w, dst),
                           "cudnnConvolutionBackwardFilter", err));
     if (!e->krsc)
@@ -436,8 +468,8 @@ static int get_bf_ws(struct cryo_nn_ctx *ctx, struct cu_conv_entry *e, size_t al
 static int bf_fwd(struct cryo_nn_ctx *ctx, struct cu_conv_entry *e, struct bf_ws *ws, struct cryo_error *err)
 {
     const float one = 1.0f, zero = 0.0f; /* float scaling factors for bf16 data */
-    return cu_check_dnn(cudnnConvolutionForward(cu_state(ctx)->dnn, &one, e->x, ws->xs, e->w, ws->w, e->conv, e->fwd,
-                                                ws->alg, ws->alg_bytes, &zero, e->y, ws->ys),
+    return cu_check_dnn(cudnnConvolutionForward(cu_state(ctx)->dnn, &one, e->x, ws->xs, e->w, ws->w,
+                                                e->conv[CV_FWD], e->fwd, ws->alg, ws->alg_bytes, &zero, e->y, ws->ys),
                         "cudnnConvolutionForward (bf16)", err);
 }
 
@@ -445,8 +477,9 @@ static int bf_fwd(struct cryo_nn_ctx *ctx, struct cu_conv_entry *e, struct bf_ws
 static int bf_bwd_data(struct cryo_nn_ctx *ctx, struct cu_conv_entry *e, struct bf_ws *ws, struct cryo_error *err)
 {
     const float one = 1.0f, zero = 0.0f;
-    return cu_check_dnn(cudnnConvolutionBackwardData(cu_state(ctx)->dnn, &one, e->w, ws->w, e->y, ws->ys, e->conv,
-                                                     e->bwd_data, ws->alg, ws->alg_bytes, &zero, e->x, ws->xs),
+    return cu_check_dnn(cudnnConvolutionBackwardData(cu_state(ctx)->dnn, &one, e->w, ws->w, e->y, ws->ys,
+                                                     e->conv[CV_DATA], e->bwd_data, ws->alg, ws->alg_bytes, &zero,
+                                                     e->x, ws->xs),
                         "cudnnConvolutionBackwardData (bf16)", err);
 }
 
@@ -456,8 +489,9 @@ static int bf_bwd_filter(struct cryo_nn_ctx *ctx, struct cu_conv_entry *e, float
 {
     const float one = 1.0f, zero = 0.0f;
     const struct cryo_nn_conv3d *g = &e->g;
-    CRYO_TRY(cu_check_dnn(cudnnConvolutionBackwardFilter(cu_state(ctx)->dnn, &one, e->x, ws->xs, e->y, ws->ys, e->conv,
-                                                         e->bwd_filter, ws->alg, ws->alg_bytes, &zero, e->w, ws->dw),
+    CRYO_TRY(cu_check_dnn(cudnnConvolutionBackwardFilter(cu_state(ctx)->dnn, &one, e->x, ws->xs, e->y, ws->ys,
+                                                         e->conv[CV_FILTER], e->bwd_filter, ws->alg, ws->alg_bytes,
+                                                         &zero, e->w, ws->dw),
                           "cudnnConvolutionBackwardFilter (bf16)", err));
     int K = e->transposed ? g->cin : g->cout, C = e->transposed ? g->cout : g->cin, KS = g->k * g->k * g->k;
     k_w_acc_bf16<<<cu_blocks(e->nw, 256), 256>>>(dweight, ws->dw, K, C, KS, e->krsc);

@@ -19,9 +19,11 @@
  * At CRYO_NN_PRECISION_BF16 the attention core (between the projections) is instead bf16
  * GEMMs with a float32 softmax (cuda_wmsa_bf16.cu); the cache and dS keep the same layout.
  *
- * Limits: up to 1024 tokens per window (window ≤ 10), head_dim ≤ 64, and the block's tiles
- * must fit the device's shared memory; beyond, CRYO_E_UNSUPPORTED. head_dim 16 (CryoLVM)
- * has a compile-time path.
+ * Limits: up to 1024 tokens per window (window ≤ 10), head_dim ≤ 64, and the forward's K
+ * and V tiles must fit the device's shared memory (the backward's Q and dY tiles join them
+ * where they fit, else those rows are read from global memory: 8³ windows at head_dim 32
+ * need 137 KB, not 268); beyond, CRYO_E_UNSUPPORTED (the bf16 path keeps only the token
+ * lists in shared memory). head_dim 16 (CryoLVM) has a compile-time path.
  */
 #include <math.h>
 
@@ -32,8 +34,11 @@
 
 static size_t round256(size_t b) { return (b + 255) & ~(size_t)255; }
 
+/* __launch_bounds__(1024): windows of up to 1024 tokens run one thread per token, so the
+ * compiler must keep to 64 registers a thread (spilling, if it must, to local memory)
+ * rather than make a launch of 1024 threads fail for want of registers. */
 template <int HDC>
-__global__ void k_wmsa_fwd(float *y, float *P, const float *qkv, const float *rel_bias,
+__global__ void __launch_bounds__(1024) k_wmsa_fwd(float *y, float *P, const float *qkv, const float *rel_bias,
                            const struct cryo_nn_wmsa_plan p, int c, int hd_rt, int window, float scale)
 {
     constexpr int HM = HDC > 0 ? HDC : HD_MAX;
@@ -109,16 +114,22 @@ __global__ void k_wmsa_fwd(float *y, float *P, const float *qkv, const float *re
     }
 }
 
-template <int HDC>
-__global__ void k_wmsa_bwd(float *dqkv, float *dS, const float *qkv, const float *dyb, const float *P,
-                           const struct cryo_nn_wmsa_plan p, int c, int hd_rt, float scale)
+/* QS: Q and dY tiles in shared memory beside K and V (four tiles); without, only K and V
+ * are there and the column pass reads the Q and dY rows from global memory (every thread
+ * of a warp reads the same row at once: one broadcast load through L1), for windows
+ * whose four tiles do not fit (512 tokens at head_dim 32 need 268 KB). */
+template <int HDC, bool QS>
+__global__ void __launch_bounds__(1024) k_wmsa_bwd(float *dqkv, float *dS, const float *qkv, const float *dyb,
+                                                   const float *P, const struct cryo_nn_wmsa_plan p, int c, int hd_rt,
+                                                   float scale)
 {
     constexpr int HM = HDC > 0 ? HDC : HD_MAX;
     const int hd = HDC > 0 ? HDC : hd_rt, ntmax = p.ntmax;
     extern __shared__ float sm[];
     const size_t th = (size_t)ntmax * hd;
-    float *qs = sm, *ks = qs + th, *vs = ks + th, *dys = vs + th;
-    int *tok = (int *)(dys + th), *lab = tok + ntmax, *loc = lab + ntmax;
+    float *ks = sm, *vs = ks + th;
+    float *qs = QS ? vs + th : NULL, *dys = QS ? qs + th : NULL;
+    int *tok = (int *)(sm + (QS ? 4 : 2) * th), *lab = tok + ntmax, *loc = lab + ntmax;
     const int h = (int)(blockIdx.x % p.heads);
     const int64_t wg = blockIdx.x / p.heads;
     struct win_geo g;
@@ -131,10 +142,12 @@ __global__ void k_wmsa_bwd(float *dqkv, float *dS, const float *qkv, const float
     for (int e = threadIdx.x; e < nt * hd; e += blockDim.x) {
         int j = e / hd, d = e % hd;
         const float *row = qkv + (size_t)tok[j] * c3 + (size_t)h * hd;
-        qs[e] = row[d];
         ks[e] = row[c + d];
         vs[e] = row[2 * c + d];
-        dys[e] = dyb[(size_t)tok[j] * c + (size_t)h * hd + d];
+        if (QS) {
+            qs[e] = row[d];
+            dys[e] = dyb[(size_t)tok[j] * c + (size_t)h * hd + d];
+        }
     }
     __syncthreads();
     const float *Pw = P + ((size_t)wg * p.heads + h) * nn;
@@ -143,8 +156,9 @@ __global__ void k_wmsa_bwd(float *dqkv, float *dS, const float *qkv, const float
         const float *prow = Pw + (size_t)i * ntmax;
         float *srow = dSw + (size_t)i * ntmax;
         float dyi[HM], dq[HM]; /* own row in registers: rows of a tile share banks */
+        const float *dyrow = QS ? dys + (size_t)i * hd : dyb + (size_t)tok[i] * c + (size_t)h * hd;
         for (int d = 0; d < hd; d++) {
-            dyi[d] = dys[i * hd + d];
+            dyi[d] = dyrow[d];
             dq[d] = 0.0f;
         }
         float sdot = 0.0f;
@@ -176,9 +190,11 @@ __global__ void k_wmsa_bwd(float *dqkv, float *dS, const float *qkv, const float
         dk[d] = dv[d] = 0.0f;
     for (int r = 0; r < nt; r++) {
         float pr = Pw[(size_t)r * ntmax + j], sr = dSw[(size_t)r * ntmax + j];
+        const float *qr = QS ? qs + (size_t)r * hd : qkv + (size_t)tok[r] * c3 + (size_t)h * hd;
+        const float *dr = QS ? dys + (size_t)r * hd : dyb + (size_t)tok[r] * c + (size_t)h * hd;
         for (int d = 0; d < hd; d++) {
-            dv[d] += pr * dys[r * hd + d];
-            dk[d] += sr * qs[r * hd + d];
+            dv[d] += pr * dr[d];
+            dk[d] += sr * qr[d];
         }
     }
     float *out = dqkv + (size_t)tok[j] * c3 + (size_t)h * hd;
@@ -222,7 +238,9 @@ __global__ void k_wmsa_drel_fin(float *drel, const double *acc, size_t n)
         drel[k] += (float)acc[k];
 }
 
-static int launch_shape(const struct cryo_nn_wmsa_plan *p, int hd, int tiles, unsigned *threads, size_t *smem,
+/* Threads per block (one per token, whole warps) and the shared memory a block may have
+ * on this device (opt-in maximum); CRYO_E_UNSUPPORTED beyond 1024 tokens or HD_MAX. */
+static int launch_shape(const struct cryo_nn_wmsa_plan *p, int hd, unsigned *threads, size_t *maxs,
                         struct cryo_error *err)
 {
     if (p->ntmax > 1024 || hd > HD_MAX)
@@ -230,15 +248,24 @@ static int launch_shape(const struct cryo_nn_wmsa_plan *p, int hd, int tiles, un
                        "nn cuda: window attention with %d tokens per window and head_dim %d (at most 1024 and %d)",
                        p->ntmax, hd, HD_MAX);
     *threads = (unsigned)((p->ntmax + 31) / 32 * 32);
-    *smem = sizeof(float) * (size_t)tiles * p->ntmax * hd + sizeof(int) * 3 * (size_t)p->ntmax;
-    int dev = 0, maxs = 0;
-    cudaGetDevice(&dev);
-    cudaDeviceGetAttribute(&maxs, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev);
-    if (*smem > (size_t)maxs)
-        return cu_fail(err, CRYO_E_UNSUPPORTED,
-                       "nn cuda: window attention tiles need %zu bytes of shared memory, the device has %d", *smem,
-                       maxs);
+    int dev = 0, m = 0;
+    CRYO_TRY(cu_check(cudaGetDevice(&dev), "cudaGetDevice", err));
+    CRYO_TRY(cu_check(cudaDeviceGetAttribute(&m, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev),
+                      "cudaDeviceGetAttribute (shared memory per block)", err));
+    *maxs = (size_t)m;
     return CRYO_OK;
+}
+
+/* Dynamic shared memory of a block holding `tiles` ntmax × hd float tiles and the token lists. */
+static size_t tile_smem(const struct cryo_nn_wmsa_plan *p, int hd, int tiles)
+{
+    return sizeof(float) * (size_t)tiles * p->ntmax * hd + sizeof(int) * 3 * (size_t)p->ntmax;
+}
+
+static int smem_too_small(size_t need, size_t maxs, struct cryo_error *err)
+{
+    return cu_fail(err, CRYO_E_UNSUPPORTED,
+                   "nn cuda: window attention tiles need %zu bytes of shared memory, the device has %zu", need, maxs);
 }
 
 template <class K>
@@ -258,14 +285,17 @@ int cu_wmsa_forward(struct cryo_nn_ctx *ctx, float *out, float *cache, const flo
     CRYO_TRY(cu_host->wmsa_plan(&p, a, err));
     const int c = a->c, hd = a->head_dim;
     unsigned threads;
-    size_t smem;
-    CRYO_TRY(launch_shape(&p, hd, 2, &threads, &smem, err));
+    size_t maxs;
+    CRYO_TRY(launch_shape(&p, hd, &threads, &maxs, err));
+    const size_t smem = tile_smem(&p, hd, 2); /* K and V */
     const int64_t nblocks = (int64_t)a->n * p.nwin_all * p.heads;
     if (nblocks > (int64_t)INT32_MAX)
         return cu_fail(err, CRYO_E_UNSUPPORTED, "nn cuda: window attention over %lld window-heads",
                        (long long)nblocks);
     /* bf16: the attention core as bf16 GEMMs (cuda_wmsa_bf16.cu), its scratch after ours */
     const int bf16 = ctx->precision == CRYO_NN_PRECISION_BF16;
+    if (!bf16 && smem > maxs) /* the bf16 path keeps only the token lists in shared memory */
+        return smem_too_small(smem, maxs, err);
     const size_t own = cache ? 0 : round256(sizeof(float) * p.tokens * (size_t)4 * c);
     const size_t extra = bf16 ? cu_wmsa_bf16_scratch(&p, c, 0) : 0;
     char *ws = NULL;
@@ -307,13 +337,18 @@ int cu_wmsa_backward(struct cryo_nn_ctx *ctx, float *dinp, float *dqkv_weight, f
     CRYO_TRY(cu_host->wmsa_plan(&p, a, err));
     const int c = a->c, hd = a->head_dim;
     unsigned threads;
-    size_t smem;
-    CRYO_TRY(launch_shape(&p, hd, 4, &threads, &smem, err));
+    size_t maxs;
+    CRYO_TRY(launch_shape(&p, hd, &threads, &maxs, err));
+    /* Q, K, V and dY in shared memory where they fit, else K and V only (k_wmsa_bwd) */
+    const int four = tile_smem(&p, hd, 4) <= maxs;
+    const size_t smem = tile_smem(&p, hd, four ? 4 : 2);
     const int64_t nwg = (int64_t)a->n * p.nwin_all, nblocks = nwg * p.heads;
     if (nblocks > (int64_t)INT32_MAX)
         return cu_fail(err, CRYO_E_UNSUPPORTED, "nn cuda: window attention over %lld window-heads",
                        (long long)nblocks);
     const int bf16 = ctx->precision == CRYO_NN_PRECISION_BF16;
+    if (!bf16 && smem > maxs)
+        return smem_too_small(smem, maxs, err);
     const size_t need = round256(sizeof(float) * (p.tokens * (size_t)4 * c + p.att));
     char *ws = (char *)cu_host->workspace(ctx, need + (bf16 ? cu_wmsa_bf16_scratch(&p, c, 1) : 0), err);
     if (!ws)
@@ -327,12 +362,18 @@ int cu_wmsa_backward(struct cryo_nn_ctx *ctx, float *dinp, float *dqkv_weight, f
                                 err));
     if (bf16) {
         CRYO_TRY(cu_wmsa_bf16_backward(ctx, dqkv, dS, qkv, dy, att, &p, c, hd, scale, ws + need, err));
+    } else if (hd == 16 && four) {
+        CRYO_TRY(allow_smem(k_wmsa_bwd<16, true>, smem, err));
+        k_wmsa_bwd<16, true><<<(unsigned)nblocks, threads, smem>>>(dqkv, dS, qkv, dy, att, p, c, hd, scale);
     } else if (hd == 16) {
-        CRYO_TRY(allow_smem(k_wmsa_bwd<16>, smem, err));
-        k_wmsa_bwd<16><<<(unsigned)nblocks, threads, smem>>>(dqkv, dS, qkv, dy, att, p, c, hd, scale);
+        CRYO_TRY(allow_smem(k_wmsa_bwd<16, false>, smem, err));
+        k_wmsa_bwd<16, false><<<(unsigned)nblocks, threads, smem>>>(dqkv, dS, qkv, dy, att, p, c, hd, scale);
+    } else if (four) {
+        CRYO_TRY(allow_smem(k_wmsa_bwd<0, true>, smem, err));
+        k_wmsa_bwd<0, true><<<(unsigned)nblocks, threads, smem>>>(dqkv, dS, qkv, dy, att, p, c, hd, scale);
     } else {
-        CRYO_TRY(allow_smem(k_wmsa_bwd<0>, smem, err));
-        k_wmsa_bwd<0><<<(unsigned)nblocks, threads, smem>>>(dqkv, dS, qkv, dy, att, p, c, hd, scale);
+        CRYO_TRY(allow_smem(k_wmsa_bwd<0, false>, smem, err));
+        k_wmsa_bwd<0, false><<<(unsigned)nblocks, threads, smem>>>(dqkv, dS, qkv, dy, att, p, c, hd, scale);
     }
     CRYO_TRY(cu_launched("window attention backward", err));
     if (drel_bias) {

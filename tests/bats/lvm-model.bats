@@ -174,7 +174,7 @@ PYEOF
   [[ "$output" == *"config"* ]]
 }
 
-@test "usage errors exit 2: unknown command, bad --config, missing -o, cuda device" {
+@test "usage errors exit 2: unknown command, bad --config, missing -o, --device gpu; cuda and cuda:x refused (exit 1)" {
   run lvm-model frobnicate
   [ "$status" -eq 2 ]
   run lvm-model init --config widht=3 -o "$TMP/w.safetensors"
@@ -195,6 +195,9 @@ PYEOF
   [ "$status" -eq 1 ]
   assert_one_error_line
   [[ "$output" == *"cuda"* ]]
+  assert_no_file "$TMP/out.mrc"
+  run lvm-model run --device cuda:x "$TMP/w.safetensors" "$TMP/in.mrc" -o "$TMP/out.mrc"
+  [ "$status" -eq 1 ] && assert_one_error_line && [[ "$output" == *"--device cuda:x"*"'x' is not a GPU index"* ]]
   assert_no_file "$TMP/out.mrc"
 }
 

@@ -10,12 +10,16 @@ What is emulated (nn_backend.h, libcore/cuda):
   linear layers (cuBLAS): both operands of every product rounded, float32 results;
   window attention: Q·Kᵀ, P·V and their backward products with both operands rounded,
     float32 results; softmax, bias, mask float32.
+With --tf32, CRYO_NN_PRECISION_TF32 instead: the operands of convolutions, transposed
+convolutions and linear layers rounded to TF32 (10-bit mantissa, round to nearest, ties
+away from zero), float32 results (no rounding of the output); window attention runs the
+float32 kernels there, so its products are not rounded.
 Metric as test_gpu: max|emulated − reference| / max|reference| per tensor; for the whole
 network also the parameter gradients as one vector, ‖·‖₂ relative.
 
 Usage:
-  bf16_emulate.py ops [SEED]                 test_gpu's conv, convT and wmsa cases
-  bf16_emulate.py net W.safetensors N BOX [SEED]   SCUNet-3D (weights from `lvm-model init`)
+  bf16_emulate.py [--tf32] ops [SEED]                 test_gpu's conv, convT and wmsa cases
+  bf16_emulate.py [--tf32] net W.safetensors N BOX [SEED]   SCUNet-3D (weights from `lvm-model init`)
 """
 import copy
 import os
@@ -31,8 +35,20 @@ import torch_scunet as ts  # noqa: E402
 conv3d, convt3d, linear, einsum = F.conv3d, F.conv_transpose3d, F.linear, torch.einsum
 
 
+MODE = "bf16"
+
+
 def r(a):
+    """An operand as the tensor cores see it."""
+    if MODE == "tf32":  # float32 values (held in float64): keep 10 of the 23 mantissa bits
+        i = a.float().view(torch.int32)
+        return ((i + 0x1000) & ~0x1FFF).view(torch.float32).to(a.dtype)
     return a.to(torch.bfloat16).to(a.dtype)
+
+
+def ro(a):
+    """A convolution's result: bf16 tensors in bf16 mode, float32 in tf32 mode."""
+    return r(a) if MODE == "bf16" else a
 
 
 class Lin(torch.autograd.Function):
@@ -67,7 +83,7 @@ class Conv(torch.autograd.Function):
     def forward(ctx, i, w, b, stride, pad, tr):
         ctx.save_for_backward(i, w)
         ctx.a = (stride, pad, tr, b is not None)
-        out = r((convt3d if tr else conv3d)(r(i), r(w), None, stride, pad))
+        out = ro((convt3d if tr else conv3d)(r(i), r(w), None, stride, pad))
         return out + b.view(1, -1, 1, 1, 1) if b is not None else out
 
     @staticmethod
@@ -75,11 +91,11 @@ class Conv(torch.autograd.Function):
         i, w = ctx.saved_tensors
         stride, pad, tr, hb = ctx.a
         if tr:  # dinp = conv(dout), dweight = BackwardFilter(X = dout, dY = inp)
-            di = r(conv3d(r(g), r(w), None, stride, pad))
-            dw = r(conv3d_weight(r(g), w.shape, r(i), stride, pad))
+            di = ro(conv3d(r(g), r(w), None, stride, pad))
+            dw = ro(conv3d_weight(r(g), w.shape, r(i), stride, pad))
         else:
-            di = r(conv3d_input(i.shape, r(w), r(g), stride, pad))
-            dw = r(conv3d_weight(r(i), w.shape, r(g), stride, pad))
+            di = ro(conv3d_input(i.shape, r(w), r(g), stride, pad))
+            dw = ro(conv3d_weight(r(i), w.shape, r(g), stride, pad))
         return di, dw, g.sum((0, 2, 3, 4)) if hb else None, None, None, None
 
 
@@ -98,6 +114,8 @@ def emulate(on):
     F.conv_transpose3d = lambda i, w, b=None, stride=1, padding=0, *a, **k: Conv.apply(i, w, b, _one(stride),
                                                                                      _one(padding), True)
     F.linear = lambda i, w, b=None: Lin.apply(i, w, b)
+    if MODE == "tf32":  # attention: the float32 kernels
+        return
 
     def es(eq, *ops):
         if eq == "bhpc,bhqc->bhpq":
@@ -143,7 +161,8 @@ def ops(seed):
     model = ts.build(ts.parse_config("width=16,head_dim=8,levels=1,depth=2"))
     WMSA = [type(m) for m in model.modules() if type(m).__name__ == "WMSA"][0]
     for n, d, h, w, c, hd, win, sh in [(1, 8, 8, 8, 32, 16, 4, 0), (1, 8, 8, 8, 32, 16, 4, 1), (2, 6, 6, 6, 16, 8, 4, 1),
-                                       (1, 3, 8, 4, 16, 16, 4, 1), (2, 12, 8, 16, 64, 16, 4, 1)]:
+                                       (1, 3, 8, 4, 16, 16, 4, 1), (2, 12, 8, 16, 64, 16, 4, 1),
+                                       (1, 6, 6, 6, 64, 32, 6, 0), (1, 8, 8, 8, 64, 32, 8, 0)]:
         m = WMSA(c, hd, win, bool(sh)).double()
         with torch.no_grad():
             m.embedding_layer.weight.uniform_(-0.4, 0.4)
@@ -192,7 +211,11 @@ def net(wpath, n, box, seed):
 
 
 def main(argv):
+    global MODE
     torch.set_num_threads(int(os.environ.get("THREADS", "2")))
+    if len(argv) >= 2 and argv[1] == "--tf32":
+        MODE = "tf32"
+        argv = argv[:1] + argv[2:]
     if len(argv) >= 2 and argv[1] == "ops":
         ops(int(argv[2]) if len(argv) > 2 else 0)
     elif len(argv) >= 5 and argv[1] == "net":
