@@ -113,6 +113,9 @@ int cpu_patchify(struct cryo_nn_ctx *, float *, const float *, int, int, int, in
                  struct cryo_error *);
 int cpu_collapse_stats(struct cryo_nn_ctx *, double *, double *, const float *, int, size_t, int,
                        struct cryo_error *);
+int cpu_mask_rows(struct cryo_nn_ctx *, float *, const float *, const float *, const float *, int64_t, int,
+                  struct cryo_error *);
+int cpu_mask_rows_backward(struct cryo_nn_ctx *, float *, float *, const float *, int64_t, int, struct cryo_error *);
 int cpu_copy(struct cryo_nn_ctx *, float *, const float *, size_t, struct cryo_error *);
 int cpu_fill(struct cryo_nn_ctx *, float *, float, size_t, struct cryo_error *);
 int cpu_accumulate(struct cryo_nn_ctx *, float *, const float *, size_t, struct cryo_error *);

@@ -289,4 +289,6 @@ const struct cryo_nn_ops cryo_nn_cpu_ops = {
     .mask_patches = cpu_mask_patches,
     .patchify = cpu_patchify,
     .collapse_stats = cpu_collapse_stats,
+    .mask_rows = cpu_mask_rows,
+    .mask_rows_backward = cpu_mask_rows_backward,
 };

@@ -1,7 +1,8 @@
 /* cpu_mask.c — the CPU backend's token-mask ops (the reference; backend_impl.h): the masked
- * context input and the MAE target rows, both plain copies, and the collapse statistics of
- * the JEPA/MAE trainers, summed in the order the trainer always summed them (so a trainer
- * on the CPU logs the same bits it did when the statistics were computed on the host). */
+ * context input and the MAE target rows, both plain copies, the JEPA predictor's mask-token
+ * rows (forward and backward), and the collapse statistics of the JEPA/MAE trainers, summed
+ * in the order the trainer always summed them (so a trainer on the CPU logs the same bits it
+ * did when the statistics were computed on the host). */
 #include <math.h>
 #include <string.h>
 
@@ -25,6 +26,40 @@ int cpu_mask_patches(struct cryo_nn_ctx *ctx, float *out, const float *in, const
                         memcpy(out + v, in + v, (size_t)C * sizeof(float));
                 }
             }
+    return CRYO_OK;
+}
+
+/* z[t,:] = token + pos[t,:] on the masked rows: one float add per element, the same bits as
+ * the copy of the token followed by an accumulate of pos that the predictor did before */
+int cpu_mask_rows(struct cryo_nn_ctx *ctx, float *z, const float *rowmask, const float *token, const float *pos,
+                  int64_t T, int E, struct cryo_error *err)
+{
+    size_t n = (size_t)E;
+#pragma omp parallel for schedule(static) if (T > 4096)
+    for (int64_t t = 0; t < T; t++)
+        if (rowmask[t] != 0.0f) {
+            float *r = z + (size_t)t * n;
+            const float *q = pos + (size_t)t * n;
+            for (size_t i = 0; i < n; i++)
+                r[i] = token[i] + q[i];
+        }
+    return CRYO_OK;
+}
+
+/* dtoken += the masked rows of g, row by row in increasing t (so each column is summed in
+ * float in t order), each masked row then zeroed */
+int cpu_mask_rows_backward(struct cryo_nn_ctx *ctx, float *dtoken, float *g, const float *rowmask, int64_t T, int E,
+                           struct cryo_error *err)
+{
+    size_t n = (size_t)E;
+    for (int64_t t = 0; t < T; t++)
+        if (rowmask[t] != 0.0f) {
+            float *r = g + (size_t)t * n;
+            for (size_t i = 0; i < n; i++) {
+                dtoken[i] += r[i];
+                r[i] = 0.0f;
+            }
+        }
     return CRYO_OK;
 }
 

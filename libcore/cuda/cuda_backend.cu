@@ -277,6 +277,8 @@ static void fill_ops(struct cryo_nn_ops *o)
     o->mask_patches = ON_DEVICE(cu_mask_patches);
     o->patchify = ON_DEVICE(cu_patchify);
     o->collapse_stats = ON_DEVICE(cu_collapse_stats);
+    o->mask_rows = ON_DEVICE(cu_mask_rows);
+    o->mask_rows_backward = ON_DEVICE(cu_mask_rows_backward);
     o->comm_id = ON_DEVICE(cu_comm_id);
     o->comm_init = ON_DEVICE(cu_comm_init);
     o->allreduce = ON_DEVICE(cu_allreduce);

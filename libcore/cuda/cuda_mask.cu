@@ -1,6 +1,8 @@
 /* cuda_mask.cu — the JEPA/MAE trainers' token-mask ops on the GPU (backend_impl.h; the CPU's
  * cpu_mask.c is the reference): the masked context input and the MAE target rows, both
- * copies and so exact, and the collapse statistics.
+ * copies and so exact, the JEPA predictor's mask-token rows (a float add per element forward;
+ * backward one thread per column summing the masked rows in t order in float, as the CPU),
+ * and the collapse statistics.
  *
  * The statistics repeat the CPU's arithmetic operation for operation and in the same order —
  * one thread per row for the layer-norm moments, one per (sample, channel) for the sums over
@@ -48,6 +50,35 @@ __global__ void k_patchify(float *out, const float *in, size_t total, int d, int
         size_t s = k / per, r = k % per;
         size_t tz = r / (gh * gw), ty = r / gw % gh, tx = r % gw;
         out[o] = in[(((s * (size_t)d + tz * P + a) * (size_t)h + ty * P + b) * (size_t)w + tx * P + c) * (size_t)C + ch];
+    }
+}
+
+/* z[i] = token[i mod E] + pos[i] where row i / E is masked, i over T·E; one float add,
+ * written _rn as on the CPU */
+__global__ void k_mask_rows(float *z, const float *rowmask, const float *token, const float *pos, size_t total,
+                            size_t E)
+{
+    GRID_LOOP(i, total)
+    {
+        if (rowmask[i / E] != 0.0f)
+            z[i] = __fadd_rn(token[i % E], pos[i]);
+    }
+}
+
+/* one thread per column c: dtoken[c] += g[t·E + c] over the masked rows in increasing t,
+ * summed in float in that order as the CPU, each such element then zeroed (only this thread
+ * touches column c: no race; a warp reads consecutive columns of one row) */
+__global__ void k_mask_rows_backward(float *dtoken, float *g, const float *rowmask, size_t T, size_t E)
+{
+    GRID_LOOP(c, E)
+    {
+        float acc = dtoken[c];
+        for (size_t t = 0; t < T; t++)
+            if (rowmask[t] != 0.0f) {
+                acc = __fadd_rn(acc, g[t * E + c]);
+                g[t * E + c] = 0.0f;
+            }
+        dtoken[c] = acc;
     }
 }
 
@@ -119,6 +150,21 @@ int cu_mask_patches(struct cryo_nn_ctx *ctx, float *out, const float *in, const 
     size_t total = (size_t)n * (size_t)d * (size_t)h * (size_t)w * (size_t)C;
     k_mask_patches<<<cu_blocks(total, PER), PER>>>(out, in, rowmask, total, d, h, w, C, p);
     return cu_launched("mask patches", err);
+}
+
+int cu_mask_rows(struct cryo_nn_ctx *ctx, float *z, const float *rowmask, const float *token, const float *pos,
+                 int64_t T, int E, struct cryo_error *err)
+{
+    size_t total = (size_t)T * (size_t)E;
+    k_mask_rows<<<cu_blocks(total, PER), PER>>>(z, rowmask, token, pos, total, (size_t)E);
+    return cu_launched("mask rows", err);
+}
+
+int cu_mask_rows_backward(struct cryo_nn_ctx *ctx, float *dtoken, float *g, const float *rowmask, int64_t T, int E,
+                          struct cryo_error *err)
+{
+    k_mask_rows_backward<<<cu_blocks((size_t)E, PER), PER>>>(dtoken, g, rowmask, (size_t)T, (size_t)E);
+    return cu_launched("mask rows backward", err);
 }
 
 int cu_patchify(struct cryo_nn_ctx *ctx, float *out, const float *in, int n, int d, int h, int w, int C, int p,

@@ -148,6 +148,9 @@ int cu_mask_patches(struct cryo_nn_ctx *, float *, const float *, const float *,
 int cu_patchify(struct cryo_nn_ctx *, float *, const float *, int, int, int, int, int, int, struct cryo_error *);
 int cu_collapse_stats(struct cryo_nn_ctx *, double *, double *, const float *, int, size_t, int,
                       struct cryo_error *);
+int cu_mask_rows(struct cryo_nn_ctx *, float *, const float *, const float *, const float *, int64_t, int,
+                 struct cryo_error *);
+int cu_mask_rows_backward(struct cryo_nn_ctx *, float *, float *, const float *, int64_t, int, struct cryo_error *);
 int cu_comm_id(struct cryo_nn_ctx *, void *, size_t, struct cryo_error *);
 int cu_comm_init(struct cryo_nn_ctx *, const void *, size_t, int, int, struct cryo_error *);
 int cu_allreduce(struct cryo_nn_ctx *, float *, size_t, struct cryo_error *);

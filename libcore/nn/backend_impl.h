@@ -139,6 +139,15 @@ struct cryo_nn_ops {
      * (no affine, eps 1e-5, in double, rounded to float), then *tokens, *samples (host) */
     int (*collapse_stats)(struct cryo_nn_ctx *, double *tokens, double *samples, const float *x,
                           int n, size_t per, int F, struct cryo_error *);
+    /* the JEPA predictor's mask-token rows (nn_train.h's cryo_nn_mask_rows, _rows_backward),
+     * T rows of E, rowmask T floats: forward z[t,:] = token[:] + pos[t,:] (one float add)
+     * where rowmask[t] != 0, other rows kept; backward dtoken[:] += g[t,:] over the masked
+     * rows in increasing t, summed in float per column in that order (exact: the CPU's
+     * row-by-row accumulate), then g[t,:] = 0 on the masked rows. */
+    int (*mask_rows)(struct cryo_nn_ctx *, float *z, const float *rowmask, const float *token,
+                     const float *pos, int64_t T, int E, struct cryo_error *);
+    int (*mask_rows_backward)(struct cryo_nn_ctx *, float *dtoken, float *g, const float *rowmask,
+                              int64_t T, int E, struct cryo_error *);
 
     /* data parallelism between processes, one device each (NULL: not offered) */
     int (*comm_id)(struct cryo_nn_ctx *, void *id, size_t len, struct cryo_error *);
@@ -208,7 +217,8 @@ int cryo_nn_cpu_has_bf16(char *why, size_t len);
 struct cryo_nn_wmsa_plan;
 /* ABI 4: struct cryo_nn_ctx gained device_index / device_count (cuda:N); the ops table gained
  * histkl, mask_patches, patchify and collapse_stats. */
-#define CRYO_NN_PLUGIN_ABI 4
+/* ABI 5: the ops table gained mask_rows and mask_rows_backward (the JEPA predictor's mask token). */
+#define CRYO_NN_PLUGIN_ABI 5
 struct cryo_nn_plugin_host {
     int abi;          /* CRYO_NN_PLUGIN_ABI */
     size_t ops_size;  /* sizeof(struct cryo_nn_ops) */

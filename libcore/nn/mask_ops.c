@@ -51,6 +51,34 @@ int cryo_nn_patchify(struct cryo_nn_ctx *ctx, float *out, const float *in, int n
     return ctx->ops->patchify(ctx, out, in, n, d, h, w, C, p, err);
 }
 
+/* T rows of E, T·E addressable */
+static int rows(int64_t T, int E, const char *what, struct cryo_error *err)
+{
+    if (T < 1 || E < 1 || (uint64_t)T > SIZE_MAX / sizeof(float) / (size_t)E)
+        return cryo_fail(err, CRYO_E_INVALID, "%s: bad shape %lld rows x %d", what, (long long)T, E);
+    return CRYO_OK;
+}
+
+int cryo_nn_mask_rows(struct cryo_nn_ctx *ctx, float *z, const float *rowmask, const float *token, const float *pos,
+                      int64_t T, int E, struct cryo_error *err)
+{
+    CRYO_TRY(need(ctx, ctx ? (const void *)ctx->ops->mask_rows : NULL, "nn mask rows", err));
+    CRYO_TRY(rows(T, E, "nn mask rows", err));
+    if (!z || !rowmask || !token || !pos)
+        return cryo_fail(err, CRYO_E_INVALID, "nn mask rows: NULL buffer");
+    return ctx->ops->mask_rows(ctx, z, rowmask, token, pos, T, E, err);
+}
+
+int cryo_nn_mask_rows_backward(struct cryo_nn_ctx *ctx, float *dtoken, float *g, const float *rowmask, int64_t T,
+                               int E, struct cryo_error *err)
+{
+    CRYO_TRY(need(ctx, ctx ? (const void *)ctx->ops->mask_rows_backward : NULL, "nn mask rows backward", err));
+    CRYO_TRY(rows(T, E, "nn mask rows backward", err));
+    if (!dtoken || !g || !rowmask)
+        return cryo_fail(err, CRYO_E_INVALID, "nn mask rows backward: NULL buffer");
+    return ctx->ops->mask_rows_backward(ctx, dtoken, g, rowmask, T, E, err);
+}
+
 int cryo_nn_collapse_stats(struct cryo_nn_ctx *ctx, double *tokens, double *samples, const float *x, int n,
                            size_t per, int F, struct cryo_error *err)
 {

@@ -2,13 +2,15 @@
  *
  * Same construction as the backbone: a parameter table, arenas sized by a counting pass,
  * every operation through the layer API. The token masking (replace a row by the mask
- * token) is done with per-token copies through the context, so that a device backend runs
- * the same code; the mask itself is host data chosen by the training loop.
+ * token) is one backend op per pass (cryo_nn_mask_rows and its backward) reading the mask
+ * as T floats in context memory, uploaded by cryo_jepa_set_mask from the host mask the
+ * training loop chose.
  */
 #include "model_impl.h"
 #include "cryolvm/mem.h"
 #include "cryolvm/nn_jepa.h"
 #include "cryolvm/nn_layers.h"
+#include "cryolvm/nn_train.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -42,7 +44,8 @@ struct cryo_jepa {
     float *params, *grads, *acts, *gacts;
     size_t nacts, ngacts;
     struct jblock *blk;
-    uint8_t *mask; /* host, T */
+    float *hmask;   /* host, T: the mask as floats, staged for upload */
+    float *rowmask; /* context memory, T: nonzero = masked */
     /* activations */
     float *feat, *pos, *elin, *e, *z, *y, *ym, *yr, *pred, *vox, *zbias;
     /* gradients */
@@ -246,15 +249,18 @@ int cryo_jepa_create(struct cryo_jepa **out, const struct cryo_jepa_config *c, s
         rc = err && err->status ? err->status : CRYO_E_INVALID;
     if (rc == 0 && !(j->blk = cryo_alloc_array((size_t)c->depth, sizeof *j->blk, err)))
         rc = CRYO_E_NOMEM;
-    if (rc == 0 && !(j->mask = cryo_alloc_array((size_t)j->T, 1, err)))
+    if (rc == 0 && !(j->hmask = cryo_alloc_array((size_t)j->T, sizeof *j->hmask, err)))
         rc = CRYO_E_NOMEM;
     struct plan p = {0};
     if (rc == 0) {
         plan_all(j, &p, cache_n, bias_n);
         j->nacts = p.max;
-        if (!(j->params = cryo_nn_alloc(ctx, j->nparams, err)) || !(j->acts = cryo_nn_alloc(ctx, j->nacts, err)))
+        if (!(j->params = cryo_nn_alloc(ctx, j->nparams, err)) || !(j->acts = cryo_nn_alloc(ctx, j->nacts, err)) ||
+            !(j->rowmask = cryo_nn_alloc(ctx, (size_t)j->T, err)))
             rc = CRYO_E_NOMEM;
     }
+    if (rc == 0)
+        rc = cryo_nn_fill(ctx, j->rowmask, 0.0f, (size_t)j->T, err); /* no token masked */
     if (rc == 0) {
         p.base = j->acts;
         p.off = p.max = 0;
@@ -301,9 +307,10 @@ void cryo_jepa_free(struct cryo_jepa *j)
     cryo_nn_free(j->ctx, j->grads);
     cryo_nn_free(j->ctx, j->acts);
     cryo_nn_free(j->ctx, j->gacts);
+    cryo_nn_free(j->ctx, j->rowmask);
     free(j->tab);
     free(j->blk);
-    free(j->mask);
+    free(j->hmask);
     free(j);
 }
 
@@ -347,8 +354,15 @@ int cryo_jepa_set_mask(struct cryo_jepa *j, const uint8_t *mask, struct cryo_err
     if (!mask)
         return cryo_fail(err, CRYO_E_INVALID, "jepa: no mask");
     for (int64_t t = 0; t < j->T; t++)
-        j->mask[t] = mask[t] ? 1 : 0;
-    return CRYO_OK;
+        j->hmask[t] = mask[t] ? 1.0f : 0.0f;
+    return cryo_nn_upload(j->ctx, j->rowmask, j->hmask, (size_t)j->T, err);
+}
+
+int cryo_jepa_set_rowmask(struct cryo_jepa *j, const float *rowmask, struct cryo_error *err)
+{
+    if (!rowmask)
+        return cryo_fail(err, CRYO_E_INVALID, "jepa: no mask");
+    return cryo_nn_copy(j->ctx, j->rowmask, rowmask, (size_t)j->T, err);
 }
 
 /* ---- forward ---------------------------------------------------------------------------- */
@@ -383,12 +397,7 @@ int cryo_jepa_forward(struct cryo_jepa *j, struct cryo_error *err)
                                     j->cfg.features, E, err));
     CRYO_TRY(cryo_nn_add_forward(x, j->e, j->elin, j->pos, nE, err));
     CRYO_TRY(cryo_nn_copy(x, j->z, j->e, nE, err));
-    for (int64_t t = 0; t < T; t++)
-        if (j->mask[t]) {
-            float *row = j->z + (size_t)t * (size_t)E;
-            CRYO_TRY(cryo_nn_copy(x, row, JP(j, j->p_mask), (size_t)E, err));
-            CRYO_TRY(cryo_nn_accumulate(x, row, j->pos + (size_t)t * (size_t)E, (size_t)E, err));
-        }
+    CRYO_TRY(cryo_nn_mask_rows(x, j->z, j->rowmask, JP(j, j->p_mask), j->pos, T, E, err));
     for (int i = 0; i < j->cfg.depth; i++)
         CRYO_TRY(jblock_forward(j, &j->blk[i], err));
     const float *last = j->blk[j->cfg.depth - 1].out;
@@ -455,13 +464,7 @@ int cryo_jepa_backward(struct cryo_jepa *j, const float *dpred, const float *dvo
         g = other;
     }
     /* g = dz: masked rows feed the mask token, the others the patch embedding */
-    float *dmask = JG(j, j->p_mask);
-    for (int64_t t = 0; t < T; t++)
-        if (j->mask[t]) {
-            float *row = g + (size_t)t * (size_t)E;
-            CRYO_TRY(cryo_nn_accumulate(x, dmask, row, (size_t)E, err));
-            CRYO_TRY(cryo_nn_fill(x, row, 0.0f, (size_t)E, err));
-        }
+    CRYO_TRY(cryo_nn_mask_rows_backward(x, JG(j, j->p_mask), g, j->rowmask, T, E, err));
     return cryo_nn_linear_backward(x, j->dfeat, JG(j, j->p_emb), JG(j, j->p_emb + 1), g, j->feat,
                                    JP(j, j->p_emb), T, j->cfg.features, E, err);
 }

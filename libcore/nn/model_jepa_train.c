@@ -225,13 +225,7 @@ static int forward_loss(struct cryo_jepa_trainer *t, const float *input, uint64_
     /* target branch: full input, EMA weights, no gradient */
     CRYO_TRY(cryo_scunet_forward(t->tenc, err));
     CRYO_TRY(cryo_nn_copy(ctx, cryo_jepa_features(t->tpred), cryo_scunet_output(t->tenc), T * F, err));
-    uint8_t *none = calloc(T, 1);
-    if (!none)
-        return cryo_fail(err, CRYO_E_NOMEM, "jepa trainer: out of memory");
-    int rc = cryo_jepa_set_mask(t->tpred, none, err);
-    free(none);
-    CRYO_TRY(rc);
-    CRYO_TRY(cryo_jepa_forward(t->tpred, err));
+    CRYO_TRY(cryo_jepa_forward(t->tpred, err)); /* its mask is never set: no token masked */
     /* collapse statistics on the target encoder's features (not the embeddings, which carry
      * the fixed positional code and so never look collapsed): a diagnostic of a step, two
      * doubles back from the device */
@@ -240,11 +234,11 @@ static int forward_loss(struct cryo_jepa_trainer *t, const float *input, uint64_
                                         T / (size_t)t->n, (int)F, err));
     /* context branch */
     cryo_scunet_set_stochastic(t->enc, train ? &t->rng : NULL);
-    rc = cryo_scunet_forward(t->enc, err);
+    int rc = cryo_scunet_forward(t->enc, err);
     cryo_scunet_set_stochastic(t->enc, NULL);
     CRYO_TRY(rc);
     CRYO_TRY(cryo_nn_copy(ctx, cryo_jepa_features(t->pred), cryo_scunet_output(t->enc), T * F, err));
-    CRYO_TRY(cryo_jepa_set_mask(t->pred, t->mask, err));
+    CRYO_TRY(cryo_jepa_set_rowmask(t->pred, t->rowmask, err)); /* already in context memory */
     CRYO_TRY(cryo_jepa_forward(t->pred, err));
     /* loss on the masked tokens, through the context */
     size_t n_pp;

@@ -1,9 +1,10 @@
 /* test_jepa_ops.c — the JEPA/MAE trainers' token-mask ops on the CPU context (nn_train.h:
- * cryo_nn_mask_patches, cryo_nn_patchify, cryo_nn_collapse_stats) against loops written
- * here from the definitions, with argument refusals; and what a trainer step moves between
- * host and context: the batch and the mask up, nothing down (the step's tensors, the masked
- * input, the MAE targets and the collapse statistics stay in context memory), counted by
- * wrapping the CPU backend's upload and download.
+ * cryo_nn_mask_patches, cryo_nn_patchify, cryo_nn_collapse_stats, cryo_nn_mask_rows and its
+ * backward) against loops written here from the definitions, with argument refusals; and
+ * what a trainer step moves between host and context: the batch and the mask up, nothing
+ * down (the step's tensors, the masked input, the MAE targets, the predictor's mask and the
+ * collapse statistics stay in context memory), counted by wrapping the CPU backend's upload
+ * and download.
  */
 #include "testutil.h"
 #include "cryolvm/nn_jepa.h"
@@ -174,6 +175,57 @@ TEST(collapse_statistics_from_their_definition)
     free(x);
 }
 
+/* ---- the predictor's mask-token rows ---------------------------------------------------- */
+
+TEST(mask_rows_put_the_token_on_masked_rows_and_sum_their_gradient)
+{
+    const int64_t T = 37;
+    const int E = 13;
+    size_t nE = (size_t)T * E;
+    float *z = malloc(nE * sizeof *z), *ref = malloc(nE * sizeof *ref), *pos = malloc(nE * sizeof *pos);
+    float *g = malloc(nE * sizeof *g), *gref = malloc(nE * sizeof *gref), *m = malloc((size_t)T * sizeof *m);
+    float tok[13], dt[13], dref[13];
+    uint64_t r = 11;
+    for (size_t i = 0; i < nE; i++) {
+        z[i] = (float)tu_rand(&r);
+        pos[i] = (float)tu_rand(&r);
+        g[i] = (float)tu_rand(&r);
+    }
+    for (int i = 0; i < E; i++) {
+        tok[i] = (float)tu_rand(&r);
+        dt[i] = dref[i] = (float)tu_rand(&r);
+    }
+    size_t masked = 0;
+    for (int64_t t = 0; t < T; t++) {
+        m[t] = tu_rand(&r) > 0.2 ? (t % 3 ? 1.0f : 2.0f) : 0.0f; /* any nonzero masks */
+        masked += m[t] != 0;
+    }
+    /* the plain loops: forward row by row; backward row by row in t order, per column */
+    memcpy(ref, z, nE * sizeof *z);
+    memcpy(gref, g, nE * sizeof *g);
+    for (int64_t t = 0; t < T; t++)
+        if (m[t] != 0)
+            for (int i = 0; i < E; i++) {
+                size_t k = (size_t)t * E + (size_t)i;
+                ref[k] = tok[i] + pos[k];
+                dref[i] += gref[k];
+                gref[k] = 0.0f;
+            }
+    struct cryo_error e = {0};
+    CHECK(cryo_nn_mask_rows(ctx, z, m, tok, pos, T, E, &e) == 0);
+    CHECK(memcmp(z, ref, nE * sizeof *z) == 0);
+    CHECK(cryo_nn_mask_rows_backward(ctx, dt, g, m, T, E, &e) == 0);
+    CHECK(memcmp(g, gref, nE * sizeof *g) == 0 && memcmp(dt, dref, sizeof dt) == 0);
+    printf("mask rows: %zu of %lld rows masked, dtoken[0] %.9g\n", masked, (long long)T, dt[0]);
+    CHECK(masked > 0 && masked < (size_t)T);
+    /* refusals */
+    CHECK(cryo_nn_mask_rows(ctx, z, NULL, tok, pos, T, E, &e) == CRYO_E_INVALID);
+    CHECK(cryo_nn_mask_rows(ctx, z, m, tok, pos, 0, E, &e) == CRYO_E_INVALID);
+    CHECK(cryo_nn_mask_rows_backward(ctx, dt, g, m, T, 0, &e) == CRYO_E_INVALID);
+    CHECK(cryo_nn_mask_rows_backward(ctx, NULL, g, m, T, E, &e) == CRYO_E_INVALID);
+    free(z), free(ref), free(pos), free(g), free(gref), free(m);
+}
+
 /* ---- what a step moves ---------------------------------------------------------------- */
 
 static size_t up_bytes, down_bytes;
@@ -242,7 +294,9 @@ int main(void)
         return 1;
     }
     int rc = RUN_TESTS(mask_patches_zeroes_the_voxels_of_masked_tokens, patchify_cuts_the_patches_into_rows,
-                       collapse_statistics_from_their_definition, a_step_uploads_the_batch_once_and_downloads_nothing);
+                       collapse_statistics_from_their_definition,
+                       mask_rows_put_the_token_on_masked_rows_and_sum_their_gradient,
+                       a_step_uploads_the_batch_once_and_downloads_nothing);
     cryo_nn_ctx_free(ctx);
     return rc;
 }

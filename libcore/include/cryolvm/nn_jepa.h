@@ -80,8 +80,12 @@ size_t cryo_jepa_tokens(const struct cryo_jepa *j);
 
 /* Features in (device, T × F): fill, or point at an encoder's output with _set_features. */
 float *cryo_jepa_features(struct cryo_jepa *j);
-/* mask: T host bytes, 1 = masked (replaced by the mask token). Copied. */
+/* mask: T host bytes, 1 = masked (replaced by the mask token). Uploaded as T floats (1/0)
+ * into the predictor's own mask in context memory; a new predictor masks no token.
+ * _set_rowmask copies that float mask (T floats, nonzero = masked) from context memory
+ * instead: nothing goes up. */
 int cryo_jepa_set_mask(struct cryo_jepa *j, const uint8_t *mask, struct cryo_error *err);
+int cryo_jepa_set_rowmask(struct cryo_jepa *j, const float *rowmask, struct cryo_error *err);
 /* The fixed positional code (device, T × E) and the plain patch embeddings e of the last
  * forward (T × E, without masking: the target branch uses these). */
 const float *cryo_jepa_posenc(const struct cryo_jepa *j);

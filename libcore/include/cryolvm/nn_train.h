@@ -130,6 +130,15 @@ int cryo_nn_mask_patches(struct cryo_nn_ctx *ctx, float *out, const float *in, c
                          int h, int w, int C, int p, struct cryo_error *err);
 int cryo_nn_patchify(struct cryo_nn_ctx *ctx, float *out, const float *in, int n, int d, int h, int w, int C, int p,
                      struct cryo_error *err);
+/* The JEPA predictor's mask token (nn_jepa.h) on T rows of E (context memory; rowmask: T
+ * floats, nonzero = masked): mask_rows sets z[t,:] = token[:] + pos[t,:] (one float add) on
+ * the masked rows and keeps the others; mask_rows_backward adds the masked rows of g to
+ * dtoken, summed in float per column in increasing t (bit-identical on every backend), then
+ * zeroes those rows of g. Two calls per pass instead of two per masked token. */
+int cryo_nn_mask_rows(struct cryo_nn_ctx *ctx, float *z, const float *rowmask, const float *token, const float *pos,
+                      int64_t T, int E, struct cryo_error *err);
+int cryo_nn_mask_rows_backward(struct cryo_nn_ctx *ctx, float *dtoken, float *g, const float *rowmask, int64_t T,
+                               int E, struct cryo_error *err);
 /* nn_jepa.h's collapse statistics of x (n samples × per rows × F, context memory): every row
  * layer-normed (no affine, eps 1e-5; mean and variance in double, the result rounded to
  * float), then *tokens = mean over samples and channels of the standard deviation over a
