@@ -14,7 +14,7 @@
  * The training ops (AdamW, EMA, sum of squares, masked row losses, HistKL: loss within 1e-5
  * relative, gradient 1e-4, a NaN refused on both), the token-mask ops of the JEPA/MAE
  * trainers (masked input and MAE target rows: exact copies; collapse statistics: within
- * 1e-12), the supervised trainer (MSE, MSE+HistKL) and the JEPA and MAE trainers run whole
+ * 1e-12; the predictor's mask-token rows: forward exact, backward 1e-6), the supervised trainer (MSE, MSE+HistKL) and the JEPA and MAE trainers run whole
  * steps on the device and are compared with the same trainers on the CPU; NCCL is checked
  * as a one-rank communicator, last.
  * An op that returns an error is one FAIL (file, line, message) and ends only the test
@@ -486,7 +486,8 @@ static void test_train_ops(size_t n)
 /* The JEPA/MAE trainers' token-mask ops (nn_train.h) on n tiles d × h × w × C in patches of
  * p: the masked copy (out of place and in place) and the patch rows must equal the CPU's
  * exactly (they are copies); the collapse statistics of T = n·(d/p)(h/p)(w/p) rows of F
- * features within 1e-12 (the GPU repeats the CPU's operations in its order: equal in practice). */
+ * features within 1e-12 (the GPU repeats the CPU's operations in its order: equal in practice);
+ * the predictor's mask-token rows on those T × F (forward exact, the token's gradient 1e-6). */
 static void test_mask_ops(int n, int d, int h, int w, int C, int p, int F)
 {
     size_t nv = (size_t)n * d * h * w * C, per = (size_t)(d / p) * (h / p) * (w / p), T = (size_t)n * per;
@@ -526,8 +527,21 @@ static void test_mask_ops(int n, int d, int h, int w, int C, int p, int F)
     failures += !ok;
     printf("%-4s collapse statistics %zu rows x %d%s: tokens cpu %.17g gpu %.17g, samples cpu %.17g gpu %.17g\n",
            ok ? "ok" : "FAIL", T, F, tc == tg && sc == sg ? " (bit for bit)" : "", tc, tg, sc, sg);
+    /* the JEPA predictor's mask-token rows on the T × F features: forward exact (one float
+     * add per element); backward the masked rows summed per column in t order in float on
+     * both, so 1e-6 relative is ample, and the zeroed gradient rows exact */
+    struct pair pos = make(T * (size_t)F, -1, 1), tok = make((size_t)F, -0.5, 0.5), gz = make(T * (size_t)F, -1, 1);
+    struct pair dtok = make((size_t)F, -0.1, 0.1);
+    CHECK_OP(cryo_nn_mask_rows(cpu, f.c, mk.c, tok.c, pos.c, (int64_t)T, F, &err));
+    CHECK_OP(cryo_nn_mask_rows(gpu, f.g, mk.g, tok.g, pos.g, (int64_t)T, F, &err));
+    snprintf(what, sizeof what, "mask rows %zu x %d (exact)", T, F);
+    compare_n(what, f.c, f.g, f.n, 0.0);
+    CHECK_OP(cryo_nn_mask_rows_backward(cpu, dtok.c, gz.c, mk.c, (int64_t)T, F, &err));
+    CHECK_OP(cryo_nn_mask_rows_backward(gpu, dtok.g, gz.g, mk.g, (int64_t)T, F, &err));
+    compare_n("mask rows backward: d token (1e-6)", dtok.c, dtok.g, dtok.n, 1e-6);
+    compare_n("mask rows backward: rows zeroed (exact)", gz.c, gz.g, gz.n, 0.0);
     free(hm), free(hf);
-    drop(&x), drop(&out), drop(&rows), drop(&mk), drop(&f);
+    drop(&x), drop(&out), drop(&rows), drop(&mk), drop(&f), drop(&pos), drop(&tok), drop(&gz), drop(&dtok);
 }
 
 /* One process as a communicator of one rank: the all-reduce is the identity (NCCL loads,
