@@ -632,6 +632,10 @@ int cryo_degrade_apply(struct cryo_volume *v, const struct cryo_degrade_opts *o,
         s = cryo_degrade_bin(v, o->bin, err);
     if (s == CRYO_OK && o->snr > 0)
         s = cryo_degrade_noise(v, o->snr, o->noise_shell ? &clean : NULL, o->seed, err);
+    if (s == CRYO_OK && o->sharpen_b > 0)
+        s = cryo_degrade_bfactor(v, -o->sharpen_b, err);
+    if (s == CRYO_OK && o->sharpen_b > 0)
+        s = cryo_degrade_lowpass(v, o->sharpen_res, o->lowpass_edge, err);
     if (s == CRYO_OK && o->wedge > 0)
         s = cryo_degrade_wedge(v, o->wedge, o->tilt_axis, o->cone, NULL, err);
     cryo_volume_free(&clean);

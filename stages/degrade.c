@@ -21,7 +21,8 @@ static const struct cryo_option degrade_options[] = {
     {"bin", 0, CRYO_OPT_INT, "N", NULL, "4. Bin N^3 voxels (coarser sampling), then back onto the grid", NULL},
     {"snr", 0, CRYO_OPT_DOUBLE, "S", NULL, "5. Add Gaussian noise: var(signal)/var(noise) = S", NULL},
     {"noise-shape", 0, CRYO_OPT_CHOICE, "SHAPE", "white", "white, or shell: per Fourier shell like the clean map's spectrum", "white|shell"},
-    {"wedge", 'w', CRYO_OPT_DOUBLE, "DEG", NULL, "6. Missing wedge: keep tilts within +-DEG (IsoNet definition)", NULL},
+    {"sharpen", 0, CRYO_OPT_DOUBLES, "B,R", NULL, "6. Sharpen as post-processing does, noise included: F *= exp(+B s^2/4) (B > 0, Å^2), then low-pass at R Å", NULL},
+    {"wedge", 'w', CRYO_OPT_DOUBLE, "DEG", NULL, "7. Missing wedge: keep tilts within +-DEG (IsoNet definition)", NULL},
     {"tilt-axis", 0, CRYO_OPT_CHOICE, "AXIS", "y", "Tilt axis of the wedge (beam along z)", "x|y"},
     {"cone", 0, CRYO_OPT_FLAG, NULL, NULL, "A missing cone (conical tilt) instead of a wedge", NULL},
     {"pair", 'p', CRYO_OPT_FLAG, NULL, NULL, "Emit 2 channels: 0 = degraded input, 1 = clean target", NULL},
@@ -82,6 +83,13 @@ static int degrade_init(void **state, const struct cryo_args *a, struct cryo_err
     o->noise_shell = strcmp(cryo_args_string(a, "noise-shape"), "shell") == 0;
     if (cryo_args_given(a, "noise-shape") && !cryo_args_has(a, "snr"))
         return cryo_fail(err, CRYO_E_INVALID, "--noise-shape: needs --snr");
+    if (cryo_args_has(a, "sharpen")) {
+        double br[3];
+        if (cryo_args_doubles(a, "sharpen", br) != 2 || !(br[0] > 0) || !(br[1] > 0))
+            return cryo_fail(err, CRYO_E_INVALID, "--sharpen: needs B,R with B > 0 (Å^2) and R > 0 (Å)");
+        o->sharpen_b = br[0], o->sharpen_res = br[1];
+        any = 1;
+    }
     if (cryo_args_has(a, "wedge")) {
         o->wedge = cryo_args_double(a, "wedge");
         if (!(o->wedge > 0 && o->wedge <= 90))
@@ -95,7 +103,7 @@ static int degrade_init(void **state, const struct cryo_args *a, struct cryo_err
     s->pair = cryo_args_flag(a, "pair");
     if (!any)
         return cryo_fail(err, CRYO_E_INVALID,
-                         "no degradation chosen (give --bfactor, --lowpass, --snr, --local-res, --wedge or --bin)");
+                         "no degradation chosen (give --bfactor, --lowpass, --snr, --local-res, --sharpen, --wedge or --bin)");
     return CRYO_OK;
 }
 

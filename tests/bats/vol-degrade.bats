@@ -22,7 +22,7 @@ PY
 @test "--help lists every effect" {
   run vol-degrade --help
   [ "$status" -eq 0 ]
-  for o in --bfactor --lowpass --snr --noise-shape --local-res --wedge --tilt-axis --cone --bin --pair --seed; do
+  for o in --bfactor --lowpass --snr --noise-shape --local-res --sharpen --wedge --tilt-axis --cone --bin --pair --seed; do
     [[ "$output" == *"$o"* ]]
   done
 }
@@ -41,6 +41,25 @@ PY
   vol-degrade --lowpass 6 --lowpass-edge 3 "$TMP/in.mrc" -o "$TMP/ours.mrc"
   "$PY" "$REF/degrade_ref.py" "$TMP/in.mrc" "$TMP/ref.mrc" lowpass 6 3
   assert_close_files "$TMP/ours.mrc" "$TMP/ref.mrc" 1e-5
+}
+
+@test "--sharpen B,R matches numpy (F * exp(+B s^2/4), then the low-pass) and comes after the noise" {
+  require_py_module mrcfile
+  make_map "$TMP/in.mrc"
+  vol-degrade --sharpen 60,4 "$TMP/in.mrc" -o "$TMP/ours.mrc"
+  "$PY" "$REF/degrade_ref.py" "$TMP/in.mrc" "$TMP/ref.mrc" sharpen 60 4 2
+  assert_close_files "$TMP/ours.mrc" "$TMP/ref.mrc" 1e-5
+  # order: blur, noise, then sharpening of signal and noise alike
+  vol-degrade --seed 3 --bfactor 90 --snr 0.5 --noise-shape shell "$TMP/in.mrc" -o "$TMP/noisy.mrc"
+  vol-degrade --seed 3 --bfactor 90 --snr 0.5 --noise-shape shell --sharpen 60,4 --lowpass-edge 3 "$TMP/in.mrc" -o "$TMP/ours2.mrc"
+  "$PY" "$REF/degrade_ref.py" "$TMP/noisy.mrc" "$TMP/ref2.mrc" sharpen 60 4 3
+  assert_close_files "$TMP/ours2.mrc" "$TMP/ref2.mrc" 1e-5
+  run vol-degrade --sharpen 60 "$TMP/in.mrc" -o "$TMP/bad.mrc"
+  [ "$status" -eq 2 ]
+  [[ "${lines[0]}" == *"--sharpen: needs B,R"* ]]
+  run vol-degrade --sharpen -20,4 "$TMP/in.mrc" -o "$TMP/bad.mrc"
+  [ "$status" -eq 2 ]
+  assert_no_file "$TMP/bad.mrc"
 }
 
 @test "--wedge (tilt axes y and x) and --cone match numpy masks" {

@@ -59,15 +59,17 @@ def main():
     if what == "bfactor":
         B = float(sys.argv[4])
         out = filt(v, apix, lambda kx, ky, kz: np.exp(-B * (kx ** 2 + ky ** 2 + kz ** 2) / 4))
-    elif what == "lowpass":
+    elif what in ("lowpass", "sharpen"):
+        # sharpen B R EDGE: exp(+B s^2/4) times the low-pass at R (vol-degrade --sharpen)
+        B = float(sys.argv.pop(4)) if what == "sharpen" else 0.0
         R, edge = float(sys.argv[4]), float(sys.argv[5])
         w = edge * shell_width(v.shape, apix)
         s0 = 1 / R
 
         def fn(kx, ky, kz):
-            s = np.sqrt(kx ** 2 + ky ** 2 + kz ** 2)
-            t = np.clip((s - (s0 - w / 2)) / w, 0, 1)
-            return 0.5 * (1 + np.cos(np.pi * t))
+            s2 = kx ** 2 + ky ** 2 + kz ** 2
+            t = np.clip((np.sqrt(s2) - (s0 - w / 2)) / w, 0, 1)
+            return 0.5 * (1 + np.cos(np.pi * t)) * np.exp(B * s2 / 4)
         out = filt(v, apix, fn)
     elif what == "wedge":
         A, axis = float(sys.argv[4]), sys.argv[5]

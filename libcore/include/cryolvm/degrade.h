@@ -9,9 +9,14 @@
  *   5. noise             (--snr S)           Gaussian noise with var(signal)/var(noise) = S,
  *                                            white, or shaped per Fourier shell like the
  *                                            clean map's spectrum (--noise-shape shell)
- *   6. missing wedge     (--wedge A)         zero Fourier coefficients outside the tilt
+ *   6. sharpening        (--sharpen B,R)     post-processing as deposited maps have it:
+ *                                            F(s) *= exp(+B s^2 / 4) on signal and noise
+ *                                            alike, then the low-pass of 3 at R
+ *   7. missing wedge     (--wedge A)         zero Fourier coefficients outside the tilt
  *                                            range +-A (IsoNet's definition), or a cone
- * Blur comes first, then the sampling loss, then noise at the final sampling, and the
+ * Blur comes first, then the sampling loss, then noise at the final sampling, then the
+ * sharpening a user applies to the reconstruction (relion_postprocess: a negative B-factor
+ * and a low-pass at the resolution, which amplify the noise with the signal), and the
  * acquisition geometry (wedge) last because it removes signal and noise alike.
  *
  * Fourier geometry: coefficient (i,j,k) has frequency k = (i/(nx ax), j'/(ny ay), k'/(nz az))
@@ -88,6 +93,8 @@ struct cryo_degrade_opts {
     int bin;                   /* 1 = off */
     double snr;                /* 0 = off */
     int noise_shell;           /* 1 = shell-shaped noise */
+    double sharpen_b;          /* Å^2, > 0 sharpens after the noise; 0 = off */
+    double sharpen_res;        /* Å, low-pass after that sharpening (needs sharpen_b) */
     double wedge;              /* max tilt in degrees, 0 = off */
     enum cryo_tilt_axis tilt_axis;
     int cone;
