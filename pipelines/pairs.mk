@@ -9,6 +9,13 @@
 #   OUT/sharpen/NAME.cvol       task 1, sharpening: an experimental-looking map (local
 #                               resolution RES..2*RES, B-factor BFACTOR, shell-shaped noise
 #                               at SNR) -> the clean molmap at RES;
+#                               With SHARPEN_VARIANTS, a comma-separated list of
+#                               R:HI:B:SNR:SB entries, the stream is instead PATCHES crops
+#                               per entry: the molmap at R (the target) degraded with local
+#                               resolution R..HI, B-factor B, shell noise at SNR and, when
+#                               SB > 0, post-processing sharpening by SB and a low-pass at R
+#                               (vol-degrade --sharpen SB,R, as deposited maps are): one
+#                               network for maps from ~2 to ~8 Å, raw or sharpened;
 #   OUT/superres/NAME.cvol      task 2, super-resolution: the molmap at HIRES low-passed to
 #                               LORES, binned by BINF and noised -> the molmap at HIRES;
 #   OUT/wedge/NAME.cvol         task 3, missing wedge: the clean map with a +-WEDGE degree
@@ -49,6 +56,7 @@ BINF ?= 2
 BFACTOR ?= 80
 SNR ?= 0.5
 WEDGE ?= 60
+SHARPEN_VARIANTS ?=
 PATCHES ?= 8
 SIZE ?= 48
 SEED ?= 1
@@ -77,6 +85,7 @@ TARGETS := $(foreach f,$(MODEL_FILES),$(foreach t,$(TASKS),$(OUT)/$(t)/$(call na
 all: $(TARGETS)
 	@echo "pairs.mk: $(words $(TARGETS)) pair streams in $(OUT) ($(words $(MODEL_FILES)) models, $(words $(MAP_FILES)) maps)"
 
+comma := ,
 # per-name seed: SEED + cksum(name) mod 1e6, computed when the rules are made
 seed = $(shell echo $$(( $(SEED) + $$(printf '%s' '$(1)' | cksum | cut -d' ' -f1) % 1000000 )))
 LOCAL_HI ?= $(shell echo "2 * $(RES)" | bc -l | sed -e 's/\.0*$$//')
@@ -95,10 +104,33 @@ $(OUT)/hires/$(2).cvol: $(1)
 	@mkdir -p $$(@D)
 	$(BIN)/model-map $(Q) --res $(HIRES) --apix 1.0 --pad $(PAD) $$< | $(BIN)/mrc-resample $(Q) --apix 1.0 \
 	  | $(BIN)/mrc-normalize $(Q) > $$@.tmp || { rm -f $$@.tmp; false; }; mv $$@.tmp $$@
+ifeq ($(strip $(SHARPEN_VARIANTS)),)
 $(OUT)/sharpen/$(2).cvol: $(OUT)/clean/$(2).cvol
 	@mkdir -p $$(@D)
 	$(BIN)/vol-degrade $(Q) --seed $(call seed,$(2)) --local-res $(RES),$(LOCAL_HI) \
 	  --bfactor $(BFACTOR) --snr $(SNR) --noise-shape shell --pair $$< | $(renorm) | $(call patch,$(2)) > $$@.tmp || { rm -f $$@.tmp; false; }; mv $$@.tmp $$@
+else
+# one stream of PATCHES crops per R:HI:B:SNR:SB entry (variant k: seeds + k), then one file
+$(OUT)/sharpen/$(2).cvol: $(1)
+	@mkdir -p $$(@D)
+	rm -rf $$@.d && mkdir $$@.d
+	k=0; for v in $(subst $(comma), ,$(SHARPEN_VARIANTS)); do \
+	  IFS=: read -r r hi b snr sb extra <<< "$$$$v"; \
+	  if [ -z "$$$$sb" ] || [ -n "$$$$extra" ]; then \
+	    echo "pairs.mk: SHARPEN_VARIANTS entry '$$$$v' is not R:HI:B:SNR:SB" >&2; rm -rf $$@.d; exit 2; fi; \
+	  s=$$$$(( $(call seed,$(2)) + k )); sharpen=; \
+	  [ "$$$$sb" = 0 ] || sharpen="--sharpen $$$$sb,$$$$r"; \
+	  $(BIN)/model-map $(Q) --res $$$$r --apix 1.0 --pad $(PAD) $$< | $(BIN)/mrc-resample $(Q) --apix 1.0 \
+	    | $(BIN)/mrc-normalize $(Q) | $(BIN)/vol-degrade $(Q) --seed $$$$s --local-res $$$$r,$$$$hi --bfactor $$$$b \
+	    --snr $$$$snr --noise-shape shell $$$$sharpen --pair | $(renorm) \
+	    | $(BIN)/vol-patch $(Q) --random $(PATCHES) --size $(SIZE) --seed $$$$s \
+	      $(if $(MIN_DENSITY),--min-density $(MIN_DENSITY) --min-fraction $(MIN_FRACTION)) > $$@.d/$$$$k.cvol \
+	    || { rm -rf $$@.d; exit 1; }; \
+	  k=$$$$((k + 1)); \
+	done
+	$(BIN)/vol-convert $(Q) $$$$(ls $$@.d/*.cvol | sort -V) > $$@.tmp || { rm -rf $$@.tmp $$@.d; false; }
+	rm -rf $$@.d; mv $$@.tmp $$@
+endif
 $(OUT)/superres/$(2).cvol: $(OUT)/hires/$(2).cvol
 	@mkdir -p $$(@D)
 	$(BIN)/vol-degrade $(Q) --seed $(call seed,$(2)) --lowpass $(LORES) --bin $(BINF) --snr $(SNR) --pair $$< \

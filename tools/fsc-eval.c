@@ -147,27 +147,31 @@ static void do_plot(const char *path, const struct cryo_fsc *c, const double *th
     struct plot_series ser[4];
     char lab1[256], lab2[256];
     size_t ns = 0;
+    /* Shell 0 is the single DC coefficient: it only compares the two maps' means, which a
+     * cryo-EM map does not define (it reads -1 when one map's solvent sits below zero), so
+     * the curves start at shell 1; the TSV and JSON keep every shell. */
+    const size_t q0 = c->nshell > 1 ? 1 : 0, np = c->nshell - q0;
     if (c2) {
         curve_label(lab1, sizeof lab1, name1, c);
         curve_label(lab2, sizeof lab2, name2, c2);
-        ser[ns++] = (struct plot_series){lab1, c->s, c->fsc_true ? c->fsc_true : c->fsc, c->nshell, {0.12, 0.35, 0.85}, 2.2, 0};
-        ser[ns++] = (struct plot_series){lab2, c2->s, c2->fsc_true ? c2->fsc_true : c2->fsc, c2->nshell, {0.85, 0.35, 0.1}, 1.8, 1};
+        ser[ns++] = (struct plot_series){lab1, c->s + q0, (c->fsc_true ? c->fsc_true : c->fsc) + q0, np, {0.12, 0.35, 0.85}, 2.2, 0};
+        ser[ns++] = (struct plot_series){lab2, c2->s + q0, (c2->fsc_true ? c2->fsc_true : c2->fsc) + q0, np, {0.85, 0.35, 0.1}, 1.8, 1};
     } else if (c->fsc_true) {
-        ser[ns++] = (struct plot_series){"corrected (masked, phase-randomised)", c->s, c->fsc_true, c->nshell, {0, 0, 0}, 2.2, 0};
-        ser[ns++] = (struct plot_series){"masked", c->s, c->fsc_masked, c->nshell, {0.12, 0.35, 0.85}, 1.4, 0};
-        ser[ns++] = (struct plot_series){"unmasked", c->s, c->fsc, c->nshell, {0.1, 0.6, 0.2}, 1.4, 0};
-        ser[ns++] = (struct plot_series){"phase-randomised, masked", c->s, c->fsc_rand, c->nshell, {0.85, 0.15, 0.15}, 1.4, 1};
+        ser[ns++] = (struct plot_series){"corrected (masked, phase-randomised)", c->s + q0, c->fsc_true + q0, np, {0, 0, 0}, 2.2, 0};
+        ser[ns++] = (struct plot_series){"masked", c->s + q0, c->fsc_masked + q0, np, {0.12, 0.35, 0.85}, 1.4, 0};
+        ser[ns++] = (struct plot_series){"unmasked", c->s + q0, c->fsc + q0, np, {0.1, 0.6, 0.2}, 1.4, 0};
+        ser[ns++] = (struct plot_series){"phase-randomised, masked", c->s + q0, c->fsc_rand + q0, np, {0.85, 0.15, 0.15}, 1.4, 1};
     } else {
-        ser[ns++] = (struct plot_series){"FSC", c->s, c->fsc, c->nshell, {0, 0, 0}, 2.2, 0};
+        ser[ns++] = (struct plot_series){"FSC", c->s + q0, c->fsc + q0, np, {0, 0, 0}, 2.2, 0};
     }
     struct plot_line hl[3], vl[3];
     char hlab[3][32], vlab[3][48];
     double ymin = 0;
     for (size_t s = 0; s < ns; s++)
-        for (size_t q = 0; q < c->nshell; q++)
+        for (size_t q = 0; q < ser[s].n; q++)
             if (ser[s].y[q] < ymin)
                 ymin = ser[s].y[q];
-    ymin = ymin < -0.2 ? floor(ymin * 10) / 10 : -0.05;
+    ymin = ymin < -0.05 ? floor(ymin * 10) / 10 : -0.05; /* the whole curve stays in the frame */
     for (int i = 0; i < nthr; i++) {
         snprintf(hlab[i], sizeof hlab[i], "FSC = %g", thr[i]);
         snprintf(vlab[i], sizeof vlab[i], "%.2f Å", res[i].interp);

@@ -161,9 +161,10 @@ static void draw(cairo_t *cr, const struct plot_spec *p, double W, double H)
         cairo_set_dash(cr, NULL, 0, 0);
         if (l->label) {
             cairo_save(cr);
-            cairo_translate(cr, px(&f, l->at) - 4, f.y0 + 8);
+            /* read upwards from the bottom of the frame, away from the legend (top right) */
+            cairo_translate(cr, px(&f, l->at) - 4, f.y0 + f.h - 8);
             cairo_rotate(cr, -M_PI / 2);
-            text_at(cr, 0, 0, l->label, 1, 0);
+            text_at(cr, 0, 0, l->label, 0, 1);
             cairo_restore(cr);
         }
     }
