@@ -140,3 +140,42 @@ PY
   [ "$status" -ne 0 ]
   [[ "$output" == *"no models"* ]]
 }
+
+@test "pairs.mk SHARPEN_VARIANTS: PATCHES crops per entry; the default entry reproduces the default recipe; a bad entry is refused" {
+  need_tools
+  mkdir -p "$TMP/models"
+  ln -s "$PDBDIR/1A8O.pdb.gz" "$TMP/models/"
+  local mk="$BATS_TEST_DIRNAME/../../pipelines/pairs.mk"
+  make -f "$mk" BIN="$CRYO_BIN" MODELS="$TMP/models" OUT="$TMP/def" PATCHES=2 SIZE=24 "$TMP/def/sharpen/1A8O.cvol"
+  # the defaults as one entry (RES 3, LOCAL_HI 6, BFACTOR 80, SNR 0.5, no sharpening),
+  # then a high-resolution post-processed entry: 2 + 2 crops
+  run make -f "$mk" BIN="$CRYO_BIN" MODELS="$TMP/models" OUT="$TMP/mix" PATCHES=2 SIZE=24 \
+    SHARPEN_VARIANTS=3:6:80:0.5:0,2:3:60:1:50 "$TMP/mix/sharpen/1A8O.cvol"
+  echo "$output"
+  [ "$status" -eq 0 ]
+  [ ! -e "$TMP/mix/sharpen/1A8O.cvol.d" ]
+  # the second entry by hand: molmap at 2 Å, degraded and sharpened by vol-degrade, seed + 1
+  local seed=$(( 1 + $(printf '%s' 1A8O | cksum | cut -d' ' -f1) % 1000000 + 1 ))
+  model-map -q --res 2 --apix 1.0 --pad 12 "$TMP/models/1A8O.pdb.gz" | mrc-resample -q --apix 1.0 | mrc-normalize -q \
+    | vol-degrade -q --seed $seed --local-res 2,3 --bfactor 60 --snr 1 --noise-shape shell --sharpen 50,2 --pair \
+    | mrc-normalize -q | vol-patch -q --random 2 --size 24 --seed $seed --min-density 0.2 --min-fraction 0.05 > "$TMP/hand.cvol"
+  "$PY" - "$TMP/def/sharpen/1A8O.cvol" "$TMP/mix/sharpen/1A8O.cvol" "$TMP/hand.cvol" <<'PY'
+import sys, numpy as np, cvol
+d, m, h = (cvol.read_stream(p) for p in sys.argv[1:4])
+assert len(d) == 2 and len(m) == 4 and len(h) == 2, (len(d), len(m), len(h))
+for a, b in zip(d + h, m):
+    assert np.array_equal(a["data"], b["data"]), "crop differs"
+    assert a["origin"] == b["origin"]
+# the sharpened 2 Å entry carries more high-frequency power in its input than the default one
+def hf(x):
+    F = np.abs(np.fft.rfftn(x - x.mean())) ** 2
+    k = np.sqrt(sum(g ** 2 for g in np.meshgrid(np.fft.fftfreq(24), np.fft.fftfreq(24), np.fft.rfftfreq(24), indexing="ij")))
+    return F[k > 0.3].sum() / F.sum()
+assert hf(m[2]["data"][0]) > hf(m[0]["data"][0]), (hf(m[2]["data"][0]), hf(m[0]["data"][0]))
+PY
+  run make -f "$mk" BIN="$CRYO_BIN" MODELS="$TMP/models" OUT="$TMP/bad" PATCHES=2 SIZE=24 \
+    SHARPEN_VARIANTS=3:6:80:0.5 "$TMP/bad/sharpen/1A8O.cvol"
+  [ "$status" -ne 0 ]
+  [[ "$output" == *"SHARPEN_VARIANTS entry '3:6:80:0.5' is not R:HI:B:SNR:SB"* ]]
+  [ ! -e "$TMP/bad/sharpen/1A8O.cvol" ] && [ ! -e "$TMP/bad/sharpen/1A8O.cvol.tmp" ] && [ ! -e "$TMP/bad/sharpen/1A8O.cvol.d" ]
+}
