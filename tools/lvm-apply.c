@@ -53,6 +53,9 @@ static const struct cryo_option options[] = {
     {"half2", 0, CRYO_OPT_STRING, "FILE", NULL, "second half map: the input is the average of the two", NULL},
     {"mask", 0, CRYO_OPT_STRING, "FILE", NULL,
      "mask on the input's grid: normalisation statistics from inside it (> 0.5), output multiplied by it", NULL},
+    {"apix", 0, CRYO_OPT_STRING, "A|native", NULL,
+     "voxel size (Å) the network works at; default: the one the weights were trained at (their metadata); "
+     "native: the input's own voxels, no resampling (a tomogram binned for the wedge task, as IsoNet runs)", NULL},
     {"tile", 0, CRYO_OPT_INTS, "N[,N,N]", "64",
      "tile edge in voxels of the model grid, a multiple of 2^levels; 0: the whole map in one pass", NULL},
     {"stride", 0, CRYO_OPT_INTS, "N[,N,N]", NULL, "distance between tiles (default: 3/4 of the tile)", NULL},
@@ -303,6 +306,18 @@ static int near_apix(const double a[3], double b)
     return fabs(a[0] - b) <= 1e-4 * b && fabs(a[1] - b) <= 1e-4 * b && fabs(a[2] - b) <= 1e-4 * b;
 }
 
+/* The voxel size the network works at: --apix A, the weights' own (default), or 0 for
+ * --apix native (no resampling). Checked in main before any map is read. */
+static double net_apix_for(const struct cryo_cli *cli, const struct weights *w)
+{
+    const char *a = cryo_args_string(cli->args, "apix");
+    if (!a)
+        return w->apix;
+    if (strcmp(a, "native") == 0)
+        return 0;
+    return strtod(a, NULL);
+}
+
 /* The history line: the run with the weights named first (it becomes an MRC label of 80
  * characters, so the part that matters comes before the options). */
 static void history_line(const struct cryo_cli *cli, const struct weights *w, char *buf, size_t cap)
@@ -340,11 +355,20 @@ static void apply_one(const struct cryo_cli *cli, struct cryo_nn_ctx *const *ctx
     cryo_volume_init(&prep);
     cryo_volume_init(&pmask);
     cryo_volume_init(&out);
-    /* 1. the model's voxel size (Fourier: a' = n a / n', n' = round(n a / A)) */
-    int resample = !near_apix(v->apix, w->apix);
+    /* 1. the model's voxel size (Fourier: a' = n a / n', n' = round(n a / A)); none with
+     * --apix native */
+    const double net_apix = net_apix_for(cli, w);
+    int resample = net_apix > 0 && !near_apix(v->apix, net_apix);
     int64_t box[3];
-    double target[3] = {w->apix, w->apix, w->apix};
+    double target[3] = {net_apix, net_apix, net_apix};
     if (resample) {
+        if (cryo_resample_box_for_apix(v, target, box, &err) == 0) {
+            double grow = (double)box[0] * (double)box[1] * (double)box[2] / (double)cryo_volume_count(v);
+            if (grow > 64) /* e.g. a 10 Å tomogram onto a 1 Å grid: 1000 times the voxels */
+                cli_warn(cli, "%s: resampling %g Å voxels to the network's %g Å makes the map %.0f times larger "
+                         "(%lldx%lldx%lld); for a tomogram, --apix native keeps its own voxels", name, v->apix[0],
+                         net_apix, grow, (long long)box[0], (long long)box[1], (long long)box[2]);
+        }
         if (cryo_resample_box_for_apix(v, target, box, &err) < 0 ||
             cryo_resample(&prep, v, box, NULL, CRYO_RESAMPLE_FOURIER, rs, &err) < 0 ||
             (mask && cryo_resample(&pmask, mask, box, NULL, CRYO_RESAMPLE_LINEAR, NULL, &err) < 0)) {
@@ -380,8 +404,8 @@ static void apply_one(const struct cryo_cli *cli, struct cryo_nn_ctx *const *ctx
         cli_die(cli, &err);
     /* 5. back to the input's grid, except superres from a coarser map: its gain lies
      * beyond the input's Nyquist, so it stays on the model's grid (same extent). */
-    int coarser = v->apix[0] > w->apix * (1 + 1e-4) || v->apix[1] > w->apix * (1 + 1e-4) ||
-                  v->apix[2] > w->apix * (1 + 1e-4);
+    int coarser = resample && (v->apix[0] > net_apix * (1 + 1e-4) || v->apix[1] > net_apix * (1 + 1e-4) ||
+                               v->apix[2] > net_apix * (1 + 1e-4));
     int keep_model_grid = strcmp(task, "superres") == 0 && coarser;
     if (resample && !keep_model_grid) {
         int64_t back[3] = {v->nx, v->ny, v->nz};
@@ -431,6 +455,13 @@ int main(int argc, char **argv)
         cli_usage_error(&tool, "--task sharpen|superres|wedge is required");
     struct cryo_infer_opts check;
     infer_opts(&cli, &check); /* usage errors before any work */
+    const char *apix_arg = cryo_args_string(cli.args, "apix");
+    if (apix_arg && strcmp(apix_arg, "native") != 0) {
+        char *end;
+        double a = strtod(apix_arg, &end);
+        if (end == apix_arg || *end || !(a > 0 && a <= 100))
+            cli_usage_error(&tool, "--apix '%s': a voxel size in Å (0 < A <= 100) or 'native'", apix_arg);
+    }
     const char *h2name = cryo_args_string(cli.args, "half2"), *mname = cryo_args_string(cli.args, "mask");
     if (h2name && cli.n_inputs != 1)
         cli_usage_error(&tool, "--half2 pairs with exactly one input (the first half map)");

@@ -103,6 +103,39 @@ PYEOF
   check_geometry "$TMP/out.mrc" 34 28 22 0.85 -3.0 4.5 100.0 "lvm-apply --model w.safetensors"
 }
 
+@test "--apix native: no resampling (the map's own voxels); --apix A; a large upsampling warns; bad values refused" {
+  require_py_module mrcfile
+  weights "$TMP/w.safetensors" wedge
+  make_map "$TMP/a137.mrc" 30 26 22 1.37 5 6 7
+  make_map "$TMP/a100.mrc" 30 26 22 1.0 5 6 7
+  lvm-apply -q --task wedge --model "$TMP/w.safetensors" --tile 16 --apix native "$TMP/a137.mrc" -o "$TMP/native.mrc"
+  lvm-apply -q --task wedge --model "$TMP/w.safetensors" --tile 16 --apix 1.37 "$TMP/a137.mrc" -o "$TMP/a.mrc"
+  lvm-apply -q --task wedge --model "$TMP/w.safetensors" --tile 16 "$TMP/a100.mrc" -o "$TMP/one.mrc"
+  check_geometry "$TMP/native.mrc" 30 26 22 1.37 5 6 7 "--apix native"
+  # the same voxels as the 1 A map through the weights' own grid: the network saw the same input
+  "$PY" - "$TMP/native.mrc" "$TMP/a.mrc" "$TMP/one.mrc" <<'PYEOF'
+import sys, numpy as np, mrcfile
+n, a, o = (mrcfile.open(p).data for p in sys.argv[1:4])
+assert np.array_equal(n, a), "--apix 1.37 differs from native on a 1.37 A map"
+assert np.array_equal(n, o), "native differs from the same voxels at the weights' voxel size"
+PYEOF
+  # a 10 A map onto the weights' 1 A grid is 1000 times larger: one warning naming --apix native
+  make_map "$TMP/a10.mrc" 8 8 8 10.0 0 0 0
+  run lvm-apply --task wedge --model "$TMP/w.safetensors" --tile 32 "$TMP/a10.mrc" -o "$TMP/up.mrc"
+  [ "$status" -eq 0 ]
+  [[ "$output" == *"a10.mrc: resampling 10 Å voxels to the network's 1 Å makes the map 1000 times larger (80x80x80)"*"--apix native"* ]]
+  run lvm-apply --task wedge --model "$TMP/w.safetensors" --tile 16 --apix native "$TMP/a10.mrc" -o "$TMP/nat10.mrc"
+  [ "$status" -eq 0 ]
+  [[ "$output" != *"warning"* ]]
+  check_geometry "$TMP/nat10.mrc" 8 8 8 10.0 0 0 0 "--apix native"
+  for bad in 0 -1 abc 1.5x 200; do
+    run lvm-apply --task wedge --model "$TMP/w.safetensors" --apix "$bad" "$TMP/a10.mrc" -o "$TMP/bad.mrc"
+    [ "$status" -eq 2 ]
+    [[ "${lines[0]}" == *"--apix '$bad'"* ]]
+  done
+  assert_no_file "$TMP/bad.mrc"
+}
+
 @test "stays in register: the same map stored with another axis order gives the same output" {
   require_py_module mrcfile
   weights "$TMP/w.safetensors" sharpen
