@@ -133,17 +133,20 @@ int cryo_normalize_volume(struct cryo_volume *v, const struct cryo_normalize_opt
     const int clip = o->mode == CRYO_NORMALIZE_QUANTILE;
     for (int64_t c = 0; c < v->c; c++) {
         float *x = (float *)v->data + (size_t)c * n;
-        const float s = (float)scale[c], b = (float)offset[c];
+        /* in double: x s + b is then exactly 0 at x = q_lo (b = -q_lo s), so flat solvent at
+         * the low quantile normalises to 0, not to a float rounding of it (lvm-apply skips
+         * tiles that are <= 0 everywhere) */
+        const double s = scale[c], b = offset[c];
         if (clip) {
 #pragma omp parallel for schedule(static)
             for (size_t i = 0; i < n; i++) {
-                float y = x[i] * s + b;
-                x[i] = y < 0.0f ? 0.0f : y > 1.0f ? 1.0f : y;
+                double y = (double)x[i] * s + b;
+                x[i] = y < 0.0 ? 0.0f : y > 1.0 ? 1.0f : (float)y;
             }
         } else {
 #pragma omp parallel for schedule(static)
             for (size_t i = 0; i < n; i++)
-                x[i] = x[i] * s + b;
+                x[i] = (float)((double)x[i] * s + b);
         }
     }
     char buf[256 * 26];
@@ -178,7 +181,9 @@ static int parse_list(const char *s, double *out, int64_t n)
     return 0;
 }
 
-int cryo_normalize_invert(struct cryo_volume *v, const char *what, struct cryo_error *err)
+/* x = (y - offset) / scale per channel, or y / scale without the offset; then the
+ * normalize.* keys go. */
+static int undo_affine(struct cryo_volume *v, const char *what, int with_offset, struct cryo_error *err)
 {
     const char *w = what ? what : "input";
     if (v->dtype != CRYO_DTYPE_F32)
@@ -203,11 +208,21 @@ int cryo_normalize_invert(struct cryo_volume *v, const char *what, struct cryo_e
     const size_t n = cryo_volume_channel_count(v);
     for (int64_t c = 0; c < v->c; c++) {
         float *x = (float *)v->data + (size_t)c * n;
-        const double s = scale[c], b = offset[c];
+        const double s = scale[c], b = with_offset ? offset[c] : 0.0;
 #pragma omp parallel for schedule(static)
         for (size_t i = 0; i < n; i++)
             x[i] = (float)(((double)x[i] - b) / s);
     }
     cryo_meta_remove_prefix(&v->meta, "normalize.");
     return CRYO_OK;
+}
+
+int cryo_normalize_invert(struct cryo_volume *v, const char *what, struct cryo_error *err)
+{
+    return undo_affine(v, what, 1, err);
+}
+
+int cryo_normalize_unscale(struct cryo_volume *v, const char *what, struct cryo_error *err)
+{
+    return undo_affine(v, what, 0, err);
 }

@@ -8,8 +8,8 @@
  * normalisation) before reading any map; for every input frame: check it (finite, the half
  * map and the mask on its grid), bring it to the model's convention (Fourier resampling to
  * the model's voxel size, the quantile normalisation the model was trained with), run the
- * network (nn_infer.h: tiles, blending, empty tiles skipped), undo the normalisation and the
- * resampling (superres: stay on the model's finer grid when the input is coarser), apply
+ * network (nn_infer.h: tiles, blending, empty tiles skipped), undo the normalisation's scale
+ * (0 stays 0: solvent at zero) and the resampling (superres: stay on the model's finer grid when the input is coarser), apply
  * the mask, write. The output goes through the sink, so a failure leaves no file.
  *
  * Devices: --device is one device (cpu, cuda, cuda:N, auto) or a list of them (cuda:0,cuda:1,
@@ -399,8 +399,10 @@ static void apply_one(const struct cryo_cli *cli, struct cryo_nn_ctx *const *ctx
         cli_die(cli, &err);
     }
     cryo_volume_free(&prep);
-    /* 4. back to the input's densities: x = (y - offset) / scale = q_lo + y (q_hi - q_lo) */
-    if (cryo_normalize_invert(&out, name, &err) < 0)
+    /* 4. back to the input's density scale: x = y / scale = y (q_hi - q_lo). The network's 0
+     * is "no density" (its targets are molmaps, zero away from atoms), so it stays 0: solvent
+     * at zero as in a reconstruction, not at the input's 1 % quantile (a noise level). */
+    if (cryo_normalize_unscale(&out, name, &err) < 0)
         cli_die(cli, &err);
     /* 5. back to the input's grid, except superres from a coarser map: its gain lies
      * beyond the input's Nyquist, so it stays on the model's grid (same extent). */

@@ -6,7 +6,8 @@ default, from the weights' "normalize" metadata), affine map and clip to [0, 1];
 module of torch_scunet.py run on tiles (start k*stride - (tile - stride)//2, numpy 'reflect'
 padding outside the map, Gaussian weight exp(-(i - c)^2 / (2 (s/8)^2)), c = (s - 1)/2, merged
 as sum(w y) / sum(w)), tiles whose input is all <= skip skipped (output 0), or the whole map
-padded by reflection at the high end to a multiple of 2^levels; then x = q_lo + y (q_hi - q_lo).
+padded by reflection at the high end to a multiple of 2^levels; then x = y (q_hi - q_lo) (the
+network's 0, no density, stays 0).
 
 Commands:
   apply_ref.py check W IN.mrc OUT.mrc TILE STRIDE [TOL]   OUT against the reference
@@ -95,7 +96,7 @@ def main(argv):
         xn = np.clip((x - qlo) / (qhi - qlo), 0, 1)
         model = model.double()
         y = infer(model, cfg["levels"], xn, tile, stride)
-        ref = qlo + y * (qhi - qlo)
+        ref = y * (qhi - qlo)
         e = rel(out, ref)
         print(f"lvm-apply vs numpy/PyTorch (tile {tile}, stride {stride}): rel err {e:.3g} (tol {tol})")
         return 0 if e <= tol else 1

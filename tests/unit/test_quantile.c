@@ -10,6 +10,7 @@
 #include "testutil.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -125,6 +126,21 @@ TEST(quantile_mode_maps_and_clips_and_inverts)
     struct cryo_error err = {0};
     CHECK_EQ_INT(cryo_normalize_invert(&v, "again.cvol", &err), CRYO_E_INVALID); /* keys gone */
     CHECK(strstr(err.msg, "again.cvol") != NULL);
+    /* unscale: x = y / scale = y (q_hi - q_lo), so 0 stays 0 and 1 becomes q_hi - q_lo */
+    CHECK_EQ_INT(cryo_normalize_volume(&v, &o, "test", NULL), 0);
+    double sc[2];
+    CHECK(sscanf(cryo_meta_get(&v.meta, "normalize.scale"), "%lf,%lf", &sc[0], &sc[1]) == 2);
+    struct cryo_volume normed;
+    cryo_volume_init(&normed);
+    CHECK_EQ_INT(cryo_volume_copy(&normed, &v, NULL), 0);
+    CHECK_EQ_INT(cryo_normalize_unscale(&v, "test", NULL), 0);
+    CHECK(cryo_meta_get(&v.meta, "normalize.offset") == NULL);
+    for (int c = 0; c < 2; c++)
+        for (size_t i = 0; i < n; i++)
+            CHECK_CLOSE(((float *)v.data)[c * n + i], ((float *)normed.data)[c * n + i] / sc[c], 1e-6 / sc[c]);
+    CHECK_EQ_INT(cryo_normalize_unscale(&v, "twice.cvol", &err), CRYO_E_INVALID);
+    CHECK(strstr(err.msg, "twice.cvol") != NULL);
+    cryo_volume_free(&normed);
     cryo_volume_free(&v);
     cryo_volume_free(&orig);
 }

@@ -60,6 +60,11 @@ int cryo_normalize_volume(struct cryo_volume *v, const struct cryo_normalize_opt
  * CRYO_E_INVALID if the frame carries no or broken normalize.* keys. */
 int cryo_normalize_invert(struct cryo_volume *v, const char *what, struct cryo_error *err);
 
+/* Undo only the scale of cryo_normalize_volume: x = y / scale, so 0 stays 0 (for a network
+ * output whose 0 means "no density", as lvm-apply's targets are molmaps; see lvm-apply(1)).
+ * Same metadata rules and errors as cryo_normalize_invert. */
+int cryo_normalize_unscale(struct cryo_volume *v, const char *what, struct cryo_error *err);
+
 
 /* 0 if the mask (first channel) matches v's grid: same nx, ny, nz, voxel size within 1e-4
  * relative, origin within 1e-3 voxel; else CRYO_E_INVALID saying what differs. */
