@@ -6,7 +6,9 @@
 #
 # Simulated pairs (MODELS): pairs.mk makes OUT/pairs/TASK/NAME.cvol from every model in
 # MODELS and OUT/valpairs/TASK/NAME.cvol from every model in VAL_MODELS (held out: other
-# models, another seed VAL_SEED); RES, HIRES, LORES, SIZE, PATCHES, ... are passed on.
+# models, another seed VAL_SEED); RES, HIRES, LORES, SIZE, PATCHES, ... are passed on, and any
+# other pairs.mk variable through PAIRS_FLAGS, e.g. the mixed sharpening recipe of the shipped
+# weights: PAIRS_FLAGS=SHARPEN_VARIANTS=3:6:80:0.5:0,2:3:80:1:60,... (share/README.md).
 # Real pairs (REAL): a list of "MAP MODEL RES" lines (paths relative to the list's folder,
 # # a comment); every map gets OUT/real/NAME-target.mrc, the molmap of its model on the map's grid at the map's
 # resolution RES (model-map --like); jepa-train then draws SIZE^3 crops from the pairs
