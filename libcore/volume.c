@@ -79,6 +79,34 @@ void cryo_volume_move(struct cryo_volume *dst, struct cryo_volume *src)
     cryo_volume_init(src);
 }
 
+int cryo_volume_rot90_z(struct cryo_volume *v, int turns, struct cryo_error *err)
+{
+    if (turns == 0)
+        return CRYO_OK;
+    if (turns != 1 && turns != -1)
+        return cryo_fail(err, CRYO_E_INVALID, "quarter turns about z: %d (+1 or -1)", turns);
+    const size_t es = cryo_dtype_size(v->dtype);
+    const int64_t nx = v->nx, ny = v->ny, planes = v->c * v->nz;
+    struct cryo_volume r;
+    cryo_volume_init(&r);
+    CRYO_TRY(cryo_volume_alloc_like(&r, v, v->dtype, err));
+    r.nx = ny, r.ny = nx;
+    r.apix[0] = v->apix[1], r.apix[1] = v->apix[0];
+    const char *src = v->data;
+    char *dst = r.data;
+    /* new (x', y') with nx' = ny, ny' = nx; +1: (x', y') = (y, nx-1-x), so the source of
+     * (x', y') is (x, y) = (nx-1-y', x'); -1: the inverse, source (x, y) = (y', ny-1-x') */
+#pragma omp parallel for schedule(static)
+    for (int64_t p = 0; p < planes; p++)
+        for (int64_t yn = 0; yn < nx; yn++)
+            for (int64_t xn = 0; xn < ny; xn++) {
+                int64_t x = turns > 0 ? nx - 1 - yn : yn, y = turns > 0 ? xn : ny - 1 - xn;
+                memcpy(dst + (size_t)((p * nx + yn) * ny + xn) * es, src + (size_t)((p * ny + y) * nx + x) * es, es);
+            }
+    cryo_volume_move(v, &r);
+    return CRYO_OK;
+}
+
 size_t cryo_volume_count(const struct cryo_volume *v)
 {
     return v->data ? (size_t)v->c * (size_t)v->nz * (size_t)v->ny * (size_t)v->nx : 0;

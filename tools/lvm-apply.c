@@ -56,6 +56,9 @@ static const struct cryo_option options[] = {
     {"apix", 0, CRYO_OPT_STRING, "A|native", NULL,
      "voxel size (Å) the network works at; default: the one the weights were trained at (their metadata); "
      "native: the input's own voxels, no resampling (a tomogram binned for the wedge task, as IsoNet runs)", NULL},
+    {"tilt-axis", 0, CRYO_OPT_CHOICE, "AXIS", "y",
+     "wedge: the tilt axis of the input (beam along z); the weights learnt a y axis, so an x axis is turned "
+     "onto y for the network (a rotation about z) and back", "x|y"},
     {"tile", 0, CRYO_OPT_INTS, "N[,N,N]", "64",
      "tile edge in voxels of the model grid, a multiple of 2^levels; 0: the whole map in one pass", NULL},
     {"stride", 0, CRYO_OPT_INTS, "N[,N,N]", NULL, "distance between tiles (default: 3/4 of the tile)", NULL},
@@ -351,10 +354,22 @@ static void apply_one(const struct cryo_cli *cli, struct cryo_nn_ctx *const *ctx
     const char *mname = cryo_args_string(cli->args, "mask");
     if (mask && cryo_normalize_check_mask(v, mask, mname, &err) < 0)
         cli_die(cli, &err);
-    struct cryo_volume prep, pmask, out;
+    /* 0. a tilt axis along x is turned onto the y axis the wedge weights learnt */
+    const int turn = strcmp(cryo_args_string(cli->args, "tilt-axis"), "x") == 0;
+    double in_apix[3], in_origin[3];
+    memcpy(in_apix, v->apix, sizeof in_apix);
+    memcpy(in_origin, v->origin, sizeof in_origin);
+    struct cryo_volume prep, pmask, out, tmask; /* tmask: the mask turned with the map */
     cryo_volume_init(&prep);
     cryo_volume_init(&pmask);
     cryo_volume_init(&out);
+    cryo_volume_init(&tmask);
+    const struct cryo_volume *nmask = mask; /* the mask on the network side of step 0 */
+    if (turn && (cryo_volume_rot90_z(v, 1, &err) < 0 ||
+                 (mask && (cryo_volume_copy(&tmask, mask, &err) < 0 || cryo_volume_rot90_z(&tmask, 1, &err) < 0))))
+        cli_die(cli, &err);
+    if (turn && mask)
+        nmask = &tmask;
     /* 1. the model's voxel size (Fourier: a' = n a / n', n' = round(n a / A)); none with
      * --apix native */
     const double net_apix = net_apix_for(cli, w);
@@ -371,11 +386,11 @@ static void apply_one(const struct cryo_cli *cli, struct cryo_nn_ctx *const *ctx
         }
         if (cryo_resample_box_for_apix(v, target, box, &err) < 0 ||
             cryo_resample(&prep, v, box, NULL, CRYO_RESAMPLE_FOURIER, rs, &err) < 0 ||
-            (mask && cryo_resample(&pmask, mask, box, NULL, CRYO_RESAMPLE_LINEAR, NULL, &err) < 0)) {
+            (nmask && cryo_resample(&pmask, nmask, box, NULL, CRYO_RESAMPLE_LINEAR, NULL, &err) < 0)) {
             cryo_error_prefix(&err, name);
             cli_die(cli, &err);
         }
-    } else if (cryo_volume_copy(&prep, v, &err) < 0 || (mask && cryo_volume_copy(&pmask, mask, &err) < 0))
+    } else if (cryo_volume_copy(&prep, v, &err) < 0 || (nmask && cryo_volume_copy(&pmask, nmask, &err) < 0))
         cli_die(cli, &err);
     /* 2. normalise as in training; recorded in normalize.* for the inverse */
     struct cryo_normalize_opts no;
@@ -422,6 +437,13 @@ static void apply_one(const struct cryo_cli *cli, struct cryo_nn_ctx *const *ctx
         memcpy(out.apix, v->apix, sizeof out.apix);
         memcpy(out.origin, v->origin, sizeof out.origin);
     }
+    /* 5b. the tilt axis back where it was, and the input's placement */
+    if (turn) {
+        if (cryo_volume_rot90_z(&out, -1, &err) < 0)
+            cli_die(cli, &err);
+        memcpy(out.apix, in_apix, sizeof out.apix);
+        memcpy(out.origin, in_origin, sizeof out.origin);
+    }
     /* 6. the mask, on the output's grid */
     if (mask) {
         const struct cryo_volume *mk = keep_model_grid ? &pmask : mask;
@@ -445,6 +467,7 @@ static void apply_one(const struct cryo_cli *cli, struct cryo_nn_ctx *const *ctx
                 rep.contexts > 1 ? "s" : "", now_s() - pr.t0);
     cryo_volume_free(&out);
     cryo_volume_free(&pmask);
+    cryo_volume_free(&tmask);
 }
 
 int main(int argc, char **argv)
@@ -457,6 +480,8 @@ int main(int argc, char **argv)
         cli_usage_error(&tool, "--task sharpen|superres|wedge is required");
     struct cryo_infer_opts check;
     infer_opts(&cli, &check); /* usage errors before any work */
+    if (cryo_args_given(cli.args, "tilt-axis") && strcmp(task, "wedge") != 0)
+        cli_usage_error(&tool, "--tilt-axis applies to --task wedge");
     const char *apix_arg = cryo_args_string(cli.args, "apix");
     if (apix_arg && strcmp(apix_arg, "native") != 0) {
         char *end;

@@ -136,6 +136,39 @@ PYEOF
   assert_no_file "$TMP/bad.mrc"
 }
 
+@test "--tilt-axis x: the map turned a quarter about z onto the weights' y axis and back (= numpy rot90 around a y run); geometry kept" {
+  require_py_module mrcfile
+  weights "$TMP/w.safetensors" wedge
+  make_map "$TMP/in.mrc" 34 26 22 1.3 4 -2 9
+  "$PY" - "$TMP/in.mrc" "$TMP/turned.mrc" "$TMP/mask.mrc" "$TMP/tmask.mrc" <<'PYEOF'
+import sys, numpy as np, mrcfile
+with mrcfile.open(sys.argv[1]) as m:
+    a = np.array(m.data); o = m.header.origin
+t = np.rot90(a, 1, axes=(1, 2))            # (x, y) -> (y, nx-1-x): the x axis onto y
+mk = np.zeros_like(a); mk[2:-2, 3:-3, 4:-4] = 1
+for path, d in ((sys.argv[2], t), (sys.argv[3], mk), (sys.argv[4], np.rot90(mk, 1, axes=(1, 2)))):
+    with mrcfile.new(path, overwrite=True) as w:
+        w.set_data(np.ascontiguousarray(d, np.float32)); w.voxel_size = 1.3; w.header.origin = o
+PYEOF
+  lvm-apply -q --task wedge --model "$TMP/w.safetensors" --tile 16 --tilt-axis x --mask "$TMP/mask.mrc" "$TMP/in.mrc" -o "$TMP/x.mrc"
+  lvm-apply -q --task wedge --model "$TMP/w.safetensors" --tile 16 --mask "$TMP/tmask.mrc" "$TMP/turned.mrc" -o "$TMP/y.mrc"
+  lvm-apply -q --task wedge --model "$TMP/w.safetensors" --tile 16 --mask "$TMP/mask.mrc" "$TMP/in.mrc" -o "$TMP/plain.mrc"
+  check_geometry "$TMP/x.mrc" 34 26 22 1.3 4 -2 9 "lvm-apply --model w.safetensors"
+  "$PY" - "$TMP/x.mrc" "$TMP/y.mrc" "$TMP/in.mrc" "$TMP/plain.mrc" <<'PYEOF'
+import sys, numpy as np, mrcfile
+x, y, a, plain = (np.array(mrcfile.open(p).data) for p in sys.argv[1:5])
+back = np.rot90(y, -1, axes=(1, 2))
+assert x.shape == a.shape and np.array_equal(x, back), np.abs(x - back).max()
+assert not np.allclose(x, plain)   # the axis matters to the network
+PYEOF
+  run lvm-apply --task sharpen --tilt-axis x "$TMP/in.mrc" -o "$TMP/bad.mrc"
+  [ "$status" -eq 2 ]
+  [[ "${lines[0]}" == *"--tilt-axis applies to --task wedge"* ]]
+  run lvm-apply --task wedge --model "$TMP/w.safetensors" --tilt-axis z "$TMP/in.mrc" -o "$TMP/bad.mrc"
+  [ "$status" -eq 2 ]
+  assert_no_file "$TMP/bad.mrc"
+}
+
 @test "stays in register: the same map stored with another axis order gives the same output" {
   require_py_module mrcfile
   weights "$TMP/w.safetensors" sharpen

@@ -145,9 +145,39 @@ TEST(args_parse_validate)
     cryo_args_free(a);
 }
 
+/* A quarter turn about z: (x, y) -> (y, nx-1-x) on every plane and channel, apix x/y swap,
+ * -1 undoes +1 exactly (uint16 here: any element size), other turns refused. */
+TEST(volume_rot90_z)
+{
+    struct cryo_volume v, orig;
+    cryo_volume_init(&v);
+    cryo_volume_init(&orig);
+    CHECK(cryo_volume_alloc(&v, CRYO_DTYPE_U16, 2, 3, 4, 5, NULL) == 0); /* c 2, nz 3, ny 4, nx 5 */
+    v.apix[0] = 1.5, v.apix[1] = 2.5, v.apix[2] = 3.5;
+    uint16_t *d = v.data;
+    for (size_t i = 0; i < cryo_volume_count(&v); i++)
+        d[i] = (uint16_t)i;
+    CHECK(cryo_volume_copy(&orig, &v, NULL) == 0);
+    CHECK(cryo_volume_rot90_z(&v, 1, NULL) == 0);
+    CHECK(v.nx == 4 && v.ny == 5 && v.nz == 3 && v.c == 2 && v.apix[0] == 2.5 && v.apix[1] == 1.5 && v.apix[2] == 3.5);
+    const uint16_t *r = v.data, *o = orig.data;
+    int bad = 0;
+    for (int p = 0; p < 6; p++)
+        for (int y = 0; y < 4; y++)
+            for (int x = 0; x < 5; x++) /* old (x, y) lands at (x', y') = (y, 4 - x) */
+                bad += r[(p * 5 + (4 - x)) * 4 + y] != o[(p * 4 + y) * 5 + x];
+    CHECK(bad == 0);
+    CHECK(cryo_volume_rot90_z(&v, -1, NULL) == 0);
+    CHECK(v.nx == 5 && v.ny == 4 && memcmp(v.data, orig.data, cryo_volume_bytes(&v)) == 0 && v.apix[0] == 1.5);
+    struct cryo_error e = {0};
+    CHECK(cryo_volume_rot90_z(&v, 2, &e) == CRYO_E_INVALID && strstr(e.msg, "quarter turns") != NULL);
+    cryo_volume_free(&v);
+    cryo_volume_free(&orig);
+}
+
 int main(void)
 {
     return RUN_TESTS(error_prefix_and_status, size_overflow_refused, meta_set_get_history,
                      f16_roundtrip_all_patterns, bf16_rounding, volume_convert_refuses_lossy,
-                     args_parse_validate);
+                     args_parse_validate, volume_rot90_z);
 }

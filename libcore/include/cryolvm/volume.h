@@ -103,6 +103,12 @@ int cryo_volume_alloc_like(struct cryo_volume *v, const struct cryo_volume *like
 int cryo_volume_copy(struct cryo_volume *dst, const struct cryo_volume *src, struct cryo_error *err);
 /* Move src into dst (dst freed first); src left empty. */
 void cryo_volume_move(struct cryo_volume *dst, struct cryo_volume *src);
+/* Rotate every channel by a quarter turn about z, in place (new buffer): turns = +1 maps
+ * voxel (x, y) to (y, nx-1-x), so a feature along x comes to lie along y; turns = -1 undoes
+ * it; 0 does nothing. A rotation, not a mirror, so a chiral map stays chiral. nx and ny,
+ * apix[0] and apix[1] swap; the origin is kept (the voxel at index (0,0,0) moves: callers that
+ * need a placement set it). CRYO_E_INVALID for other turns. */
+int cryo_volume_rot90_z(struct cryo_volume *v, int turns, struct cryo_error *err);
 
 size_t cryo_volume_count(const struct cryo_volume *v);  /* elements */
 size_t cryo_volume_bytes(const struct cryo_volume *v);
