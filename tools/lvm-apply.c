@@ -483,6 +483,8 @@ int main(int argc, char **argv)
     if (cryo_args_given(cli.args, "tilt-axis") && strcmp(task, "wedge") != 0)
         cli_usage_error(&tool, "--tilt-axis applies to --task wedge");
     const char *apix_arg = cryo_args_string(cli.args, "apix");
+    if (apix_arg && strcmp(apix_arg, "native") == 0 && strcmp(task, "superres") == 0)
+        cli_usage_error(&tool, "--apix native: superres puts the map on a finer grid (give --apix A, or leave the weights' own)");
     if (apix_arg && strcmp(apix_arg, "native") != 0) {
         char *end;
         double a = strtod(apix_arg, &end);

@@ -128,6 +128,9 @@ PYEOF
   [ "$status" -eq 0 ]
   [[ "$output" != *"warning"* ]]
   check_geometry "$TMP/nat10.mrc" 8 8 8 10.0 0 0 0 "--apix native"
+  run lvm-apply --task superres --apix native "$TMP/a10.mrc" -o "$TMP/bad.mrc"
+  [ "$status" -eq 2 ]
+  [[ "${lines[0]}" == *"--apix native: superres puts the map on a finer grid"* ]]
   for bad in 0 -1 abc 1.5x 200; do
     run lvm-apply --task wedge --model "$TMP/w.safetensors" --apix "$bad" "$TMP/a10.mrc" -o "$TMP/bad.mrc"
     [ "$status" -eq 2 ]
